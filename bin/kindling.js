@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `kindling` command: registers tsx (TypeScript at run time, no build step) and runs the CLI.
+import { register } from 'tsx/esm/api';
+
+register();
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

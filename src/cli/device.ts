@@ -1,0 +1,24 @@
+/** `kindling device`: the adapter in one line, then its features and the limits we got. */
+import { Device, fmtBytes } from '../../engine/device.ts';
+
+export async function runDeviceCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log('usage: kindling device [--json]\n  Prints the WebGPU adapter kindling would use, its features and limits.');
+    return 0;
+  }
+  const dev = await Device.create();
+  try {
+    if (argv.includes('--json')) {
+      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits }, null, 2));
+      return 0;
+    }
+    console.log(`adapter:  ${dev.describe()}`);
+    console.log(`features: ${[...dev.features].sort().join(', ') || '(none)'}`);
+    if (dev.info.subgroupMinSize) console.log(`subgroups: ${dev.info.subgroupMinSize}..${dev.info.subgroupMaxSize}`);
+    console.log('limits:');
+    for (const [k, v] of Object.entries(dev.limits)) console.log(`  ${k.padEnd(36)} ${/Size$/.test(k) && v >= 65536 ? `${fmtBytes(v)} (${v})` : v}`);
+    return 0;
+  } finally {
+    dev.destroy();
+  }
+}

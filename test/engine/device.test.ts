@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { kernel, ro, rw } from '../../kernels/spec.ts';
+import { GPUErrorWithContext } from '../../engine/device.ts';
+import { KernelCompileError } from '../../engine/pipelines.ts';
+import { useEngine } from '../helpers/gpu.ts';
+
+const engine = useEngine();
+
+describe('device', () => {
+  it('reports the adapter in one line and the limits it asked for', async () => {
+    const e = await engine();
+    const line = e.device.describe();
+    expect(line).not.toContain('\n');
+    expect(line).toMatch(/\[(software|hardware), \w+\]$/);
+    // We ask for the adapter's largest limits, so the device has at least the WebGPU defaults.
+    expect(e.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
+    expect(e.device.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);
+    expect(e.device.limits.maxStorageBufferBindingSize).toBe(e.device.adapter.limits.maxStorageBufferBindingSize);
+    for (const f of ['timestamp-query', 'shader-f16', 'subgroups'])
+      expect(e.device.hasFeature(f)).toBe(e.device.adapter.features.has(f));
+  });
+
+  it('runs a compute shader and the result is right', async () => {
+    const e = await engine();
+    // out[i] = a[i] * a[i] + P.c, over a size that is not a multiple of the workgroup.
+    const spec = kernel({
+      name: 'test.square_plus',
+      bindings: [ro('a'), rw('out')],
+      uniforms: [['n', 'u32'], ['c', 'f32']],
+      workgroupSize: [64, 1, 1],
+      body: `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= P.n) { return; }
+  out[i] = a[i] * a[i] + P.c;
+}`,
+    });
+    const n = 1001;
+    const a = Float32Array.from({ length: n }, (_, i) => (i % 37) - 18.5);
+    const ta = e.tensor(a);
+    const out = e.tensor(new Float32Array(n).fill(-1e30));
+    e.dispatch(spec, [ta, out], { n, c: 0.25 }, [Math.ceil(n / 64)]);
+    const got = await out.read();
+    for (let i = 0; i < n; i++) expect(got[i]).toBe(Math.fround(Math.fround(a[i]! * a[i]!) + 0.25));
+  });
+
+  it('a broken shader raises an error naming the kernel', async () => {
+    const e = await engine();
+    const bad = kernel({
+      name: 'test.broken_kernel',
+      bindings: [rw('out')],
+      uniforms: [],
+      workgroupSize: [1, 1, 1],
+      body: `@compute @workgroup_size(1) fn main() { out[0] = undefined_thing; }`,
+    });
+    await expect(e.pipelines.compile(bad)).rejects.toThrow(KernelCompileError);
+    await expect(e.pipelines.compile(bad)).rejects.toThrow(/test\.broken_kernel.*undefined_thing/s);
+  });
+
+  it('an impossible buffer size raises a clear error', async () => {
+    const e = await engine();
+    const huge = 2 ** 52;
+    let err: unknown;
+    try {
+      e.device.createBuffer('weights of a planet-sized model', huge, GPUBufferUsage.STORAGE);
+    } catch (x) {
+      err = x;
+    }
+    expect(err).toBeInstanceOf(GPUErrorWithContext);
+    expect(String((err as Error).message)).toMatch(/planet-sized.*maxBufferSize/s);
+    expect(() => e.empty([2 ** 20, 2 ** 20, 64])).toThrow(/maxBufferSize/);
+  });
+
+  it('a validation error inside a scope names the object', async () => {
+    const e = await engine();
+    await expect(
+      e.device.scoped('buffer "mapped storage"', () =>
+        e.gpu.createBuffer({ label: 'mapped storage', size: 64, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.MAP_READ }),
+      ),
+    ).rejects.toThrow(/validation error in buffer "mapped storage"/);
+  });
+});

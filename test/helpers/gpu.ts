@@ -1,0 +1,72 @@
+/**
+ * Test helpers: one engine per test file (destroyed after the file so the worker exits), seeded
+ * random inputs, float64 comparisons, and poisoning of output buffers.
+ */
+import { afterAll } from 'vitest';
+import { Engine } from '../../engine/engine.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+
+let shared: Promise<Engine> | null = null;
+
+/** The engine for this test file (created on first use, destroyed after all tests). */
+export function useEngine(): () => Promise<Engine> {
+  afterAll(async () => {
+    if (shared) {
+      const e = await shared;
+      await e.sync().catch(() => undefined);
+      e.destroy();
+      shared = null;
+    }
+  });
+  return () => (shared ??= Engine.create());
+}
+
+/** Deterministic PRNG (mulberry32) for test inputs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n uniform values in [lo, hi) from a fresh seeded stream. */
+export function randArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * r();
+  return out;
+}
+
+/** Standard normal values (Box-Muller) scaled by `std`. */
+export function randn(n: number, seed: number, std = 1): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = std * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+
+/** Relative Frobenius error ‖a − ref‖ / ‖ref‖ (absolute when ‖ref‖ = 0); NaN anywhere gives Infinity. */
+export function relErr(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (a.length !== ref.length) throw new Error(`length ${a.length} vs reference ${ref.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - ref[i]!;
+    if (!Number.isFinite(a[i]!)) return Infinity;
+    num += d * d;
+    den += ref[i]! * ref[i]!;
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+
+/** A poison value no kernel produces by accident. */
+export const POISON = -7.77e30;
+
+/** Fill a tensor with the poison value (so an unwritten output element fails the comparison). */
+export function poison(engine: Engine, t: Tensor): void {
+  engine.write(t, new Float32Array(t.numel).fill(POISON));
+}
