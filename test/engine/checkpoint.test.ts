@@ -1,0 +1,417 @@
+// Checkpoints: round trip, atomic layout, checksum verification and corruption detection, pruning, and
+// reading Hugging Face GPT-2 directories.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CheckpointError,
+  checkpointName,
+  fromJson,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  loadHfGpt2,
+  pruneCheckpoints,
+  readSidecar,
+  saveCheckpoint,
+  toJson,
+  verifyCheckpoint,
+  type CheckpointData,
+  type HfModelConfig,
+} from '../../engine/checkpoint.ts';
+import { readSafetensors, sha256File, writeSafetensors, type TensorInput } from '../../engine/safetensors.ts';
+import { MT19937 } from '../../src/data/procedural/rng.ts';
+import { fromHfConfig, makeConfig, toHfConfig, type GPTConfig } from '../../src/model/config.ts';
+import { initParams, paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-ckpt-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+let counter = 0;
+const fresh = (name = 'c'): string => path.join(root, `${name}-${counter++}`);
+
+/** A model's params with non-trivial values everywhere (LN and biases too). */
+function randomParams(cfg: GPTConfig, seed: number): Map<string, Float32Array> {
+  const mt = new MT19937(seed);
+  const out = new Map<string, Float32Array>();
+  for (const s of paramSpecs(cfg)) {
+    const a = new Float32Array(s.shape.reduce((x, y) => x * y, 1));
+    for (let i = 0; i < a.length; i++) a[i] = mt.nextDouble() - 0.5;
+    out.set(s.name, a);
+  }
+  return out;
+}
+
+function moments(params: Map<string, Float32Array>, scale: number): Map<string, Float32Array> {
+  return new Map([...params].map(([n, a]) => [n, a.map((x) => x * scale)]));
+}
+
+const untied = makeConfig({ size: '2_4_16', vocabSize: 31, nPositions: 40, tied: false, dropout: 0 });
+const tied = makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true });
+
+interface TestCheckpoint extends CheckpointData {
+  params: Map<string, Float32Array>;
+  optimizer: { m: Map<string, Float32Array>; v: Map<string, Float32Array>; step: number };
+}
+
+const HYPER = { lr: 5e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
+
+function ckptOf(cfg: GPTConfig, seed = 1): TestCheckpoint {
+  const params = randomParams(cfg, seed);
+  const rng = new MT19937(seed);
+  for (let i = 0; i < 1000; i++) rng.nextU32();
+  return {
+    config: cfg,
+    params,
+    shapes: paramShapes(cfg),
+    optimizer: { m: moments(params, 0.1), v: moments(params, 0.01), step: 123, ...HYPER },
+    step: 123,
+    data: { epoch: 0, sample: 7872 },
+    rng: { data: rng.getState(), dropoutSeed: 9 },
+    train: { task: 'set', lr: 5e-4 },
+    metadata: { val_acc: 0.5, val_loss: 1.25 },
+    hfConfig: toHfConfig(cfg),
+  };
+}
+
+describe('saveCheckpoint / loadCheckpoint', () => {
+  it('round-trips params, shapes, moments, optimizer hyper-parameters, RNG state, data position and metadata', () => {
+    const dir = fresh();
+    const ck = ckptOf(untied);
+    const side = saveCheckpoint(dir, ck, { fsync: true });
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'kindling.json', 'model.safetensors', 'optimizer.safetensors']);
+    const back = loadCheckpoint(dir);
+    expect(back.step).toBe(123);
+    expect(back.tied).toBe(false);
+    expect(back.config).toEqual(untied);
+    expect([...back.params.keys()]).toEqual(paramNames(untied));
+    for (const [n, a] of ck.params) {
+      expect(back.params.get(n), n).toEqual(a);
+      expect(back.shapes.get(n)).toEqual(paramShapes(untied).get(n));
+    }
+    expect(back.optimizer!.step).toBe(123);
+    expect(back.optimizer!.lr).toBe(5e-4);
+    expect(back.optimizer!.maxGradNorm).toBe(1);
+    for (const n of paramNames(untied)) {
+      expect(back.optimizer!.m.get(n)).toEqual(ck.optimizer!.m.get(n));
+      expect(back.optimizer!.v.get(n)).toEqual(ck.optimizer!.v.get(n));
+    }
+    // The RNG state (a Uint32Array key) comes back as a typed array and resumes the same stream.
+    const st = (back.rng as { data: { key: Uint32Array; pos: number } }).data;
+    expect(st.key).toBeInstanceOf(Uint32Array);
+    const a = new MT19937(0);
+    a.setState(st);
+    const b = new MT19937(1);
+    for (let i = 0; i < 1000; i++) b.nextU32();
+    expect(a.nextU32()).toBe(b.nextU32());
+    expect(back.data).toEqual({ epoch: 0, sample: 7872 });
+    expect(back.train).toEqual({ task: 'set', lr: 5e-4 });
+    expect(back.metadata).toEqual({ val_acc: 0.5, val_loss: 1.25 });
+    expect(back.hfConfig).toEqual(toHfConfig(untied));
+    expect(side.files['model.safetensors']!.sha256).toBe(sha256File(path.join(dir, 'model.safetensors')));
+  });
+
+  it('writes HF-compatible files: format "pt" metadata, HF names, no lm_head when tied, optimizer keys m.* / v.*', () => {
+    const dir = fresh();
+    const ck = ckptOf(tied);
+    ck.params.set('lm_head.weight', ck.params.get('transformer.wte.weight')!); // the model may expose the alias
+    saveCheckpoint(dir, { ...ck, optimizer: undefined }, { fsync: false });
+    const model = readSafetensors(path.join(dir, 'model.safetensors'));
+    expect(model.metadata.format).toBe('pt');
+    expect([...model.tensors.keys()].sort()).toEqual(paramNames(tied).sort());
+    expect(model.tensors.has('lm_head.weight')).toBe(false);
+    expect(fs.existsSync(path.join(dir, 'optimizer.safetensors'))).toBe(false);
+    const back = loadCheckpoint(dir);
+    expect(back.tied).toBe(true);
+    expect(back.optimizer).toBeUndefined();
+
+    const dir2 = fresh();
+    saveCheckpoint(dir2, ckptOf(untied), { fsync: false });
+    const opt = readSafetensors(path.join(dir2, 'optimizer.safetensors'));
+    expect([...opt.tensors.keys()].sort()).toEqual([...paramNames(untied).map((n) => `m.${n}`), ...paramNames(untied).map((n) => `v.${n}`)].sort());
+    expect(opt.metadata.step).toBe('123');
+  });
+
+  it('a checkpoint directory is itself a Hugging Face model directory (loadHfGpt2 reads it back)', () => {
+    for (const cfg of [tied, untied]) {
+      const dir = fresh();
+      const ck = ckptOf(cfg, 5);
+      saveCheckpoint(dir, ck, { fsync: false });
+      const hf = loadHfGpt2(dir);
+      expect(hf.config).toEqual(cfg);
+      expect([...hf.tensors.keys()].sort()).toEqual(paramNames(cfg).sort());
+      for (const [n, t] of hf.tensors) expect(t.data).toEqual(ck.params.get(n));
+    }
+  });
+
+  it('validates before writing anything: mis-sized params or moments fail with the name and leave the old checkpoint intact', () => {
+    const dir = fresh();
+    saveCheckpoint(dir, ckptOf(untied, 1), { fsync: false });
+    const before = fs.readFileSync(path.join(dir, 'kindling.json'), 'utf8');
+    const bad = ckptOf(untied, 2);
+    bad.params.set('transformer.ln_f.bias', new Float32Array(3));
+    expect(() => saveCheckpoint(dir, bad, { fsync: false })).toThrow(/parameter "transformer.ln_f.bias": shape \[16\] needs 16 values, got 3/);
+    const bad2 = ckptOf(untied, 2);
+    bad2.optimizer.v.set('transformer.wpe.weight', new Float32Array(2));
+    expect(() => saveCheckpoint(dir, bad2, { fsync: false })).toThrow(/moment v.transformer.wpe.weight: expected 640 float32 values, got 2/);
+    const bad3 = ckptOf(untied, 2);
+    bad3.optimizer.m.set('nope', new Float32Array(2));
+    expect(() => saveCheckpoint(dir, bad3, { fsync: false })).toThrow(/m.nope has no parameter "nope"/);
+    const noShape = ckptOf(untied, 2);
+    noShape.params.set('extra', new Float32Array(1));
+    expect(() => saveCheckpoint(dir, noShape, { fsync: false })).toThrow(/parameter "extra" has no shape/);
+    expect(() => saveCheckpoint(dir, { ...ckptOf(untied), step: -1 })).toThrow(/step must be a non-negative integer/);
+    expect(fs.readFileSync(path.join(dir, 'kindling.json'), 'utf8')).toBe(before);
+    expect(loadCheckpoint(dir).params.get('transformer.ln_f.bias')).toEqual(ckptOf(untied, 1).params.get('transformer.ln_f.bias'));
+  });
+
+  it('overwrites an existing checkpoint (e.g. best) and leaves no temporary files; stale ones are cleaned', () => {
+    const dir = path.join(fresh('run'), checkpointName('best'));
+    saveCheckpoint(dir, ckptOf(untied, 1), { fsync: false });
+    fs.writeFileSync(path.join(dir, '.model.safetensors.tmp-99999-deadbeef'), 'partial');
+    const second = ckptOf(untied, 2);
+    second.step = 500;
+    saveCheckpoint(dir, second, { fsync: false });
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
+    const back = loadCheckpoint(dir);
+    expect(back.step).toBe(500);
+    expect(back.params.get('transformer.wte.weight')).toEqual(second.params.get('transformer.wte.weight'));
+  });
+
+  it('an interrupted save (no sidecar) is reported as incomplete', () => {
+    const dir = fresh();
+    saveCheckpoint(dir, ckptOf(untied), { fsync: false });
+    fs.rmSync(path.join(dir, 'kindling.json'));
+    expect(() => loadCheckpoint(dir)).toThrow(/is not a complete checkpoint: kindling.json is missing/);
+    expect(() => loadCheckpoint(path.join(root, 'nowhere'))).toThrow(/does not exist/);
+  });
+
+  it('detects corruption and names the file: flipped byte, truncation, missing file, edited config', () => {
+    const dir = fresh();
+    saveCheckpoint(dir, ckptOf(untied), { fsync: false });
+    const model = path.join(dir, 'model.safetensors');
+    const optim = path.join(dir, 'optimizer.safetensors');
+    const orig = fs.readFileSync(model);
+
+    const flipped = Buffer.from(orig);
+    flipped[orig.length - 5] ^= 0x40;
+    fs.writeFileSync(model, flipped);
+    expect(() => loadCheckpoint(dir)).toThrow(CheckpointError);
+    expect(() => loadCheckpoint(dir)).toThrow(/model\.safetensors is corrupted: sha256 [0-9a-f]{64} does not match the recorded/);
+    expect(() => verifyCheckpoint(dir)).toThrow(/model\.safetensors/);
+    // verify: false skips the check (and then reads the altered value).
+    expect(loadCheckpoint(dir, { verify: false }).params.size).toBe(paramNames(untied).length);
+
+    fs.writeFileSync(model, orig.subarray(0, orig.length - 100));
+    expect(() => loadCheckpoint(dir)).toThrow(/model\.safetensors is corrupted: \d+ bytes, the checkpoint recorded \d+ \(truncated or modified\)/);
+    fs.writeFileSync(model, orig);
+    expect(() => verifyCheckpoint(dir)).not.toThrow();
+
+    const o = fs.readFileSync(optim);
+    const o2 = Buffer.from(o);
+    o2[200] ^= 1;
+    fs.writeFileSync(optim, o2);
+    expect(() => loadCheckpoint(dir)).toThrow(/optimizer\.safetensors is corrupted/);
+    fs.rmSync(optim);
+    expect(() => loadCheckpoint(dir)).toThrow(/optimizer\.safetensors is missing/);
+    fs.writeFileSync(optim, o);
+
+    fs.appendFileSync(path.join(dir, 'config.json'), ' ');
+    expect(() => loadCheckpoint(dir)).toThrow(/config\.json is corrupted/);
+  });
+
+  it('rejects a foreign or newer sidecar', () => {
+    const dir = fresh();
+    saveCheckpoint(dir, ckptOf(untied), { fsync: false });
+    const p = path.join(dir, 'kindling.json');
+    const s = JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(p, JSON.stringify({ ...s, version: 99 }));
+    expect(() => readSidecar(dir)).toThrow(/version 99 is newer/);
+    fs.writeFileSync(p, JSON.stringify({ ...s, format: 'other' }));
+    expect(() => readSidecar(dir)).toThrow(/not a kindling checkpoint sidecar/);
+    fs.writeFileSync(p, '{');
+    expect(() => readSidecar(dir)).toThrow(/not valid JSON/);
+  });
+});
+
+describe('naming, listing and pruning', () => {
+  it('names periodic and best checkpoints', () => {
+    expect(checkpointName('step', 500)).toBe('step-500');
+    expect(checkpointName('best')).toBe('best');
+    expect(checkpointName('best', 1500)).toBe('best-step-1500');
+    expect(() => checkpointName('step')).toThrow(/needs a step/);
+  });
+
+  it('lists numerically, finds the latest complete one, and prunes per prefix keeping the newest', () => {
+    const run = fresh('run');
+    const small = ckptOf(makeConfig({ size: '1_1_4', vocabSize: 3, nPositions: 2 }));
+    for (const s of [10, 9, 100, 20, 1]) saveCheckpoint(path.join(run, checkpointName('step', s)), { ...small, step: s }, { fsync: false });
+    saveCheckpoint(path.join(run, 'best'), small, { fsync: false });
+    for (const s of [5, 50]) saveCheckpoint(path.join(run, checkpointName('best', s)), small, { fsync: false });
+    fs.mkdirSync(path.join(run, 'step-200')); // interrupted: no sidecar
+    fs.writeFileSync(path.join(run, 'step-300'), 'a file, not a checkpoint');
+    fs.mkdirSync(path.join(run, 'step-x'));
+
+    expect(listCheckpoints(run).map((c) => c.step)).toEqual([1, 9, 10, 20, 100, 200]);
+    expect(listCheckpoints(run).find((c) => c.step === 200)!.complete).toBe(false);
+    expect(latestCheckpoint(run)!.name).toBe('step-100');
+    expect(latestCheckpoint(run, 'best-step-')!.step).toBe(50);
+
+    expect(pruneCheckpoints(run, 'step-', 3)).toEqual(['step-1', 'step-9', 'step-10']);
+    expect(listCheckpoints(run).map((c) => c.name)).toEqual(['step-20', 'step-100', 'step-200']);
+    expect(fs.existsSync(path.join(run, 'best'))).toBe(true);
+    expect(listCheckpoints(run, 'best-step-').length).toBe(2);
+    expect(pruneCheckpoints(run, 'best-step-', 1)).toEqual(['best-step-5']);
+    expect(pruneCheckpoints(run, 'step-', 5)).toEqual([]);
+    expect(pruneCheckpoints(run, 'step-', 0)).toEqual(['step-20', 'step-100', 'step-200']);
+    expect(fs.existsSync(path.join(run, 'step-300'))).toBe(true);
+    expect(() => pruneCheckpoints(run, 'step-', -1)).toThrow(/keep must be/);
+    expect(listCheckpoints(path.join(run, 'missing'))).toEqual([]);
+    expect(latestCheckpoint(path.join(run, 'missing'))).toBeNull();
+  });
+});
+
+describe('JSON with typed arrays', () => {
+  it('round-trips every typed array kind and leaves plain objects alone', () => {
+    const v = {
+      a: Uint32Array.of(0, 1, 0xffffffff),
+      b: Int32Array.of(-5, 7),
+      c: Float32Array.of(1.5, -0.25),
+      d: Float64Array.of(Math.PI),
+      e: Uint8Array.of(1, 2, 3),
+      f: new Uint16Array(new Uint16Array([9, 8, 7]).buffer, 2, 2),
+      n: [1, 'x', null],
+      o: { $typed: 'Nope', base64: '' },
+    };
+    const back = fromJson(toJson(v)) as typeof v;
+    expect(back.a).toEqual(v.a);
+    expect(back.b).toEqual(v.b);
+    expect(back.c).toEqual(v.c);
+    expect(back.d).toEqual(v.d);
+    expect(back.e).toEqual(v.e);
+    expect(Array.from(back.f)).toEqual([8, 7]);
+    expect(back.n).toEqual(v.n);
+    expect(back.o).toEqual(v.o);
+  });
+});
+
+describe('loadHfGpt2', () => {
+  /** Writes an HF-style directory the way the Hub's gpt2 is laid out: no `transformer.` prefix, attn.bias buffers. */
+  function hubDir(cfg: GPTConfig, opts: { prefix?: boolean; buffers?: boolean; withHead?: boolean; f16?: boolean; extra?: Record<string, TensorInput>; configPatch?: Record<string, unknown> } = {}) {
+    const dir = fresh('hub');
+    fs.mkdirSync(dir);
+    const hf = { ...toHfConfig(cfg), ...(opts.configPatch ?? {}) };
+    if (cfg.tied) delete (hf as Record<string, unknown>).tie_word_embeddings; // HF default: tied
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hf));
+    const params = randomParams(cfg, 11);
+    const tensors = new Map<string, TensorInput>();
+    for (const s of paramSpecs(cfg)) {
+      const name = opts.prefix || s.name === 'lm_head.weight' ? s.name : s.name.replace(/^transformer\./, '');
+      tensors.set(name, { shape: s.shape, data: params.get(s.name)! });
+    }
+    if (opts.buffers ?? true) {
+      for (let i = 0; i < cfg.nLayer; i++) {
+        tensors.set(`h.${i}.attn.bias`, { shape: [1, 1, cfg.nPositions, cfg.nPositions], data: new Float32Array(cfg.nPositions ** 2) });
+        tensors.set(`h.${i}.attn.masked_bias`, { shape: [], data: Float32Array.of(-1e4) });
+      }
+    }
+    if (opts.withHead) tensors.set('lm_head.weight', { shape: [cfg.vocabSize, cfg.nEmbd], data: params.get('transformer.wte.weight')! });
+    for (const [k, v] of Object.entries(opts.extra ?? {})) tensors.set(k, v);
+    writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+    return { dir, params, hf };
+  }
+
+  it('reads a Hub-style directory: unprefixed names, buffers skipped, config parsed like fromHfConfig', () => {
+    const cfg = makeConfig({ size: '3_2_8', vocabSize: 13, nPositions: 11 });
+    const { dir, params, hf } = hubDir(cfg, { withHead: true });
+    const got = loadHfGpt2(dir);
+    const viaModel: HfModelConfig = fromHfConfig(hf);
+    const asGpt: GPTConfig = got.config; // structurally the same type
+    expect(asGpt).toEqual(cfg);
+    expect(got.config).toEqual(viaModel);
+    expect([...got.tensors.keys()].sort()).toEqual(paramNames(cfg).sort());
+    for (const [n, t] of got.tensors) {
+      expect(t.data, n).toEqual(params.get(n));
+      expect(t.shape).toEqual(paramShapes(cfg).get(n));
+    }
+  });
+
+  it('reads an untied model with prefixed names and a sharded index', () => {
+    const cfg = makeConfig({ size: '2_2_8', vocabSize: 9, nPositions: 5, tied: false, dropout: 0 });
+    const { dir, params } = hubDir(cfg, { prefix: true, buffers: false });
+    // Re-shard: blocks in one file, the rest in another.
+    const all = readSafetensors(path.join(dir, 'model.safetensors')).tensors;
+    fs.rmSync(path.join(dir, 'model.safetensors'));
+    const shard = (keep: (n: string) => boolean) => new Map([...all].filter(([n]) => keep(n)).map(([n, t]) => [n, { shape: t.shape, data: t.data }]));
+    writeSafetensors(path.join(dir, 'model-00001-of-00002.safetensors'), shard((n) => n.includes('.h.')), { format: 'pt' });
+    writeSafetensors(path.join(dir, 'model-00002-of-00002.safetensors'), shard((n) => !n.includes('.h.')), { format: 'pt' });
+    const weightMap = Object.fromEntries([...all.keys()].map((n) => [n, n.includes('.h.') ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
+    fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const got = loadHfGpt2(dir);
+    expect(got.config.tied).toBe(false);
+    expect(got.tensors.get('lm_head.weight')!.data).toEqual(params.get('lm_head.weight'));
+    expect(got.tensors.size).toBe(paramNames(cfg).length);
+  });
+
+  it('fails clearly: wrong shape, unknown tensor, missing parameter, unsupported config, pickle only', () => {
+    const cfg = makeConfig({ size: '1_2_8', vocabSize: 7, nPositions: 5 });
+    const wrong = hubDir(cfg, { extra: { 'h.0.mlp.c_fc.bias': { shape: [16], data: new Float32Array(16) } } });
+    expect(() => loadHfGpt2(wrong.dir)).toThrow(/tensor "h.0.mlp.c_fc.bias" has shape \[16\], the config implies \[32\]/);
+    const unknown = hubDir(cfg, { extra: { 'h.3.ln_1.weight': { shape: [8], data: new Float32Array(8) } } });
+    expect(() => loadHfGpt2(unknown.dir)).toThrow(/unexpected tensor "h.3.ln_1.weight" for a 1-layer GPT-2/);
+    const missing = hubDir(cfg);
+    const t = readSafetensors(path.join(missing.dir, 'model.safetensors')).tensors;
+    t.delete('ln_f.bias');
+    writeSafetensors(path.join(missing.dir, 'model.safetensors'), new Map([...t].map(([n, x]) => [n, { shape: x.shape, data: x.data }])));
+    expect(() => loadHfGpt2(missing.dir)).toThrow(/missing 1 parameter\(s\): transformer.ln_f.bias/);
+    const act = hubDir(cfg, { configPatch: { activation_function: 'relu' } });
+    expect(() => loadHfGpt2(act.dir)).toThrow(/activation_function "relu" is not supported/);
+    const inner = hubDir(cfg, { configPatch: { n_inner: 12 } });
+    expect(() => loadHfGpt2(inner.dir)).toThrow(/n_inner 12 is not supported/);
+    const pickle = fresh('pickle');
+    fs.mkdirSync(pickle);
+    fs.writeFileSync(path.join(pickle, 'config.json'), JSON.stringify(toHfConfig(cfg)));
+    fs.writeFileSync(path.join(pickle, 'pytorch_model.bin'), 'x');
+    expect(() => loadHfGpt2(pickle)).toThrow(/only pytorch_model.bin .* convert it to safetensors/);
+    expect(() => loadHfGpt2(path.join(root, 'none'))).toThrow(/no config.json/);
+  });
+
+  it('reads F16 weights as float32', () => {
+    const cfg = makeConfig({ size: '1_1_4', vocabSize: 3, nPositions: 2 });
+    const dir = fresh('f16');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHfConfig(cfg)));
+    // Build an F16 file by hand: every value 0.5 (0x3800).
+    const entries = paramSpecs(cfg).map((s) => [s.name.replace(/^transformer\./, ''), s.shape] as const);
+    let off = 0;
+    const header: Record<string, unknown> = {};
+    for (const [n, shape] of entries) {
+      const bytes = 2 * shape.reduce((a, b) => a * b, 1);
+      header[n] = { dtype: 'F16', shape, data_offsets: [off, off + bytes] };
+      off += bytes;
+    }
+    let json = Buffer.from(JSON.stringify(header));
+    json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const data = Buffer.alloc(off);
+    for (let i = 0; i < off; i += 2) data.writeUInt16LE(0x3800, i);
+    fs.writeFileSync(path.join(dir, 'model.safetensors'), Buffer.concat([len, json, data]));
+    const got = loadHfGpt2(dir);
+    expect(got.tensors.get('transformer.h.0.attn.c_attn.weight')!.data.every((x) => x === 0.5)).toBe(true);
+  });
+
+  it('initialised params load through a checkpoint unchanged (paramCount-sized model)', () => {
+    const cfg = makeConfig({ size: '2_4_16', vocabSize: 256, nPositions: 100, tied: false, dropout: 0 });
+    const params = initParams(cfg, 3);
+    const dir = fresh();
+    saveCheckpoint(dir, { config: cfg, params, shapes: paramShapes(cfg), step: 0 }, { fsync: false });
+    const back = loadCheckpoint(dir);
+    let n = 0;
+    for (const [k, a] of back.params) {
+      expect(a).toEqual(params.get(k));
+      n += a.length;
+    }
+    expect(n).toBe(16_384);
+  });
+});
