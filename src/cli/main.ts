@@ -4,7 +4,9 @@
  */
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
+import { runScoreCommand } from './score.ts';
 import { runStartCommand } from './start.ts';
+import { runTrainCommand } from './train.ts';
 
 interface Command {
   summary: string;
@@ -15,6 +17,8 @@ const COMMANDS: Record<string, Command> = {
   start: { summary: 'the main job (what `npm start` runs): adapter, engine self-check and a demo', run: runStartCommand },
   device: { summary: 'print the WebGPU adapter, its features and limits', run: runDeviceCommand },
   data: { summary: 'preview or export procedural pretraining data (kindling data --help)', run: runDataCommand },
+  train: { summary: 'procedural pretraining (stage 1) with the reference config keys (kindling train --help)', run: runTrainCommand },
+  score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
 };
 
 export function usage(): string {

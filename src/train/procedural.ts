@@ -1,0 +1,90 @@
+/**
+ * Stage 1 (spec §4): procedural pretraining of a GPT-2 on one procedural task. Ties the loader's epoch
+ * structure (src/data/procedural/dataset.ts) to the trainer: optimizer step s with accumulation A
+ * uses micro-batches s·A .. s·A+A-1 of the stream of epochs, so a resumed run sees the same batches.
+ */
+import type { Engine } from '../../engine/engine.ts';
+import type { Batch, SampleSource } from '../data/procedural/batch.ts';
+import { batchFromIndices } from '../data/procedural/batch.ts';
+import { ProceduralLoader } from '../data/procedural/dataset.ts';
+import type { TaskName } from '../data/procedural/registry.ts';
+import { GPT } from '../model/gpt.ts';
+import {
+  type ProceduralConfig,
+  proceduralModelConfig,
+  proceduralRunName,
+  proceduralScheduleSpec,
+  proceduralTaskConfig,
+  proceduralTotalSteps,
+} from './config.ts';
+import { makeSchedule } from './schedule.ts';
+import { Trainer, type BatchSource, type TrainResult } from './trainer.ts';
+import { join } from 'node:path';
+
+/** Micro-batch g of the concatenated epochs of a loader. */
+export function loaderSource(loader: ProceduralLoader, gradAccum: number): BatchSource {
+  let cached: { epoch: number; source: SampleSource; order: Uint32Array } | null = null;
+  return {
+    batch(step: number, micro: number): Batch {
+      const g = step * gradAccum + micro;
+      const epoch = Math.floor(g / loader.stepsPerEpoch);
+      const within = g % loader.stepsPerEpoch;
+      if (!cached || cached.epoch !== epoch) cached = { epoch, source: loader.trainSource(epoch), order: loader.trainOrder(epoch) };
+      const B = loader.batchSize;
+      return batchFromIndices(cached.source, cached.order.subarray(within * B, (within + 1) * B), loader.contextLength);
+    },
+    describe: () => ({ task: loader.name, batchSize: loader.batchSize, stepsPerEpoch: loader.stepsPerEpoch, gradAccum }),
+  };
+}
+
+export interface ProceduralRun {
+  runDir: string;
+  result: TrainResult;
+  model: GPT;
+  trainer: Trainer;
+}
+
+/** Build model, data and trainer from a procedural config and train (resuming if asked). */
+export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void } = {}): Promise<ProceduralRun> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const task = c.task as TaskName;
+  const taskConfig = proceduralTaskConfig(c);
+  const loader = new ProceduralLoader(task, taskConfig as never, { batchSize: c.batch_size, stepsPerEpoch: c.steps_per_epoch * c.gradient_accumulation_steps });
+  const modelConfig = proceduralModelConfig(c);
+  const total = proceduralTotalSteps(c);
+  const maxSteps = Math.min(total, c.max_steps ?? total);
+  const runDir = join(c.save_dir, proceduralRunName(c));
+  const model = GPT.create(engine, modelConfig, { seed: c.seed, decay: c.weight_decay_rule as never });
+  const schedule = makeSchedule(proceduralScheduleSpec(c));
+  const validation = loader.validationBatches(0);
+  log(
+    `procedural pretraining: task ${task}, model ${c.gpt2_size} (${model.params.numel.toLocaleString()} parameters, vocab ${modelConfig.vocabSize}, context ${modelConfig.nPositions}), ` +
+      `batch ${c.batch_size}×${c.gradient_accumulation_steps}, ${maxSteps} steps, lr ${c.lr} ${c.lr_schedule}, run dir ${runDir}`,
+  );
+  const trainer = new Trainer({
+    model,
+    data: loaderSource(loader, c.gradient_accumulation_steps),
+    maxSteps,
+    lr: schedule,
+    optimizer: { weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    gradAccum: c.gradient_accumulation_steps,
+    seed: c.seed,
+    logEvery: Math.max(1, Math.min(50, c.save_every_steps)),
+    evalEvery: c.save_every_steps,
+    evalBatches: () => validation,
+    patience: c.patience || undefined,
+    metricsPath: join(runDir, 'metrics.jsonl'),
+    checkpointDir: runDir,
+    saveEvery: c.save_every_steps,
+    keepCheckpoints: c.save_total_limit || undefined,
+    saveBest: true,
+    progress: opts.progress,
+    trainConfig: c,
+  });
+  if (c.resume) {
+    const from = trainer.resumeLatest();
+    log(from === null ? 'resume: no checkpoint yet, starting fresh' : `resume: continuing from step ${from}`);
+  }
+  const result = await trainer.run();
+  return { runDir, result, model, trainer };
+}
