@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { loadCheckpoint, loadHfGpt2, SIDECAR_FILE } from '../../engine/checkpoint.ts';
 import { Engine } from '../../engine/engine.ts';
 import { argmax, crossEntropyRows } from '../../engine/ops/cross_entropy.ts';
-import { fromHfConfig, type GPTConfig } from '../model/config.ts';
+import type { GPTConfig } from '../model/config.ts';
 import { GPT } from '../model/gpt.ts';
 
 const HELP = `usage: kindling score --checkpoint <dir> --input <file.jsonl> [--output <file.jsonl>] [--batch-size N]
@@ -27,7 +27,7 @@ export function loadModelWeights(dir: string): { config: GPTConfig; weights: Map
     return { config, weights };
   }
   const hf = loadHfGpt2(dir);
-  const config = fromHfConfig(hf.config as never);
+  const config: GPTConfig = hf.config;
   const weights = new Map([...hf.tensors].map(([k, v]) => [k, v.data as Float32Array]));
   if (config.tied) weights.delete('lm_head.weight');
   return { config: { ...config, dropout: { embd: 0, attn: 0, resid: 0 } }, weights };
