@@ -12,7 +12,7 @@
  * with requiresGrad=false (frozen parameters, data) get nothing.
  */
 import type { Engine, TapeNode } from './engine.ts';
-import { accumulate, add, full } from './ops/elementwise.ts';
+import { accumulate, add, full, scale } from './ops/elementwise.ts';
 import type { Tensor } from './tensor.ts';
 
 /** Start recording a fresh tape. */
@@ -61,6 +61,14 @@ export function backward(loss: Tensor, grad?: Tensor): void {
       });
     }
   });
-  // Leaves without a preallocated gradient receive theirs now.
-  for (const [t, g] of grads) if (!producedBy.has(t)) t.grad = g;
+  // Leaves without a preallocated gradient receive theirs now. A gradient tensor handed to two leaves
+  // (an op that passes its output gradient through to both inputs) is copied, so that later in-place
+  // accumulation into one does not change the other. Leaf gradients outlive the enclosing tidy().
+  const given = new Set<Tensor>();
+  for (const [t, g0] of grads) {
+    if (producedBy.has(t)) continue;
+    const g = given.has(g0) ? engine.noGrad(() => scale(g0, 1)) : g0;
+    given.add(g);
+    t.grad = g.keep();
+  }
 }

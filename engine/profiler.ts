@@ -31,7 +31,7 @@ export interface KernelRow {
   gbps: number;
 }
 
-const CAPACITY = 8192; // dispatches per flush
+const CAPACITY = 2048; // dispatches per flush (a query set holds at most 4096 timestamps)
 
 export class ProfileResult {
   constructor(readonly dispatches: DispatchTiming[]) {}

@@ -5,7 +5,8 @@
  *
  * Convention used by every kernel here: key = (seed, step), counter = (index, stream, 0, 0), where
  * `stream` separates independent uses (e.g. embedding dropout vs a layer's residual dropout) and index
- * is the element's flat position. Each call yields four u32; `philox_uniform4` maps them to [0, 1) with
+ * selects four elements: element i uses word i mod 4 of the call with counter index ⌊i/4⌋ (one Philox
+ * call per four elements). Each call yields four u32; `philox_uniform4` maps them to [0, 1) with
  * 24 bits of mantissa: u = f32(x >> 8) / 2^24.
  */
 export const PHILOX_WGSL = /* wgsl */ `

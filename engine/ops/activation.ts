@@ -1,0 +1,117 @@
+/**
+ * Activations with autograd: GELU (tanh approximation), bias add, and the fused bias + GELU of the
+ * MLP (one read of x and b, one write of y; backward gives dx and a deterministic db in one column
+ * kernel plus the chunk-partial sum). The unfused pair `biasGeluUnfused` is kept as the reference.
+ * Residual add and scale live in elementwise.ts.
+ */
+import * as K from '../../kernels/activation.ts';
+import type { Tensor } from '../tensor.ts';
+import { engineOf, expectDtype, grid1d, vec4able } from './common.ts';
+import { colSumInto, planChunks, reduceAxisInto } from './reduce.ts';
+
+/** FLOPs per element of GELU (tanh counted as ~8). */
+const GELU_FLOPS = 16;
+const GELU_BWD_FLOPS = 24;
+
+function checkBias(x: Tensor, b: Tensor, op: string): { rows: number; cols: number } {
+  expectDtype(x, 'f32', op);
+  const cols = x.dim(-1);
+  if (b.numel !== cols) throw new Error(`${op}: bias has ${b.numel} elements, expected ${cols} (the last dimension of [${x.shape.join(', ')}])`);
+  return { rows: x.numel / cols, cols };
+}
+
+function geluBackward(x: Tensor, g: Tensor): Tensor {
+  const e = x.engine;
+  const dx = e.empty(x.shape, 'f32', 'gelu.dx');
+  const v4 = vec4able(x.numel, x, g, dx);
+  const n = v4 ? x.numel / 4 : x.numel;
+  e.dispatch(K.geluBackward({ vec4: v4 }), [x, g, dx], { n }, grid1d(n, K.ACT_WG), { flops: GELU_BWD_FLOPS * x.numel, bytes: 12 * x.numel });
+  return dx;
+}
+
+/** y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
+export function gelu(x: Tensor): Tensor {
+  const e = x.engine;
+  expectDtype(x, 'f32', 'gelu');
+  const y = e.empty(x.shape, 'f32', 'gelu.y');
+  const v4 = vec4able(x.numel, x, y);
+  const n = v4 ? x.numel / 4 : x.numel;
+  e.dispatch(K.geluForward({ vec4: v4 }), [x, y], { n }, grid1d(n, K.ACT_WG), { flops: GELU_FLOPS * x.numel, bytes: 8 * x.numel });
+  if (e.recording([x])) e.record({ name: 'gelu', inputs: [x], outputs: [y], backward: ([g]) => [g ? geluBackward(x, g) : null] });
+  return y;
+}
+
+function biasForward(x: Tensor, b: Tensor, withGelu: boolean, op: string): Tensor {
+  const e = engineOf(x, b);
+  const { rows, cols } = checkBias(x, b, op);
+  const y = e.empty(x.shape, 'f32', `${op}.y`);
+  const v4 = cols % 4 === 0 && vec4able(x.numel, x, b, y);
+  const cw = v4 ? cols / 4 : cols;
+  // Columns on x; rows split over at most 65535 (GPU) or 256 (lavapipe: fewer, longer invocations) on y.
+  const yGroups = Math.max(1, Math.min(rows, e.device.info.software ? 256 : 65535));
+  e.dispatch(K.biasForward({ vec4: v4, gelu: withGelu }), [x, b, y], { rows, cols: cw }, [Math.ceil(cw / K.ACT_COL_WG), yGroups, 1], {
+    flops: (withGelu ? GELU_FLOPS + 1 : 1) * x.numel,
+    bytes: 8 * x.numel + 4 * cols,
+  });
+  return y;
+}
+
+/** y = x + b, b [n] broadcast over the rows of x [..., n]. Backward: dx = g, db = column sums of g. */
+export function addBias(x: Tensor, b: Tensor): Tensor {
+  const e = engineOf(x, b);
+  const y = biasForward(x, b, false, 'addBias');
+  if (e.recording([x, b]))
+    e.record({
+      name: 'addBias',
+      inputs: [x, b],
+      outputs: [y],
+      backward: ([g]) => {
+        if (!g) return [null, null];
+        let db: Tensor | null = null;
+        if (b.requiresGrad) {
+          db = e.empty(b.shape, 'f32', 'addBias.db');
+          colSumInto(e, g, db, g.numel / b.numel, b.numel);
+        }
+        return [x.requiresGrad ? g : null, db];
+      },
+    });
+  return y;
+}
+
+/** Fused y = gelu(x + b). Backward: dx = g·gelu'(x + b) and db = column sums of dx, in one kernel. */
+export function biasGelu(x: Tensor, b: Tensor): Tensor {
+  const e = engineOf(x, b);
+  const y = biasForward(x, b, true, 'biasGelu');
+  if (e.recording([x, b]))
+    e.record({
+      name: 'biasGelu',
+      inputs: [x, b],
+      outputs: [y],
+      backward: ([g]) => {
+        if (!g) return [null, null];
+        const { rows, cols } = checkBias(x, b, 'biasGelu');
+        const v4 = cols % 4 === 0 && vec4able(x.numel, x, b, g);
+        const w = v4 ? 4 : 1;
+        const cw = cols / w;
+        const dx = e.empty(x.shape, 'f32', 'biasGelu.dx');
+        const { nChunks, chunkLen } = planChunks(e, cw, rows, 16);
+        const db = e.empty(b.shape, 'f32', 'biasGelu.db');
+        const pdb = nChunks === 1 ? db : e.empty([nChunks * cols], 'f32', 'biasGelu.db.partial');
+        e.dispatch(K.biasGeluBackward({ vec4: v4 }), [x, b, g, dx, pdb], { rows, cols: cw, nChunks, chunkLen }, grid1d(nChunks * cw, K.ACT_COL_WG), {
+          flops: (GELU_BWD_FLOPS + 2) * x.numel,
+          bytes: 12 * x.numel + 4 * (cols + nChunks * cols),
+        });
+        if (pdb !== db) {
+          reduceAxisInto(e, pdb, db, 1, nChunks, cols, { nChunks: 1 });
+          e.dispose(pdb);
+        }
+        return [x.requiresGrad ? dx : null, b.requiresGrad ? db : null];
+      },
+    });
+  return y;
+}
+
+/** The unfused pair gelu(addBias(x, b)): the reference for biasGelu. */
+export function biasGeluUnfused(x: Tensor, b: Tensor): Tensor {
+  return gelu(addBias(x, b));
+}

@@ -1,0 +1,272 @@
+/**
+ * Softmax cross-entropy with a per-position loss mask, argmax and masked accuracy.
+ * Layout: logits [N, V] row-major, targets i32 [N], mask f32 [N].
+ *
+ * `rows` (one fused kernel per row): online softmax (running max m and Σ exp(x − m) rescaled when the
+ * max grows, taken four logits at a time so there are 1.25 exps per logit), then
+ *   pairs[row] = (mask·(m + log Σ − x[target]), mask)       (mask forced to 0 when the target is
+ *                                                           outside [0, V): the row is ignored)
+ *   grad[row, j] = (softmax_j − [j = target])·mask          (only with `grad`)
+ * The gradient is saved unscaled; the backward multiplies it in place by g / Σ mask (`scaleGrad`).
+ * Variants: `thread` (one invocation per row, lavapipe) and `wg` (one workgroup per row: each
+ * invocation runs the online softmax over a strided slice, then the (max, sum) pairs are merged in a
+ * fixed tree order).
+ *
+ * `final`: one workgroup sums the pairs in a fixed order: loss = Σ mask·CE / Σ mask (0 when Σ mask = 0)
+ * and inv = 1 / Σ mask (0 when Σ mask = 0); or, in `raw` mode, writes both sums (accuracy).
+ *
+ * `argmax`: per row, the index of the largest logit (ties → lowest index, as PyTorch; rows with NaNs
+ * give an unspecified index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask) instead.
+ */
+import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
+
+export type RowVariant = 'thread' | 'wg';
+
+export const CE_THREAD_WG = 64;
+export const CE_ROW_WG = 256;
+export const CE_FINAL_WG = 256;
+export const CE_SCALE_WG = 256;
+
+const NEG = '-3.4028234e38';
+
+/** Online softmax over one invocation's elements j = j0, j0 + step, ... < V (step 1: four at a time). */
+const ONLINE_WGSL = /* wgsl */ `
+fn merge_ms(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let m = max(a.x, b.x);
+  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}`;
+
+export const rows = memo(({ variant, grad }: { variant: RowVariant; grad: boolean }): KernelSpec => {
+  const bindings = [ro('logits'), ro('targets', 'array<i32>'), ro('mask'), rw('pairs', 'array<vec2<f32>>'), ...(grad ? [rw('grad')] : [])];
+  const uniforms: [string, 'u32'][] = [
+    ['N', 'u32'],
+    ['V', 'u32'],
+  ];
+  const name = `cross_entropy.rows${grad ? '.grad' : ''}.${variant}`;
+  if (variant === 'thread')
+    return kernel({
+      name,
+      bindings,
+      uniforms,
+      workgroupSize: [CE_THREAD_WG, 1, 1],
+      body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+  if (row >= P.N) { return; }
+  let base = row * P.V;
+  let tgt = targets[row];
+  let valid = tgt >= 0 && u32(tgt) < P.V;
+  let mk = select(0.0, mask[row], valid);
+  var m = ${NEG};
+  var s = 0.0;
+  var j = 0u;
+  for (; j + 4u <= P.V; j = j + 4u) {
+    let v = vec4<f32>(logits[base + j], logits[base + j + 1u], logits[base + j + 2u], logits[base + j + 3u]);
+    let mn = max(m, max(max(v.x, v.y), max(v.z, v.w)));
+    let ev = exp(v - mn);
+    s = s * exp(m - mn) + ((ev.x + ev.y) + (ev.z + ev.w));
+    m = mn;
+  }
+  for (; j < P.V; j++) {
+    let v = logits[base + j];
+    let mn = max(m, v);
+    s = s * exp(m - mn) + exp(v - mn);
+    m = mn;
+  }
+  var loss = 0.0;
+  if (mk != 0.0) { loss = mk * (m + log(s) - logits[base + u32(tgt)]); }
+  pairs[row] = vec2<f32>(loss, mk);
+${
+  grad
+    ? `  let inv = 1.0 / s;
+  for (var k = 0u; k < P.V; k++) {
+    let p = exp(logits[base + k] - m) * inv;
+    grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * mk, mk != 0.0);
+  }`
+    : ''
+}
+}`,
+    });
+  return kernel({
+    name,
+    bindings,
+    uniforms,
+    workgroupSize: [CE_ROW_WG, 1, 1],
+    body: /* wgsl */ `
+var<workgroup> red: array<vec2<f32>, WG_X>;
+${ONLINE_WGSL}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.N) { return; }
+  let base = row * P.V;
+  let tgt = targets[row];
+  let valid = tgt >= 0 && u32(tgt) < P.V;
+  let mk = select(0.0, mask[row], valid);
+  var m = ${NEG};
+  var s = 0.0;
+  for (var j = l; j < P.V; j = j + WG_X) {
+    let v = logits[base + j];
+    let mn = max(m, v);
+    s = s * exp(m - mn) + exp(v - mn);
+    m = mn;
+  }
+  red[l] = vec2<f32>(m, s);
+  workgroupBarrier();
+  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
+    if (l < w) { red[l] = merge_ms(red[l], red[l + w]); }
+    workgroupBarrier();
+  }
+  let ms = red[0];
+  if (l == 0u) {
+    var loss = 0.0;
+    if (mk != 0.0) { loss = mk * (ms.x + log(ms.y) - logits[base + u32(tgt)]); }
+    pairs[row] = vec2<f32>(loss, mk);
+  }
+${
+  grad
+    ? `  let inv = 1.0 / ms.y;
+  for (var k = l; k < P.V; k = k + WG_X) {
+    let p = exp(logits[base + k] - ms.x) * inv;
+    grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * mk, mk != 0.0);
+  }`
+    : ''
+}
+}`,
+  });
+});
+
+/**
+ * Sum the per-row pairs (fixed order). `ratio`: loss[0] = Σa / Σb (0 if Σb = 0), inv[0] = 1/Σb (0 if
+ * Σb = 0). `raw`: out[0] = Σa, out[1] = Σb.
+ */
+export const finalSum = memo(({ mode }: { mode: 'ratio' | 'raw' }): KernelSpec =>
+  kernel({
+    name: `cross_entropy.final.${mode}`,
+    bindings: mode === 'ratio' ? [ro('pairs', 'array<vec2<f32>>'), rw('loss'), rw('inv')] : [ro('pairs', 'array<vec2<f32>>'), rw('out')],
+    uniforms: [['N', 'u32']],
+    workgroupSize: [CE_FINAL_WG, 1, 1],
+    body: /* wgsl */ `
+var<workgroup> red: array<vec2<f32>, WG_X>;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_index) l: u32) {
+  var s = vec2<f32>(0.0, 0.0);
+  for (var k = l; k < P.N; k = k + WG_X) { s = s + pairs[k]; }
+  red[l] = s;
+  workgroupBarrier();
+  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
+    if (l < w) { red[l] = red[l] + red[l + w]; }
+    workgroupBarrier();
+  }
+  if (l == 0u) {
+    let t = red[0];
+${
+  mode === 'ratio'
+    ? `    loss[0] = select(0.0, t.x / t.y, t.y != 0.0);
+    inv[0] = select(0.0, 1.0 / t.y, t.y != 0.0);`
+    : `    out[0] = t.x;
+    out[1] = t.y;`
+}
+  }
+}`,
+  }),
+);
+
+/** grad[i] *= g[0] · inv[0] (in place): the cross-entropy backward. */
+export const scaleGrad = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
+  kernel({
+    name: `cross_entropy.scale_grad${vec4 ? '.vec4' : ''}`,
+    bindings: [rw('grad', vec4 ? 'array<vec4<f32>>' : 'array<f32>'), ro('g'), ro('inv')],
+    uniforms: [['n', 'u32']],
+    workgroupSize: [CE_SCALE_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = ${FLAT_INDEX};
+  if (i >= P.n) { return; }
+  grad[i] = grad[i] * (g[0] * inv[0]);
+}`,
+  }),
+);
+
+/** Row argmax (ties → lowest index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask). */
+export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accuracy: boolean }): KernelSpec => {
+  const bindings = accuracy
+    ? [ro('logits'), ro('targets', 'array<i32>'), ro('mask'), rw('pairs', 'array<vec2<f32>>')]
+    : [ro('logits'), rw('idx', 'array<i32>')];
+  const uniforms: [string, 'u32'][] = [
+    ['N', 'u32'],
+    ['V', 'u32'],
+  ];
+  const name = `cross_entropy.${accuracy ? 'accuracy' : 'argmax'}.${variant}`;
+  const emit = accuracy
+    ? `let tgt = targets[row];
+    let mk = select(0.0, mask[row], tgt >= 0 && u32(tgt) < P.V);
+    pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);`
+    : `idx[row] = i32(bi);`;
+  if (variant === 'thread')
+    return kernel({
+      name,
+      bindings,
+      uniforms,
+      workgroupSize: [CE_THREAD_WG, 1, 1],
+      body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+  if (row >= P.N) { return; }
+  let base = row * P.V;
+  var best = ${NEG};
+  var bi = 0u;
+  var found = false;
+  for (var j = 0u; j < P.V; j++) {
+    let v = logits[base + j];
+    if (v > best || !found) { best = v; bi = j; found = true; }
+  }
+  {
+    ${emit}
+  }
+}`,
+    });
+  return kernel({
+    name,
+    bindings,
+    uniforms,
+    workgroupSize: [CE_ROW_WG, 1, 1],
+    body: /* wgsl */ `
+var<workgroup> rv: array<f32, WG_X>;
+var<workgroup> ri: array<u32, WG_X>;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.N) { return; }
+  let base = row * P.V;
+  var best = ${NEG};
+  var bi = 0xffffffffu;
+  for (var j = l; j < P.V; j = j + WG_X) {
+    let v = logits[base + j];
+    if (v > best || bi == 0xffffffffu) { best = v; bi = j; }
+  }
+  rv[l] = best;
+  ri[l] = bi;
+  workgroupBarrier();
+  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
+    if (l < w) {
+      let ov = rv[l + w];
+      let oi = ri[l + w];
+      // take the other side if it is larger, or equal with a lower index (empty sides have index ~0u)
+      if (oi != 0xffffffffu && (ri[l] == 0xffffffffu || ov > rv[l] || (ov == rv[l] && oi < ri[l]))) {
+        rv[l] = ov;
+        ri[l] = oi;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (l == 0u) {
+    let bi = select(ri[0], 0u, ri[0] == 0xffffffffu);
+    ${emit}
+  }
+}`,
+  });
+});

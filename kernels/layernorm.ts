@@ -1,0 +1,237 @@
+/**
+ * LayerNorm over the last dimension (biased variance, eps in a uniform), with a fused residual-add
+ * form. Layout: x [rows, d] row-major; gamma, beta [d]; stats [rows] as vec2(mean, rstd).
+ *
+ * Variants (same maths, chosen per adapter by the op):
+ * - `thread`: one invocation per row, three passes over the row in registers/cache (sum; squared
+ *   deviations; write). No barriers: the fast form on lavapipe, where a workgroup is a SIMD loop over
+ *   rows.
+ * - `wg`: one workgroup (WG_X = 128) per row, strided loads and shared-memory tree reductions (fixed
+ *   order). The form for real GPUs and long rows.
+ * Both use the two-pass variance (mean first, then Σ(x − mean)²), which is exact for large means.
+ *
+ * Fused residual (`add`): h = x + r is written while the first pass sums it, and LN reads h back.
+ *
+ * Backward:
+ * - `bwdDx`: per row, a = mean(g·γ), b = mean(g·γ·x̂); dx = rstd·(g·γ − a − x̂·b) (+ gh, the gradient
+ *   arriving at h directly, in the fused form).
+ * - `bwdParams`: one invocation per (row chunk, column): partial dγ = Σ g·x̂, dβ = Σ g over its rows in
+ *   order; the op sums the chunk partials in order (two-stage, no atomics).
+ */
+import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
+
+export type LayerNormVariant = 'thread' | 'wg';
+
+export const LN_THREAD_WG = 64;
+export const LN_ROW_WG = 128;
+export const LN_PARAMS_WG = 64;
+
+const TREE_WGSL = (t: string) => /* wgsl */ `
+var<workgroup> red: array<${t}, WG_X>;
+fn tree(l: u32, v: ${t}) -> ${t} {
+  workgroupBarrier();
+  red[l] = v;
+  workgroupBarrier();
+  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
+    if (l < w) { red[l] = red[l] + red[l + w]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  return r;
+}`;
+
+/** WGSL helpers for the thread variants over scalar or vec4 elements. */
+const vecHelpers = (vec4: boolean) =>
+  vec4
+    ? `alias T = vec4<f32>;\nfn hsum(v: T) -> f32 { return (v.x + v.y) + (v.z + v.w); }\nconst W: u32 = 4u;`
+    : `alias T = f32;\nfn hsum(v: T) -> f32 { return v; }\nconst W: u32 = 1u;`;
+
+/** One invocation per row; rows read as vec4 when d % 4 == 0 (the lavapipe form). */
+const forwardThread = (add: boolean, vec4: boolean): KernelSpec => {
+  const t = vec4 ? 'array<vec4<f32>>' : 'array<f32>';
+  const bindings = add
+    ? [ro('x', t), ro('r', t), ro('gamma', t), ro('beta', t), rw('h', t), rw('y', t), rw('stats', 'array<vec2<f32>>')]
+    : [ro('x', t), ro('gamma', t), ro('beta', t), rw('y', t), rw('stats', 'array<vec2<f32>>')];
+  const src = add ? 'h' : 'x';
+  const first = add ? 'let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v;' : 's = s + x[base + c];';
+  return kernel({
+    name: `layernorm.fwd${add ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}`,
+    bindings,
+    uniforms: [
+      ['rows', 'u32'],
+      ['d', 'u32'],
+      ['eps', 'f32'],
+    ],
+    workgroupSize: [LN_THREAD_WG, 1, 1],
+    body: /* wgsl */ `
+${vecHelpers(vec4)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+  if (row >= P.rows) { return; }
+  let dw = P.d / W;
+  let base = row * dw;
+  let fd = f32(P.d);
+  var s = T(0.0);
+  for (var c = 0u; c < dw; c++) { ${first} }
+  let mean = hsum(s) / fd;
+  var q = T(0.0);
+  for (var c = 0u; c < dw; c++) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
+  let rstd = 1.0 / sqrt(hsum(q) / fd + P.eps);
+  for (var c = 0u; c < dw; c++) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[c] + beta[c]; }
+  stats[row] = vec2<f32>(mean, rstd);
+}`,
+  });
+};
+
+const backwardDxThread = (addGrad: boolean, vec4: boolean): KernelSpec => {
+  const t = vec4 ? 'array<vec4<f32>>' : 'array<f32>';
+  return kernel({
+    name: `layernorm.bwd_dx${addGrad ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}`,
+    bindings: [ro('x', t), ro('gamma', t), ro('stats', 'array<vec2<f32>>'), ro('gy', t), ...(addGrad ? [ro('gh', t)] : []), rw('dx', t)],
+    uniforms: [
+      ['rows', 'u32'],
+      ['d', 'u32'],
+    ],
+    workgroupSize: [LN_THREAD_WG, 1, 1],
+    body: /* wgsl */ `
+${vecHelpers(vec4)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+  if (row >= P.rows) { return; }
+  let dw = P.d / W;
+  let base = row * dw;
+  let st = stats[row];
+  var a = T(0.0);
+  var b = T(0.0);
+  for (var c = 0u; c < dw; c++) {
+    let xh = (x[base + c] - st.x) * st.y;
+    let gg = gy[base + c] * gamma[c];
+    a = a + gg;
+    b = b + gg * xh;
+  }
+  let ma = hsum(a) / f32(P.d);
+  let mb = hsum(b) / f32(P.d);
+  for (var c = 0u; c < dw; c++) {
+    let xh = (x[base + c] - st.x) * st.y;
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb)${addGrad ? ' + gh[base + c]' : ''};
+  }
+}`,
+  });
+};
+
+export const forward = memo(({ variant, add, vec4 }: { variant: LayerNormVariant; add: boolean; vec4?: boolean }): KernelSpec => {
+  if (variant === 'thread') return forwardThread(add, vec4 ?? false);
+  const bindings = add
+    ? [ro('x'), ro('r'), ro('gamma'), ro('beta'), rw('h'), rw('y'), rw('stats', 'array<vec2<f32>>')]
+    : [ro('x'), ro('gamma'), ro('beta'), rw('y'), rw('stats', 'array<vec2<f32>>')];
+  const src = add ? 'h' : 'x';
+  const first = add ? 'let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v;' : 's = s + x[base + c];';
+  const name = `layernorm.fwd${add ? '_add' : ''}.${variant}`;
+  const uniforms: [string, 'u32' | 'f32'][] = [
+    ['rows', 'u32'],
+    ['d', 'u32'],
+    ['eps', 'f32'],
+  ];
+  return kernel({
+    name,
+    bindings,
+    uniforms,
+    workgroupSize: [LN_ROW_WG, 1, 1],
+    body: /* wgsl */ `
+${TREE_WGSL('f32')}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.rows) { return; }
+  let base = row * P.d;
+  let fd = f32(P.d);
+  var s = 0.0;
+  for (var c = l; c < P.d; c = c + WG_X) { ${first} }
+  let mean = tree(l, s) / fd;
+  var q = 0.0;
+  for (var c = l; c < P.d; c = c + WG_X) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
+  let rstd = 1.0 / sqrt(tree(l, q) / fd + P.eps);
+  for (var c = l; c < P.d; c = c + WG_X) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[c] + beta[c]; }
+  if (l == 0u) { stats[row] = vec2<f32>(mean, rstd); }
+}`,
+  });
+});
+
+/** dx = rstd·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂)) (+ gh). `x` is the LN input (h in the fused form). */
+export const backwardDx = memo(({ variant, addGrad, vec4 }: { variant: LayerNormVariant; addGrad: boolean; vec4?: boolean }): KernelSpec => {
+  if (variant === 'thread') return backwardDxThread(addGrad, vec4 ?? false);
+  const bindings = [ro('x'), ro('gamma'), ro('stats', 'array<vec2<f32>>'), ro('gy'), ...(addGrad ? [ro('gh')] : []), rw('dx')];
+  const extra = addGrad ? ' + gh[base + c]' : '';
+  const name = `layernorm.bwd_dx${addGrad ? '_add' : ''}.${variant}`;
+  const uniforms: [string, 'u32'][] = [
+    ['rows', 'u32'],
+    ['d', 'u32'],
+  ];
+  return kernel({
+    name,
+    bindings,
+    uniforms,
+    workgroupSize: [LN_ROW_WG, 1, 1],
+    body: /* wgsl */ `
+${TREE_WGSL('vec2<f32>')}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.rows) { return; }
+  let base = row * P.d;
+  let st = stats[row];
+  var ab = vec2<f32>(0.0, 0.0);
+  for (var c = l; c < P.d; c = c + WG_X) {
+    let xh = (x[base + c] - st.x) * st.y;
+    let gg = gy[base + c] * gamma[c];
+    ab = ab + vec2<f32>(gg, gg * xh);
+  }
+  let m = tree(l, ab) / f32(P.d);
+  for (var c = l; c < P.d; c = c + WG_X) {
+    let xh = (x[base + c] - st.x) * st.y;
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y)${extra};
+  }
+}`,
+  });
+});
+
+/**
+ * Per (chunk, column) partial parameter gradients: pg[ch·d + c] = Σ_r g·x̂, pb[ch·d + c] = Σ_r g over
+ * rows r of chunk ch, in row order.
+ */
+export const backwardParams = memo((_: Record<string, never> = {}): KernelSpec =>
+  kernel({
+    name: 'layernorm.bwd_params',
+    bindings: [ro('x'), ro('stats', 'array<vec2<f32>>'), ro('gy'), rw('pg'), rw('pb')],
+    uniforms: [
+      ['rows', 'u32'],
+      ['d', 'u32'],
+      ['nChunks', 'u32'],
+      ['chunkLen', 'u32'],
+    ],
+    workgroupSize: [LN_PARAMS_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let t = ${FLAT_INDEX};
+  if (t >= P.nChunks * P.d) { return; }
+  let c = t % P.d;
+  let ch = t / P.d;
+  let r0 = ch * P.chunkLen;
+  let r1 = min(P.rows, r0 + P.chunkLen);
+  var sg = 0.0;
+  var sb = 0.0;
+  for (var r = r0; r < r1; r++) {
+    let st = stats[r];
+    let i = r * P.d + c;
+    let g = gy[i];
+    sg = sg + g * (x[i] - st.x) * st.y;
+    sb = sb + g;
+  }
+  pg[t] = sg;
+  pb[t] = sb;
+}`,
+  }),
+);

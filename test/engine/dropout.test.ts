@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { backward } from '../../engine/autograd.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { dropout } from '../../engine/ops/dropout.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+import { PHILOX_WGSL } from '../../kernels/random.ts';
+import { kernel, ro, rw } from '../../kernels/spec.ts';
+import { poison, randn, useEngine } from '../helpers/gpu.ts';
+
+const engine = useEngine();
+
+function poisonPool(e: Engine, numel: number, count = 4): void {
+  const ts: Tensor[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = e.empty([numel]);
+    poison(e, t);
+    ts.push(t);
+  }
+  for (const t of ts) t.dispose();
+}
+
+// ---------------------------------------------------------------- TypeScript Philox4x32-10 reference
+// Written from Salmon et al. (SC'11) / Random123 with BigInt products, independent of the WGSL.
+const M0 = 0xd2511f53n;
+const M1 = 0xcd9e8d57n;
+const W0 = 0x9e3779b9;
+const W1 = 0xbb67ae85;
+const MASK32 = 0xffffffffn;
+
+function mulhilo(m: bigint, x: number): [number, number] {
+  const p = m * BigInt(x >>> 0);
+  return [Number(p >> 32n), Number(p & MASK32)];
+}
+
+function philox4x32_10(ctr: readonly number[], key: readonly number[]): number[] {
+  let [c0, c1, c2, c3] = ctr.map((v) => v >>> 0) as [number, number, number, number];
+  let [k0, k1] = key.map((v) => v >>> 0) as [number, number];
+  for (let r = 0; r < 10; r++) {
+    const [hi0, lo0] = mulhilo(M0, c0);
+    const [hi1, lo1] = mulhilo(M1, c2);
+    [c0, c1, c2, c3] = [(hi1 ^ c1 ^ k0) >>> 0, lo1, (hi0 ^ c3 ^ k1) >>> 0, lo0];
+    k0 = (k0 + W0) >>> 0;
+    k1 = (k1 + W1) >>> 0;
+  }
+  return [c0, c1, c2, c3];
+}
+
+/** The keep mask of element i under the convention of kernels/dropout.ts. */
+function keepRef(n: number, p: number, seed: number, step: number, stream: number): boolean[] {
+  const pf = Math.fround(p);
+  const out: boolean[] = [];
+  for (let q = 0; q * 4 < n; q++) {
+    const w = philox4x32_10([q, stream, 0, 0], [seed, step]);
+    for (let j = 0; j < 4 && q * 4 + j < n; j++) out.push((w[j]! >>> 8) / 16777216 >= pf);
+  }
+  return out;
+}
+
+const KAT: { ctr: number[]; key: number[]; out: number[] }[] = [
+  { ctr: [0, 0, 0, 0], key: [0, 0], out: [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8] },
+  { ctr: [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], key: [0xffffffff, 0xffffffff], out: [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd] },
+  { ctr: [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], key: [0xa4093822, 0x299f31d0], out: [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1] },
+];
+
+describe('Philox4x32-10', () => {
+  it('the TypeScript reference reproduces the published known-answer vectors', () => {
+    for (const k of KAT) expect(philox4x32_10(k.ctr, k.key)).toEqual(k.out);
+  });
+
+  it('the WGSL generator (kernels/random.ts) reproduces them too', async () => {
+    const e = await engine();
+    const spec = kernel({
+      name: 'test.philox_kat',
+      bindings: [ro('inp', 'array<u32>'), rw('out', 'array<u32>')],
+      uniforms: [['count', 'u32']],
+      workgroupSize: [1, 1, 1],
+      body: `${PHILOX_WGSL}
+@compute @workgroup_size(1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i >= P.count) { return; }
+  let c = vec4<u32>(inp[6u * i], inp[6u * i + 1u], inp[6u * i + 2u], inp[6u * i + 3u]);
+  let k = vec2<u32>(inp[6u * i + 4u], inp[6u * i + 5u]);
+  let r = philox4x32(c, k);
+  out[4u * i] = r.x; out[4u * i + 1u] = r.y; out[4u * i + 2u] = r.z; out[4u * i + 3u] = r.w;
+}`,
+    });
+    const inp = e.tensor(Uint32Array.from(KAT.flatMap((k) => [...k.ctr, ...k.key])));
+    const out = e.tensor(new Uint32Array(4 * KAT.length));
+    e.dispatch(spec, [inp, out], { count: KAT.length }, [KAT.length, 1, 1]);
+    expect(Array.from(await out.read())).toEqual(KAT.flatMap((k) => k.out));
+  });
+});
+
+describe('dropout', () => {
+  for (const [n, p] of [
+    [1, 0.5],
+    [3, 0.1],
+    [17, 0.5],
+    [33, 0.9],
+    [127, 0.25],
+    [4096, 0.1],
+    [100_003, 0.3],
+  ])
+    it(`n=${n} p=${p}: mask equals the TypeScript Philox reference; backward reuses it`, async () => {
+      const e = await engine();
+      const xs = randn(n, n);
+      const gs = randn(n, n + 1);
+      const opts = { seed: 1234 + n, step: 77, stream: 3 };
+      const keep = keepRef(n, p, opts.seed, opts.step, opts.stream);
+      const s = 1 / (1 - p);
+      e.startGrad();
+      const x = e.tensor(xs, [n], { requiresGrad: true });
+      poisonPool(e, n);
+      const y = dropout(x, p, opts);
+      poisonPool(e, n);
+      backward(y, e.tensor(gs));
+      const yv = await y.read();
+      const gv = await x.grad!.read();
+      const bad: number[] = [];
+      for (let i = 0; i < n; i++) {
+        if (yv[i] !== (keep[i] ? Math.fround(xs[i]! * Math.fround(s)) : 0)) bad.push(i);
+        if (gv[i] !== (keep[i] ? Math.fround(gs[i]! * Math.fround(s)) : 0)) bad.push(i);
+      }
+      expect(bad.slice(0, 10)).toEqual([]);
+    });
+
+  it('keeps about 1 − p of the elements; seed, step and stream change the mask', async () => {
+    const e = await engine();
+    const n = 200_000;
+    const x = e.tensor(new Float32Array(n).fill(1));
+    const frac = async (p: number, o: { seed: number; step?: number; stream?: number }) => {
+      const y = (await dropout(x, p, o).read()) as Float32Array;
+      let kept = 0;
+      for (let i = 0; i < n; i++) if (y[i] !== 0) kept++;
+      return { kept: kept / n, y };
+    };
+    for (const p of [0.1, 0.5, 0.9]) {
+      const { kept } = await frac(p, { seed: 5 });
+      // binomial standard deviation at n = 2e5 is ≤ 0.0012
+      expect(Math.abs(kept - (1 - p))).toBeLessThan(0.006);
+    }
+    const base = (await frac(0.5, { seed: 5, step: 1, stream: 0 })).y;
+    for (const o of [{ seed: 6, step: 1, stream: 0 }, { seed: 5, step: 2, stream: 0 }, { seed: 5, step: 1, stream: 1 }]) {
+      const y = (await frac(0.5, o)).y;
+      let same = 0;
+      for (let i = 0; i < n; i++) if ((y[i] !== 0) === (base[i] !== 0)) same++;
+      expect(same / n).toBeLessThan(0.53); // independent masks agree on about half
+    }
+  });
+
+  it('is deterministic (bitwise); p = 0 is the identity with no dispatch; p = 1 zeroes', async () => {
+    const e = await engine();
+    const xs = randn(1001, 3);
+    const x = e.tensor(xs);
+    const a = await dropout(x, 0.3, { seed: 9, step: 4 }).read();
+    const b = await dropout(x, 0.3, { seed: 9, step: 4 }).read();
+    expect(Array.from(b)).toEqual(Array.from(a));
+    const before = e.counters.dispatches;
+    expect(dropout(x, 0, { seed: 1 })).toBe(x);
+    expect(e.counters.dispatches).toBe(before);
+    expect(Array.from(await dropout(x, 1, { seed: 1 }).read()).every((v) => v === 0)).toBe(true);
+    expect(() => dropout(x, 1.5, { seed: 1 })).toThrow(/outside/);
+  });
+});
