@@ -49,6 +49,8 @@ export class Engine {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private pendingDispatches = 0;
+  /** Buffers referenced by the recorded-but-not-submitted work (uploads into them must flush first). */
+  private pendingBuffers = new Set<GPUBuffer>();
 
   private uniformChunks: { buffer: GPUBuffer; cpu: ArrayBuffer; u32: Uint32Array; f32: Float32Array; i32: Int32Array }[] = [];
   private uniformChunk = 0;
@@ -117,11 +119,15 @@ export class Engine {
     return t;
   }
 
-  /** Overwrite a tensor's data from the CPU. Recorded work is submitted first so ordering holds. */
+  /**
+   * Overwrite a tensor's data from the CPU. `queue.writeBuffer` runs before the next submit, not at
+   * its place in the encoder: if recorded work still uses this buffer, that work is submitted first;
+   * otherwise (e.g. a fresh buffer for data made mid-step) the write needs no extra submit.
+   */
   write(t: Bindable, data: AnyTypedArray): void {
     const s = storageOf(t);
     if (data.byteLength > s.byteLength) throw new Error(`write(): ${data.byteLength} bytes do not fit in ${s.byteLength}`);
-    if (this.pendingDispatches > 0 || this.encoder) this.flush();
+    if (this.pendingBuffers.has(s.buffer)) this.flush();
     this.gpu.queue.writeBuffer(s.buffer, s.offset, data.buffer, data.byteOffset, data.byteLength);
     this.counters.uploads++;
   }
@@ -280,6 +286,7 @@ export class Engine {
       if (size > maxBind)
         throw new Error(`kernel "${spec.name}": binding ${spec.bindings[i]!.name} is ${size} bytes, over maxStorageBufferBindingSize ${maxBind}`);
       ranges.push({ buffer: s.buffer, offset: s.offset, size });
+      this.pendingBuffers.add(s.buffer);
       key += `|${this.bufferId(s.buffer)}:${s.offset}:${size}`;
     }
     key += `|u${slot.chunk}`;
@@ -312,6 +319,7 @@ export class Engine {
     const s = storageOf(t);
     const size = Math.ceil(s.byteLength / 4) * 4;
     this.endPass().clearBuffer(s.buffer, s.offset, size);
+    this.pendingBuffers.add(s.buffer);
     this.pendingDispatches++;
   }
 
@@ -321,6 +329,8 @@ export class Engine {
     const b = storageOf(dst);
     const n = bytes ?? Math.min(a.byteLength, b.byteLength);
     this.endPass().copyBufferToBuffer(a.buffer, a.offset, b.buffer, b.offset, Math.ceil(n / 4) * 4);
+    this.pendingBuffers.add(a.buffer);
+    this.pendingBuffers.add(b.buffer);
     this.pendingDispatches++;
   }
 
@@ -343,6 +353,7 @@ export class Engine {
     this.profiler.afterSubmit();
     this.encoder = null;
     this.pendingDispatches = 0;
+    this.pendingBuffers.clear();
     this.uniformChunk = 0;
     this.uniformCursor = 0;
     this.counters.submits++;
