@@ -1,0 +1,61 @@
+/**
+ * The adapter's measured ceilings, for the roofline in docs/performance.md: arithmetic (an FMA loop
+ * unrolled 1× and 8× over independent vec4 accumulators) and bandwidth (a vec4 copy; bytes read +
+ * written). Best of several timed repetitions.
+ *
+ *   node --import tsx benchmarks/roofline.bench.ts
+ */
+import { pathToFileURL } from 'node:url';
+import { copyVec4, fmaPeak, ROOFLINE_WG } from '../kernels/roofline.ts';
+import { Engine } from '../engine/engine.ts';
+import { grid1d } from '../engine/ops/common.ts';
+
+export interface RooflineResult {
+  fmaGflops: Record<string, number>;
+  copyGBs: number;
+}
+
+async function best(engine: Engine, reps: number, fn: () => void): Promise<number> {
+  fn();
+  await engine.sync();
+  let b = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    await engine.sync();
+    b = Math.min(b, performance.now() - t0);
+  }
+  return b;
+}
+
+export async function runRooflineBench(engine?: Engine): Promise<RooflineResult> {
+  const e = engine ?? (await Engine.create());
+  try {
+    const fmaGflops: Record<string, number> = {};
+    const n = 64 * 1024; // invocations
+    const out = e.empty([n * 4]);
+    for (const unroll of [1, 8]) {
+      const iters = unroll === 1 ? 2048 : 256;
+      const ms = await best(e, 3, () => e.dispatch(fmaPeak({ unroll }), [out], { iters, n }, grid1d(n, ROOFLINE_WG)));
+      const flops = n * iters * unroll * 4 * 2;
+      fmaGflops[`x${unroll}`] = flops / (ms * 1e6);
+    }
+    const elems = 16 * 1024 * 1024; // 64 MiB each way
+    const a = e.zeros([elems]);
+    const b = e.empty([elems]);
+    const ms = await best(e, 3, () => e.dispatch(copyVec4, [a, b], { n: elems / 4 }, grid1d(elems / 4, ROOFLINE_WG)));
+    const copyGBs = (2 * 4 * elems) / (ms * 1e6);
+    out.dispose();
+    a.dispose();
+    b.dispose();
+    return { fmaGflops, copyGBs };
+  } finally {
+    if (!engine) e.destroy();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const r = await runRooflineBench();
+  for (const [k, v] of Object.entries(r.fmaGflops)) console.log(`FMA loop, unrolled ${k}: ${v.toFixed(1)} GFLOP/s`);
+  console.log(`vec4 copy (read + write): ${r.copyGBs.toFixed(2)} GB/s`);
+}
