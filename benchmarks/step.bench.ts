@@ -143,6 +143,32 @@ export async function profileEngineStep(engine: Engine, s: StepShape, tracePath?
   return p.table();
 }
 
+/**
+ * Procedural data generation against the step of the model it feeds (issue 5's budget): the default
+ * sort batch (64 × 129, V 100 → vocab 102) on the 2_4_16 model, and the Dyck micro-batch (4 × 2048,
+ * k 64 → vocab 129) on 2_4_16.
+ */
+export async function dataVsStep(engine: Engine, steps = 3): Promise<string[]> {
+  const { createTask } = await import('../src/data/procedural/registry.ts');
+  const { Batcher } = await import('../src/data/procedural/batch.ts');
+  const out: string[] = [];
+  for (const [label, task, B] of [
+    ['sort 64×129', createTask('sort', {}), 64],
+    ['dyck 4×2048', createTask('dyck', {}), 4],
+  ] as const) {
+    const batcher = new Batcher(task, B);
+    batcher.next();
+    const g0 = performance.now();
+    const reps = 5;
+    for (let i = 0; i < reps; i++) batcher.next();
+    const genMs = (performance.now() - g0) / reps;
+    const shape: StepShape = { name: 'a', vocab: task.vocabSize, context: task.contextLength, size: '2_4_16', batch: B, tied: true };
+    const r = await benchEngineStep(engine, shape, steps);
+    out.push(`${label.padEnd(12)}  generate ${genMs.toFixed(2)} ms  step ${r.msPerStep.toFixed(1)} ms  → ${((100 * genMs) / r.msPerStep).toFixed(2)}% of a step`);
+  }
+  return out;
+}
+
 function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
@@ -199,6 +225,10 @@ async function main(): Promise<void> {
         }`,
       );
       if (args.includes('--profile')) console.log(`\nprofile of one step, shape ${s.name}:\n${await profileEngineStep(engine, s, traceArg >= 0 ? args[traceArg + 1] : undefined)}\n`);
+    }
+    if (which === 'all') {
+      console.log('\nprocedural data generation vs the training step it feeds (2_4_16):');
+      for (const l of await dataVsStep(engine)) console.log('  ' + l);
     }
     console.log('\nshape  ms/step   tokens/s  GFLOP/s  disp/st  subm/st  alloc B/st   TF.js ms (ours faster)   torch ms (ours faster)');
     for (const r of rows) console.log(r);
