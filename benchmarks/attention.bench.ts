@@ -1,0 +1,112 @@
+// Fused causal attention speed: forward and backward (dq + dkv) per shape and variant.
+//
+//   node --import tsx benchmarks/attention.bench.ts            # default shapes, auto variant
+//   node --import tsx benchmarks/attention.bench.ts --all      # every variant (ref, row, tiled)
+//   node --import tsx benchmarks/attention.bench.ts --big      # also B=4, T=1024, d=768, H=12
+//
+// `runAttentionBench()` is exported for the project's benchmark runner; it returns ms and GFLOP/s.
+// FLOPs counted: forward 4·hd per visible (query, key) pair (q·k and p·v), backward 8·hd per pair
+// (dv, dp, dq, dk: the usual 2× forward, not counting our recomputation of s and dp).
+
+import { pathToFileURL } from 'node:url';
+import { Engine } from '../engine/engine.ts';
+import { attentionBackward, attentionForward, type AttentionOptions, type AttentionVariant } from '../engine/ops/attention.ts';
+
+export interface AttentionBenchResult {
+  name: string;
+  variant: string;
+  B: number;
+  T: number;
+  d: number;
+  H: number;
+  fwdMs: number;
+  bwdMs: number;
+  fwdGflops: number;
+  bwdGflops: number;
+}
+
+interface Shape {
+  name: string;
+  B: number;
+  T: number;
+  d: number;
+  H: number;
+}
+
+export const ATTENTION_BENCH_SHAPES: Shape[] = [
+  { name: 'small GPT', B: 16, T: 128, d: 128, H: 4 },
+  { name: 'needle model', B: 1000, T: 63, d: 16, H: 4 },
+];
+export const ATTENTION_BENCH_BIG: Shape = { name: 'GPT-2 small, T=1024', B: 4, T: 1024, d: 768, H: 12 };
+
+async function timeIt(e: Engine, f: () => void, minMs: number, maxIters: number): Promise<number> {
+  f(); // warm-up (compiles the pipelines)
+  await e.sync();
+  let iters = 0;
+  const t0 = performance.now();
+  while (iters < maxIters) {
+    f();
+    await e.sync();
+    iters++;
+    if (performance.now() - t0 > minMs) break;
+  }
+  return (performance.now() - t0) / iters;
+}
+
+export async function runAttentionBench(
+  opts: { print?: boolean; variants?: AttentionVariant[]; big?: boolean; shapes?: Shape[]; minMs?: number; extra?: AttentionOptions } = {},
+): Promise<AttentionBenchResult[]> {
+  const print = opts.print ?? true;
+  const e = await Engine.create();
+  const shapes = [...(opts.shapes ?? ATTENTION_BENCH_SHAPES), ...(opts.big ? [ATTENTION_BENCH_BIG] : [])];
+  const variants = opts.variants ?? ['auto'];
+  const results: AttentionBenchResult[] = [];
+  if (print) console.log(`attention on ${e.device.describe()}`);
+  for (const s of shapes) {
+    const hd = s.d / s.H;
+    const qkvData = new Float32Array(s.B * s.T * 3 * s.d);
+    for (let i = 0; i < qkvData.length; i++) qkvData[i] = Math.sin(i * 0.37) * 0.5;
+    const qkv = e.tensor(qkvData, [s.B, s.T, 3 * s.d]);
+    const dy = e.tensor(qkvData.subarray(0, s.B * s.T * s.d), [s.B, s.T, s.d]);
+    const pairs = (s.B * s.H * s.T * (s.T + 1)) / 2;
+    for (const variant of variants) {
+      const o: AttentionOptions = { ...opts.extra, variant };
+      const { y, lse } = attentionForward(qkv, s.H, o);
+      const minMs = opts.minMs ?? 1500;
+      const maxIters = 50;
+      const fwdMs = await timeIt(e, () => e.tidy(() => void attentionForward(qkv, s.H, o)), minMs, maxIters);
+      const bwdMs = await timeIt(e, () => e.tidy(() => void attentionBackward(qkv, y, lse, dy, s.H, o)), minMs, maxIters);
+      y.dispose();
+      lse.dispose();
+      const r: AttentionBenchResult = {
+        name: s.name,
+        variant,
+        B: s.B,
+        T: s.T,
+        d: s.d,
+        H: s.H,
+        fwdMs,
+        bwdMs,
+        fwdGflops: (4 * hd * pairs) / (fwdMs * 1e6),
+        bwdGflops: (8 * hd * pairs) / (bwdMs * 1e6),
+      };
+      results.push(r);
+      if (print)
+        console.log(
+          `  ${s.name.padEnd(20)} B=${s.B} T=${s.T} d=${s.d} H=${s.H} (hd ${hd})  ${variant.padEnd(5)}  fwd ${fwdMs.toFixed(2).padStart(8)} ms ${r.fwdGflops
+            .toFixed(2)
+            .padStart(6)} GFLOP/s   bwd ${bwdMs.toFixed(2).padStart(8)} ms ${r.bwdGflops.toFixed(2).padStart(6)} GFLOP/s`,
+        );
+    }
+    qkv.dispose();
+    dy.dispose();
+  }
+  await e.sync();
+  e.destroy();
+  return results;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const args = process.argv.slice(2);
+  await runAttentionBench({ variants: args.includes('--all') ? ['ref', 'row', 'tiled'] : ['auto'], big: args.includes('--big') });
+}

@@ -1,0 +1,188 @@
+// Matmul speed per variant, against a peer: TensorFlow.js's WebGPU backend on the same Dawn adapter,
+// in the same process. Square products (256³, 512³, 1024³) and the small-GPT shapes of a training
+// step (batch 16 × context 128 = 2048 rows, d = 128): the forward products (q|k|v, MLP up and down,
+// tied lm head) and the backward forms (dx = dY·Wᵀ, dW = xᵀ·dY).
+//
+//   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4k8,reg4x4]
+//
+// Each measurement runs the product and reads C back (ours: one dispatch + readback; TF.js:
+// tf.matMul + data()), alternating ours and theirs, best of several rounds after a warm-up.
+// `runMatmulBench(opts)` is exported for the benchmark runner; it returns the table rows.
+
+import { pathToFileURL } from 'node:url';
+import { Engine } from '../engine/engine.ts';
+import { chooseMatmulVariant, encodeMatmul, hasSubgroupVariants } from '../engine/ops/matmul.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import { loadTfjs, releaseTfjs } from './peers/tfjs_gpt.ts';
+
+export interface MatmulCase {
+  name: string;
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+}
+
+export interface MatmulBenchRow {
+  case: string;
+  /** op(A)·op(B) form, e.g. "nt". */
+  form: string;
+  M: number;
+  N: number;
+  K: number;
+  /** Our variant ("auto:<name>" for the one chooseMatmulVariant picks). */
+  variant: string;
+  ms: number;
+  gflops: number;
+  /** TF.js WebGPU on the same shape, when the peer ran. */
+  tfjsMs?: number;
+  tfjsGflops?: number;
+  /** ours / TF.js (GFLOP/s ratio). */
+  ratio?: number;
+}
+
+export interface MatmulBenchOptions {
+  /** Fewer cases and rounds. */
+  quick?: boolean;
+  /** Run the TF.js peer (default true). */
+  peer?: boolean;
+  /** Variants to time besides the automatic choice (default: the register and subgroup tiles). */
+  variants?: string[];
+  /** Only cases whose name contains one of these. */
+  cases?: string[];
+  /** Rounds per measurement (best is kept). */
+  rounds?: number;
+  engine?: Engine;
+  log?: (line: string) => void;
+}
+
+const ROWS = 16 * 128; // batch 16 × context 128
+const D = 128;
+
+export const MATMUL_CASES: MatmulCase[] = [
+  { name: '256³', M: 256, N: 256, K: 256 },
+  { name: '512³', M: 512, N: 512, K: 512 },
+  { name: '1024³', M: 1024, N: 1024, K: 1024 },
+  { name: 'qkv x·Wqkv', M: ROWS, N: 3 * D, K: D },
+  { name: 'mlp up x·Wfc', M: ROWS, N: 4 * D, K: D },
+  { name: 'mlp down h·Wproj', M: ROWS, N: D, K: 4 * D },
+  { name: 'lm head x·wteᵀ', M: ROWS, N: 512, K: D, transB: true },
+  { name: 'dx = dY·Wfcᵀ', M: ROWS, N: D, K: 4 * D, transB: true },
+  { name: 'dW = xᵀ·dY', M: D, N: 3 * D, K: ROWS, transA: true },
+  { name: 'dW = hᵀ·dY', M: 4 * D, N: D, K: ROWS, transA: true },
+];
+
+function randomData(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+type TF = Awaited<ReturnType<typeof loadTfjs>>;
+
+export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<MatmulBenchRow[]> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const e = opts.engine ?? (await Engine.create());
+  const rounds = opts.rounds ?? (opts.quick ? 2 : 4);
+  const rows: MatmulBenchRow[] = [];
+  let tf: TF | null = null;
+  if (opts.peer ?? true) {
+    try {
+      tf = await loadTfjs();
+    } catch (err) {
+      log(`(peer skipped: ${(err as Error).message})`);
+    }
+  }
+  try {
+    log(`adapter: ${e.device.describe()}${tf ? '; peer: TensorFlow.js WebGPU on the same Dawn adapter' : ''}`);
+    const extra = opts.variants ?? (e.device.info.software ? (hasSubgroupVariants(e) ? ['reg4x4', 'sg16x4k8', 'sg32x4k8', 'sg64x4k8'] : ['reg4x4']) : ['reg4x4', 'shared']);
+    let cases = opts.quick ? MATMUL_CASES.filter((c) => c.name !== '1024³') : MATMUL_CASES;
+    if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((n) => c.name.includes(n)));
+    log(`${'case'.padEnd(18)} ${'form'.padEnd(4)} ${'M×N×K'.padEnd(16)} ${'variant'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(8)}   TF.js GFLOP/s  ours/TF.js`);
+    for (const c of cases) {
+      const { M, N, K } = c;
+      const tA = !!c.transA;
+      const tB = !!c.transB;
+      const flops = 2 * M * N * K;
+      const a = e.tensor(randomData(M * K, 1), tA ? [K, M] : [M, K]);
+      const b = e.tensor(randomData(K * N, 2), tB ? [N, K] : [K, N]);
+      const out = e.empty([M, N]);
+      const auto = chooseMatmulVariant(e, M, N, K);
+      const list = [`auto:${auto}`, ...extra.filter((v) => v !== auto)];
+      const ours = async (variant: string): Promise<number> => {
+        const t0 = performance.now();
+        encodeMatmul(e, a, b, out, { M, N, K, transA: tA, transB: tB, variant });
+        await out.read();
+        return performance.now() - t0;
+      };
+      let theirs: (() => Promise<number>) | null = null;
+      let tfA: { dispose(): void } | null = null;
+      let tfB: { dispose(): void } | null = null;
+      if (tf) {
+        const ta = tf.tensor2d(randomData(M * K, 1), tA ? [K, M] : [M, K]);
+        const tb = tf.tensor2d(randomData(K * N, 2), tB ? [N, K] : [K, N]);
+        tfA = ta;
+        tfB = tb;
+        const tfr = tf;
+        theirs = async () => {
+          const t0 = performance.now();
+          const r = tfr.matMul(ta, tb, tA, tB);
+          await r.data();
+          r.dispose();
+          return performance.now() - t0;
+        };
+      }
+      const best = new Map<string, number>();
+      let tfBest = Infinity;
+      // Warm-up: compile every kernel once.
+      for (const v of list) await ours(v.replace(/^auto:/, ''));
+      if (theirs) await theirs();
+      for (let r = 0; r < rounds; r++) {
+        for (const v of list) {
+          best.set(v, Math.min(best.get(v) ?? Infinity, await ours(v.replace(/^auto:/, ''))));
+          if (theirs) tfBest = Math.min(tfBest, await theirs());
+        }
+      }
+      for (const v of list) {
+        const ms = best.get(v)!;
+        const row: MatmulBenchRow = { case: c.name, form: `${tA ? 't' : 'n'}${tB ? 't' : 'n'}`, M, N, K, variant: v, ms, gflops: flops / (ms * 1e6) };
+        if (theirs) {
+          row.tfjsMs = tfBest;
+          row.tfjsGflops = flops / (tfBest * 1e6);
+          row.ratio = row.gflops / row.tfjsGflops;
+        }
+        rows.push(row);
+        log(
+          `${c.name.padEnd(18)} ${row.form.padEnd(4)} ${`${M}×${N}×${K}`.padEnd(16)} ${v.padEnd(16)} ${ms.toFixed(2).padStart(9)} ${row.gflops.toFixed(2).padStart(8)}` +
+            (row.tfjsGflops !== undefined ? `   ${row.tfjsGflops.toFixed(2).padStart(13)}  ${row.ratio!.toFixed(2).padStart(9)}×` : ''),
+        );
+      }
+      (a as Tensor).dispose();
+      b.dispose();
+      out.dispose();
+      tfA?.dispose();
+      tfB?.dispose();
+    }
+  } finally {
+    if (!opts.engine) e.destroy();
+    if (tf) await releaseTfjs();
+  }
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const args = process.argv.slice(2);
+  const variants = args.find((x) => x.startsWith('--variants='))?.slice('--variants='.length);
+  const cases = args.find((x) => x.startsWith('--cases='))?.slice('--cases='.length);
+  await runMatmulBench({
+    quick: args.includes('--quick'),
+    peer: !args.includes('--no-peer'),
+    ...(variants ? { variants: variants.split(',').filter(Boolean) } : {}),
+    ...(cases ? { cases: cases.split(',') } : {}),
+  });
+}

@@ -1,0 +1,234 @@
+/**
+ * Fused causal multi-head self-attention with autograd (kernels/attention.ts).
+ *
+ *   const y = causalSelfAttention(qkv, nHead, { keyPadMask, dropout: { p, seed, step } });
+ *
+ * qkv is [B, T, 3d] (q | k | v, each split into nHead contiguous heads of hd = d / nHead channels);
+ * y is [B, T, d] with the heads merged back (head h → channels h·hd..). Attention is
+ * softmax(q·kᵀ/√hd + causal mask + key padding mask), optional dropout on the probabilities.
+ * The forward saves the per-row logsumexp [B, H, T]; the backward recomputes the probabilities from
+ * it and returns dqkv [B, T, 3d]. Saved tensors (y, lse) live in the caller's tidy scope, like every
+ * op's intermediates: keep forward and backward of a step inside one scope.
+ */
+import * as K from '../../kernels/attention.ts';
+import type { DispatchCost, Engine } from '../engine.ts';
+import type { Tensor } from '../tensor.ts';
+import { engineOf, expectDtype, grid1d, vec4able } from './common.ts';
+
+export type AttentionVariant = 'auto' | 'ref' | 'row' | 'tiled' | 'sg';
+
+export interface AttentionDropout {
+  /** Probability of dropping an attention probability, 0 ≤ p < 1 (p = 0 disables dropout). */
+  p: number;
+  seed: number;
+  /** Training step: part of the Philox key, so each step draws a fresh mask. */
+  step: number;
+  /** Separates independent uses (e.g. one per layer). Default 0. */
+  stream?: number;
+}
+
+export interface AttentionOptions {
+  /** f32 [B, T]: 1 = attend to this key, 0 = padded key (never attended to). */
+  keyPadMask?: Tensor;
+  dropout?: AttentionDropout;
+  /** Kernel variant; 'auto' picks per adapter and head dim. */
+  variant?: AttentionVariant;
+  /** Rows per workgroup for the row/tiled variants (a multiple of 4). */
+  wg?: number;
+  /** Keys per unrolled block for the row/tiled variants: 1, 2 or 4. */
+  kb?: number;
+}
+
+interface Plan {
+  e: Engine;
+  B: number;
+  T: number;
+  d: number;
+  H: number;
+  hd: number;
+  variant: 'ref' | 'row' | 'tiled' | 'sg';
+  wg: number;
+  kb: number;
+  mask: Tensor | undefined;
+  dropout: AttentionDropout | undefined;
+  /** Query-key pairs visited (causal triangle), for the dispatch costs. */
+  pairs: number;
+}
+
+/** Default rows per workgroup, measured on lavapipe (row) / the usual GPU choice (tiled). */
+const ROW_WG = 16;
+const TILED_WG = 64;
+/** Largest head dim for which 'auto' picks an unrolled kernel on a software adapter. */
+const SG_MAX_HD = 64;
+
+/** The kernel variants this engine can run (sg needs the subgroups feature with a fixed size). */
+export function availableAttentionVariants(e: Engine): Exclude<AttentionVariant, 'auto'>[] {
+  return subgroupSize(e) ? ['ref', 'row', 'tiled', 'sg'] : ['ref', 'row', 'tiled'];
+}
+
+/** The adapter's subgroup size when the subgroups feature is on and the size is fixed, else 0. */
+function subgroupSize(e: Engine): number {
+  const { subgroupMinSize: lo, subgroupMaxSize: hi } = e.device.info;
+  return e.device.hasFeature('subgroups') && lo > 0 && lo === hi ? lo : 0;
+}
+
+function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[] = []): Plan {
+  const e = engineOf(qkv, ...extra, ...(opts.keyPadMask ? [opts.keyPadMask] : []));
+  expectDtype(qkv, 'f32', 'causalSelfAttention');
+  if (qkv.shape.length !== 3) throw new Error(`causalSelfAttention: qkv must be [B, T, 3d], got [${qkv.shape.join(', ')}]`);
+  const [B, T, d3] = qkv.shape as [number, number, number];
+  if (d3 % 3 !== 0) throw new Error(`causalSelfAttention: last dim ${d3} of qkv is not 3d`);
+  const d = d3 / 3;
+  if (!Number.isInteger(nHead) || nHead < 1 || d % nHead !== 0) throw new Error(`causalSelfAttention: d = ${d} is not divisible by nHead = ${nHead}`);
+  const hd = d / nHead;
+  const mask = opts.keyPadMask;
+  if (mask) {
+    expectDtype(mask, 'f32', 'causalSelfAttention keyPadMask');
+    if (mask.numel !== B * T) throw new Error(`causalSelfAttention: keyPadMask must be [B, T] = [${B}, ${T}], got [${mask.shape.join(', ')}]`);
+  }
+  let dropout = opts.dropout;
+  if (dropout) {
+    if (!(dropout.p >= 0 && dropout.p < 1)) throw new Error(`causalSelfAttention: dropout p = ${dropout.p} is not in [0, 1)`);
+    if (dropout.p === 0) dropout = undefined;
+  }
+  let variant = opts.variant ?? 'auto';
+  const fastOk = hd % 4 === 0 && vec4able(4, qkv, ...extra);
+  const sgSize = subgroupSize(e);
+  if (variant === 'auto') {
+    // lavapipe: sg; its LLVM needs minutes to compile the unrolled kernels beyond hd = 64, so larger
+    // heads take the scalar ref kernels there. Hardware: tiled.
+    if (!fastOk) variant = 'ref';
+    else if (e.device.info.software) variant = sgSize && hd <= SG_MAX_HD ? 'sg' : hd <= SG_MAX_HD ? 'row' : 'ref';
+    else variant = 'tiled';
+  }
+  if (variant !== 'ref' && !fastOk) throw new Error(`causalSelfAttention: variant "${variant}" needs hd % 4 == 0 and 16-byte aligned tensors (hd = ${hd})`);
+  if (variant === 'sg' && !sgSize) throw new Error('causalSelfAttention: variant "sg" needs the subgroups feature with a fixed subgroup size');
+  const wg = variant === 'sg' ? sgSize : (opts.wg ?? (variant === 'tiled' ? TILED_WG : ROW_WG));
+
+  if (variant !== 'ref' && (wg % 4 !== 0 || wg < 4 || wg > e.device.limits.maxComputeInvocationsPerWorkgroup))
+    throw new Error(`causalSelfAttention: wg = ${wg} must be a multiple of 4 within the device limit`);
+  const kb = opts.kb ?? 4;
+  return { e, B, T, d, H: nHead, hd, variant, wg, kb, mask, dropout, pairs: (B * nHead * T * (T + 1)) / 2 };
+}
+
+function dropoutUniforms(p: Plan): Record<string, number> {
+  const dr = p.dropout;
+  if (!dr) return {};
+  return { seed: dr.seed >>> 0, step: dr.step >>> 0, stream: (dr.stream ?? 0) >>> 0, p: dr.p, keepScale: 1 / (1 - dr.p) };
+}
+
+function refUniforms(p: Plan): Record<string, number> {
+  return { T: p.T, H: p.H, hd: p.hd, d: p.d, rows: p.B * p.H * p.T, scale: 1 / Math.sqrt(p.hd), useMask: p.mask ? 1 : 0, ...dropoutUniforms(p) };
+}
+
+function fastUniforms(p: Plan): Record<string, number> {
+  return { T: p.T, H: p.H, d4: p.d / 4, BH: p.B * p.H, scale: 1 / Math.sqrt(p.hd), useMask: p.mask ? 1 : 0, ...dropoutUniforms(p) };
+}
+
+function fastGrid(p: Plan): [number, number, number] {
+  const bh = p.B * p.H;
+  const rowsPerGroup = p.variant === 'sg' ? p.wg / sgSplit(p) : p.wg;
+  return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
+}
+
+/** Lanes per row of the sg kernels: each lane holds at most 4 vec4 (16 channels) of a row vector. */
+function sgSplit(p: Plan): number {
+  const nv = p.hd / 4;
+  let c = 1;
+  while (nv / c > 4 && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
+  return c;
+}
+
+function sgOpts(p: Plan): K.SubgroupOptions {
+  return { hd: p.hd, sg: p.wg, split: sgSplit(p), dropout: !!p.dropout };
+}
+
+function fastOpts(p: Plan): K.FastOptions {
+  return { hd: p.hd, wg: p.wg, kb: p.kb, tiled: p.variant === 'tiled', dropout: !!p.dropout };
+}
+
+/** Forward without autograd: y [B, T, d] and the per-row logsumexp [B, H, T]. */
+export function attentionForward(
+  qkv: Tensor,
+  nHead: number,
+  opts: AttentionOptions = {},
+  out: { y?: Tensor; lse?: Tensor } = {},
+): { y: Tensor; lse: Tensor } {
+  const p = plan(qkv, nHead, opts, [out.y, out.lse].filter((t): t is Tensor => !!t));
+  const { e, B, T, d, H } = p;
+  const y = out.y ?? e.empty([B, T, d], 'f32', 'attn.y');
+  const lse = out.lse ?? e.empty([B, H, T], 'f32', 'attn.lse');
+  if (y.numel !== B * T * d || lse.numel !== B * H * T) throw new Error('attentionForward: preallocated outputs have the wrong size');
+  const m = [p.mask ?? qkv]; // without a mask any f32 tensor fills the binding (useMask = 0)
+  const cost: DispatchCost = { flops: p.pairs * (4 * p.hd + 8), bytes: 4 * (qkv.numel + y.numel + lse.numel + (p.mask ? p.mask.numel : 0)) };
+  if (p.variant === 'ref') {
+    const o = { dropout: !!p.dropout };
+    e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
+  } else {
+    const spec = p.variant === 'sg' ? K.forwardSg(sgOpts(p)) : K.forwardFast(fastOpts(p));
+    e.dispatch(spec, [qkv, ...m, y, lse], fastUniforms(p), fastGrid(p), cost);
+  }
+  return { y, lse };
+}
+
+/**
+ * Backward without autograd: dqkv [B, T, 3d] from the forward's inputs and outputs and dy [B, T, d].
+ * The same options (mask, dropout seed/step/stream, variant) as the forward must be given.
+ * `out` may give preallocated dqkv and D (the [B, H, T] scratch for rowsum(dY ⊙ Y)).
+ */
+export function attentionBackward(
+  qkv: Tensor,
+  y: Tensor,
+  lse: Tensor,
+  dy: Tensor,
+  nHead: number,
+  opts: AttentionOptions = {},
+  out: { dqkv?: Tensor; D?: Tensor } = {},
+): Tensor {
+  const p = plan(qkv, nHead, opts, [y, dy, ...[out.dqkv].filter((t): t is Tensor => !!t)]);
+  const { e, B, T, H } = p;
+  if (dy.numel !== y.numel || y.numel !== B * T * p.d) throw new Error(`attention backward: dy has ${dy.numel} elements, y has ${y.numel}, expected ${B * T * p.d}`);
+  const dqkv = out.dqkv ?? e.empty(qkv.shape, 'f32', 'attn.dqkv');
+  const D = out.D ?? e.empty([B, H, T], 'f32', 'attn.D');
+  if (dqkv.numel !== qkv.numel || D.numel !== B * H * T) throw new Error('attentionBackward: preallocated outputs have the wrong size');
+  const m = [p.mask ?? qkv]; // without a mask any f32 tensor fills the binding (useMask = 0)
+  const rowBytes = 4 * (B * H * T);
+  const dqCost: DispatchCost = { flops: p.pairs * (6 * p.hd + 8) + 2 * y.numel, bytes: 4 * qkv.numel + 8 * y.numel + 2 * rowBytes + (4 * qkv.numel) / 3 };
+  const dkvCost: DispatchCost = { flops: p.pairs * (8 * p.hd + 8), bytes: 4 * qkv.numel + 4 * y.numel + 2 * rowBytes + (8 * qkv.numel) / 3 };
+  if (p.variant === 'ref') {
+    const o = { dropout: !!p.dropout };
+    const u = refUniforms(p);
+    const g = grid1d(B * H * T, K.ATTN_REF_WG);
+    e.dispatch(K.backwardRefD({}), [y, dy, D], u, g, { flops: 2 * y.numel, bytes: 8 * y.numel + rowBytes });
+    e.dispatch(K.backwardRefDq(o), [qkv, ...m, dy, lse, D, dqkv], u, g, dqCost);
+    e.dispatch(K.backwardRefDkv(o), [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
+  } else {
+    const sg = p.variant === 'sg';
+    const u = fastUniforms(p);
+    const g = fastGrid(p);
+    const dq = sg ? K.backwardDqSg(sgOpts(p)) : K.backwardDqFast(fastOpts(p));
+    const dkv = sg ? K.backwardDkvSg(sgOpts(p)) : K.backwardDkvFast(fastOpts(p));
+    e.dispatch(dq, [qkv, ...m, y, dy, lse, D, dqkv], u, g, dqCost);
+    e.dispatch(dkv, [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
+  }
+  if (!out.D) e.dispose(D);
+  return dqkv;
+}
+
+/**
+ * Causal multi-head self-attention from the fused projection qkv [B, T, 3d] to y [B, T, d], with
+ * autograd (the backward returns the dqkv contribution).
+ */
+export function causalSelfAttention(qkv: Tensor, nHead: number, opts: AttentionOptions = {}): Tensor {
+  const e = qkv.engine;
+  const { y, lse } = attentionForward(qkv, nHead, opts);
+  if (e.recording([qkv])) {
+    e.record({
+      name: 'causalSelfAttention',
+      inputs: [qkv],
+      outputs: [y],
+      backward: ([g]) => [g ? attentionBackward(qkv, y, lse, g, nHead, opts) : null],
+    });
+  } else e.dispose(lse);
+  return y;
+}

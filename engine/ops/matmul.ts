@@ -1,0 +1,366 @@
+/**
+ * Matrix products with autograd: `matmul` (2D and batched, transposed forms, broadcast operands),
+ * `linear` (x·W + b with the Hugging Face Conv1D weight layout [in, out], bias fused in the
+ * epilogue), `colsum` (the bias gradient), and the low-level `encodeMatmul` every product goes
+ * through (variant choice, vec4 specialisation, runtime bias/accumulate flags, dispatch cost).
+ *
+ * Gradients of parameters: when an operand is a leaf whose gradient is already allocated (a
+ * parameter with its slot in the gradient arena, or a leaf that received a gradient earlier), the
+ * backward writes its product straight into that gradient with accumulate = true (beta = 1) and
+ * returns null for it, so autograd adds nothing again. Otherwise it returns the contribution.
+ */
+import * as KM from '../../kernels/matmul.ts';
+import type { Bindable, Engine } from '../engine.ts';
+import { storageOf } from '../engine.ts';
+import type { Tensor } from '../tensor.ts';
+import { engineOf, expectDtype } from './common.ts';
+
+export interface MatmulOptions {
+  /** op(A) = Aᵀ: `a` is stored [K, M] (or [batch, K, M]). */
+  transA?: boolean;
+  /** op(B) = Bᵀ: `b` is stored [N, K] (or [batch, N, K]). */
+  transB?: boolean;
+  /** Force a kernel variant ('naive', 'reg4x4', 'sg32x4k8', 'shared', ...); default: chooseMatmulVariant. */
+  variant?: string;
+}
+
+/** Everything one product dispatch needs; strides in elements, 0 broadcasts. */
+export interface MatmulProblem {
+  M: number;
+  N: number;
+  K: number;
+  batch?: number;
+  transA?: boolean;
+  transB?: boolean;
+  /** Batch strides (elements) of A, B, C; default: dense (M·K, K·N, M·N). */
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  /** C = C + op(A)·op(B) (+ bias). */
+  accumulate?: boolean;
+  variant?: string;
+}
+
+/** Products with fewer multiply-adds than this run the naive kernel (one small dispatch). */
+export const MATMUL_TINY = 32768;
+
+/** Whether this engine can run the subgroup-broadcast register variants. */
+export function hasSubgroupVariants(engine: Engine): boolean {
+  const info = engine.device.info;
+  return engine.device.hasFeature('subgroups') && info.subgroupMinSize >= KM.SG_LANES;
+}
+
+/**
+ * The variant for a product on this engine's adapter (visible in the kernel name, so the profiler
+ * shows the choice):
+ *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
+ *   software adapter (lavapipe) with subgroups → `sg32x4k8` (32 rows per workgroup, each lane 4
+ *     columns, A broadcast across the subgroup), `sg16x4k8` when M is small;
+ *   software adapter without subgroups → `reg4x4`;
+ *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
+ *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
+ */
+export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1): string {
+  if (M * N * K * batch < MATMUL_TINY) return 'naive';
+  if (engine.device.info.software) {
+    if (!hasSubgroupVariants(engine)) return 'reg4x4';
+    return M >= 32 ? 'sg32x4k8' : 'sg16x4k8';
+  }
+  if (M * N * batch < 64 * 64 * 4) return 'reg4x4';
+  return 'shared';
+}
+
+/**
+ * Encode C = op(A)·op(B) (+ bias) (+ C) for `p.batch` products. Operands are bound whole (each a
+ * tensor or a storage region); A, B, C hold batch·stride elements (or one matrix for stride 0).
+ * Picks the vec4 specialisations from the shapes and offsets.
+ */
+export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindable, p: MatmulProblem, bias?: Bindable | null): void {
+  const { M, N, K } = p;
+  const batch = p.batch ?? 1;
+  const transA = !!p.transA;
+  const transB = !!p.transB;
+  const sA = p.strideA ?? M * K;
+  const sB = p.strideB ?? K * N;
+  const sC = p.strideC ?? M * N;
+  if (M === 0 || N === 0 || batch === 0) return;
+  const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch);
+  const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
+  const [tm, tn] = KM.matmulInvocationTile(variant);
+  const isReg = /^(reg|sg)\d/.test(variant);
+  const contA = transA ? M : K;
+  const contB = transB ? K : N;
+  // naive and shared read scalars (shared stages scalars into workgroup memory): no vec4 kernels.
+  const vec = isReg;
+  const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
+  const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
+  const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
+  const spec = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC });
+  const geo = KM.matmulGeometry(variant);
+  const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
+  const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
+  const aBytes = (sA === 0 ? 1 : batch) * M * K * 4;
+  const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
+  const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
+  // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
+  engine.dispatch(spec, [a, b, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
+    flops: 2 * M * N * K * batch,
+    bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
+  });
+}
+
+/**
+ * Column sums of X viewed as [R, N]: out[n] (+)= Σ_r X[r, n], deterministic (fixed order, no
+ * atomics). One pass when R ≤ COLSUM_CHUNK, else per-chunk partial sums then a final pass.
+ */
+export function encodeColsum(engine: Engine, x: Bindable, R: number, N: number, out: Bindable, accumulate = false): void {
+  if (N === 0) return;
+  const vec4 = N % 4 === 0 && storageOf(x).offset % 16 === 0 && storageOf(out).offset % 16 === 0;
+  const n = vec4 ? N / 4 : N;
+  const chunks = Math.ceil(R / KM.COLSUM_CHUNK);
+  const groups = Math.ceil(n / KM.COLSUM_WG);
+  if (chunks <= 1) {
+    engine.dispatch(KM.colsumFinal({ vec4, accumulate }), [x, out], { chunks: R, N: n }, [groups, 1, 1], { flops: R * N, bytes: (R + 1) * N * 4 });
+    return;
+  }
+  if (chunks > engine.device.limits.maxComputeWorkgroupsPerDimension) throw new Error(`colsum: ${R} rows is too many (${chunks} chunks)`);
+  const partial = engine.empty([chunks, N], 'f32', 'colsum.partial');
+  engine.dispatch(KM.colsumPartial({ vec4 }), [x, partial], { R, N: n }, [groups, chunks, 1], { flops: R * N, bytes: (R + chunks) * N * 4 });
+  engine.dispatch(KM.colsumFinal({ vec4, accumulate }), [partial, out], { chunks, N: n }, [groups, 1, 1], {
+    flops: chunks * N,
+    bytes: (chunks + 1) * N * 4,
+  });
+  partial.dispose();
+}
+
+/** Sum over every leading dimension: x [..., N] → [N] (no autograd). */
+export function colsum(x: Tensor): Tensor {
+  expectDtype(x, 'f32', 'colsum');
+  const N = x.dim(-1);
+  const out = x.engine.empty([N], 'f32', 'colsum');
+  encodeColsum(x.engine, x, x.numel / Math.max(1, N), N, out);
+  return out;
+}
+
+/** A leaf whose gradient is already allocated: backward accumulates into it directly. */
+function gradTarget(t: Tensor): Tensor | null {
+  const g = t.grad;
+  return t.requiresGrad && g !== null && g.isAlive && g.numel === t.numel && g.dtype === 'f32' ? g : null;
+}
+
+interface Operand {
+  t: Tensor;
+  batched: boolean;
+  /** Stored rows × cols of one matrix. */
+  rows: number;
+  cols: number;
+}
+
+function operand(t: Tensor, name: string): Operand {
+  expectDtype(t, 'f32', 'matmul');
+  if (t.shape.length === 2) return { t, batched: false, rows: t.dim(0), cols: t.dim(1) };
+  if (t.shape.length === 3) return { t, batched: true, rows: t.dim(1), cols: t.dim(2) };
+  throw new Error(`matmul: ${name} "${t.name}" has shape [${t.shape.join(', ')}]; expected 2D or 3D`);
+}
+
+/**
+ * op(A)·op(B). a: [M, K] (or [K, M] with transA), optionally with a leading batch dimension;
+ * b likewise [K, N] (or [N, K] with transB). A 2D operand is broadcast over the other's batch.
+ * Output [M, N], or [batch, M, N] when either operand is 3D.
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const e = engineOf(a, b);
+  const transA = !!opts.transA;
+  const transB = !!opts.transB;
+  const A = operand(a, 'a');
+  const B = operand(b, 'b');
+  const M = transA ? A.cols : A.rows;
+  const K = transA ? A.rows : A.cols;
+  const Kb = transB ? B.cols : B.rows;
+  const N = transB ? B.rows : B.cols;
+  const shapes = `[${a.shape.join(', ')}]${transA ? 'ᵀ' : ''} · [${b.shape.join(', ')}]${transB ? 'ᵀ' : ''}`;
+  if (K !== Kb) throw new Error(`matmul: inner dimensions differ in ${shapes}`);
+  const batch = A.batched ? a.dim(0) : B.batched ? b.dim(0) : 1;
+  if (A.batched && B.batched && b.dim(0) !== batch) throw new Error(`matmul: batch sizes differ in ${shapes}`);
+  const batched = A.batched || B.batched;
+  const out = e.empty(batched ? [batch, M, N] : [M, N]);
+  encodeMatmul(e, a, b, out, {
+    M,
+    N,
+    K,
+    batch,
+    transA,
+    transB,
+    strideA: A.batched ? M * K : 0,
+    strideB: B.batched ? K * N : 0,
+    strideC: M * N,
+    ...(opts.variant ? { variant: opts.variant } : {}),
+  });
+  if (e.recording([a, b]))
+    e.record({
+      name: 'matmul',
+      inputs: [a, b],
+      outputs: [out],
+      backward: ([g]) => {
+        if (!g) return [null, null];
+        const p = { M, N, K, batch, transA, transB, aBatched: A.batched, bBatched: B.batched, variant: opts.variant };
+        return [a.requiresGrad ? gradA(e, g, a, b, p) : null, b.requiresGrad ? gradB(e, g, a, b, p) : null];
+      },
+    });
+  return out;
+}
+
+interface Fwd {
+  M: number;
+  N: number;
+  K: number;
+  batch: number;
+  transA: boolean;
+  transB: boolean;
+  aBatched: boolean;
+  bBatched: boolean;
+  variant?: string | undefined;
+}
+
+/**
+ * Write a (possibly batched) product into `target`. When the target is not batched but the
+ * product is (a broadcast operand's gradient), the products go to a temporary [batch, rows·cols]
+ * and `colsum` adds them up. `accumulate` adds into `target` instead of overwriting it.
+ */
+function productInto(
+  e: Engine,
+  x: Bindable,
+  y: Bindable,
+  target: Tensor,
+  p: MatmulProblem & { batch: number; strideA: number; strideB: number },
+  targetBatched: boolean,
+  accumulate: boolean,
+): void {
+  if (targetBatched || p.batch === 1) {
+    encodeMatmul(e, x, y, target, { ...p, strideC: p.M * p.N, accumulate });
+    return;
+  }
+  const tmp = e.empty([p.batch, p.M * p.N], 'f32', 'matmul.grad.batch');
+  encodeMatmul(e, x, y, tmp, { ...p, strideC: p.M * p.N, accumulate: false });
+  encodeColsum(e, tmp, p.batch, p.M * p.N, target, accumulate);
+  tmp.dispose();
+}
+
+/** dA (in A's stored layout) for C = op(A)·op(B), given dC. */
+function gradA(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | null {
+  const { M, N, K, batch } = f;
+  const target = gradTarget(a);
+  const out = target ?? e.empty(a.shape);
+  const variant = f.variant ? { variant: f.variant } : {};
+  if (!f.transA) {
+    // dA [M, K] = dC [M, N] · op(B)ᵀ
+    productInto(
+      e,
+      g,
+      b,
+      out,
+      { M, N: K, K: N, batch, transA: false, transB: !f.transB, strideA: M * N, strideB: f.bBatched ? K * N : 0, ...variant },
+      f.aBatched,
+      !!target,
+    );
+  } else {
+    // dA [K, M] = op(B) [K, N] · dCᵀ
+    productInto(
+      e,
+      b,
+      g,
+      out,
+      { M: K, N: M, K: N, batch, transA: f.transB, transB: true, strideA: f.bBatched ? K * N : 0, strideB: M * N, ...variant },
+      f.aBatched,
+      !!target,
+    );
+  }
+  return target ? null : out;
+}
+
+/** dB (in B's stored layout) for C = op(A)·op(B), given dC. */
+function gradB(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | null {
+  const { M, N, K, batch } = f;
+  const target = gradTarget(b);
+  const out = target ?? e.empty(b.shape);
+  const variant = f.variant ? { variant: f.variant } : {};
+  // A broadcast B with a row-major A: fold the batch into the contraction ([batch·M, K]ᵀ·[batch·M, N]).
+  const fold = !f.bBatched && f.aBatched && !f.transA && batch > 1;
+  const Mf = fold ? batch * M : M;
+  const bt = fold ? 1 : batch;
+  if (!f.transB) {
+    // dB [K, N] = op(A)ᵀ · dC
+    productInto(
+      e,
+      a,
+      g,
+      out,
+      { M: K, N, K: Mf, batch: bt, transA: !f.transA, transB: false, strideA: f.aBatched ? M * K : 0, strideB: M * N, ...variant },
+      f.bBatched,
+      !!target,
+    );
+  } else {
+    // dB [N, K] = dCᵀ · op(A)
+    productInto(
+      e,
+      g,
+      a,
+      out,
+      { M: N, N: K, K: Mf, batch: bt, transA: true, transB: f.transA, strideA: M * N, strideB: f.aBatched ? M * K : 0, ...variant },
+      f.bBatched,
+      !!target,
+    );
+  }
+  return target ? null : out;
+}
+
+/**
+ * x·W + b. x: [..., in], w: [in, out] (Hugging Face Conv1D layout), bias: [out]. Output [..., out].
+ * The bias is added in the matmul epilogue. Backward: dx = dY·Wᵀ, dW = xᵀ·dY (rows of every
+ * leading dimension folded into the contraction), db = column sums of dY; dW and db go straight
+ * into preallocated parameter gradients (accumulate) when there are some.
+ */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { variant?: string } = {}): Tensor {
+  const e = bias ? engineOf(x, w, bias) : engineOf(x, w);
+  expectDtype(x, 'f32', 'linear');
+  expectDtype(w, 'f32', 'linear');
+  if (w.shape.length !== 2) throw new Error(`linear: weight "${w.name}" has shape [${w.shape.join(', ')}]; expected [in, out]`);
+  const [inF, outF] = w.shape as [number, number];
+  if (x.dim(-1) !== inF) throw new Error(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${inF}, ${outF}])`);
+  if (bias && (bias.numel !== outF || bias.shape.length !== 1)) throw new Error(`linear: bias [${bias.shape.join(', ')}] is not [${outF}]`);
+  const R = x.numel / inF;
+  const out = e.empty([...x.shape.slice(0, -1), outF]);
+  const variant = opts.variant ? { variant: opts.variant } : {};
+  encodeMatmul(e, x, w, out, { M: R, N: outF, K: inF, ...variant }, bias ?? null);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  if (e.recording(inputs))
+    e.record({
+      name: 'linear',
+      inputs,
+      outputs: [out],
+      backward: ([g]) => {
+        if (!g) return inputs.map(() => null);
+        let dx: Tensor | null = null;
+        if (x.requiresGrad) {
+          dx = e.empty(x.shape);
+          encodeMatmul(e, g, w, dx, { M: R, N: inF, K: outF, transB: true, ...variant });
+        }
+        let dw: Tensor | null = null;
+        if (w.requiresGrad) {
+          const target = gradTarget(w);
+          const dst = target ?? e.empty(w.shape);
+          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: R, transA: true, accumulate: !!target, ...variant });
+          dw = target ? null : dst;
+        }
+        let db: Tensor | null = null;
+        if (bias?.requiresGrad) {
+          const target = gradTarget(bias);
+          const dst = target ?? e.empty(bias.shape);
+          encodeColsum(e, g, R, outF, dst, !!target);
+          db = target ? null : dst;
+        }
+        return bias ? [dx, dw, db] : [dx, dw];
+      },
+    });
+  return out;
+}

@@ -1,0 +1,766 @@
+/**
+ * Fused causal multi-head attention (GPT-2 semantics), forward and backward, reading q, k, v straight
+ * out of the fused projection `qkv` [B, T, 3d] and writing y as [B, T, d] (no split/merge transposes).
+ *
+ * Layout. Row (b, t) of qkv starts at (b·T + t)·3d; head h of q is channels h·hd..h·hd+hd-1, of k
+ * d + h·hd.., of v 2d + h·hd... y row (b, t) starts at (b·T + t)·d, head h at h·hd. The per-row
+ * logsumexp `lse` is [B, H, T]; `D` (backward) is [B, H, T] too. dqkv has the layout of qkv.
+ *
+ * Algorithm (flash style, no T×T matrix in memory). The forward keeps a running max m, a running
+ * sum l and an unnormalised accumulator per query row (online softmax), visits keys in blocks of 4
+ * (one rescale per block, 4 independent dot products for ILP) and stores lse = m + log l. The
+ * backward recomputes P_ij = exp(s_ij − lse_i):
+ *   - dq kernel, one invocation per query row i: D_i = dY_i·Y_i (written for the next kernel),
+ *     dq_i = scale · Σ_j P_ij (Z_ij dY_i·v_j − D_i) k_j
+ *   - dkv kernel, one invocation per key row j:
+ *     dv_j = Σ_i P_ij Z_ij dY_i,  dk_j = scale · Σ_i P_ij (Z_ij dY_i·v_j − D_i) q_i
+ * where Z_ij is the dropout factor (0 or 1/(1−p); 1 without dropout). No atomics: every output
+ * element is written by exactly one invocation, so results are bitwise deterministic.
+ *
+ * Masks. Causal: keys j > i are skipped. Key padding (optional f32 [B, T], 1 = attend, 0 = padded):
+ * padded keys get probability 0. A row whose keys are all masked has y = 0, lse = 1e30 (a sentinel
+ * that makes every recomputed P zero) and zero gradients.
+ *
+ * Dropout (optional, on the probabilities, after normalisation). Philox4x32-10 from random.ts with
+ * key = (seed, step) and counter = (lo(g), stream, hi(g), 0), g = row·⌈T/4⌉ + ⌊j/4⌋ where
+ * row = (b·H + h)·T + i: one Philox call covers the 4 keys 4⌊j/4⌋..4⌊j/4⌋+3 of a query row, key j uses
+ * component j mod 4 (x, y, z, w). u = (x >> 8) / 2^24; the key is kept when u ≥ p and then scaled by
+ * 1/(1−p). g is a 64-bit value split into two u32 words (lo, hi), so any size is fine.
+ *
+ * Variants (side by side; the op chooses):
+ *   - `ref`  : scalar, one key at a time, any head dim (also the non-multiple-of-4 fallback), a
+ *              separate D kernel; the readable reference.
+ *   - `row`  : one invocation per query row (forward, dq) or key row (dkv), the head dim unrolled in
+ *              vec4 registers, 4-key (4-query) blocks, K/V addresses uniform across the workgroup so
+ *              lavapipe turns them into broadcast loads. No shared memory, no barriers: best on CPU.
+ *   - `tiled`: the same per-row arithmetic, but the workgroup loads each block of BK keys (forward,
+ *              dq) or BQ queries (dkv) cooperatively into workgroup memory once and every invocation
+ *              reads it from there (real GPUs).
+ */
+import { PHILOX_WGSL } from './random.ts';
+import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
+
+export const ATTN_REF_WG = 64;
+/** Score assigned to a masked key before the select that zeroes its probability. */
+const NEG = '-1e30';
+/** lse of a row with no visible key: exp(s − 1e30) = 0 for every recomputed probability. */
+const LSE_EMPTY = '1e30';
+
+const rep = (n: number, f: (c: number) => string, sep = '\n'): string => Array.from({ length: n }, (_, c) => f(c)).join(sep);
+
+interface Common {
+  /** Attention dropout compiled in. */
+  dropout: boolean;
+}
+
+const DROPOUT_UNIFORMS: [string, 'u32' | 'f32'][] = [
+  ['seed', 'u32'],
+  ['step', 'u32'],
+  ['stream', 'u32'],
+  ['p', 'f32'],
+  ['keepScale', 'f32'],
+];
+
+/**
+ * WGSL: dropout factors (0 or 1/(1−p)). One Philox call gives the factors of keys 4·j4..4·j4+3 of
+ * query row `row` = (b·H + h)·T + i (component j mod 4).
+ */
+const DROPOUT_WGSL = /* wgsl */ `${PHILOX_WGSL}
+fn drop_keep4(row: u32, j4: u32) -> vec4<f32> {
+  let hl = philox_mulhilo(row, (P.T + 3u) / 4u);
+  let lo = hl.y + j4;
+  let hi = hl.x + select(0u, 1u, lo < j4);
+  let u = philox_uniform4(vec4<u32>(lo, P.stream, hi, 0u), vec2<u32>(P.seed, P.step));
+  return select(vec4<f32>(0.0), vec4<f32>(P.keepScale), u >= vec4<f32>(P.p));
+}
+fn drop_keep1(row: u32, j: u32) -> f32 {
+  let z = drop_keep4(row, j >> 2u);
+  return z[j & 3u];
+}
+`;
+
+const tag = (o: Common): string => (o.dropout ? '.dropout' : '');
+
+// ======================================================================================= ref
+
+const REF_UNIFORMS: [string, 'u32' | 'f32'][] = [
+  ['T', 'u32'],
+  ['H', 'u32'],
+  ['hd', 'u32'],
+  ['d', 'u32'],
+  ['rows', 'u32'],
+  ['scale', 'f32'],
+  ['useMask', 'u32'],
+];
+
+/** Shared prologue of the ref kernels: decode the flat index into (b, h, row t) and base offsets. */
+const REF_PROLOGUE = /* wgsl */ `
+  let idx = ${FLAT_INDEX};
+  if (idx >= P.rows) { return; }
+  let t = idx % P.T;
+  let bh = idx / P.T;
+  let b = bh / P.H;
+  let h = bh % P.H;
+  let rs = 3u * P.d;
+  let base = b * P.T * rs;
+  let qc = base + h * P.hd;          // + row·rs: q of that row
+  let kc = qc + P.d;
+  let vc = kc + P.d;`;
+
+const refKeyOk = (j: string): string => `(P.useMask == 0u || kmask[b * P.T + ${j}] > 0.5)`;
+
+/** Reference forward: scalar, three passes over the keys (max, sum, weighted sum). */
+export const forwardRef = memo((o: Common): KernelSpec =>
+  kernel({
+    name: `attention.fwd.ref${tag(o)}`,
+    bindings: [ro('qkv'), ro('kmask'), rw('y'), rw('lse')],
+    uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [ATTN_REF_WG, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+fn score(qo: u32, ko: u32) -> f32 {
+  var s = 0.0;
+  for (var c = 0u; c < P.hd; c = c + 1u) { s = s + qkv[qo + c] * qkv[ko + c]; }
+  return s * P.scale;
+}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${REF_PROLOGUE}
+  let i = t;
+  let qo = qc + i * rs;
+  let yo = (b * P.T + i) * P.d + h * P.hd;
+  var m = ${NEG};
+  var seen = false;
+  for (var j = 0u; j <= i; j = j + 1u) {
+    if (${refKeyOk('j')}) { m = max(m, score(qo, kc + j * rs)); seen = true; }
+  }
+  var l = 0.0;
+  for (var j = 0u; j <= i; j = j + 1u) {
+    if (${refKeyOk('j')}) { l = l + exp(score(qo, kc + j * rs) - m); }
+  }
+  for (var c = 0u; c < P.hd; c = c + 1u) { y[yo + c] = 0.0; }
+  if (!seen) { lse[idx] = ${LSE_EMPTY}; return; }
+  for (var j = 0u; j <= i; j = j + 1u) {
+    if (${refKeyOk('j')}) {
+      let pr = exp(score(qo, kc + j * rs) - m) / l${o.dropout ? ' * drop_keep1(idx, j)' : ''};
+      for (var c = 0u; c < P.hd; c = c + 1u) { y[yo + c] = y[yo + c] + pr * qkv[vc + j * rs + c]; }
+    }
+  }
+  lse[idx] = m + log(l);
+}`,
+  }),
+);
+
+/** Reference backward, step 1: D_i = dY_i · Y_i per (b, h, i). */
+export const backwardRefD = memo((_o: Record<string, never>): KernelSpec =>
+  kernel({
+    name: 'attention.bwd.ref.D',
+    bindings: [ro('y'), ro('dy'), rw('dD')],
+    uniforms: REF_UNIFORMS,
+    workgroupSize: [ATTN_REF_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${REF_PROLOGUE}
+  let yo = (b * P.T + t) * P.d + h * P.hd;
+  var s = 0.0;
+  for (var c = 0u; c < P.hd; c = c + 1u) { s = s + y[yo + c] * dy[yo + c]; }
+  dD[idx] = s;
+}`,
+  }),
+);
+
+/** Reference backward, step 2: dq of query row i (into the q slots of dqkv). */
+export const backwardRefDq = memo((o: Common): KernelSpec =>
+  kernel({
+    name: `attention.bwd.ref.dq${tag(o)}`,
+    bindings: [ro('qkv'), ro('kmask'), ro('dy'), ro('lse'), ro('dD'), rw('dqkv')],
+    uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [ATTN_REF_WG, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${REF_PROLOGUE}
+  let i = t;
+  let qo = qc + i * rs;
+  let yo = (b * P.T + i) * P.d + h * P.hd;
+  let L = lse[idx];
+  let Di = dD[idx];
+  for (var c = 0u; c < P.hd; c = c + 1u) { dqkv[qo + c] = 0.0; }
+  for (var j = 0u; j <= i; j = j + 1u) {
+    if (!(${refKeyOk('j')})) { continue; }
+    var s = 0.0;
+    var dp = 0.0;
+    for (var c = 0u; c < P.hd; c = c + 1u) {
+      s = s + qkv[qo + c] * qkv[kc + j * rs + c];
+      dp = dp + dy[yo + c] * qkv[vc + j * rs + c];
+    }
+    let pr = exp(s * P.scale - L);
+    let ds = pr * (dp${o.dropout ? ' * drop_keep1(idx, j)' : ''} - Di) * P.scale;
+    for (var c = 0u; c < P.hd; c = c + 1u) { dqkv[qo + c] = dqkv[qo + c] + ds * qkv[kc + j * rs + c]; }
+  }
+}`,
+  }),
+);
+
+/** Reference backward, step 3: dk and dv of key row j (into the k and v slots of dqkv). */
+export const backwardRefDkv = memo((o: Common): KernelSpec =>
+  kernel({
+    name: `attention.bwd.ref.dkv${tag(o)}`,
+    bindings: [ro('qkv'), ro('kmask'), ro('dy'), ro('lse'), ro('dD'), rw('dqkv')],
+    uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [ATTN_REF_WG, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${REF_PROLOGUE}
+  let j = t;
+  let ko = kc + j * rs;
+  let vo = vc + j * rs;
+  for (var c = 0u; c < P.hd; c = c + 1u) { dqkv[ko + c] = 0.0; dqkv[vo + c] = 0.0; }
+  if (!(${refKeyOk('j')})) { return; }
+  for (var i = j; i < P.T; i = i + 1u) {
+    let row = bh * P.T + i;
+    let qo = qc + i * rs;
+    let yo = (b * P.T + i) * P.d + h * P.hd;
+    var s = 0.0;
+    var dp = 0.0;
+    for (var c = 0u; c < P.hd; c = c + 1u) {
+      s = s + qkv[qo + c] * qkv[ko + c];
+      dp = dp + dy[yo + c] * qkv[vo + c];
+    }
+    let pr = exp(s * P.scale - lse[row]);
+    let z = ${o.dropout ? 'drop_keep1(bh * P.T + i, j)' : '1.0'};
+    let ds = pr * (dp * z - dD[row]) * P.scale;
+    for (var c = 0u; c < P.hd; c = c + 1u) {
+      dqkv[vo + c] = dqkv[vo + c] + pr * z * dy[yo + c];
+      dqkv[ko + c] = dqkv[ko + c] + ds * qkv[qo + c];
+    }
+  }
+}`,
+  }),
+);
+
+// ======================================================================================= row / tiled
+
+export interface FastOptions extends Common {
+  /** Head dim, a multiple of 4 (compiled in: registers are unrolled vec4s). */
+  hd: number;
+  /** Workgroup size (query or key rows per workgroup), a multiple of 4. */
+  wg: number;
+  /** 'row': K/V read from global memory; 'tiled': staged through workgroup memory. */
+  tiled: boolean;
+  /** Keys (forward, dq) or queries (dkv) per unrolled block: 1, 2 or 4. */
+  kb: number;
+  /** Tiled: rows per workgroup-memory tile (a multiple of 4; default from wg and hd). */
+  tile?: number;
+}
+
+const FAST_UNIFORMS: [string, 'u32' | 'f32'][] = [
+  ['T', 'u32'],
+  ['H', 'u32'],
+  ['d4', 'u32'],
+  ['BH', 'u32'],
+  ['scale', 'f32'],
+  ['useMask', 'u32'],
+];
+
+/** Prologue of the row/tiled kernels: workgroup (x = row block, y/z = b·H + h), lane = row. */
+const fastPrologue = (nv: number): string => /* wgsl */ `
+  let bh = wid.y + wid.z * nwg.y;
+  if (bh >= P.BH) { return; }
+  let r0 = wid.x * WG_X;             // first row of this workgroup
+  let r = r0 + lid.x;                // this invocation's row (query row for fwd/dq, key row for dkv)
+  let rc = min(r, P.T - 1u);         // clamped: loads stay in bounds, stores are guarded
+  let b = bh / P.H;
+  let h = bh - b * P.H;
+  let rs = 3u * P.d4;                // qkv row stride in vec4s
+  let base = b * P.T * rs;
+  let qcol = base + h * ${nv}u;      // + t·rs: q of row t
+  let kcol = qcol + P.d4;
+  let vcol = kcol + P.d4;
+  let ycol = b * P.T * P.d4 + h * ${nv}u;   // + t·d4: y of row t
+  let tm1 = P.T - 1u;`;
+
+/** Rows per workgroup-memory tile of the tiled variant (two arrays of tile × hd floats). */
+function tileRows(o: FastOptions): number {
+  if (o.tile) return o.tile;
+  // Stay within the 16 KiB WebGPU default for workgroup storage; at least one block of 4.
+  const byHd = Math.floor(16384 / (2 * o.hd * 4));
+  let n = 4;
+  while (n * 2 <= Math.min(o.wg, byHd)) n *= 2;
+  return n;
+}
+
+const fastName = (kind: string, o: FastOptions): string =>
+  `attention.${kind}.${o.tiled ? 'tiled' : 'row'}[hd${o.hd},wg${o.wg},kb${o.kb}${o.tiled ? `,tile${tileRows(o)}` : ''}]${tag(o)}`;
+
+function checkFast(o: FastOptions): number {
+  const nv = o.hd / 4;
+  if (!Number.isInteger(nv) || nv < 1) throw new Error(`attention: fast kernels need hd % 4 == 0 (got ${o.hd})`);
+  if (![1, 2, 4].includes(o.kb)) throw new Error(`attention: kb must be 1, 2 or 4 (got ${o.kb})`);
+  if (o.wg % 4 !== 0) throw new Error(`attention: wg must be a multiple of 4 (got ${o.wg})`);
+  if (o.tiled && tileRows(o) % 4 !== 0) throw new Error('attention: tile must be a multiple of 4');
+  return nv;
+}
+
+type At = (a: 0 | 1, t: number, c: number) => string;
+
+/**
+ * The loop `v = start, start + kb, … < end` over key (or query) rows in blocks of kb.
+ * `g(a, row, c)` is the global-memory expression of vec4 c of `row` in array a (0 or 1).
+ * Row variant: blocks read global memory directly. Tiled variant: tiles of `tile` rows of both arrays
+ * are first copied into workgroup memory (tl0, tl1) by the whole workgroup between two barriers.
+ * Inside a block, `${v}r_t` = min(v + t, T − 1) is the clamped row and `at(a, t, c)` reads it.
+ */
+function rowLoop(o: FastOptions, nv: number, v: string, start: string, end: string, g: (a: 0 | 1, row: string, c: number) => string, block: (at: At) => string): string {
+  const rows = rep(o.kb, (t) => `let ${v}r_${t} = min(${v} + ${t}u, tm1);`, ' ');
+  if (!o.tiled) {
+    return /* wgsl */ `
+  for (var ${v} = ${start}; ${v} < ${end}; ${v} = ${v} + ${o.kb}u) {
+    ${rows}${block((a, t, c) => g(a, `${v}r_${t}`, c))}
+  }`;
+  }
+  const tile = tileRows(o);
+  return /* wgsl */ `
+  for (var ${v}0 = ${start}; ${v}0 < ${end}; ${v}0 = ${v}0 + ${tile}u) {
+    workgroupBarrier();
+    for (var e = lid.x; e < ${tile * nv}u; e = e + WG_X) {
+      let row = min(${v}0 + e / ${nv}u, tm1);
+      let c = e % ${nv}u;
+      tl0[e] = ${g(0, 'row', -1)};
+      tl1[e] = ${g(1, 'row', -1)};
+    }
+    workgroupBarrier();
+    let nb = min(${end} - ${v}0, ${tile}u);
+    for (var ${v}t = 0u; ${v}t < nb; ${v}t = ${v}t + ${o.kb}u) {
+      let ${v} = ${v}0 + ${v}t;
+      ${rows}${block((a, t, c) => `tl${a}[(${v}t + ${t}u) * ${nv}u + ${c}u]`)}
+    }
+  }`;
+}
+
+/** Column offset `c` (a constant, or the runtime `c` of the tile loader when c < 0). */
+const col = (c: number): string => (c < 0 ? 'c' : `${c}u`);
+
+const tileDecl = (o: FastOptions, nv: number): string =>
+  o.tiled ? `var<workgroup> tl0: array<vec4<f32>, ${tileRows(o) * nv}>;\nvar<workgroup> tl1: array<vec4<f32>, ${tileRows(o) * nv}>;` : '';
+
+/** Dropout factors of keys j..j+kb−1 of query row `rc` into z_t (one Philox call when kb = 4). */
+function dropKeys(kb: number, v: string): string {
+  if (kb === 4) return `let z = drop_keep4(bh * P.T + rc, ${v} >> 2u); ${rep(4, (t) => `let z_${t} = z[${t}];`, ' ')}`;
+  return rep(kb, (t) => `let z_${t} = drop_keep1(bh * P.T + rc, ${v} + ${t}u);`, ' ');
+}
+
+const maxOf = (xs: string[]): string => (xs.length === 1 ? xs[0]! : `max(${maxOf(xs.slice(0, xs.length >> 1))}, ${maxOf(xs.slice(xs.length >> 1))})`);
+
+/**
+ * Forward, one invocation per query row: q·scale and the output accumulator in NV = hd/4 vec4
+ * registers, keys in blocks of kb (one rescale per block). The key loop runs to the workgroup's last
+ * row (a uniform bound, so K/V addresses are uniform: broadcast loads on lavapipe); keys past a
+ * lane's own row are masked by select.
+ */
+export const forwardFast = memo((o: FastOptions): KernelSpec => {
+  const nv = checkFast(o);
+  const keys = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
+  const g = (a: 0 | 1, row: string, c: number): string => `qkv[${a === 0 ? 'kcol' : 'vcol'} + ${row} * rs + ${col(c)}]`;
+  const block = (at: At): string => /* wgsl */ `
+    ${keys((t) => `let ok${t} = j + ${t}u <= r && (P.useMask == 0u || kmask[b * P.T + jr_${t}] > 0.5);`)}
+    ${keys((t) => `let s${t} = select(${NEG}, ${rep(nv, (c) => `dot(q${c}, ${at(0, t, c)})`, ' + ')}, ok${t});`)}
+    let mn = max(m, ${maxOf(rep(o.kb, (t) => `s${t}`, ',').split(','))});
+    let alpha = exp(m - mn);
+    ${keys((t) => `var p${t} = select(0.0, exp(s${t} - mn), ok${t});`)}
+    l = l * alpha + ${keys((t) => `p${t}`, ' + ')};
+    ${o.dropout ? `${dropKeys(o.kb, 'j')}\n    ${keys((t) => `p${t} = p${t} * z_${t};`, ' ')}` : ''}
+    ${rep(nv, (c) => `a${c} = a${c} * alpha + ${keys((t) => `p${t} * ${at(1, t, c)}`, ' + ')};`, '\n    ')}
+    m = mn;`;
+  return kernel({
+    name: fastName('fwd', o),
+    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.wg, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${tileDecl(o, nv)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${fastPrologue(nv)}
+  let qo = qcol + rc * rs;
+  ${rep(nv, (c) => `let q${c} = qkv[qo + ${c}u] * P.scale;`, '\n  ')}
+  ${rep(nv, (c) => `var a${c} = vec4<f32>(0.0);`, '\n  ')}
+  var m = ${NEG};
+  var l = 0.0;
+  let jend = min(r0 + WG_X, P.T);    // uniform over the workgroup
+  ${rowLoop(o, nv, 'j', '0u', 'jend', g, block)}
+  if (r < P.T) {
+    let yo = ycol + r * P.d4;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    ${rep(nv, (c) => `y[yo + ${c}u] = a${c} * inv;`, '\n    ')}
+    lse[bh * P.T + r] = select(${LSE_EMPTY}, m + log(l), l > 0.0);
+  }
+}`,
+  });
+});
+
+/**
+ * Backward, query side: one invocation per query row i. Writes D_i = dY_i·Y_i (for the dkv kernel)
+ * and dq_i into the q slots of dqkv.
+ */
+export const backwardDqFast = memo((o: FastOptions): KernelSpec => {
+  const nv = checkFast(o);
+  const keys = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
+  const g = (a: 0 | 1, row: string, c: number): string => `qkv[${a === 0 ? 'kcol' : 'vcol'} + ${row} * rs + ${col(c)}]`;
+  const block = (at: At): string => /* wgsl */ `
+    ${keys((t) => `let ok${t} = j + ${t}u <= r && (P.useMask == 0u || kmask[b * P.T + jr_${t}] > 0.5);`)}
+    ${keys((t) => rep(nv, (c) => `let k${t}_${c} = ${at(0, t, c)};`, ' '))}
+    ${keys((t) => `let p${t} = select(0.0, exp((${rep(nv, (c) => `dot(q${c}, k${t}_${c})`, ' + ')}) * P.scale - L), ok${t});`)}
+    ${keys((t) => `var dp${t} = ${rep(nv, (c) => `dot(g${c}, ${at(1, t, c)})`, ' + ')};`)}
+    ${o.dropout ? `${dropKeys(o.kb, 'j')}\n    ${keys((t) => `dp${t} = dp${t} * z_${t};`, ' ')}` : ''}
+    ${keys((t) => `let ds${t} = p${t} * (dp${t} - Di);`)}
+    ${rep(nv, (c) => `dq${c} = dq${c} + ${keys((t) => `ds${t} * k${t}_${c}`, ' + ')};`, '\n    ')}`;
+  return kernel({
+    name: fastName('bwd.dq', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('y', 'array<vec4<f32>>'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      rw('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.wg, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${tileDecl(o, nv)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${fastPrologue(nv)}
+  let qo = qcol + rc * rs;
+  let yo = ycol + rc * P.d4;
+  ${rep(nv, (c) => `let q${c} = qkv[qo + ${c}u];`, '\n  ')}
+  ${rep(nv, (c) => `let g${c} = dy[yo + ${c}u];`, '\n  ')}
+  ${rep(nv, (c) => `var dq${c} = vec4<f32>(0.0);`, '\n  ')}
+  let Di = ${rep(nv, (c) => `dot(g${c}, y[yo + ${c}u])`, ' + ')};
+  let L = lse[bh * P.T + rc];
+  let jend = min(r0 + WG_X, P.T);
+  ${rowLoop(o, nv, 'j', '0u', 'jend', g, block)}
+  if (r < P.T) {
+    dD[bh * P.T + r] = Di;
+    ${rep(nv, (c) => `dqkv[qo + ${c}u] = dq${c} * P.scale;`, '\n    ')}
+  }
+}`,
+  });
+});
+
+/**
+ * Backward, key side: one invocation per key row j, looping over the query rows from the first row
+ * of its workgroup to T − 1 in blocks of kb. Writes dk_j and dv_j into the k and v slots of dqkv.
+ * Needs D from the dq kernel.
+ */
+export const backwardDkvFast = memo((o: FastOptions): KernelSpec => {
+  const nv = checkFast(o);
+  const qs = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
+  const g = (a: 0 | 1, row: string, c: number): string => (a === 0 ? `qkv[qcol + ${row} * rs + ${col(c)}]` : `dy[ycol + ${row} * P.d4 + ${col(c)}]`);
+  const block = (at: At): string => /* wgsl */ `
+    ${qs((t) => `let ok${t} = i + ${t}u >= r && i + ${t}u <= tm1 && keyOk;`)}
+    ${qs((t) => rep(nv, (c) => `let q${t}_${c} = ${at(0, t, c)};`, ' '))}
+    ${qs((t) => rep(nv, (c) => `let g${t}_${c} = ${at(1, t, c)};`, ' '))}
+    ${qs((t) => `let p${t} = select(0.0, exp((${rep(nv, (c) => `dot(k${c}, q${t}_${c})`, ' + ')}) * P.scale - lse[bh * P.T + ir_${t}]), ok${t});`)}
+    ${qs((t) => `var dp${t} = ${rep(nv, (c) => `dot(v${c}, g${t}_${c})`, ' + ')};`)}
+    ${o.dropout ? qs((t) => `let z_${t} = drop_keep1(bh * P.T + i + ${t}u, rc); dp${t} = dp${t} * z_${t}; let pz${t} = p${t} * z_${t};`) : qs((t) => `let pz${t} = p${t};`, ' ')}
+    ${qs((t) => `let ds${t} = p${t} * (dp${t} - dD[bh * P.T + ir_${t}]);`)}
+    ${rep(nv, (c) => `dv${c} = dv${c} + ${qs((t) => `pz${t} * g${t}_${c}`, ' + ')};`, '\n    ')}
+    ${rep(nv, (c) => `dk${c} = dk${c} + ${qs((t) => `ds${t} * q${t}_${c}`, ' + ')};`, '\n    ')}`;
+  return kernel({
+    name: fastName('bwd.dkv', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      ro('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.wg, 1, 1],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${tileDecl(o, nv)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${fastPrologue(nv)}
+  let ko = kcol + rc * rs;
+  let vo = vcol + rc * rs;
+  ${rep(nv, (c) => `let k${c} = qkv[ko + ${c}u];`, '\n  ')}
+  ${rep(nv, (c) => `let v${c} = qkv[vo + ${c}u];`, '\n  ')}
+  ${rep(nv, (c) => `var dk${c} = vec4<f32>(0.0);`, '\n  ')}
+  ${rep(nv, (c) => `var dv${c} = vec4<f32>(0.0);`, '\n  ')}
+  let keyOk = P.useMask == 0u || kmask[b * P.T + rc] > 0.5;
+  ${rowLoop(o, nv, 'i', 'r0', 'P.T', g, block)}
+  if (r < P.T) {
+    ${rep(nv, (c) => `dqkv[ko + ${c}u] = dk${c} * P.scale;`, '\n    ')}
+    ${rep(nv, (c) => `dqkv[vo + ${c}u] = dv${c};`, '\n    ')}
+  }
+}`,
+  });
+});
+
+// ======================================================================================= sg (subgroup-shared loads)
+
+export interface SubgroupOptions extends Common {
+  /** Head dim, a multiple of 4. */
+  hd: number;
+  /** Subgroup size = workgroup size (a power of two). */
+  sg: number;
+  /**
+   * Lanes per row, C: each owned row's vectors are split over C lanes of hd/C channels (a power of
+   * two dividing sg and hd/4). Keeps registers and generated code small at large head dims.
+   */
+  split: number;
+}
+
+const sgName = (kind: string, o: SubgroupOptions): string => `attention.${kind}.sg[hd${o.hd},sg${o.sg},split${o.split}]${tag(o)}`;
+
+function checkSg(o: SubgroupOptions): number {
+  const nv = o.hd / 4;
+  if (!Number.isInteger(nv) || nv < 1) throw new Error(`attention: sg kernels need hd % 4 == 0 (got ${o.hd})`);
+  if ((o.sg & (o.sg - 1)) !== 0 || o.sg < 1) throw new Error(`attention: sg must be a power of two (got ${o.sg})`);
+  const C = o.split;
+  if (!(C >= 1 && (C & (C - 1)) === 0 && o.sg % C === 0 && nv % C === 0))
+    throw new Error(`attention: split ${C} must be a power of two dividing sg ${o.sg} and hd/4 ${nv}`);
+  return nv / C;
+}
+
+/** WGSL helpers: sum over the C lanes of a row (butterfly of shuffle-xors: every lane gets the same bits). */
+const rowSumWgsl = (C: number): string =>
+  Array.from({ length: Math.log2(C) }, (_, k) => 2 ** k)
+    .map((m) => `fn rsum${m}(x: vec2<f32>) -> vec2<f32> { return x + subgroupShuffleXor(x, ${m}u); }`)
+    .join('\n');
+function rowSum2(C: number, x: string): string {
+  let e = x;
+  for (let m = 1; m < C; m *= 2) e = `rsum${m}(${e})`;
+  return e;
+}
+
+/** Prologue: lane = (row slot ρ, channel chunk hc); RB = sg/C rows per workgroup. */
+const sgPrologue = (o: SubgroupOptions, nvc: number): string => /* wgsl */ `
+  let bh = wid.y + wid.z * nwg.y;
+  if (bh >= P.BH) { return; }
+  let rho = lid.x / ${o.split}u;             // row slot of this lane
+  let hc = lid.x % ${o.split}u;              // channel chunk of this lane
+  let r0 = wid.x * ${o.sg / o.split}u;       // first owned row
+  let r = r0 + rho;
+  let rc = min(r, P.T - 1u);
+  let b = bh / P.H;
+  let h = bh - b * P.H;
+  let rs = 3u * P.d4;
+  let base = b * P.T * rs;
+  let ch = h * ${nvc * o.split}u + hc * ${nvc}u;   // this lane's first vec4 within a row of the head
+  let qcol = base + ch;
+  let kcol = qcol + P.d4;
+  let vcol = kcol + P.d4;
+  let ycol = b * P.T * P.d4 + ch;
+  let tm1 = P.T - 1u;`;
+
+/**
+ * WGSL: dropout factors z0..z{RB-1} of keys j0..j0+RB−1 of query row `row` (j0 a multiple of RB).
+ * RB ≥ 4: RB/4 Philox calls per block; RB < 4: the call for 4 keys is cached in `zc` and refreshed
+ * when j0 reaches a multiple of 4 (keys are visited in order from 0).
+ */
+function dropBlock(RB: number, row: string): string {
+  if (RB >= 4) return rep(RB / 4, (g) => `let zz${g} = drop_keep4(${row}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t} = zz${g}[${t}];`, ' ')}`, '\n    ');
+  return `if ((j0 & 3u) == 0u) { zc = drop_keep4(${row}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u} = zc[(j0 + ${u}u) & 3u];`, ' ')}`;
+}
+
+/**
+ * Forward, subgroup-shared (lavapipe's variant). One workgroup = one subgroup of SG lanes owning
+ * RB = SG/C query rows; each row's q·scale and output accumulator are split over C lanes (hd/C
+ * channels each). Keys go in blocks of RB: lane (ρ, c) loads chunk c of key j0 + ρ (k and v), and
+ * every lane fetches each key of the block from the lane holding its chunk with `subgroupShuffle`;
+ * a row's q·k partials are summed over its C lanes by shuffle-xor. So each K/V element is loaded
+ * once per workgroup rather than once per query row (on lavapipe a load inside a loop costs ~20× an
+ * FMA, a shuffle ~3×). Online softmax with one rescale per block.
+ */
+export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
+  const nvc = checkSg(o);
+  const C = o.split;
+  const RB = o.sg / C;
+  const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
+  const keys = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
+  return kernel({
+    name: sgName('fwd', o),
+    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.sg, 1, 1],
+    requires: ['subgroups'],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${rowSumWgsl(C)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${sgPrologue(o, nvc)}
+  let qo = qcol + rc * rs;
+  ${vecs((c) => `let q${c} = qkv[qo + ${c}u] * P.scale;`)}
+  ${vecs((c) => `var a${c} = vec4<f32>(0.0);`)}
+  var m = ${NEG};
+  var l = 0.0;
+  ${o.dropout && RB < 4 ? 'var zc = vec4<f32>(0.0);' : ''}
+  let jend = min(r0 + ${RB}u, P.T);
+  for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
+    let jl = min(j0 + rho, tm1);             // the key whose chunk this lane loads
+    ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
+    ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
+    let ml = select(1.0, kmask[b * P.T + jl], P.useMask != 0u);
+    ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}); let ok${u} = j0 + ${u}u <= r && mu${u} > 0.5;`)}
+    ${keys((u) => `let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}, subgroupShuffle(kl${c}, src${u}))`, ' + ')}, 0.0)`)}.x, ok${u});`)}
+    let mn = max(m, ${maxOf(Array.from({ length: RB }, (_, u) => `s${u}`))});
+    let al = exp(m - mn);
+    ${keys((u) => `let p${u} = select(0.0, exp(s${u} - mn), ok${u});`)}
+    l = l * al + ${keys((u) => `p${u}`, ' + ')};
+    ${o.dropout ? dropBlock(RB, 'bh * P.T + rc') : ''}
+    ${vecs((c) => `a${c} = a${c} * al + ${keys((u) => `p${u}${o.dropout ? ` * z${u}` : ''} * subgroupShuffle(vl${c}, src${u})`, ' + ')};`, '\n    ')}
+    m = mn;
+  }
+  if (r < P.T) {
+    let yo = ycol + r * P.d4;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    ${vecs((c) => `y[yo + ${c}u] = a${c} * inv;`, '\n    ')}
+    if (hc == 0u) { lse[bh * P.T + r] = select(${LSE_EMPTY}, m + log(l), l > 0.0); }
+  }
+}`,
+  });
+});
+
+/**
+ * Backward, query side, subgroup-shared: the workgroup owns RB query rows split over C lanes each
+ * (q, dY chunks; lse and D per row), keys in blocks of RB loaded one chunk per lane and shuffled.
+ * Writes D = rowsum(dY ⊙ Y) (for the dkv kernel) and the q slots of dqkv.
+ */
+export const backwardDqSg = memo((o: SubgroupOptions): KernelSpec => {
+  const nvc = checkSg(o);
+  const C = o.split;
+  const RB = o.sg / C;
+  const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
+  const keys = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
+  return kernel({
+    name: sgName('bwd.dq', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('y', 'array<vec4<f32>>'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      rw('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.sg, 1, 1],
+    requires: ['subgroups'],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${rowSumWgsl(C)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${sgPrologue(o, nvc)}
+  let qo = qcol + rc * rs;
+  let yo = ycol + rc * P.d4;
+  ${vecs((c) => `let q${c} = qkv[qo + ${c}u] * P.scale;`)}
+  ${vecs((c) => `let g${c} = dy[yo + ${c}u];`)}
+  ${vecs((c) => `var dq${c} = vec4<f32>(0.0);`)}
+  let Di = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(g${c}, y[yo + ${c}u])`, ' + ')}, 0.0)`)}.x;
+  let L = lse[bh * P.T + rc];
+  ${o.dropout && RB < 4 ? 'var zc = vec4<f32>(0.0);' : ''}
+  let jend = min(r0 + ${RB}u, P.T);
+  for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
+    let jl = min(j0 + rho, tm1);
+    ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
+    ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
+    let ml = select(1.0, kmask[b * P.T + jl], P.useMask != 0u);
+    ${o.dropout ? dropBlock(RB, 'bh * P.T + rc') : ''}
+    ${keys(
+      (u) => /* wgsl */ `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}); let ok${u} = j0 + ${u}u <= r && mu${u} > 0.5;
+    ${vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`)}
+    let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}, k${u}_${c})`, ' + ')}, ${vecs((c) => `dot(g${c}, subgroupShuffle(vl${c}, src${u}))`, ' + ')})`)};
+    let p${u} = select(0.0, exp(sd${u}.x - L), ok${u});
+    let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - Di);`,
+    )}
+    ${vecs((c) => `dq${c} = dq${c} + ${keys((u) => `ds${u} * k${u}_${c}`, ' + ')};`, '\n    ')}
+  }
+  if (r < P.T) {
+    if (hc == 0u) { dD[bh * P.T + r] = Di; }
+    ${vecs((c) => `dqkv[qo + ${c}u] = dq${c} * P.scale;`, '\n    ')}
+  }
+}`,
+  });
+});
+
+/**
+ * Backward, key side, subgroup-shared: the workgroup owns RB key rows split over C lanes each (k, v
+ * and the dk, dv accumulators); query rows r0, r0 + RB, … go in blocks of RB, lane (ρ, c) loading
+ * chunk c of query row i0 + ρ (and its lse, D), the others fetching it by shuffle. Dropout: the lanes
+ * of query row i0 + ρ draw its factors for the workgroup's keys (one Philox call per 4 keys), which
+ * are shuffled to the key lanes as well. Writes the k and v slots of dqkv.
+ */
+export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
+  const nvc = checkSg(o);
+  const C = o.split;
+  const RB = o.sg / C;
+  const groups = Math.max(1, RB / 4); // Philox calls (4 keys each) covering the workgroup's keys
+  const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
+  const qrows = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
+  const zOf = (u: number): string => {
+    let e = `subgroupShuffle(zl0, src${u})`;
+    for (let g = 1; g < groups; g++) e = `select(${e}, subgroupShuffle(zl${g}, src${u}), zg == ${g}u)`;
+    return `${e}[r & 3u]`;
+  };
+  return kernel({
+    name: sgName('bwd.dkv', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      ro('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.sg, 1, 1],
+    requires: ['subgroups'],
+    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+${rowSumWgsl(C)}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${sgPrologue(o, nvc)}
+  let ko = kcol + rc * rs;
+  let vo = vcol + rc * rs;
+  ${vecs((c) => `let k${c} = qkv[ko + ${c}u] * P.scale;`)}
+  ${vecs((c) => `let v${c} = qkv[vo + ${c}u];`)}
+  ${vecs((c) => `var dk${c} = vec4<f32>(0.0);`)}
+  ${vecs((c) => `var dv${c} = vec4<f32>(0.0);`)}
+  let keyOk = r < P.T && (P.useMask == 0u || kmask[b * P.T + rc] > 0.5);
+  let zg = (r >> 2u) - (r0 >> 2u);          // which of the workgroup's Philox calls covers key r
+  for (var i0 = r0; i0 < P.T; i0 = i0 + ${RB}u) {
+    let il = min(i0 + rho, tm1);            // the query row whose chunk this lane loads
+    let qo = qcol + il * rs;
+    let yo = ycol + il * P.d4;
+    ${vecs((c) => `let ql${c} = qkv[qo + ${c}u];`)}
+    ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
+    let Ll = lse[bh * P.T + il];
+    let Dl = dD[bh * P.T + il];
+    ${o.dropout ? rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, (r0 >> 2u) + ${g}u);`, ' ') : ''}
+    ${qrows(
+      (u) => /* wgsl */ `let src${u} = ${u * C}u + hc; let ok${u} = i0 + ${u}u >= r && i0 + ${u}u < P.T && keyOk;
+    ${vecs((c) => `let q${u}_${c} = subgroupShuffle(ql${c}, src${u});`)}
+    ${vecs((c) => `let g${u}_${c} = subgroupShuffle(gl${c}, src${u});`)}
+    let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}, g${u}_${c})`, ' + ')})`)};
+    ${o.dropout ? `let z${u} = ${zOf(u)};` : ''}
+    let p${u} = select(0.0, exp(sd${u}.x - subgroupShuffle(Ll, src${u})), ok${u});
+    let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - subgroupShuffle(Dl, src${u}));
+    let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
+    )}
+    ${vecs((c) => `dv${c} = dv${c} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n    ')}
+    ${vecs((c) => `dk${c} = dk${c} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n    ')}
+  }
+  if (r < P.T) {
+    ${vecs((c) => `dqkv[ko + ${c}u] = dk${c} * P.scale;`, '\n    ')}
+    ${vecs((c) => `dqkv[vo + ${c}u] = dv${c};`, '\n    ')}
+  }
+}`,
+  });
+});

@@ -1,0 +1,597 @@
+/**
+ * Matrix multiplication: C = op(A)·op(B) (+ bias broadcast over rows) (+ C when accumulating), for a
+ * batch of independent products, plus `colsum` (column sums, the bias gradient).
+ *
+ * Layout (row-major, every operand contiguous):
+ *   A      [M, K], or [K, M] when `transA` (then op(A) = Aᵀ)
+ *   B      [K, N], or [N, K] when `transB`
+ *   C      [M, N]
+ *   bias   [N]
+ * The batch index is the dispatch's z; operand x of batch z starts at z·strideX elements (uniforms
+ * `sA`, `sB`, `sC`); a stride of 0 broadcasts (e.g. one weight shared by every batch entry).
+ * With `accumulate`, C = C + op(A)·op(B) (+ bias): beta = 1 in place, for gradient accumulation.
+ *
+ * Variants (all reachable by name; the op layer picks one per adapter and shape):
+ *   naive         one output per invocation, a K loop of scalar loads. The reference variant.
+ *   reg{TM}x{TN}  register tile: each invocation computes TM rows × TN columns with the K loop
+ *                 unrolled by KU (4 or 8), vec4 loads where the layout allows, no workgroup memory
+ *                 and no barriers. Rows of a workgroup are the same for all its invocations (the
+ *                 workgroup is one row of invocations), so A's loads have uniform addresses, which
+ *                 lavapipe turns into one scalar load + broadcast instead of a per-lane gather.
+ *                 Built for software adapters (lavapipe: every invocation a SIMD lane on the CPU).
+ *   shared        classic shared-memory tiling for real GPUs: a 64×64 output tile per 16×16
+ *                 workgroup, K tiles of 16 staged in `var<workgroup>` with barriers, each thread a
+ *                 4×4 register sub-tile.
+ * Edges: loads clamp their row/column indices into range (branch-free; the extra lanes compute
+ * values that are never stored), stores are guarded; a K remainder (K mod KU) runs a scalar tail
+ * loop (once per invocation, outside the K loop, so no specialisation for exact multiples).
+ * vec4 specialisations: an operand is read as vec4 along its contiguous dimension when that
+ * dimension is a multiple of 4 (so batch strides and row offsets are 16-byte aligned too; binding
+ * offsets are 256-byte aligned by the allocator); C and bias as vec4 when N % 4 = 0.
+ *
+ * The kernel name spells the variant and every specialisation, e.g.
+ * `matmul.reg4x8.tn[a4,b4,c4,bias,acc]`, so the profiler shows which one ran.
+ */
+import { kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
+
+export interface MatmulKernelOptions {
+  /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}[k{KU}][w{WG}]' | 'shared'. */
+  variant: string;
+  transA: boolean;
+  transB: boolean;
+  /** Read A as vec4 along its contiguous dimension (K when !transA, M when transA). */
+  vecA: boolean;
+  /** Read B as vec4 along its contiguous dimension (N when !transB, K when transB). */
+  vecB: boolean;
+  /** Read/write C (and bias) as vec4 along N. */
+  vecC: boolean;
+}
+
+/** Bits of the `flags` uniform. */
+export const MATMUL_BIAS = 1;
+export const MATMUL_ACCUMULATE = 2;
+
+export const MATMUL_UNIFORMS: [string, 'u32'][] = [
+  ['M', 'u32'],
+  ['N', 'u32'],
+  ['K', 'u32'],
+  ['sA', 'u32'],
+  ['sB', 'u32'],
+  ['sC', 'u32'],
+  ['flags', 'u32'],
+];
+
+/** Geometry of a variant: output tile per workgroup and the workgroup size. */
+export interface MatmulGeometry {
+  /** Output rows covered by one workgroup. */
+  tileM: number;
+  /** Output columns covered by one workgroup. */
+  tileN: number;
+  workgroupSize: [number, number, number];
+}
+
+interface RegParams {
+  tm: number;
+  tn: number;
+  ku: number;
+  wg: number;
+  /** A's values reach the lanes through subgroupBroadcast (lane l loads the l-th slice of a K block). */
+  sg: boolean;
+  /** sg only: load A's rows in a loop into a private array (one load site: faster to compile). */
+  loop: boolean;
+}
+
+const REG_RE = /^(reg|sg)(\d+)x(\d+)(?:k(\d+))?(?:w(\d+))?(l)?$/;
+
+/** Lanes that cooperate in one subgroup broadcast (the subgroup must have at least this many). */
+export const SG_LANES = 8;
+
+function regParams(variant: string): RegParams | null {
+  const m = REG_RE.exec(variant);
+  if (!m) return null;
+  const sg = m[1] === 'sg';
+  const tm = Number(m[2]);
+  const tn = Number(m[3]);
+  const ku = m[4] ? Number(m[4]) : sg ? 32 : 4;
+  const wg = m[5] ? Number(m[5]) : sg ? 8 : 16;
+  if (sg && ku !== 8 && ku !== 32) throw new Error(`matmul: bad subgroup variant "${variant}" (KU must be 8 or 32)`);
+  if ((tn % 4 !== 0 && tn !== 1 && tn !== 2) || tm < 1 || tm > 128 || tn > 16 || ku % 4 !== 0 || ku > 32 || wg < 1 || wg > 256)
+    throw new Error(`matmul: bad register-tile variant "${variant}" (TN must be 1, 2, 4, 8, 12 or 16; TM 1..128; KU a multiple of 4 up to 32)`);
+  const loop = m[6] === 'l';
+  if (loop && !sg) throw new Error(`matmul: "${variant}": the l (looped loads) suffix needs a subgroup variant`);
+  return { tm, tn, ku, wg, sg, loop };
+}
+
+const SHARED_T = 16; // threads per side
+const SHARED_R = 4; // register sub-tile per thread (R×R)
+const SHARED_KT = 16; // K tile
+const NAIVE_WG = 8;
+
+/** Whether `variant` names a known matmul variant. */
+export function isMatmulVariant(variant: string): boolean {
+  if (variant === 'naive' || variant === 'shared') return true;
+  try {
+    return regParams(variant) !== null;
+  } catch {
+    return false;
+  }
+}
+
+export function matmulGeometry(variant: string): MatmulGeometry {
+  if (variant === 'naive') return { tileM: NAIVE_WG, tileN: NAIVE_WG, workgroupSize: [NAIVE_WG, NAIVE_WG, 1] };
+  if (variant === 'shared') return { tileM: SHARED_T * SHARED_R, tileN: SHARED_T * SHARED_R, workgroupSize: [SHARED_T, SHARED_T, 1] };
+  const r = regParams(variant);
+  if (!r) throw new Error(`matmul: unknown variant "${variant}" (naive, reg{TM}x{TN}[k{KU}][w{WG}], shared)`);
+  return { tileM: r.tm, tileN: r.tn * r.wg, workgroupSize: [r.wg, 1, 1] };
+}
+
+/** Row tile and column tile each invocation of a register variant computes (1×1 for the others). */
+export function matmulInvocationTile(variant: string): [number, number] {
+  const r = regParams(variant);
+  return r ? [r.tm, r.tn] : [1, 1];
+}
+
+function specName(o: MatmulKernelOptions): string {
+  const form = `${o.transA ? 't' : 'n'}${o.transB ? 't' : 'n'}`;
+  const tags: string[] = [];
+  if (o.vecA) tags.push('a4');
+  if (o.vecB) tags.push('b4');
+  if (o.vecC) tags.push('c4');
+  return `matmul.${o.variant}.${form}${tags.length ? `[${tags.join(',')}]` : ''}`;
+}
+
+function bindings(o: MatmulKernelOptions) {
+  const c = o.vecC ? 'array<vec4<f32>>' : 'array<f32>';
+  return [ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'), ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'), ro('bias', c), rw('C', c)];
+}
+
+/** WGSL scalar read of element `idx` (an f32 index) from an array that may be vec4-typed. */
+function scalarAt(arr: string, vec: boolean, idx: string): string {
+  return vec ? `${arr}[(${idx}) >> 2u][(${idx}) & 3u]` : `${arr}[${idx}]`;
+}
+
+/** Generic scalar accessors for op(A)(m, k) and op(B)(k, n) with batch bases aB, bB. */
+function accessors(o: MatmulKernelOptions): string {
+  const aIdx = o.transA ? 'aB + k * P.M + m' : 'aB + m * P.K + k';
+  const bIdx = o.transB ? 'bB + n * P.K + k' : 'bB + k * P.N + n';
+  return /* wgsl */ `
+fn loadA(aB: u32, m: u32, k: u32) -> f32 { return ${scalarAt('A', o.vecA, aIdx)}; }
+fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${scalarAt('B', o.vecB, bIdx)}; }`;
+}
+
+/**
+ * Epilogue for one scalar output `v` at element `ci`, column `n`: + bias[n] when the bias flag is
+ * set, + the old C when accumulating, then the store. Flags are uniform, so the branches are too.
+ */
+function storeScalar(o: MatmulKernelOptions, ci: string, n: string, v: string): string {
+  return `{
+    var v = ${v};
+    if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + ${scalarAt('bias', o.vecC, n)}; }
+    if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + ${scalarAt('C', o.vecC, ci)}; }
+    ${o.vecC ? `C[(${ci}) >> 2u][(${ci}) & 3u]` : `C[${ci}]`} = v;
+  }`;
+}
+
+// ------------------------------------------------------------------------------------------ naive
+
+function naiveBody(o: MatmulKernelOptions): string {
+  return /* wgsl */ `
+${accessors(o)}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  let m = gid.y;
+  let z = gid.z;
+  if (m >= P.M || n >= P.N) { return; }
+  let aB = z * P.sA;
+  let bB = z * P.sB;
+  var acc = 0.0;
+  for (var k = 0u; k < P.K; k = k + 1u) {
+    acc = fma(loadA(aB, m, k), loadB(bB, k, n), acc);
+  }
+  let ci = z * P.sC + m * P.N + n;
+  ${storeScalar(o, 'ci', 'n', 'acc')}
+}`;
+}
+
+// ------------------------------------------------------------------------------- register tiled
+
+function regBody(o: MatmulKernelOptions, r: RegParams): string {
+  const { tm: TM, tn: TN, sg: SG } = r;
+  // Subgroup variants: KU = 32 needs vec4 rows of A along K (each lane loads one vec4), else 8.
+  const KU = SG ? (r.ku === 32 && !o.transA && o.vecA ? 32 : 8) : r.ku;
+  const W = Math.min(TN, 4); // accumulator width: columns per vector
+  const G = TN / W; // column groups per invocation
+  const VT = W === 1 ? 'f32' : `vec${W}<f32>`;
+  const vecOf = (xs: string[]): string => (W === 1 ? xs[0]! : `${VT}(${xs.join(', ')})`);
+  const splat = (x: string): string => (W === 1 ? x : `${VT}(${x})`);
+  const lanes = Array.from({ length: W }, (_, c) => c);
+  if (o.transA && o.vecA && TM % 4 !== 0) throw new Error('matmul: transposed vec4 A needs TM % 4 = 0');
+  if (!o.transB && o.vecB && W !== 4) throw new Error('matmul: vec4 B along N needs TN % 4 = 0');
+  if (o.vecC && W !== 4) throw new Error('matmul: vec4 C needs TN % 4 = 0');
+  const L: string[] = [];
+  const ln = (s: string) => L.push(s);
+  const Z4 = 'vec4<f32>(0.0)';
+
+  // Row and column indices. Loads clamp them into range (once, before the K loop); lanes past the
+  // edge compute values that are never stored.
+  if (SG) ln(`  let sid = sgid % ${SG_LANES}u;`);
+  ln(`  let m0 = wid.y * ${TM}u;`);
+  ln(`  let n0 = (wid.x * WG_X + lid.x) * ${TN}u;`);
+  ln(`  let z = wid.z;`);
+  ln(`  let aB = z * P.sA;`);
+  ln(`  let bB = z * P.sB;`);
+  ln(`  let cB = z * P.sC;`);
+  ln(`  let kLast = max(P.K, 1u) - 1u;`);
+  ln(`  let k4Last = max(P.K >> 2u, 1u) - 1u;`);
+  const clampRow = (e: string) => `min(${e}, P.M - 1u)`;
+  const clampCol = (e: string) => `min(${e}, P.N - 1u)`;
+  if (!o.transA) {
+    // A[m, k] at aB + m·K + k: a row offset per row (in vec4 units when vecA).
+    for (let i = 0; i < TM; i++) ln(`  let ra${i} = ${o.vecA ? `(aB + ${clampRow(`m0 + ${i}u`)} * P.K) >> 2u` : `aB + ${clampRow(`m0 + ${i}u`)} * P.K`};`);
+  } else if (o.vecA) {
+    // A[k, m] at aB + k·M + m, vec4 along m: one group index per 4 rows.
+    for (let p = 0; p < TM / 4; p++) ln(`  let ga${p} = min((m0 >> 2u) + ${p}u, (P.M >> 2u) - 1u);`);
+    ln(`  let a4B = aB >> 2u;`);
+    ln(`  let M4 = P.M >> 2u;`);
+  } else {
+    for (let i = 0; i < TM; i++) ln(`  let ma${i} = ${clampRow(`m0 + ${i}u`)};`);
+  }
+  if (!o.transB) {
+    if (o.vecB) {
+      for (let g = 0; g < G; g++) ln(`  let gb${g} = min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u);`);
+      ln(`  let b4B = bB >> 2u;`);
+      ln(`  let N4 = P.N >> 2u;`);
+    } else {
+      for (let j = 0; j < TN; j++) ln(`  let nb${j} = ${clampCol(`n0 + ${j}u`)};`);
+    }
+  } else {
+    // B[n, k] at bB + n·K + k.
+    for (let j = 0; j < TN; j++) ln(`  let rb${j} = ${o.vecB ? `(bB + ${clampCol(`n0 + ${j}u`)} * P.K) >> 2u` : `bB + ${clampCol(`n0 + ${j}u`)} * P.K`};`);
+  }
+  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) ln(`  var c${i}_${g} = ${splat('0.0')};`);
+
+  // One unrolled block of KU k's from k. The last block may run past K: indices are clamped and
+  // the values past K replaced by zeros (select, no branch), so there is no scalar tail loop.
+  const block = (): string[] => {
+    const B: string[] = [];
+    const b = (s: string) => B.push(`    ${s}`);
+    /** value of a K-indexed load, zero past K; `kk` is the first k the load covers. */
+    const guard = (v: string, kk: string, zero: string) => `select(${zero}, ${v}, ${kk} < P.K)`;
+    const kIdx = (u: string) => `min(k + ${u}, kLast)`;
+    const aExpr: string[][] = Array.from({ length: TM }, () => new Array<string>(KU));
+    if (SG) {
+      // Lane l of the subgroup loads the l-th slice of the K block; subgroupBroadcast hands each
+      // value to every lane: one per-lane load per SG_LANES (or 4·SG_LANES with vec4) values.
+      const bc = (v: string, lane: number) => `subgroupBroadcast(${v}, ${lane}u)`;
+      if (r.loop) {
+        // One load site in a loop over rows (opaque bound), values parked in a private array.
+        const vec = (!o.transA && KU === 32) || (o.transA && o.vecA);
+        const n = o.transA && o.vecA ? TM / 4 : TM;
+        let load: string;
+        if (!o.transA) {
+          const row = `(aB + min(m0 + i, P.M - 1u) * P.K)`;
+          if (KU === 32) load = guard(`A[(${row} >> 2u) + min((k >> 2u) + sid, k4Last)]`, 'k + 4u * sid', Z4);
+          else {
+            const ks = kIdx('sid');
+            load = guard(o.vecA ? `A[(${row} >> 2u) + (${ks} >> 2u)][${ks} & 3u]` : `A[${row} + ${ks}]`, 'k + sid', '0.0');
+          }
+        } else if (o.vecA) load = guard(`A[a4B + ${kIdx('sid')} * M4 + min((m0 >> 2u) + i, M4 - 1u)]`, 'k + sid', Z4);
+        else load = guard(`A[aB + ${kIdx('sid')} * P.M + min(m0 + i, P.M - 1u)]`, 'k + sid', '0.0');
+        b(`var al: array<${vec ? 'vec4<f32>' : 'f32'}, ${n}>;`);
+        b(`for (var i = 0u; i < nA; i = i + 1u) { al[i] = ${load}; }`);
+        for (let i = 0; i < TM; i++)
+          for (let u = 0; u < KU; u++) {
+            if (!o.transA) aExpr[i]![u] = KU === 32 ? bc(`al[${i}][${u % 4}]`, u >> 2) : bc(`al[${i}]`, u);
+            else aExpr[i]![u] = o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
+          }
+      } else if (!o.transA) {
+        for (let i = 0; i < TM; i++) {
+          if (KU === 32) {
+            b(`let al${i} = ${guard(`A[ra${i} + min((k >> 2u) + sid, k4Last)]`, 'k + 4u * sid', Z4)};`);
+            for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}[${u % 4}]`, u >> 2);
+          } else {
+            const ks = kIdx('sid');
+            b(`let al${i} = ${guard(o.vecA ? `A[ra${i} + (${ks} >> 2u)][${ks} & 3u]` : `A[ra${i} + ${ks}]`, 'k + sid', '0.0')};`);
+            for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}`, u);
+          }
+        }
+      } else if (o.vecA) {
+        for (let p = 0; p < TM / 4; p++) b(`let al${p} = ${guard(`A[a4B + ${kIdx('sid')} * M4 + ga${p}]`, 'k + sid', Z4)};`);
+        for (let i = 0; i < TM; i++) for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i >> 2}[${i % 4}]`, u);
+      } else {
+        for (let i = 0; i < TM; i++) b(`let al${i} = ${guard(`A[aB + ${kIdx('sid')} * P.M + ma${i}]`, 'k + sid', '0.0')};`);
+        for (let i = 0; i < TM; i++) for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}`, u);
+      }
+    } else if (!o.transA) {
+      for (let i = 0; i < TM; i++)
+        for (let u = 0; u < KU; u++) {
+          if (o.vecA) {
+            const q = u / 4;
+            if (u % 4 === 0) b(`let av${i}_${q} = ${guard(`A[ra${i} + min((k >> 2u) + ${q}u, k4Last)]`, `k + ${u}u`, Z4)};`);
+            aExpr[i]![u] = `av${i}_${Math.floor(u / 4)}[${u % 4}]`;
+          } else {
+            b(`let a${i}_${u} = ${guard(`A[ra${i} + ${kIdx(`${u}u`)}]`, `k + ${u}u`, '0.0')};`);
+            aExpr[i]![u] = `a${i}_${u}`;
+          }
+        }
+    } else {
+      for (let u = 0; u < KU; u++) {
+        if (o.vecA) {
+          for (let p = 0; p < TM / 4; p++) b(`let at${u}_${p} = ${guard(`A[a4B + ${kIdx(`${u}u`)} * M4 + ga${p}]`, `k + ${u}u`, Z4)};`);
+          for (let i = 0; i < TM; i++) aExpr[i]![u] = `at${u}_${Math.floor(i / 4)}[${i % 4}]`;
+        } else {
+          for (let i = 0; i < TM; i++) {
+            b(`let a${i}_${u} = ${guard(`A[aB + ${kIdx(`${u}u`)} * P.M + ma${i}]`, `k + ${u}u`, '0.0')};`);
+            aExpr[i]![u] = `a${i}_${u}`;
+          }
+        }
+      }
+    }
+    // bv_u_g: op(B)(k+u, n0+W·g .. n0+W·g+W-1), zero past K.
+    if (!o.transB) {
+      for (let u = 0; u < KU; u++)
+        for (let g = 0; g < G; g++) {
+          const v = o.vecB
+            ? `B[b4B + ${kIdx(`${u}u`)} * N4 + gb${g}]`
+            : vecOf(lanes.map((c) => `B[bB + ${kIdx(`${u}u`)} * P.N + nb${W * g + c}]`));
+          b(`let bv${u}_${g} = ${guard(v, `k + ${u}u`, splat('0.0'))};`);
+        }
+    } else {
+      // Row j of B (column n0+j of op(B)) is contiguous along k.
+      const bs: string[][] = Array.from({ length: TN }, () => new Array<string>(KU));
+      for (let j = 0; j < TN; j++)
+        for (let u = 0; u < KU; u++) {
+          if (o.vecB) {
+            const q = u / 4;
+            if (u % 4 === 0) b(`let bt${j}_${q} = ${guard(`B[rb${j} + min((k >> 2u) + ${q}u, k4Last)]`, `k + ${u}u`, Z4)};`);
+            bs[j]![u] = `bt${j}_${Math.floor(u / 4)}[${u % 4}]`;
+          } else {
+            b(`let bs${j}_${u} = ${guard(`B[rb${j} + ${kIdx(`${u}u`)}]`, `k + ${u}u`, '0.0')};`);
+            bs[j]![u] = `bs${j}_${u}`;
+          }
+        }
+      for (let u = 0; u < KU; u++)
+        for (let g = 0; g < G; g++) b(`let bv${u}_${g} = ${vecOf(lanes.map((c) => bs[W * g + c]![u]!))};`);
+    }
+    // Each accumulator is written once per block: the block's products are summed in SSA values
+    // first (lavapipe stores every write to a loop-carried variable through the execution mask).
+    for (let i = 0; i < TM; i++) {
+      const as: string[] = [];
+      for (let u = 0; u < KU; u++) {
+        let a = aExpr[i]![u]!;
+        if (G > 1 && a.includes('(')) {
+          b(`let ab${i}_${u} = ${a};`);
+          a = `ab${i}_${u}`;
+        }
+        as.push(a);
+      }
+      for (let g = 0; g < G; g++) {
+        let e = `${splat(as[0]!)} * bv0_${g}`;
+        for (let u = 1; u < KU; u++) e = `fma(${splat(as[u]!)}, bv${u}_${g}, ${e})`;
+        b(`c${i}_${g} = c${i}_${g} + ${e};`);
+      }
+    }
+    return B;
+  };
+
+  if (r.loop) {
+    ln(`  let nA = select(${o.transA && o.vecA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);`);
+  }
+  ln(`  let kEnd = P.K + ${KU - 1}u;`);
+  ln(`  for (var k = 0u; k < kEnd - kEnd % ${KU}u; k = k + ${KU}u) {`);
+  L.push(...block());
+  ln(`  }`);
+
+  // Epilogue: the accumulators go to a private array so one loop over rows stores them (one
+  // load/store site instead of TM, which keeps lavapipe's compile time down).
+  const hasBias = `(P.flags & ${MATMUL_BIAS}u) != 0u`;
+  const hasAcc = `(P.flags & ${MATMUL_ACCUMULATE}u) != 0u`;
+  for (let g = 0; g < G; g++) {
+    ln(`  var bias${g} = ${splat('0.0')};`);
+    if (o.vecC) ln(`  if (${hasBias}) { bias${g} = bias[min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u)]; }`);
+    else ln(`  if (${hasBias}) { bias${g} = ${vecOf(lanes.map((c) => `bias[${clampCol(`n0 + ${W * g + c}u`)}]`))}; }`);
+  }
+  ln(`  var cs: array<${VT}, ${TM * G}>;`);
+  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) ln(`  cs[${i * G + g}] = c${i}_${g};`);
+  // An opaque bound (always TM): unrolled, lavapipe would expand TM copies of the stores.
+  ln(`  let rows = select(${TM}u, P.K, P.K == 0xffffffffu);`);
+  ln(`  for (var i = 0u; i < rows; i = i + 1u) {`);
+  ln(`    let m = m0 + i;`);
+  ln(`    if (m < P.M) {`);
+  for (let g = 0; g < G; g++) {
+    if (o.vecC) {
+      ln(`      if (n0 + ${4 * g}u < P.N) {`);
+      ln(`        let ci = ((cB + m * P.N) >> 2u) + (n0 >> 2u) + ${g}u;`);
+      ln(`        var v = cs[i * ${G}u + ${g}u] + bias${g};`);
+      ln(`        if (${hasAcc}) { v = v + C[ci]; }`);
+      ln(`        C[ci] = v;`);
+      ln(`      }`);
+    } else {
+      ln(`      {`);
+      ln(`        let v = cs[i * ${G}u + ${g}u] + bias${g};`);
+      ln(`        let ci = cB + m * P.N + n0 + ${W * g}u;`);
+      for (let c = 0; c < W; c++) {
+        const vc = W === 1 ? 'v' : `v[${c}]`;
+        ln(`        if (n0 + ${W * g + c}u < P.N) { var w = ${vc}; if (${hasAcc}) { w = w + C[ci + ${c}u]; } C[ci + ${c}u] = w; }`);
+      }
+      ln(`      }`);
+    }
+  }
+  ln(`    }`);
+  ln(`  }`);
+
+  return /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${SG ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
+${L.join('\n')}
+}`;
+}
+
+// ------------------------------------------------------------------------------- shared memory
+
+function sharedBody(o: MatmulKernelOptions): string {
+  const T = SHARED_T;
+  const R = SHARED_R;
+  const TILE = T * R; // 64
+  const KT = SHARED_KT;
+  const per = (TILE * KT) / (T * T); // elements of each operand tile loaded per thread
+  // Coalesced staging: the fastest-varying index follows the operand's contiguous dimension.
+  const aLoad = o.transA
+    ? `let mm = e % ${TILE}u; let kk = e / ${TILE}u;`
+    : `let kk = e % ${KT}u; let mm = e / ${KT}u;`;
+  const bLoad = o.transB
+    ? `let kk = e % ${KT}u; let nn = e / ${KT}u;`
+    : `let nn = e % ${TILE}u; let kk = e / ${TILE}u;`;
+  const stores: string[] = [];
+  for (let i = 0; i < R; i++) {
+    stores.push(`  {
+    let m = mBase + ${i}u;
+    if (m < P.M) {
+      for (var j = 0u; j < ${R}u; j = j + 1u) {
+        let n = nBase + j;
+        if (n < P.N) {
+          let ci = cB + m * P.N + n;
+          ${storeScalar(o, 'ci', 'n', `acc[${i}][j]`)}
+        }
+      }
+    }
+  }`);
+  }
+  return /* wgsl */ `
+${accessors(o)}
+
+var<workgroup> As: array<array<f32, ${TILE}>, ${KT}>;
+var<workgroup> Bs: array<array<f32, ${TILE}>, ${KT}>;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let z = wid.z;
+  let aB = z * P.sA;
+  let bB = z * P.sB;
+  let cB = z * P.sC;
+  let tileM = wid.y * ${TILE}u;
+  let tileN = wid.x * ${TILE}u;
+  let t = lid.y * WG_X + lid.x;
+  // Loop bounds the compiler cannot see through: keeps software drivers from unrolling the loops
+  // (lavapipe expands every memory access per lane; unrolled, this kernel takes long to compile).
+  let nStage = select(${per}u, P.K, P.K == 0xffffffffu);
+  let nInner = select(${KT}u, P.K, P.K == 0xffffffffu);
+  var acc: array<vec4<f32>, ${R}>;
+  for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
+  for (var k0 = 0u; k0 < P.K; k0 = k0 + ${KT}u) {
+    for (var r = 0u; r < nStage; r = r + 1u) {
+      let e = t + r * ${T * T}u;
+      {
+        ${aLoad}
+        let m = tileM + mm;
+        let k = k0 + kk;
+        var v = 0.0;
+        if (m < P.M && k < P.K) { v = loadA(aB, m, k); }
+        As[kk][mm] = v;
+      }
+      {
+        ${bLoad}
+        let n = tileN + nn;
+        let k = k0 + kk;
+        var v = 0.0;
+        if (n < P.N && k < P.K) { v = loadB(bB, k, n); }
+        Bs[kk][nn] = v;
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < nInner; kk = kk + 1u) {
+      let a = vec4<f32>(As[kk][lid.y * ${R}u], As[kk][lid.y * ${R}u + 1u], As[kk][lid.y * ${R}u + 2u], As[kk][lid.y * ${R}u + 3u]);
+      let b = vec4<f32>(Bs[kk][lid.x * ${R}u], Bs[kk][lid.x * ${R}u + 1u], Bs[kk][lid.x * ${R}u + 2u], Bs[kk][lid.x * ${R}u + 3u]);
+      acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
+      acc[1] = fma(vec4<f32>(a.y), b, acc[1]);
+      acc[2] = fma(vec4<f32>(a.z), b, acc[2]);
+      acc[3] = fma(vec4<f32>(a.w), b, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  let mBase = tileM + lid.y * ${R}u;
+  let nBase = tileN + lid.x * ${R}u;
+${stores.join('\n')}
+}`;
+}
+
+/** The matmul kernel for a variant and specialisation (memoised). */
+export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
+  const geo = matmulGeometry(o.variant);
+  let body: string;
+  if (o.variant === 'naive') body = naiveBody(o);
+  else if (o.variant === 'shared') body = sharedBody(o);
+  else body = regBody(o, regParams(o.variant)!);
+  return kernel({
+    name: specName(o),
+    bindings: bindings(o),
+    uniforms: MATMUL_UNIFORMS,
+    workgroupSize: geo.workgroupSize,
+    body,
+    ...(regParams(o.variant)?.sg ? { requires: ['subgroups' as const] } : {}),
+  });
+});
+
+// ------------------------------------------------------------------------------------- colsum
+
+/** Rows summed by one invocation of the first colsum pass. */
+export const COLSUM_CHUNK = 64;
+export const COLSUM_WG = 64;
+
+/**
+ * Column sums of X [R, N] (row-major): out[n] = Σ_r X[r, n] (+ out[n] with `accumulate`).
+ * Two passes keep it parallel and deterministic (no atomics): `colsumPartial` writes per-chunk
+ * sums partial[c, n] = Σ_{r in chunk c} X[r, n] (chunks of COLSUM_CHUNK rows, in row order);
+ * `colsumFinal` adds the chunks in order. With one chunk, `colsumFinal` alone reads X directly
+ * (X is then its own "partials" with `chunks` = R).
+ * vec4 along N when N % 4 = 0 (then `N` is given in vec4 units).
+ */
+export const colsumPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
+  const t = vec4 ? 'vec4<f32>' : 'f32';
+  return kernel({
+    name: `matmul.colsum.partial${vec4 ? '[v4]' : ''}`,
+    bindings: [ro('X', `array<${t}>`), rw('partial', `array<${t}>`)],
+    uniforms: [['R', 'u32'], ['N', 'u32']],
+    workgroupSize: [COLSUM_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  let c = gid.y;
+  if (n >= P.N) { return; }
+  let r0 = c * ${COLSUM_CHUNK}u;
+  let r1 = min(r0 + ${COLSUM_CHUNK}u, P.R);
+  var s = ${t}(0.0);
+  var r = r0;
+  for (; r + 4u <= r1; r = r + 4u) {
+    s = s + X[r * P.N + n];
+    s = s + X[(r + 1u) * P.N + n];
+    s = s + X[(r + 2u) * P.N + n];
+    s = s + X[(r + 3u) * P.N + n];
+  }
+  for (; r < r1; r = r + 1u) { s = s + X[r * P.N + n]; }
+  partial[c * P.N + n] = s;
+}`,
+  });
+});
+
+export const colsumFinal = memo(({ vec4, accumulate }: { vec4: boolean; accumulate: boolean }): KernelSpec => {
+  const t = vec4 ? 'vec4<f32>' : 'f32';
+  return kernel({
+    name: `matmul.colsum.final${vec4 || accumulate ? `[${[vec4 ? 'v4' : '', accumulate ? 'acc' : ''].filter(Boolean).join(',')}]` : ''}`,
+    bindings: [ro('partial', `array<${t}>`), rw('out', `array<${t}>`)],
+    uniforms: [['chunks', 'u32'], ['N', 'u32']],
+    workgroupSize: [COLSUM_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  if (n >= P.N) { return; }
+  var s = ${t}(0.0);
+  for (var c = 0u; c < P.chunks; c = c + 1u) { s = s + partial[c * P.N + n]; }
+  out[n] = ${accumulate ? 'out[n] + s' : 's'};
+}`,
+  });
+});

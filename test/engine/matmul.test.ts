@@ -1,0 +1,483 @@
+/**
+ * The matmul kernel family (kernels/matmul.ts) and its ops (engine/ops/matmul.ts): every variant ×
+ * every form (NN, NT, TN, TT, batched, broadcast operands, bias, accumulate) against a float64
+ * reference on odd and aligned shapes with poisoned outputs; colsum; backward of matmul and linear
+ * against the float64 analytic gradient (itself checked by central differences); the
+ * accumulate-into-parameter-gradient path; determinism.
+ */
+import { describe, expect, it } from 'vitest';
+import { backward, startGrad } from '../../engine/autograd.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { chooseMatmulVariant, colsum, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+import { matmulKernel } from '../../kernels/matmul.ts';
+import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
+
+const engine = useEngine();
+const TOL = 1e-4;
+
+/** Variants under test: the reference, the plain register tile, the subgroup tile, shared memory. */
+async function variants(): Promise<string[]> {
+  const e = await engine();
+  return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4k8'] : []), 'shared'];
+}
+
+/** float64 op(A)·op(B) for one batch entry; A stored [M,K] or [K,M], B stored [K,N] or [N,K]. */
+function ref64(a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number, tA: boolean, tB: boolean, aOff = 0, bOff = 0): Float64Array {
+  const out = new Float64Array(M * N);
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a[aOff + (tA ? k * M + i : i * K + k)]! * b[bOff + (tB ? j * K + k : k * N + j)]!;
+      out[i * N + j] = s;
+    }
+  return out;
+}
+
+function stored(rows: number, cols: number, t: boolean): [number, number] {
+  return t ? [cols, rows] : [rows, cols];
+}
+
+async function readPoisoned(e: Engine, t: Tensor): Promise<Float32Array> {
+  const d = (await t.read()) as Float32Array;
+  expect(d.some((v) => v === POISON)).toBe(false);
+  return d;
+}
+
+const FORMS: [boolean, boolean][] = [
+  [false, false],
+  [false, true],
+  [true, false],
+  [true, true],
+];
+const formName = ([a, b]: [boolean, boolean]) => `${a ? 't' : 'n'}${b ? 't' : 'n'}`;
+
+// Odd shapes (scalar loads, clamped edges, K remainders) and aligned ones (vec4 loads).
+const ODD: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 17, 33],
+  [17, 3, 127],
+  [33, 127, 17],
+  [5, 3, 257],
+  [130, 33, 3],
+];
+const ALIGNED: [number, number, number][] = [
+  [4, 4, 4],
+  [64, 36, 40],
+  [36, 132, 68],
+];
+
+describe('matmul kernels', () => {
+  it('every variant × form on odd and aligned shapes, poisoned outputs (M, N, K)', async () => {
+    const e = await engine();
+    let seed = 1;
+    for (const variant of await variants())
+      for (const form of FORMS)
+        for (const [M, N, K] of [...ODD, ...ALIGNED]) {
+          const [tA, tB] = form;
+          const a = randArray(M * K, seed++);
+          const b = randArray(K * N, seed++);
+          const ta = e.tensor(a, stored(M, K, tA));
+          const tb = e.tensor(b, stored(K, N, tB));
+          const c = e.empty([M, N]);
+          poison(e, c);
+          encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, variant });
+          const got = await readPoisoned(e, c);
+          const err = relErr(got, ref64(a, b, M, N, K, tA, tB));
+          expect(err, `${variant} ${formName(form)} M=${M} N=${N} K=${K}`).toBeLessThanOrEqual(TOL);
+        }
+  });
+
+  it('bias and accumulate (C = C + A·B + bias) for every variant', async () => {
+    const e = await engine();
+    let seed = 1000;
+    for (const variant of await variants())
+      for (const [M, N, K] of [
+        [17, 33, 127],
+        [64, 36, 40],
+        [5, 3, 257],
+      ] as [number, number, number][])
+        for (const form of [FORMS[0]!, FORMS[1]!, FORMS[2]!]) {
+          const [tA, tB] = form;
+          const a = randArray(M * K, seed++);
+          const b = randArray(K * N, seed++);
+          const bias = randArray(N, seed++);
+          const c0 = randArray(M * N, seed++);
+          const ta = e.tensor(a, stored(M, K, tA));
+          const tb = e.tensor(b, stored(K, N, tB));
+          const tbias = e.tensor(bias);
+          const prod = ref64(a, b, M, N, K, tA, tB);
+          for (const [useBias, acc] of [
+            [true, false],
+            [false, true],
+            [true, true],
+          ]) {
+            const c = acc ? e.tensor(c0, [M, N]) : e.empty([M, N]);
+            if (!acc) poison(e, c);
+            encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, accumulate: acc, variant }, useBias ? tbias : null);
+            const got = await readPoisoned(e, c);
+            const want = prod.map((v, i) => v + (useBias ? bias[i % N]! : 0) + (acc ? c0[i]! : 0));
+            expect(relErr(got, want), `${variant} ${formName(form)} bias=${useBias} acc=${acc} ${M}x${N}x${K}`).toBeLessThanOrEqual(TOL);
+          }
+        }
+  });
+
+  it('batched products with per-operand strides; stride 0 broadcasts', async () => {
+    const e = await engine();
+    let seed = 2000;
+    const batch = 3;
+    for (const variant of await variants())
+      for (const [M, N, K] of [
+        [17, 33, 9],
+        [8, 12, 20],
+      ] as [number, number, number][])
+        for (const form of [FORMS[0]!, FORMS[1]!, FORMS[2]!])
+          for (const [aB, bB] of [
+            [true, true],
+            [true, false],
+            [false, true],
+          ]) {
+            const [tA, tB] = form;
+            const a = randArray((aB ? batch : 1) * M * K, seed++);
+            const b = randArray((bB ? batch : 1) * K * N, seed++);
+            const ta = e.tensor(a);
+            const tb = e.tensor(b);
+            const c = e.empty([batch, M, N]);
+            poison(e, c);
+            encodeMatmul(e, ta, tb, c, { M, N, K, batch, transA: tA, transB: tB, strideA: aB ? M * K : 0, strideB: bB ? K * N : 0, variant });
+            const got = await readPoisoned(e, c);
+            const want = new Float64Array(batch * M * N);
+            for (let z = 0; z < batch; z++) want.set(ref64(a, b, M, N, K, tA, tB, aB ? z * M * K : 0, bB ? z * K * N : 0), z * M * N);
+            expect(relErr(got, want), `${variant} ${formName(form)} batched a=${aB} b=${bB} ${M}x${N}x${K}`).toBeLessThanOrEqual(TOL);
+          }
+  });
+
+  it('the matmul op: 2D, batched 3D, broadcast 2D operands, all transposes', async () => {
+    const e = await engine();
+    let seed = 3000;
+    const [M, N, K, batch] = [9, 14, 11, 2];
+    for (const form of FORMS)
+      for (const [aB, bB] of [
+        [false, false],
+        [true, true],
+        [true, false],
+        [false, true],
+      ]) {
+        const [tA, tB] = form;
+        const a = randArray((aB ? batch : 1) * M * K, seed++);
+        const b = randArray((bB ? batch : 1) * K * N, seed++);
+        const ta = e.tensor(a, [...(aB ? [batch] : []), ...stored(M, K, tA)]);
+        const tb = e.tensor(b, [...(bB ? [batch] : []), ...stored(K, N, tB)]);
+        const c = matmul(ta, tb, { transA: tA, transB: tB });
+        expect(c.shape).toEqual(aB || bB ? [batch, M, N] : [M, N]);
+        const got = await c.read();
+        const nb = aB || bB ? batch : 1;
+        const want = new Float64Array(nb * M * N);
+        for (let z = 0; z < nb; z++) want.set(ref64(a, b, M, N, K, tA, tB, aB ? z * M * K : 0, bB ? z * K * N : 0), z * M * N);
+        expect(relErr(got, want), `${formName(form)} a3d=${aB} b3d=${bB}`).toBeLessThanOrEqual(TOL);
+      }
+    expect(() => matmul(e.tensor(randArray(6, 1), [2, 3]), e.tensor(randArray(8, 2), [4, 2]))).toThrow(/inner dimensions/);
+  });
+
+  it('colsum: odd row and column counts, one and two passes, accumulate', async () => {
+    const e = await engine();
+    let seed = 4000;
+    for (const [R, N] of [
+      [1, 1],
+      [63, 3],
+      [64, 4],
+      [65, 130],
+      [1000, 17],
+      [2048, 384],
+    ] as [number, number][]) {
+      const x = randArray(R * N, seed++);
+      const tx = e.tensor(x, [R, N]);
+      const want = new Float64Array(N);
+      for (let r = 0; r < R; r++) for (let n = 0; n < N; n++) want[n] += x[r * N + n]!;
+      const out = e.empty([N]);
+      poison(e, out);
+      encodeColsum(e, tx, R, N, out);
+      expect(relErr(await readPoisoned(e, out), want), `colsum ${R}x${N}`).toBeLessThanOrEqual(1e-5);
+      const base = randArray(N, seed++);
+      const acc = e.tensor(base);
+      encodeColsum(e, tx, R, N, acc, true);
+      expect(relErr(await acc.read(), want.map((v, i) => v + base[i]!)), `colsum+= ${R}x${N}`).toBeLessThanOrEqual(1e-5);
+      expect(relErr(await colsum(tx).read(), want)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('chooses a variant per adapter and shape, visible in the kernel name', async () => {
+    const e = await engine();
+    const tiny = chooseMatmulVariant(e, 4, 4, 4);
+    expect(tiny).toBe('naive');
+    const big = chooseMatmulVariant(e, 2048, 384, 128);
+    if (e.device.info.software) expect(big).toMatch(/^(sg|reg)\d/);
+    else expect(big).toBe('shared');
+    const spec = matmulKernel({ variant: big, transA: false, transB: true, vecA: true, vecB: true, vecC: true });
+    expect(spec.name).toBe(`matmul.${big}.nt[a4,b4,c4]`);
+    expect(() => matmulKernel({ variant: 'bogus', transA: false, transB: false, vecA: false, vecB: false, vecC: false })).toThrow(/unknown variant/);
+  });
+
+  it('is deterministic: the same inputs give bitwise the same outputs', async () => {
+    const e = await engine();
+    const [M, N, K] = [67, 45, 129];
+    const ta = e.tensor(randArray(M * K, 5001), [M, K]);
+    const tb = e.tensor(randArray(K * N, 5002), [N, K]);
+    for (const variant of await variants()) {
+      const runs: Float32Array[] = [];
+      for (let r = 0; r < 2; r++) {
+        const c = e.empty([M, N]);
+        poison(e, c);
+        encodeMatmul(e, ta, tb, c, { M, N, K, transB: true, variant });
+        runs.push((await c.read()) as Float32Array);
+      }
+      expect(Buffer.from(runs[0]!.buffer).equals(Buffer.from(runs[1]!.buffer)), variant).toBe(true);
+    }
+    const x = e.tensor(randArray(1000 * 33, 5003), [1000, 33]);
+    const s1 = (await colsum(x).read()) as Float32Array;
+    const s2 = (await colsum(x).read()) as Float32Array;
+    expect(Buffer.from(s1.buffer).equals(Buffer.from(s2.buffer))).toBe(true);
+  });
+});
+
+// ------------------------------------------------------------------------------------ backward
+
+/** float64 op(X) as a dense [rows, cols] accessor. */
+function opAt(x: ArrayLike<number>, rows: number, cols: number, t: boolean, off = 0) {
+  return (i: number, j: number) => x[off + (t ? j * rows + i : i * cols + j)]!;
+}
+
+/**
+ * Analytic float64 gradients of L = Σ G ⊙ (op(A)·op(B)) for (possibly batched / broadcast)
+ * operands, in each operand's stored layout.
+ */
+function refGrads(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: boolean, bB: boolean) {
+  const dA = new Float64Array(a.length);
+  const dB = new Float64Array(b.length);
+  for (let z = 0; z < batch; z++) {
+    const ao = aB ? z * M * K : 0;
+    const bo = bB ? z * K * N : 0;
+    const A = opAt(a, M, K, tA, ao);
+    const Bm = opAt(b, K, N, tB, bo);
+    for (let i = 0; i < M; i++)
+      for (let k = 0; k < K; k++) {
+        let s = 0;
+        for (let j = 0; j < N; j++) s += g[z * M * N + i * N + j]! * Bm(k, j);
+        dA[ao + (tA ? k * M + i : i * K + k)] += s;
+      }
+    for (let k = 0; k < K; k++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        for (let i = 0; i < M; i++) s += A(i, k) * g[z * M * N + i * N + j]!;
+        dB[bo + (tB ? j * K + k : k * N + j)] += s;
+      }
+  }
+  return { dA, dB };
+}
+
+function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: boolean, bB: boolean): number {
+  let L = 0;
+  for (let z = 0; z < batch; z++) {
+    const c = ref64(a, b, M, N, K, tA, tB, aB ? z * M * K : 0, bB ? z * K * N : 0);
+    for (let i = 0; i < M * N; i++) L += g[z * M * N + i]! * c[i]!;
+  }
+  return L;
+}
+
+describe('matmul backward', () => {
+  it('the float64 reference gradient matches central differences', () => {
+    const [M, N, K, batch] = [3, 4, 5, 2];
+    for (const [tA, tB] of FORMS)
+      for (const [aB, bB] of [
+        [true, true],
+        [true, false],
+        [false, true],
+      ]) {
+        const a = Float64Array.from(randArray((aB ? batch : 1) * M * K, 11));
+        const b = Float64Array.from(randArray((bB ? batch : 1) * K * N, 12));
+        const g = Float64Array.from(randArray(batch * M * N, 13));
+        const { dA, dB } = refGrads(a, b, g, M, N, K, tA, tB, batch, aB, bB);
+        const h = 1e-6;
+        for (const [x, dx] of [
+          [a, dA],
+          [b, dB],
+        ] as const)
+          for (let i = 0; i < x.length; i++) {
+            const keep = x[i]!;
+            x[i] = keep + h;
+            const up = lossOf(a, b, g, M, N, K, tA, tB, batch, aB, bB);
+            x[i] = keep - h;
+            const down = lossOf(a, b, g, M, N, K, tA, tB, batch, aB, bB);
+            x[i] = keep;
+            expect(Math.abs((up - down) / (2 * h) - dx[i]!)).toBeLessThan(1e-6);
+          }
+      }
+  });
+
+  it('dA and dB for every form, 2D, batched and broadcast operands', async () => {
+    const e = await engine();
+    const [M, N, K, batch] = [13, 10, 7, 3];
+    let seed = 6000;
+    for (const [tA, tB] of FORMS)
+      for (const [aB, bB] of [
+        [false, false],
+        [true, true],
+        [true, false],
+        [false, true],
+      ]) {
+        const nb = aB || bB ? batch : 1;
+        const a = randArray((aB ? batch : 1) * M * K, seed++);
+        const b = randArray((bB ? batch : 1) * K * N, seed++);
+        const g = randArray(nb * M * N, seed++);
+        const ta = e.tensor(a, [...(aB ? [batch] : []), ...stored(M, K, tA)], { requiresGrad: true });
+        const tb = e.tensor(b, [...(bB ? [batch] : []), ...stored(K, N, tB)], { requiresGrad: true });
+        startGrad(e);
+        const c = matmul(ta, tb, { transA: tA, transB: tB });
+        backward(c, e.tensor(g, c.shape));
+        const want = refGrads(Float64Array.from(a), Float64Array.from(b), Float64Array.from(g), M, N, K, tA, tB, nb, aB, bB);
+        const tag = `${formName([tA, tB])} a3d=${aB} b3d=${bB}`;
+        expect(ta.grad!.shape).toEqual(ta.shape);
+        expect(tb.grad!.shape).toEqual(tb.shape);
+        expect(relErr(await ta.grad!.read(), want.dA), `dA ${tag}`).toBeLessThanOrEqual(TOL);
+        expect(relErr(await tb.grad!.read(), want.dB), `dB ${tag}`).toBeLessThanOrEqual(TOL);
+      }
+  });
+
+  it('a preallocated parameter gradient is accumulated into in place, once', async () => {
+    const e = await engine();
+    const [M, N, K] = [19, 12, 8];
+    const a = randArray(M * K, 7001);
+    const w = randArray(N * K, 7002); // a tied weight used as Bᵀ (an lm head)
+    const g = randArray(M * N, 7003);
+    const prior = randArray(N * K, 7004);
+    const ta = e.tensor(a, [M, K], { requiresGrad: true });
+    const tw = e.tensor(w, [N, K], { requiresGrad: true });
+    tw.grad = e.tensor(prior, [N, K]);
+    const gradBuffer = tw.grad;
+    startGrad(e);
+    const c = matmul(ta, tw, { transB: true });
+    backward(c, e.tensor(g, [M, N]));
+    expect(tw.grad).toBe(gradBuffer);
+    const want = refGrads(Float64Array.from(a), Float64Array.from(w), Float64Array.from(g), M, N, K, false, true, 1, false, false);
+    expect(relErr(await tw.grad!.read(), want.dB.map((v, i) => v + prior[i]!))).toBeLessThanOrEqual(TOL);
+    expect(relErr(await ta.grad!.read(), want.dA)).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('linear', () => {
+  /** float64 y = x·W + b and its gradients for upstream gradient G. */
+  function refLinear(x: Float32Array, w: Float32Array, bias: Float32Array, g: Float32Array, R: number, I: number, O: number) {
+    const y = new Float64Array(R * O);
+    const dx = new Float64Array(R * I);
+    const dw = new Float64Array(I * O);
+    const db = new Float64Array(O);
+    for (let r = 0; r < R; r++)
+      for (let o = 0; o < O; o++) {
+        let s = bias[o]!;
+        for (let i = 0; i < I; i++) s += x[r * I + i]! * w[i * O + o]!;
+        y[r * O + o] = s;
+        db[o] += g[r * O + o]!;
+        for (let i = 0; i < I; i++) {
+          dx[r * I + i] += g[r * O + o]! * w[i * O + o]!;
+          dw[i * O + o] += x[r * I + i]! * g[r * O + o]!;
+        }
+      }
+    return { y, dx, dw, db };
+  }
+
+  it('forward (bias fused) and backward on odd and aligned shapes, 3D input', async () => {
+    const e = await engine();
+    let seed = 8000;
+    for (const [B, T, I, O] of [
+      [1, 1, 1, 1],
+      [2, 5, 7, 3],
+      [3, 11, 17, 33],
+      [2, 16, 32, 48],
+    ] as [number, number, number, number][]) {
+      const R = B * T;
+      const x = randArray(R * I, seed++);
+      const w = randArray(I * O, seed++);
+      const bias = randArray(O, seed++);
+      const g = randArray(R * O, seed++);
+      const tx = e.tensor(x, [B, T, I], { requiresGrad: true });
+      const tw = e.tensor(w, [I, O], { requiresGrad: true });
+      const tb = e.tensor(bias, [O], { requiresGrad: true });
+      startGrad(e);
+      const y = linear(tx, tw, tb);
+      expect(y.shape).toEqual([B, T, O]);
+      backward(y, e.tensor(g, [B, T, O]));
+      const want = refLinear(x, w, bias, g, R, I, O);
+      const tag = `[${B},${T},${I}]·[${I},${O}]`;
+      expect(relErr(await y.read(), want.y), `y ${tag}`).toBeLessThanOrEqual(TOL);
+      expect(relErr(await tx.grad!.read(), want.dx), `dx ${tag}`).toBeLessThanOrEqual(TOL);
+      expect(relErr(await tw.grad!.read(), want.dw), `dW ${tag}`).toBeLessThanOrEqual(TOL);
+      expect(relErr(await tb.grad!.read(), want.db), `db ${tag}`).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('the float64 linear gradients match central differences', () => {
+    const [R, I, O] = [3, 4, 2];
+    const x = randArray(R * I, 1);
+    const w = randArray(I * O, 2);
+    const bias = randArray(O, 3);
+    const g = randArray(R * O, 4);
+    const { dx, dw, db } = refLinear(x, w, bias, g, R, I, O);
+    const loss = (xx: Float64Array, ww: Float64Array, bb: Float64Array) => {
+      let L = 0;
+      for (let r = 0; r < R; r++)
+        for (let o = 0; o < O; o++) {
+          let s = bb[o]!;
+          for (let i = 0; i < I; i++) s += xx[r * I + i]! * ww[i * O + o]!;
+          L += g[r * O + o]! * s;
+        }
+      return L;
+    };
+    const X = Float64Array.from(x);
+    const Wt = Float64Array.from(w);
+    const Bb = Float64Array.from(bias);
+    const h = 1e-6;
+    for (const [v, d] of [
+      [X, dx],
+      [Wt, dw],
+      [Bb, db],
+    ] as const)
+      for (let i = 0; i < v.length; i++) {
+        const keep = v[i]!;
+        v[i] = keep + h;
+        const up = loss(X, Wt, Bb);
+        v[i] = keep - h;
+        const down = loss(X, Wt, Bb);
+        v[i] = keep;
+        expect(Math.abs((up - down) / (2 * h) - d[i]!)).toBeLessThan(1e-6);
+      }
+  });
+
+  it('writes dW and db straight into preallocated parameter gradients (accumulating)', async () => {
+    const e = await engine();
+    const [R, I, O] = [37, 24, 20];
+    const x = randArray(R * I, 9001);
+    const w = randArray(I * O, 9002);
+    const bias = randArray(O, 9003);
+    const g = randArray(R * O, 9004);
+    const gw0 = randArray(I * O, 9005);
+    const gb0 = randArray(O, 9006);
+    const tx = e.tensor(x, [R, I]); // data: no gradient
+    const tw = e.tensor(w, [I, O], { requiresGrad: true });
+    const tb = e.tensor(bias, [O], { requiresGrad: true });
+    tw.grad = e.tensor(gw0, [I, O]);
+    tb.grad = e.tensor(gb0, [O]);
+    const [gwBuf, gbBuf] = [tw.grad, tb.grad];
+    const dispatchesBefore = e.counters.dispatches;
+    startGrad(e);
+    const y = linear(tx, tw, tb);
+    backward(y, e.tensor(g, [R, O]));
+    // forward 1 + dW 1 + db (one pass, R ≤ 64) 1; no extra accumulate dispatches, no dx.
+    expect(e.counters.dispatches - dispatchesBefore).toBe(3);
+    expect(tw.grad).toBe(gwBuf);
+    expect(tb.grad).toBe(gbBuf);
+    expect(tx.grad).toBe(null);
+    const want = refLinear(x, w, bias, g, R, I, O);
+    expect(relErr(await tw.grad!.read(), want.dw.map((v, i) => v + gw0[i]!))).toBeLessThanOrEqual(TOL);
+    expect(relErr(await tb.grad!.read(), want.db.map((v, i) => v + gb0[i]!))).toBeLessThanOrEqual(1e-5);
+  });
+});
