@@ -17,7 +17,7 @@ import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts'
 import { dropout } from '../../engine/ops/dropout.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
-import { linear, matmul } from '../../engine/ops/linear.ts';
+import { linear, matmul } from '../../engine/ops/matmul.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { type GPTConfig, validateModelConfig } from './config.ts';
