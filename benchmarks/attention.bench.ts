@@ -1,7 +1,7 @@
 // Fused causal attention speed: forward and backward (dq + dkv) per shape and variant.
 //
 //   node --import tsx benchmarks/attention.bench.ts            # default shapes, auto variant
-//   node --import tsx benchmarks/attention.bench.ts --all      # every variant (ref, row, tiled)
+//   node --import tsx benchmarks/attention.bench.ts --all      # every variant this adapter has
 //   node --import tsx benchmarks/attention.bench.ts --big      # also B=4, T=1024, d=768, H=12
 //
 // `runAttentionBench()` is exported for the project's benchmark runner; it returns ms and GFLOP/s.
@@ -10,7 +10,7 @@
 
 import { pathToFileURL } from 'node:url';
 import { Engine } from '../engine/engine.ts';
-import { attentionBackward, attentionForward, type AttentionOptions, type AttentionVariant } from '../engine/ops/attention.ts';
+import { attentionBackward, attentionForward, availableAttentionVariants, type AttentionOptions, type AttentionVariant } from '../engine/ops/attention.ts';
 
 export interface AttentionBenchResult {
   name: string;
@@ -54,12 +54,12 @@ async function timeIt(e: Engine, f: () => void, minMs: number, maxIters: number)
 }
 
 export async function runAttentionBench(
-  opts: { print?: boolean; variants?: AttentionVariant[]; big?: boolean; shapes?: Shape[]; minMs?: number; extra?: AttentionOptions } = {},
+  opts: { print?: boolean; variants?: AttentionVariant[] | 'all'; big?: boolean; shapes?: Shape[]; minMs?: number; extra?: AttentionOptions } = {},
 ): Promise<AttentionBenchResult[]> {
   const print = opts.print ?? true;
   const e = await Engine.create();
   const shapes = [...(opts.shapes ?? ATTENTION_BENCH_SHAPES), ...(opts.big ? [ATTENTION_BENCH_BIG] : [])];
-  const variants = opts.variants ?? ['auto'];
+  const variants: AttentionVariant[] = opts.variants === 'all' ? availableAttentionVariants(e) : (opts.variants ?? ['auto']);
   const results: AttentionBenchResult[] = [];
   if (print) console.log(`attention on ${e.device.describe()}`);
   for (const s of shapes) {
@@ -108,5 +108,5 @@ export async function runAttentionBench(
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const args = process.argv.slice(2);
-  await runAttentionBench({ variants: args.includes('--all') ? ['ref', 'row', 'tiled'] : ['auto'], big: args.includes('--big') });
+  await runAttentionBench({ variants: args.includes('--all') ? 'all' : ['auto'], big: args.includes('--big') });
 }

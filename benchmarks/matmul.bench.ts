@@ -100,7 +100,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   }
   try {
     log(`adapter: ${e.device.describe()}${tf ? '; peer: TensorFlow.js WebGPU on the same Dawn adapter' : ''}`);
-    const extra = opts.variants ?? (e.device.info.software ? (hasSubgroupVariants(e) ? ['reg4x4', 'sg16x4k8', 'sg32x4k8', 'sg64x4k8'] : ['reg4x4']) : ['reg4x4', 'shared']);
+    const extra = opts.variants ?? (e.device.info.software ? (hasSubgroupVariants(e) ? ['reg4x4', 'sg32x4', 'sg64x4', 'sg64x8'] : ['reg4x4']) : ['reg4x4', 'shared']);
     let cases = opts.quick ? MATMUL_CASES.filter((c) => c.name !== '1024³') : MATMUL_CASES;
     if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((n) => c.name.includes(n)));
     log(`${'case'.padEnd(18)} ${'form'.padEnd(4)} ${'M×N×K'.padEnd(16)} ${'variant'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(8)}   TF.js GFLOP/s  ours/TF.js`);

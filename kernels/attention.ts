@@ -1,41 +1,43 @@
 /**
  * Fused causal multi-head attention (GPT-2 semantics), forward and backward, reading q, k, v straight
  * out of the fused projection `qkv` [B, T, 3d] and writing y as [B, T, d] (no split/merge transposes).
+ * See docs/kernels/attention.md.
  *
  * Layout. Row (b, t) of qkv starts at (b·T + t)·3d; head h of q is channels h·hd..h·hd+hd-1, of k
  * d + h·hd.., of v 2d + h·hd... y row (b, t) starts at (b·T + t)·d, head h at h·hd. The per-row
  * logsumexp `lse` is [B, H, T]; `D` (backward) is [B, H, T] too. dqkv has the layout of qkv.
  *
  * Algorithm (flash style, no T×T matrix in memory). The forward keeps a running max m, a running
- * sum l and an unnormalised accumulator per query row (online softmax), visits keys in blocks of 4
- * (one rescale per block, 4 independent dot products for ILP) and stores lse = m + log l. The
- * backward recomputes P_ij = exp(s_ij − lse_i):
- *   - dq kernel, one invocation per query row i: D_i = dY_i·Y_i (written for the next kernel),
+ * sum l and an unnormalised accumulator per query row (online softmax) and stores lse = m + log l.
+ * The backward recomputes P_ij = exp(s_ij − lse_i) in two kernels, without atomics:
+ *   - dq, per query row i: D_i = dY_i·Y_i (written for the next kernel) and
  *     dq_i = scale · Σ_j P_ij (Z_ij dY_i·v_j − D_i) k_j
- *   - dkv kernel, one invocation per key row j:
- *     dv_j = Σ_i P_ij Z_ij dY_i,  dk_j = scale · Σ_i P_ij (Z_ij dY_i·v_j − D_i) q_i
- * where Z_ij is the dropout factor (0 or 1/(1−p); 1 without dropout). No atomics: every output
- * element is written by exactly one invocation, so results are bitwise deterministic.
+ *   - dkv, per key row j: dv_j = Σ_i P_ij Z_ij dY_i,  dk_j = scale · Σ_i P_ij (Z_ij dY_i·v_j − D_i) q_i
+ * where Z_ij is the dropout factor (0 or 1/(1−p); 1 without dropout). Every output element is
+ * written by exactly one invocation, so results are bitwise deterministic.
  *
- * Masks. Causal: keys j > i are skipped. Key padding (optional f32 [B, T], 1 = attend, 0 = padded):
- * padded keys get probability 0. A row whose keys are all masked has y = 0, lse = 1e30 (a sentinel
- * that makes every recomputed P zero) and zero gradients.
+ * Masks. Causal: keys j > i get probability 0. Key padding (optional f32 [B, T], 1 = attend,
+ * 0 = padded; a runtime flag `useMask`, so one pipeline serves both): padded keys get probability 0.
+ * A row whose keys are all masked has y = 0, lse = 1e30 (a sentinel that makes every recomputed P
+ * zero) and zero gradients.
  *
- * Dropout (optional, on the probabilities, after normalisation). Philox4x32-10 from random.ts with
+ * Dropout (optional, on the probabilities after normalisation). Philox4x32-10 from random.ts with
  * key = (seed, step) and counter = (lo(g), stream, hi(g), 0), g = row·⌈T/4⌉ + ⌊j/4⌋ where
  * row = (b·H + h)·T + i: one Philox call covers the 4 keys 4⌊j/4⌋..4⌊j/4⌋+3 of a query row, key j uses
  * component j mod 4 (x, y, z, w). u = (x >> 8) / 2^24; the key is kept when u ≥ p and then scaled by
  * 1/(1−p). g is a 64-bit value split into two u32 words (lo, hi), so any size is fine.
  *
- * Variants (side by side; the op chooses):
+ * Variants (side by side; engine/ops/attention.ts chooses):
  *   - `ref`  : scalar, one key at a time, any head dim (also the non-multiple-of-4 fallback), a
  *              separate D kernel; the readable reference.
  *   - `row`  : one invocation per query row (forward, dq) or key row (dkv), the head dim unrolled in
- *              vec4 registers, 4-key (4-query) blocks, K/V addresses uniform across the workgroup so
- *              lavapipe turns them into broadcast loads. No shared memory, no barriers: best on CPU.
- *   - `tiled`: the same per-row arithmetic, but the workgroup loads each block of BK keys (forward,
- *              dq) or BQ queries (dkv) cooperatively into workgroup memory once and every invocation
- *              reads it from there (real GPUs).
+ *              vec4 registers, blocks of kb keys (queries). K/V straight from global memory.
+ *   - `tiled`: the same per-row arithmetic, but each tile of keys (forward, dq) or queries (dkv) is
+ *              copied into workgroup memory once by the whole workgroup and every invocation reads
+ *              it from there (real GPUs; the default on hardware).
+ *   - `sg`   : lavapipe's default: one subgroup per workgroup; the K/V (or Q/dY) rows of a block are
+ *              loaded once, one row per lane, and handed to the other lanes with subgroupShuffle —
+ *              on lavapipe a load inside a loop costs ~20 FMAs, a shuffle (one vpermd) ~3.
  */
 import { PHILOX_WGSL } from './random.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
@@ -281,8 +283,10 @@ const fastPrologue = (nv: number): string => /* wgsl */ `
   let ycol = b * P.T * P.d4 + h * ${nv}u;   // + t·d4: y of row t
   let tm1 = P.T - 1u;`;
 
-/** Rows per workgroup-memory tile of the tiled variant (two arrays of tile × hd floats). */
-function tileRows(o: FastOptions): number {
+const TILE_UNIFORM: [string, 'u32'][] = [['tile', 'u32']];
+
+/** Rows per workgroup-memory tile of the tiled variant (two arrays of tile × hd floats); pass it as the `tile` uniform. */
+export function tileRows(o: FastOptions): number {
   if (o.tile) return o.tile;
   // Stay within the 16 KiB WebGPU default for workgroup storage; at least one block of 4.
   const byHd = Math.floor(16384 / (2 * o.hd * 4));
@@ -306,7 +310,7 @@ function checkFast(o: FastOptions): number {
 type At = (a: 0 | 1, t: number, c: number) => string;
 
 /**
- * The loop `v = start, start + kb, … < end` over key (or query) rows in blocks of kb.
+ * Row/tiled variants. The loop `v = start, start + kb, … < end` over key (or query) rows in blocks of kb.
  * `g(a, row, c)` is the global-memory expression of vec4 c of `row` in array a (0 or 1).
  * Row variant: blocks read global memory directly. Tiled variant: tiles of `tile` rows of both arrays
  * are first copied into workgroup memory (tl0, tl1) by the whole workgroup between two barriers.
@@ -331,7 +335,7 @@ function rowLoop(o: FastOptions, nv: number, v: string, start: string, end: stri
       tl1[e] = ${g(1, 'row', -1)};
     }
     workgroupBarrier();
-    let nb = min(${end} - ${v}0, ${tile}u);
+    let nb = min(${end} - ${v}0, P.tile);     // P.tile == ${tile}: a uniform, so the loop stays rolled
     for (var ${v}t = 0u; ${v}t < nb; ${v}t = ${v}t + ${o.kb}u) {
       let ${v} = ${v}0 + ${v}t;
       ${rows}${block((a, t, c) => `tl${a}[(${v}t + ${t}u) * ${nv}u + ${c}u]`)}
@@ -356,8 +360,8 @@ const maxOf = (xs: string[]): string => (xs.length === 1 ? xs[0]! : `max(${maxOf
 /**
  * Forward, one invocation per query row: q·scale and the output accumulator in NV = hd/4 vec4
  * registers, keys in blocks of kb (one rescale per block). The key loop runs to the workgroup's last
- * row (a uniform bound, so K/V addresses are uniform: broadcast loads on lavapipe); keys past a
- * lane's own row are masked by select.
+ * row (a uniform bound: every invocation reads the same K/V rows, which the tiled variant stages in
+ * workgroup memory); keys past an invocation's own row are masked by select.
  */
 export const forwardFast = memo((o: FastOptions): KernelSpec => {
   const nv = checkFast(o);
@@ -376,7 +380,7 @@ export const forwardFast = memo((o: FastOptions): KernelSpec => {
   return kernel({
     name: fastName('fwd', o),
     bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
-    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
 ${tileDecl(o, nv)}
@@ -427,7 +431,7 @@ export const backwardDqFast = memo((o: FastOptions): KernelSpec => {
       rw('dD'),
       rw('dqkv', 'array<vec4<f32>>'),
     ],
-    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
 ${tileDecl(o, nv)}
@@ -480,7 +484,7 @@ export const backwardDkvFast = memo((o: FastOptions): KernelSpec => {
       ro('dD'),
       rw('dqkv', 'array<vec4<f32>>'),
     ],
-    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
 ${tileDecl(o, nv)}
@@ -519,6 +523,9 @@ export interface SubgroupOptions extends Common {
 
 const sgName = (kind: string, o: SubgroupOptions): string => `attention.${kind}.sg[hd${o.hd},sg${o.sg},split${o.split}]${tag(o)}`;
 
+/** Query (or key) rows owned by one workgroup of the sg variant. */
+export const sgRowsPerWorkgroup = (o: SubgroupOptions): number => o.sg / o.split;
+
 function checkSg(o: SubgroupOptions): number {
   const nv = o.hd / 4;
   if (!Number.isInteger(nv) || nv < 1) throw new Error(`attention: sg kernels need hd % 4 == 0 (got ${o.hd})`);
@@ -540,7 +547,7 @@ function rowSum2(C: number, x: string): string {
   return e;
 }
 
-/** Prologue: lane = (row slot ρ, channel chunk hc); RB = sg/C rows per workgroup. */
+/** Prologue: one subgroup per workgroup; lane = (row slot ρ, channel chunk hc); RB = sg/C rows. */
 const sgPrologue = (o: SubgroupOptions, nvc: number): string => /* wgsl */ `
   let bh = wid.y + wid.z * nwg.y;
   if (bh >= P.BH) { return; }

@@ -77,11 +77,9 @@ interface RegParams {
   wg: number;
   /** A's values reach the lanes through subgroupBroadcast (lane l loads the l-th slice of a K block). */
   sg: boolean;
-  /** sg only: load A's rows in a loop into a private array (one load site: faster to compile). */
-  loop: boolean;
 }
 
-const REG_RE = /^(reg|sg)(\d+)x(\d+)(?:k(\d+))?(?:w(\d+))?(l)?$/;
+const REG_RE = /^(reg|sg)(\d+)x(\d+)(?:k(\d+))?(?:w(\d+))?$/;
 
 /** Lanes that cooperate in one subgroup broadcast (the subgroup must have at least this many). */
 export const SG_LANES = 8;
@@ -92,14 +90,12 @@ function regParams(variant: string): RegParams | null {
   const sg = m[1] === 'sg';
   const tm = Number(m[2]);
   const tn = Number(m[3]);
-  const ku = m[4] ? Number(m[4]) : sg ? 32 : 4;
+  const ku = m[4] ? Number(m[4]) : sg ? SG_LANES : 4;
   const wg = m[5] ? Number(m[5]) : sg ? 8 : 16;
-  if (sg && ku !== 8 && ku !== 32) throw new Error(`matmul: bad subgroup variant "${variant}" (KU must be 8 or 32)`);
+  if (sg && ku !== SG_LANES) throw new Error(`matmul: bad subgroup variant "${variant}" (K blocks are ${SG_LANES}: one k per lane)`);
   if ((tn % 4 !== 0 && tn !== 1 && tn !== 2) || tm < 1 || tm > 128 || tn > 16 || ku % 4 !== 0 || ku > 32 || wg < 1 || wg > 256)
     throw new Error(`matmul: bad register-tile variant "${variant}" (TN must be 1, 2, 4, 8, 12 or 16; TM 1..128; KU a multiple of 4 up to 32)`);
-  const loop = m[6] === 'l';
-  if (loop && !sg) throw new Error(`matmul: "${variant}": the l (looped loads) suffix needs a subgroup variant`);
-  return { tm, tn, ku, wg, sg, loop };
+  return { tm, tn, ku, wg, sg };
 }
 
 const SHARED_T = 16; // threads per side
@@ -199,8 +195,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 function regBody(o: MatmulKernelOptions, r: RegParams): string {
   const { tm: TM, tn: TN, sg: SG } = r;
-  // Subgroup variants: KU = 32 needs vec4 rows of A along K (each lane loads one vec4), else 8.
-  const KU = SG ? (r.ku === 32 && !o.transA && o.vecA ? 32 : 8) : r.ku;
+  const KU = SG ? SG_LANES : r.ku;
   const W = Math.min(TN, 4); // accumulator width: columns per vector
   const G = TN / W; // column groups per invocation
   const VT = W === 1 ? 'f32' : `vec${W}<f32>`;
@@ -227,7 +222,13 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   ln(`  let k4Last = max(P.K >> 2u, 1u) - 1u;`);
   const clampRow = (e: string) => `min(${e}, P.M - 1u)`;
   const clampCol = (e: string) => `min(${e}, P.N - 1u)`;
-  if (!o.transA) {
+  if (SG) {
+    // Subgroup variants compute A's addresses in their row loop.
+    if (o.transA && o.vecA) {
+      ln(`  let a4B = aB >> 2u;`);
+      ln(`  let M4 = P.M >> 2u;`);
+    }
+  } else if (!o.transA) {
     // A[m, k] at aB + m·K + k: a row offset per row (in vec4 units when vecA).
     for (let i = 0; i < TM; i++) ln(`  let ra${i} = ${o.vecA ? `(aB + ${clampRow(`m0 + ${i}u`)} * P.K) >> 2u` : `aB + ${clampRow(`m0 + ${i}u`)} * P.K`};`);
   } else if (o.vecA) {
@@ -262,48 +263,26 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
     const kIdx = (u: string) => `min(k + ${u}, kLast)`;
     const aExpr: string[][] = Array.from({ length: TM }, () => new Array<string>(KU));
     if (SG) {
-      // Lane l of the subgroup loads the l-th slice of the K block; subgroupBroadcast hands each
-      // value to every lane: one per-lane load per SG_LANES (or 4·SG_LANES with vec4) values.
+      // Lane l of the subgroup loads row i's element k + l of the K block (or, for Aᵀ with vec4,
+      // 4 rows' elements); subgroupBroadcast(v, u) then hands element k + u to every lane. One
+      // load site, in a loop over rows with an opaque bound, values parked in a private array.
       const bc = (v: string, lane: number) => `subgroupBroadcast(${v}, ${lane}u)`;
-      if (r.loop) {
-        // One load site in a loop over rows (opaque bound), values parked in a private array.
-        const vec = (!o.transA && KU === 32) || (o.transA && o.vecA);
-        const n = o.transA && o.vecA ? TM / 4 : TM;
-        let load: string;
-        if (!o.transA) {
-          const row = `(aB + min(m0 + i, P.M - 1u) * P.K)`;
-          if (KU === 32) load = guard(`A[(${row} >> 2u) + min((k >> 2u) + sid, k4Last)]`, 'k + 4u * sid', Z4);
-          else {
-            const ks = kIdx('sid');
-            load = guard(o.vecA ? `A[(${row} >> 2u) + (${ks} >> 2u)][${ks} & 3u]` : `A[${row} + ${ks}]`, 'k + sid', '0.0');
-          }
-        } else if (o.vecA) load = guard(`A[a4B + ${kIdx('sid')} * M4 + min((m0 >> 2u) + i, M4 - 1u)]`, 'k + sid', Z4);
-        else load = guard(`A[aB + ${kIdx('sid')} * P.M + min(m0 + i, P.M - 1u)]`, 'k + sid', '0.0');
-        b(`var al: array<${vec ? 'vec4<f32>' : 'f32'}, ${n}>;`);
-        b(`for (var i = 0u; i < nA; i = i + 1u) { al[i] = ${load}; }`);
-        for (let i = 0; i < TM; i++)
-          for (let u = 0; u < KU; u++) {
-            if (!o.transA) aExpr[i]![u] = KU === 32 ? bc(`al[${i}][${u % 4}]`, u >> 2) : bc(`al[${i}]`, u);
-            else aExpr[i]![u] = o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
-          }
-      } else if (!o.transA) {
-        for (let i = 0; i < TM; i++) {
-          if (KU === 32) {
-            b(`let al${i} = ${guard(`A[ra${i} + min((k >> 2u) + sid, k4Last)]`, 'k + 4u * sid', Z4)};`);
-            for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}[${u % 4}]`, u >> 2);
-          } else {
-            const ks = kIdx('sid');
-            b(`let al${i} = ${guard(o.vecA ? `A[ra${i} + (${ks} >> 2u)][${ks} & 3u]` : `A[ra${i} + ${ks}]`, 'k + sid', '0.0')};`);
-            for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}`, u);
-          }
+      const vec = o.transA && o.vecA;
+      const n = o.transA && o.vecA ? TM / 4 : TM;
+      let load: string;
+      if (!o.transA) {
+        const row = `(aB + min(m0 + i, P.M - 1u) * P.K)`;
+        const ks = kIdx('sid');
+        load = guard(o.vecA ? `A[(${row} >> 2u) + (${ks} >> 2u)][${ks} & 3u]` : `A[${row} + ${ks}]`, 'k + sid', '0.0');
+      } else if (o.vecA) load = guard(`A[a4B + ${kIdx('sid')} * M4 + min((m0 >> 2u) + i, M4 - 1u)]`, 'k + sid', Z4);
+      else load = guard(`A[aB + ${kIdx('sid')} * P.M + min(m0 + i, P.M - 1u)]`, 'k + sid', '0.0');
+      b(`var al: array<${vec ? 'vec4<f32>' : 'f32'}, ${n}>;`);
+      b(`for (var i = 0u; i < nA; i = i + 1u) { al[i] = ${load}; }`);
+      for (let i = 0; i < TM; i++)
+        for (let u = 0; u < KU; u++) {
+          if (!o.transA) aExpr[i]![u] = bc(`al[${i}]`, u);
+          else aExpr[i]![u] = o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
         }
-      } else if (o.vecA) {
-        for (let p = 0; p < TM / 4; p++) b(`let al${p} = ${guard(`A[a4B + ${kIdx('sid')} * M4 + ga${p}]`, 'k + sid', Z4)};`);
-        for (let i = 0; i < TM; i++) for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i >> 2}[${i % 4}]`, u);
-      } else {
-        for (let i = 0; i < TM; i++) b(`let al${i} = ${guard(`A[aB + ${kIdx('sid')} * P.M + ma${i}]`, 'k + sid', '0.0')};`);
-        for (let i = 0; i < TM; i++) for (let u = 0; u < KU; u++) aExpr[i]![u] = bc(`al${i}`, u);
-      }
     } else if (!o.transA) {
       for (let i = 0; i < TM; i++)
         for (let u = 0; u < KU; u++) {
@@ -330,7 +309,14 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
       }
     }
     // bv_u_g: op(B)(k+u, n0+W·g .. n0+W·g+W-1), zero past K.
-    if (!o.transB) {
+    if (SG && !o.vecB) {
+      // Scalar B (odd shapes): one load site in loops over the block's k's and the lane's columns.
+      const idx = o.transB ? `bB + min(n0 + j, P.N - 1u) * P.K + min(k + u, kLast)` : `bB + min(k + u, kLast) * P.N + min(n0 + j, P.N - 1u)`;
+      b(`var bl: array<f32, ${KU * TN}>;`);
+      b(`for (var u = 0u; u < nU; u = u + 1u) { for (var j = 0u; j < nJ; j = j + 1u) { bl[u * ${TN}u + j] = ${guard(`B[${idx}]`, 'k + u', '0.0')}; } }`);
+      for (let u = 0; u < KU; u++)
+        for (let g = 0; g < G; g++) b(`let bv${u}_${g} = ${vecOf(lanes.map((c) => `bl[${u * TN + W * g + c}]`))};`);
+    } else if (!o.transB) {
       for (let u = 0; u < KU; u++)
         for (let g = 0; g < G; g++) {
           const v = o.vecB
@@ -376,8 +362,12 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
     return B;
   };
 
-  if (r.loop) {
+  if (SG) {
     ln(`  let nA = select(${o.transA && o.vecA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);`);
+    if (!o.vecB) {
+      ln(`  let nU = select(${KU}u, P.K, P.K == 0xffffffffu);`);
+      ln(`  let nJ = select(${TN}u, P.K, P.K == 0xffffffffu);`);
+    }
   }
   ln(`  let kEnd = P.K + ${KU - 1}u;`);
   ln(`  for (var k = 0u; k < kEnd - kEnd % ${KU}u; k = k + ${KU}u) {`);
@@ -444,21 +434,20 @@ function sharedBody(o: MatmulKernelOptions): string {
   const bLoad = o.transB
     ? `let kk = e % ${KT}u; let nn = e / ${KT}u;`
     : `let nn = e % ${TILE}u; let kk = e / ${TILE}u;`;
-  const stores: string[] = [];
-  for (let i = 0; i < R; i++) {
-    stores.push(`  {
-    let m = mBase + ${i}u;
+  // One store site in loops with opaque bounds (lavapipe compiles each unrolled site separately).
+  const stores = `  let nR = select(${R}u, P.K, P.K == 0xffffffffu);
+  for (var i = 0u; i < nR; i = i + 1u) {
+    let m = mBase + i;
     if (m < P.M) {
-      for (var j = 0u; j < ${R}u; j = j + 1u) {
+      for (var j = 0u; j < nR; j = j + 1u) {
         let n = nBase + j;
         if (n < P.N) {
           let ci = cB + m * P.N + n;
-          ${storeScalar(o, 'ci', 'n', `acc[${i}][j]`)}
+          ${storeScalar(o, 'ci', 'n', 'acc[i][j]')}
         }
       }
     }
-  }`);
-  }
+  }`;
   return /* wgsl */ `
 ${accessors(o)}
 
@@ -513,7 +502,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   let mBase = tileM + lid.y * ${R}u;
   let nBase = tileN + lid.x * ${R}u;
-${stores.join('\n')}
+${stores}
 }`;
 }
 

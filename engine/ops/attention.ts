@@ -35,8 +35,10 @@ export interface AttentionOptions {
   variant?: AttentionVariant;
   /** Rows per workgroup for the row/tiled variants (a multiple of 4). */
   wg?: number;
-  /** Keys per unrolled block for the row/tiled variants: 1, 2 or 4. */
+  /** Keys per unrolled block for the row/tiled variants: 1, 2 or 4 (default 1 for row, 4 for tiled). */
   kb?: number;
+  /** sg variant: lanes per row (a power of two dividing the subgroup size and hd/4); default by hd. */
+  split?: number;
 }
 
 interface Plan {
@@ -49,6 +51,7 @@ interface Plan {
   variant: 'ref' | 'row' | 'tiled' | 'sg';
   wg: number;
   kb: number;
+  split: number | undefined;
   mask: Tensor | undefined;
   dropout: AttentionDropout | undefined;
   /** Query-key pairs visited (causal triangle), for the dispatch costs. */
@@ -58,8 +61,8 @@ interface Plan {
 /** Default rows per workgroup, measured on lavapipe (row) / the usual GPU choice (tiled). */
 const ROW_WG = 16;
 const TILED_WG = 64;
-/** Largest head dim for which 'auto' picks an unrolled kernel on a software adapter. */
-const SG_MAX_HD = 64;
+/** Largest head dim for which 'auto' picks the row variant on a software adapter without subgroups. */
+const ROW_MAX_HD = 32;
 
 /** The kernel variants this engine can run (sg needs the subgroups feature with a fixed size). */
 export function availableAttentionVariants(e: Engine): Exclude<AttentionVariant, 'auto'>[] {
@@ -95,20 +98,19 @@ function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[
   const fastOk = hd % 4 === 0 && vec4able(4, qkv, ...extra);
   const sgSize = subgroupSize(e);
   if (variant === 'auto') {
-    // lavapipe: sg; its LLVM needs minutes to compile the unrolled kernels beyond hd = 64, so larger
-    // heads take the scalar ref kernels there. Hardware: tiled.
+    // Hardware: tiled. lavapipe: sg; without subgroups, row — whose unrolled kernels its LLVM takes
+    // minutes to compile at large head dims, so those get the scalar ref kernels.
     if (!fastOk) variant = 'ref';
-    else if (e.device.info.software) variant = sgSize && hd <= SG_MAX_HD ? 'sg' : hd <= SG_MAX_HD ? 'row' : 'ref';
-    else variant = 'tiled';
+    else if (!e.device.info.software) variant = 'tiled';
+    else variant = sgSize ? 'sg' : hd <= ROW_MAX_HD ? 'row' : 'ref';
   }
   if (variant !== 'ref' && !fastOk) throw new Error(`causalSelfAttention: variant "${variant}" needs hd % 4 == 0 and 16-byte aligned tensors (hd = ${hd})`);
   if (variant === 'sg' && !sgSize) throw new Error('causalSelfAttention: variant "sg" needs the subgroups feature with a fixed subgroup size');
   const wg = variant === 'sg' ? sgSize : (opts.wg ?? (variant === 'tiled' ? TILED_WG : ROW_WG));
-
   if (variant !== 'ref' && (wg % 4 !== 0 || wg < 4 || wg > e.device.limits.maxComputeInvocationsPerWorkgroup))
     throw new Error(`causalSelfAttention: wg = ${wg} must be a multiple of 4 within the device limit`);
-  const kb = opts.kb ?? 4;
-  return { e, B, T, d, H: nHead, hd, variant, wg, kb, mask, dropout, pairs: (B * nHead * T * (T + 1)) / 2 };
+  const kb = opts.kb ?? (variant === 'tiled' ? 4 : 1); // row: 1 compiles ~4× faster on lavapipe, its only auto use
+  return { e, B, T, d, H: nHead, hd, variant, wg, kb, split: opts.split, mask, dropout, pairs: (B * nHead * T * (T + 1)) / 2 };
 }
 
 function dropoutUniforms(p: Plan): Record<string, number> {
@@ -122,20 +124,25 @@ function refUniforms(p: Plan): Record<string, number> {
 }
 
 function fastUniforms(p: Plan): Record<string, number> {
-  return { T: p.T, H: p.H, d4: p.d / 4, BH: p.B * p.H, scale: 1 / Math.sqrt(p.hd), useMask: p.mask ? 1 : 0, ...dropoutUniforms(p) };
+  const tile: Record<string, number> = p.variant === 'tiled' ? { tile: K.tileRows(fastOpts(p)) } : {};
+  return { T: p.T, H: p.H, d4: p.d / 4, BH: p.B * p.H, scale: 1 / Math.sqrt(p.hd), useMask: p.mask ? 1 : 0, ...tile, ...dropoutUniforms(p) };
 }
 
 function fastGrid(p: Plan): [number, number, number] {
   const bh = p.B * p.H;
-  const rowsPerGroup = p.variant === 'sg' ? p.wg / sgSplit(p) : p.wg;
+  const rowsPerGroup = p.variant === 'sg' ? K.sgRowsPerWorkgroup(sgOpts(p)) : p.wg;
   return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
 }
 
-/** Lanes per row of the sg kernels: each lane holds at most 4 vec4 (16 channels) of a row vector. */
+/**
+ * Lanes per row of the sg kernels: one up to hd = 32 (fastest), then enough that a lane holds at most
+ * 32 channels of a row vector — splitting costs shuffles (hd 64: up to ~1.5× slower than unsplit) but keeps
+ * lavapipe's compile time of the unrolled kernels to seconds instead of a minute.
+ */
 function sgSplit(p: Plan): number {
   const nv = p.hd / 4;
-  let c = 1;
-  while (nv / c > 4 && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
+  let c = p.split ?? 1;
+  if (p.split === undefined) while (nv / c > 8 && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
   return c;
 }
 

@@ -20,7 +20,7 @@ export interface MatmulOptions {
   transA?: boolean;
   /** op(B) = Bᵀ: `b` is stored [N, K] (or [batch, N, K]). */
   transB?: boolean;
-  /** Force a kernel variant ('naive', 'reg4x4', 'sg32x4k8', 'shared', ...); default: chooseMatmulVariant. */
+  /** Force a kernel variant ('naive', 'reg4x4', 'sg64x8', 'shared', ...); default: chooseMatmulVariant. */
   variant?: string;
 }
 
@@ -52,19 +52,22 @@ export function hasSubgroupVariants(engine: Engine): boolean {
 
 /**
  * The variant for a product on this engine's adapter (visible in the kernel name, so the profiler
- * shows the choice):
+ * shows the choice). Measured on lavapipe (2 cores), see docs/kernels/matmul.md:
  *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
- *   software adapter (lavapipe) with subgroups → `sg32x4k8` (32 rows per workgroup, each lane 4
- *     columns, A broadcast across the subgroup), `sg16x4k8` when M is small;
+ *   software adapter with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg64x8`
+ *     (64 rows × 64 columns per workgroup) for large products with N ≥ 48, `sg64x4` for narrower
+ *     ones, and the smaller, faster-to-compile `sg32x4` below 2^24 multiply-adds or for M < 64;
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
  *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
  */
 export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1): string {
-  if (M * N * K * batch < MATMUL_TINY) return 'naive';
+  const macs = M * N * K * batch;
+  if (macs < MATMUL_TINY) return 'naive';
   if (engine.device.info.software) {
     if (!hasSubgroupVariants(engine)) return 'reg4x4';
-    return M >= 32 ? 'sg32x4k8' : 'sg16x4k8';
+    if (macs < 1 << 24 || M < 64) return 'sg32x4';
+    return N >= 48 ? 'sg64x8' : 'sg64x4';
   }
   if (M * N * batch < 64 * 64 * 4) return 'reg4x4';
   return 'shared';
