@@ -3,31 +3,11 @@ import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { addBias, biasGelu, biasGeluUnfused, gelu } from '../../engine/ops/activation.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { poison, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { fdGrad, poison, poisonPool, randn, relErr, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 
-function poisonPool(e: Engine, numel: number, count = 4): void {
-  const ts: Tensor[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = e.empty([numel]);
-    poison(e, t);
-    ts.push(t);
-  }
-  for (const t of ts) t.dispose();
-}
 
-function fdGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, h = 1e-6): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const xp = Float64Array.from(x);
-    const xm = Float64Array.from(x);
-    xp[i]! += h;
-    xm[i]! -= h;
-    g[i] = (f(xp) - f(xm)) / (2 * h);
-  }
-  return g;
-}
 
 const K0 = Math.sqrt(2 / Math.PI);
 const K1 = 0.044715;

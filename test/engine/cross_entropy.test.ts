@@ -4,20 +4,11 @@ import type { Engine } from '../../engine/engine.ts';
 import { argmax, crossEntropy, crossEntropyRows, maskedAccuracy, type RowVariant } from '../../engine/ops/cross_entropy.ts';
 import { scale } from '../../engine/ops/elementwise.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { poison, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
+import { poison, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 const VARIANTS: RowVariant[] = ['thread', 'wg'];
 
-function poisonPool(e: Engine, numel: number, count = 4): void {
-  const ts: Tensor[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = e.empty([numel]);
-    poison(e, t);
-    ts.push(t);
-  }
-  for (const t of ts) t.dispose();
-}
 
 /** float64 masked CE: loss and d loss / d logits. */
 function ceRef(logits: ArrayLike<number>, targets: Int32Array, mask: ArrayLike<number>, N: number, V: number) {

@@ -5,19 +5,10 @@ import { dropout } from '../../engine/ops/dropout.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { PHILOX_WGSL } from '../../kernels/random.ts';
 import { kernel, ro, rw } from '../../kernels/spec.ts';
-import { poison, randn, useEngine } from '../helpers/gpu.ts';
+import { poison, poisonPool, randn, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 
-function poisonPool(e: Engine, numel: number, count = 4): void {
-  const ts: Tensor[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = e.empty([numel]);
-    poison(e, t);
-    ts.push(t);
-  }
-  for (const t of ts) t.dispose();
-}
 
 // ---------------------------------------------------------------- TypeScript Philox4x32-10 reference
 // Written from Salmon et al. (SC'11) / Random123 with BigInt products, independent of the WGSL.

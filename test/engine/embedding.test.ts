@@ -3,19 +3,10 @@ import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { buildTokenCsr, embedding } from '../../engine/ops/embedding.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { poison, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
+import { poison, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 
-function poisonPool(e: Engine, numel: number, count = 4): void {
-  const ts: Tensor[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = e.empty([numel]);
-    poison(e, t);
-    ts.push(t);
-  }
-  for (const t of ts) t.dispose();
-}
 
 function randIds(n: number, V: number, seed: number, invalid = 0): Int32Array {
   const r = rng(seed);

@@ -3,20 +3,11 @@ import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { mean, reduceAxisInto, sum, sumOfSquares, type ReduceVariant } from '../../engine/ops/reduce.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { POISON, poison, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { POISON, poison, poisonPool, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 
 /** Fill the pool's free list for this size with poisoned buffers, so an op's output starts poisoned. */
-function poisonPool(e: Engine, numel: number, count = 4): void {
-  const ts: Tensor[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = e.empty([numel]);
-    poison(e, t);
-    ts.push(t);
-  }
-  for (const t of ts) t.dispose();
-}
 
 function refSum(x: ArrayLike<number>, shape: number[], axis: number, scale = 1): Float64Array {
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);

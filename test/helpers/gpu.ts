@@ -70,3 +70,30 @@ export const POISON = -7.77e30;
 export function poison(engine: Engine, t: Tensor): void {
   engine.write(t, new Float32Array(t.numel).fill(POISON));
 }
+
+/**
+ * Fill `count` pool buffers of `numel` floats with poison and release them, so the next tensors an op
+ * takes from the pool start poisoned (catches unwritten output elements of ops that allocate).
+ */
+export function poisonPool(e: Engine, numel: number, count = 4): void {
+  const ts: Tensor[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = e.empty([numel]);
+    poison(e, t);
+    ts.push(t);
+  }
+  for (const t of ts) t.dispose();
+}
+
+/** Central finite-difference gradient of a float64 function (to check the float64 references). */
+export function fdGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, h = 1e-6): Float64Array {
+  const g = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const xp = Float64Array.from(x);
+    const xm = Float64Array.from(x);
+    xp[i]! += h;
+    xm[i]! -= h;
+    g[i] = (f(xp) - f(xm)) / (2 * h);
+  }
+  return g;
+}
