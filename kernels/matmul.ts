@@ -434,8 +434,11 @@ function sharedBody(o: MatmulKernelOptions): string {
   const bLoad = o.transB
     ? `let kk = e % ${KT}u; let nn = e / ${KT}u;`
     : `let nn = e % ${TILE}u; let kk = e / ${TILE}u;`;
-  // One store site in loops with opaque bounds (lavapipe compiles each unrolled site separately).
+  // One store site in loops with opaque bounds (lavapipe compiles each unrolled site separately);
+  // the loops index a copy of the accumulators, so \`acc\` itself is only indexed by constants and
+  // stays in registers on GPUs.
   const stores = `  let nR = select(${R}u, P.K, P.K == 0xffffffffu);
+  var outv = acc;
   for (var i = 0u; i < nR; i = i + 1u) {
     let m = mBase + i;
     if (m < P.M) {
@@ -443,7 +446,7 @@ function sharedBody(o: MatmulKernelOptions): string {
         let n = nBase + j;
         if (n < P.N) {
           let ci = cB + m * P.N + n;
-          ${storeScalar(o, 'ci', 'n', 'acc[i][j]')}
+          ${storeScalar(o, 'ci', 'n', 'outv[i][j]')}
         }
       }
     }
@@ -463,10 +466,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let tileM = wid.y * ${TILE}u;
   let tileN = wid.x * ${TILE}u;
   let t = lid.y * WG_X + lid.x;
-  // Loop bounds the compiler cannot see through: keeps software drivers from unrolling the loops
-  // (lavapipe expands every memory access per lane; unrolled, this kernel takes long to compile).
+  // The staging and store loops get bounds the compiler cannot see through, so software drivers
+  // do not unroll them (lavapipe expands every memory access per lane: unrolled, this kernel
+  // takes many seconds to compile); the inner product loop keeps its constant bound.
   let nStage = select(${per}u, P.K, P.K == 0xffffffffu);
-  let nInner = select(${KT}u, P.K, P.K == 0xffffffffu);
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
   for (var k0 = 0u; k0 < P.K; k0 = k0 + ${KT}u) {
@@ -490,7 +493,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < nInner; kk = kk + 1u) {
+    for (var kk = 0u; kk < ${KT}u; kk = kk + 1u) {
       let a = vec4<f32>(As[kk][lid.y * ${R}u], As[kk][lid.y * ${R}u + 1u], As[kk][lid.y * ${R}u + 2u], As[kk][lid.y * ${R}u + 3u]);
       let b = vec4<f32>(Bs[kk][lid.x * ${R}u], Bs[kk][lid.x * ${R}u + 1u], Bs[kk][lid.x * ${R}u + 2u], Bs[kk][lid.x * ${R}u + 3u]);
       acc[0] = fma(vec4<f32>(a.x), b, acc[0]);
