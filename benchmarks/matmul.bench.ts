@@ -3,7 +3,7 @@
 // step (batch 16 × context 128 = 2048 rows, d = 128): the forward products (q|k|v, MLP up and down,
 // tied lm head) and the backward forms (dx = dY·Wᵀ, dW = xᵀ·dY).
 //
-//   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4k8,reg4x4]
+//   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4,reg4x4] [--cases=1024,qkv]
 //
 // Each measurement runs the product and reads C back (ours: one dispatch + readback; TF.js:
 // tf.matMul + data()), alternating ours and theirs, best of several rounds after a warm-up.
@@ -12,7 +12,6 @@
 import { pathToFileURL } from 'node:url';
 import { Engine } from '../engine/engine.ts';
 import { chooseMatmulVariant, encodeMatmul, hasSubgroupVariants } from '../engine/ops/matmul.ts';
-import type { Tensor } from '../engine/tensor.ts';
 import { loadTfjs, releaseTfjs } from './peers/tfjs_gpt.ts';
 
 export interface MatmulCase {
@@ -162,7 +161,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
             (row.tfjsGflops !== undefined ? `   ${row.tfjsGflops.toFixed(2).padStart(13)}  ${row.ratio!.toFixed(2).padStart(9)}×` : ''),
         );
       }
-      (a as Tensor).dispose();
+      a.dispose();
       b.dispose();
       out.dispose();
       tfA?.dispose();

@@ -9,33 +9,51 @@
  *   bias   [N]
  * The batch index is the dispatch's z; operand x of batch z starts at z·strideX elements (uniforms
  * `sA`, `sB`, `sC`); a stride of 0 broadcasts (e.g. one weight shared by every batch entry).
- * With `accumulate`, C = C + op(A)·op(B) (+ bias): beta = 1 in place, for gradient accumulation.
+ * Bias and accumulate are runtime flags (uniform `flags`), not specialisations: one compiled kernel
+ * per variant, form and vec4 layout serves the forward (bias) and the gradient products
+ * (accumulate = beta 1, C += A·B, straight into a gradient buffer). Without a bias the bias
+ * binding is a placeholder (the op layer binds A).
  *
  * Variants (all reachable by name; the op layer picks one per adapter and shape):
- *   naive         one output per invocation, a K loop of scalar loads. The reference variant.
- *   reg{TM}x{TN}  register tile: each invocation computes TM rows × TN columns with the K loop
- *                 unrolled by KU (4 or 8), vec4 loads where the layout allows, no workgroup memory
- *                 and no barriers. Rows of a workgroup are the same for all its invocations (the
- *                 workgroup is one row of invocations), so A's loads have uniform addresses, which
- *                 lavapipe turns into one scalar load + broadcast instead of a per-lane gather.
- *                 Built for software adapters (lavapipe: every invocation a SIMD lane on the CPU).
- *   shared        classic shared-memory tiling for real GPUs: a 64×64 output tile per 16×16
- *                 workgroup, K tiles of 16 staged in `var<workgroup>` with barriers, each thread a
- *                 4×4 register sub-tile.
- * Edges: loads clamp their row/column indices into range (branch-free; the extra lanes compute
- * values that are never stored), stores are guarded; a K remainder (K mod KU) runs a scalar tail
- * loop (once per invocation, outside the K loop, so no specialisation for exact multiples).
- * vec4 specialisations: an operand is read as vec4 along its contiguous dimension when that
- * dimension is a multiple of 4 (so batch strides and row offsets are 16-byte aligned too; binding
- * offsets are 256-byte aligned by the allocator); C and bias as vec4 when N % 4 = 0.
+ *   naive          one output per invocation, a K loop of scalar loads. The reference variant.
+ *   reg{TM}x{TN}   register tile: each invocation computes TM rows × TN columns, the K loop
+ *   [k{KU}][w{WG}] unrolled by KU (default 4), vec4 loads where the layout allows, no workgroup
+ *                  memory, no barriers; WG invocations per workgroup (default 16). Portable.
+ *   sg{TM}x{TN}    subgroup-broadcast register tile, for lavapipe: a workgroup is one subgroup of
+ *                  8 lanes; every lane computes the same TM rows and its own TN columns. For each
+ *                  block of 8 k's, lane l loads element k + l of each of the TM rows of A, and
+ *                  subgroupBroadcast(v, u) hands element k + u to all lanes, so A costs one load
+ *                  per 8 values instead of 8; each lane loads its own B row segments (vec4). The
+ *                  products of a block are summed in SSA values and added to the accumulators
+ *                  once per block. Needs subgroups of ≥ 8 lanes.
+ *   shared         classic shared-memory tiling for real GPUs: a 64×64 output tile per 16×16
+ *                  workgroup, K tiles of 16 staged in `var<workgroup>` with barriers, each thread a
+ *                  4×4 register sub-tile.
  *
- * The kernel name spells the variant and every specialisation, e.g.
- * `matmul.reg4x8.tn[a4,b4,c4,bias,acc]`, so the profiler shows which one ran.
+ * Why it looks like this on lavapipe (Mesa 25.0, LLVM 15, AVX2): every storage-buffer load whose
+ * address is not a compile-time constant is expanded per SIMD lane (mask test, bounds check,
+ * scalar load, insert), tens of instructions per lane, so loads, not FMAs, bound the kernel; and
+ * every write to a loop-carried variable goes through the execution mask. Hence: few loads per
+ * FMA (big TM, A shared through subgroup broadcasts, vec4 B), few accumulator writes (one per
+ * block), and — since lavapipe compiles each unrolled load site separately (seconds per kernel) —
+ * A's row loads, scalar B loads and the stores sit in loops with bounds the compiler cannot see
+ * through (`select(n, P.K, P.K == 0xffffffff)`, always n), which keeps them from being unrolled.
+ *
+ * Edges: loads clamp their row/column indices into range (the extra lanes compute values that are
+ * never stored) and stores are guarded; the last K block may run past K: its indices are clamped
+ * and the values past K replaced by zeros with a select, so there is no scalar tail loop.
+ * vec4 specialisations (register variants): an operand is read as vec4 along its contiguous
+ * dimension when that dimension is a multiple of 4 (so batch strides and row offsets are 16-byte
+ * aligned too; binding offsets are aligned by the allocator); C and bias when N % 4 = 0. naive and
+ * shared read scalars.
+ *
+ * The kernel name spells the variant and the specialisation, e.g. `matmul.sg64x8.nt[a4,b4,c4]`,
+ * so the profiler shows which one ran.
  */
 import { kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export interface MatmulKernelOptions {
-  /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}[k{KU}][w{WG}]' | 'shared'. */
+  /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}' | 'shared'. */
   variant: string;
   transA: boolean;
   transB: boolean;
@@ -45,6 +63,12 @@ export interface MatmulKernelOptions {
   vecB: boolean;
   /** Read/write C (and bias) as vec4 along N. */
   vecC: boolean;
+  /**
+   * Shape the code for a software adapter (shared variant only): loops that lavapipe would unroll
+   * (and then take many seconds to compile, since it expands every memory access per lane) get
+   * bounds it cannot see through. Hardware gets constant bounds and register-only accumulators.
+   */
+  software?: boolean;
 }
 
 /** Bits of the `flags` uniform. */
@@ -117,7 +141,7 @@ export function matmulGeometry(variant: string): MatmulGeometry {
   if (variant === 'naive') return { tileM: NAIVE_WG, tileN: NAIVE_WG, workgroupSize: [NAIVE_WG, NAIVE_WG, 1] };
   if (variant === 'shared') return { tileM: SHARED_T * SHARED_R, tileN: SHARED_T * SHARED_R, workgroupSize: [SHARED_T, SHARED_T, 1] };
   const r = regParams(variant);
-  if (!r) throw new Error(`matmul: unknown variant "${variant}" (naive, reg{TM}x{TN}[k{KU}][w{WG}], shared)`);
+  if (!r) throw new Error(`matmul: unknown variant "${variant}" (naive, reg{TM}x{TN}[k{KU}][w{WG}], sg{TM}x{TN}, shared)`);
   return { tileM: r.tm, tileN: r.tn * r.wg, workgroupSize: [r.wg, 1, 1] };
 }
 
@@ -130,6 +154,7 @@ export function matmulInvocationTile(variant: string): [number, number] {
 function specName(o: MatmulKernelOptions): string {
   const form = `${o.transA ? 't' : 'n'}${o.transB ? 't' : 'n'}`;
   const tags: string[] = [];
+  if (o.software && o.variant === 'shared') tags.push('sw');
   if (o.vecA) tags.push('a4');
   if (o.vecB) tags.push('b4');
   if (o.vecC) tags.push('c4');
@@ -434,19 +459,21 @@ function sharedBody(o: MatmulKernelOptions): string {
   const bLoad = o.transB
     ? `let kk = e % ${KT}u; let nn = e / ${KT}u;`
     : `let nn = e % ${TILE}u; let kk = e / ${TILE}u;`;
-  // One store site in loops with opaque bounds (lavapipe compiles each unrolled site separately);
-  // the loops index a copy of the accumulators, so \`acc\` itself is only indexed by constants and
-  // stays in registers on GPUs.
-  const stores = `  let nR = select(${R}u, P.K, P.K == 0xffffffffu);
-  var outv = acc;
+  // Stores: one site in loops over the 4×4 sub-tile. Software: opaque bounds and a dynamic index
+  // into \`acc\` (lavapipe keeps it in memory and compiles fast). Hardware: constant bounds, and the
+  // row picked with selects so \`acc\` is only indexed by constants (it stays in registers).
+  const sw = !!o.software;
+  const pick = Array.from({ length: R - 1 }, (_, i) => i + 1).reduce((e, i) => `select(${e}, acc[${i}], i == ${i}u)`, 'acc[0]');
+  const stores = `  let nR = ${sw ? `select(${R}u, P.K, P.K == 0xffffffffu)` : `${R}u`};
   for (var i = 0u; i < nR; i = i + 1u) {
     let m = mBase + i;
+    let row = ${sw ? 'acc[i]' : pick};
     if (m < P.M) {
       for (var j = 0u; j < nR; j = j + 1u) {
         let n = nBase + j;
         if (n < P.N) {
           let ci = cB + m * P.N + n;
-          ${storeScalar(o, 'ci', 'n', 'outv[i][j]')}
+          ${storeScalar(o, 'ci', 'n', 'row[j]')}
         }
       }
     }
@@ -466,10 +493,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let tileM = wid.y * ${TILE}u;
   let tileN = wid.x * ${TILE}u;
   let t = lid.y * WG_X + lid.x;
-  // The staging and store loops get bounds the compiler cannot see through, so software drivers
-  // do not unroll them (lavapipe expands every memory access per lane: unrolled, this kernel
-  // takes many seconds to compile); the inner product loop keeps its constant bound.
-  let nStage = select(${per}u, P.K, P.K == 0xffffffffu);
+  let nStage = ${sw ? `select(${per}u, P.K, P.K == 0xffffffffu)` : `${per}u`};
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
   for (var k0 = 0u; k0 < P.K; k0 = k0 + ${KT}u) {

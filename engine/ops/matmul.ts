@@ -98,7 +98,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
-  const spec = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC });
+  const spec = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC, ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}) });
   const geo = KM.matmulGeometry(variant);
   const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
   const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
