@@ -519,20 +519,28 @@ export interface SubgroupOptions extends Common {
    * two dividing sg and hd/4). Keeps registers and generated code small at large head dims.
    */
   split: number;
+  /**
+   * Rows per lane, R (with split = 1): each lane owns R rows, sg apart, so every K/V (or Q/dY) row
+   * loaded serves R·sg rows. Halves the loads per (query, key) pair at small head dims.
+   */
+  rowsPerLane: number;
 }
 
-const sgName = (kind: string, o: SubgroupOptions): string => `attention.${kind}.sg[hd${o.hd},sg${o.sg},split${o.split}]${tag(o)}`;
+const sgName = (kind: string, o: SubgroupOptions): string =>
+  `attention.${kind}.sg[hd${o.hd},sg${o.sg}${o.split > 1 ? `,split${o.split}` : ''}${o.rowsPerLane > 1 ? `,rows${o.rowsPerLane}` : ''}]${tag(o)}`;
 
-/** Query (or key) rows owned by one workgroup of the sg variant. */
-export const sgRowsPerWorkgroup = (o: SubgroupOptions): number => o.sg / o.split;
+/** Rows (query rows for fwd/dq, key rows for dkv) owned by one workgroup of the sg variant. */
+export const sgRowsPerWorkgroup = (o: SubgroupOptions): number => (o.sg / o.split) * o.rowsPerLane;
 
 function checkSg(o: SubgroupOptions): number {
   const nv = o.hd / 4;
   if (!Number.isInteger(nv) || nv < 1) throw new Error(`attention: sg kernels need hd % 4 == 0 (got ${o.hd})`);
-  if ((o.sg & (o.sg - 1)) !== 0 || o.sg < 1) throw new Error(`attention: sg must be a power of two (got ${o.sg})`);
+  if ((o.sg & (o.sg - 1)) !== 0 || o.sg < 4) throw new Error(`attention: sg must be a power of two ≥ 4 (got ${o.sg})`);
   const C = o.split;
   if (!(C >= 1 && (C & (C - 1)) === 0 && o.sg % C === 0 && nv % C === 0))
     throw new Error(`attention: split ${C} must be a power of two dividing sg ${o.sg} and hd/4 ${nv}`);
+  if (!(Number.isInteger(o.rowsPerLane) && o.rowsPerLane >= 1 && (C === 1 || o.rowsPerLane === 1)))
+    throw new Error(`attention: rowsPerLane ${o.rowsPerLane} must be a positive integer (and 1 when split > 1)`);
   return nv / C;
 }
 
@@ -547,15 +555,16 @@ function rowSum2(C: number, x: string): string {
   return e;
 }
 
-/** Prologue: one subgroup per workgroup; lane = (row slot ρ, channel chunk hc); RB = sg/C rows. */
+/**
+ * Prologue: one subgroup per workgroup; lane = (row slot ρ, channel chunk hc). RB = sg/C rows per
+ * slice; the lane's rows are r_k = r0 + ρ + k·RB, k < R.
+ */
 const sgPrologue = (o: SubgroupOptions, nvc: number): string => /* wgsl */ `
   let bh = wid.y + wid.z * nwg.y;
   if (bh >= P.BH) { return; }
   let rho = lid.x / ${o.split}u;             // row slot of this lane
   let hc = lid.x % ${o.split}u;              // channel chunk of this lane
-  let r0 = wid.x * ${o.sg / o.split}u;       // first owned row
-  let r = r0 + rho;
-  let rc = min(r, P.T - 1u);
+  let r0 = wid.x * ${sgRowsPerWorkgroup(o)}u; // first owned row
   let b = bh / P.H;
   let h = bh - b * P.H;
   let rs = 3u * P.d4;
@@ -565,33 +574,47 @@ const sgPrologue = (o: SubgroupOptions, nvc: number): string => /* wgsl */ `
   let kcol = qcol + P.d4;
   let vcol = kcol + P.d4;
   let ycol = b * P.T * P.d4 + ch;
-  let tm1 = P.T - 1u;`;
+  let tm1 = P.T - 1u;
+  ${rep(o.rowsPerLane, (k) => `let r_${k} = r0 + rho + ${k * (o.sg / o.split)}u; let rc_${k} = min(r_${k}, tm1);`, '\n  ')}`;
+
+/** The per-lane key-padding value of the key this lane loads (1 without a mask; no load then). */
+const MASK_LOAD = /* wgsl */ `var ml = 1.0;
+    if (P.useMask != 0u) { ml = kmask[b * P.T + jl]; }`;
 
 /**
- * WGSL: dropout factors z0..z{RB-1} of keys j0..j0+RB−1 of query row `row` (j0 a multiple of RB).
- * RB ≥ 4: RB/4 Philox calls per block; RB < 4: the call for 4 keys is cached in `zc` and refreshed
- * when j0 reaches a multiple of 4 (keys are visited in order from 0).
+ * WGSL: dropout factors z{u}_{k} of keys j0..j0+RB−1 for the lane's query rows rc_k (j0 a multiple
+ * of RB). RB ≥ 4: RB/4 Philox calls per block and row; RB < 4: the call for 4 keys is cached in
+ * zc_k and refreshed when j0 reaches a multiple of 4 (keys are visited in order from 0).
  */
-function dropBlock(RB: number, row: string): string {
-  if (RB >= 4) return rep(RB / 4, (g) => `let zz${g} = drop_keep4(${row}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t} = zz${g}[${t}];`, ' ')}`, '\n    ');
-  return `if ((j0 & 3u) == 0u) { zc = drop_keep4(${row}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u} = zc[(j0 + ${u}u) & 3u];`, ' ')}`;
+function dropBlock(RB: number, R: number): string {
+  return rep(
+    R,
+    (k) =>
+      RB >= 4
+        ? rep(RB / 4, (g) => `let zz${g}_${k} = drop_keep4(bh * P.T + rc_${k}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t}_${k} = zz${g}_${k}[${t}];`, ' ')}`, '\n    ')
+        : `if ((j0 & 3u) == 0u) { zc_${k} = drop_keep4(bh * P.T + rc_${k}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u}_${k} = zc_${k}[(j0 + ${u}u) & 3u];`, ' ')}`,
+    '\n    ',
+  );
 }
 
 /**
  * Forward, subgroup-shared (lavapipe's variant). One workgroup = one subgroup of SG lanes owning
- * RB = SG/C query rows; each row's q·scale and output accumulator are split over C lanes (hd/C
- * channels each). Keys go in blocks of RB: lane (ρ, c) loads chunk c of key j0 + ρ (k and v), and
- * every lane fetches each key of the block from the lane holding its chunk with `subgroupShuffle`;
- * a row's q·k partials are summed over its C lanes by shuffle-xor. So each K/V element is loaded
- * once per workgroup rather than once per query row (on lavapipe a load inside a loop costs ~20× an
- * FMA, a shuffle ~3×). Online softmax with one rescale per block.
+ * R·SG/C query rows; each row's q·scale and output accumulator live in C lanes (hd/C channels each),
+ * or a lane holds R rows. Keys go in blocks of RB = SG/C: lane (ρ, c) loads chunk c of key j0 + ρ
+ * (k, v and its mask value) and every lane fetches each key of the block from the lane that holds
+ * it with `subgroupShuffle`; with C > 1 a row's q·k partials are summed over its lanes by
+ * shuffle-xor. Each K/V element is loaded once per workgroup instead of once per query row (on
+ * lavapipe a load inside a loop costs ~20× an FMA, a shuffle ~3×). Online softmax, one rescale per
+ * block.
  */
 export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
   const nvc = checkSg(o);
   const C = o.split;
   const RB = o.sg / C;
+  const R = o.rowsPerLane;
   const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
-  const keys = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
+  const keys = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
+  const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
   return kernel({
     name: sgName('fwd', o),
     bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
@@ -603,49 +626,56 @@ ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sgPrologue(o, nvc)}
-  let qo = qcol + rc * rs;
-  ${vecs((c) => `let q${c} = qkv[qo + ${c}u] * P.scale;`)}
-  ${vecs((c) => `var a${c} = vec4<f32>(0.0);`)}
-  var m = ${NEG};
-  var l = 0.0;
-  ${o.dropout && RB < 4 ? 'var zc = vec4<f32>(0.0);' : ''}
-  let jend = min(r0 + ${RB}u, P.T);
+  ${rows((k) => `let qo_${k} = qcol + rc_${k} * rs; ${vecs((c) => `let q${c}_${k} = qkv[qo_${k} + ${c}u] * P.scale;`)}`, '\n  ')}
+  ${rows((k) => `${vecs((c) => `var a${c}_${k} = vec4<f32>(0.0);`)} var m_${k} = ${NEG}; var l_${k} = 0.0;`, '\n  ')}
+  ${o.dropout && RB < 4 ? rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ') : ''}
+  let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);             // the key whose chunk this lane loads
     ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
     ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
-    let ml = select(1.0, kmask[b * P.T + jl], P.useMask != 0u);
-    ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}); let ok${u} = j0 + ${u}u <= r && mu${u} > 0.5;`)}
-    ${keys((u) => `let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}, subgroupShuffle(kl${c}, src${u}))`, ' + ')}, 0.0)`)}.x, ok${u});`)}
-    let mn = max(m, ${maxOf(Array.from({ length: RB }, (_, u) => `s${u}`))});
-    let al = exp(m - mn);
-    ${keys((u) => `let p${u} = select(0.0, exp(s${u} - mn), ok${u});`)}
-    l = l * al + ${keys((u) => `p${u}`, ' + ')};
-    ${o.dropout ? dropBlock(RB, 'bh * P.T + rc') : ''}
-    ${vecs((c) => `a${c} = a${c} * al + ${keys((u) => `p${u}${o.dropout ? ` * z${u}` : ''} * subgroupShuffle(vl${c}, src${u})`, ' + ')};`, '\n    ')}
-    m = mn;
+    ${MASK_LOAD}
+    ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
+    ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`), '\n    ')}
+    ${o.dropout ? dropBlock(RB, R) : ''}
+    ${rows(
+      (k) => /* wgsl */ `{
+      ${keys((u) => `let ok${u} = mu${u} && j0 + ${u}u <= r_${k}; let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, 0.0)`)}.x, ok${u});`, '\n      ')}
+      let mn = max(m_${k}, ${maxOf(Array.from({ length: RB }, (_, u) => `s${u}`))});
+      let al = exp(m_${k} - mn);
+      ${keys((u) => `let p${u} = select(0.0, exp(s${u} - mn), ok${u});`, '\n      ')}
+      l_${k} = l_${k} * al + ${keys((u) => `p${u}`, ' + ')};
+      ${vecs((c) => `a${c}_${k} = a${c}_${k} * al + ${keys((u) => `p${u}${o.dropout ? ` * z${u}_${k}` : ''} * subgroupShuffle(vl${c}, src${u})`, ' + ')};`, '\n      ')}
+      m_${k} = mn;
+    }`,
+    )}
   }
-  if (r < P.T) {
-    let yo = ycol + r * P.d4;
-    let inv = select(0.0, 1.0 / l, l > 0.0);
-    ${vecs((c) => `y[yo + ${c}u] = a${c} * inv;`, '\n    ')}
-    if (hc == 0u) { lse[bh * P.T + r] = select(${LSE_EMPTY}, m + log(l), l > 0.0); }
-  }
+  ${rows(
+    (k) => /* wgsl */ `if (r_${k} < P.T) {
+    let yo = ycol + r_${k} * P.d4;
+    let inv = select(0.0, 1.0 / l_${k}, l_${k} > 0.0);
+    ${vecs((c) => `y[yo + ${c}u] = a${c}_${k} * inv;`)}
+    if (hc == 0u) { lse[bh * P.T + r_${k}] = select(${LSE_EMPTY}, m_${k} + log(l_${k}), l_${k} > 0.0); }
+  }`,
+    '\n  ',
+  )}
 }`,
   });
 });
 
 /**
- * Backward, query side, subgroup-shared: the workgroup owns RB query rows split over C lanes each
- * (q, dY chunks; lse and D per row), keys in blocks of RB loaded one chunk per lane and shuffled.
+ * Backward, query side, subgroup-shared: the workgroup owns its query rows as in the forward (q·scale,
+ * dY chunks; lse and D per row), keys in blocks of RB loaded one chunk per lane and shuffled.
  * Writes D = rowsum(dY ⊙ Y) (for the dkv kernel) and the q slots of dqkv.
  */
 export const backwardDqSg = memo((o: SubgroupOptions): KernelSpec => {
   const nvc = checkSg(o);
   const C = o.split;
   const RB = o.sg / C;
+  const R = o.rowsPerLane;
   const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
-  const keys = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
+  const keys = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
+  const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
   return kernel({
     name: sgName('bwd.dq', o),
     bindings: [
@@ -665,56 +695,69 @@ ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sgPrologue(o, nvc)}
-  let qo = qcol + rc * rs;
-  let yo = ycol + rc * P.d4;
-  ${vecs((c) => `let q${c} = qkv[qo + ${c}u] * P.scale;`)}
-  ${vecs((c) => `let g${c} = dy[yo + ${c}u];`)}
-  ${vecs((c) => `var dq${c} = vec4<f32>(0.0);`)}
-  let Di = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(g${c}, y[yo + ${c}u])`, ' + ')}, 0.0)`)}.x;
-  let L = lse[bh * P.T + rc];
-  ${o.dropout && RB < 4 ? 'var zc = vec4<f32>(0.0);' : ''}
-  let jend = min(r0 + ${RB}u, P.T);
+  ${rows(
+    (k) =>
+      `let qo_${k} = qcol + rc_${k} * rs; let yo_${k} = ycol + rc_${k} * P.d4; ` +
+      `${vecs((c) => `let q${c}_${k} = qkv[qo_${k} + ${c}u] * P.scale;`)} ${vecs((c) => `let g${c}_${k} = dy[yo_${k} + ${c}u];`)} ` +
+      `${vecs((c) => `var dq${c}_${k} = vec4<f32>(0.0);`)} ` +
+      `let D_${k} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(g${c}_${k}, y[yo_${k} + ${c}u])`, ' + ')}, 0.0)`)}.x; let L_${k} = lse[bh * P.T + rc_${k}];`,
+    '\n  ',
+  )}
+  ${o.dropout && RB < 4 ? rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ') : ''}
+  let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);
     ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
     ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
-    let ml = select(1.0, kmask[b * P.T + jl], P.useMask != 0u);
-    ${o.dropout ? dropBlock(RB, 'bh * P.T + rc') : ''}
-    ${keys(
-      (u) => /* wgsl */ `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}); let ok${u} = j0 + ${u}u <= r && mu${u} > 0.5;
-    ${vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`)}
-    let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}, k${u}_${c})`, ' + ')}, ${vecs((c) => `dot(g${c}, subgroupShuffle(vl${c}, src${u}))`, ' + ')})`)};
-    let p${u} = select(0.0, exp(sd${u}.x - L), ok${u});
-    let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - Di);`,
+    ${MASK_LOAD}
+    ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
+    ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u}); let v${u}_${c} = subgroupShuffle(vl${c}, src${u});`), '\n    ')}
+    ${o.dropout ? dropBlock(RB, R) : ''}
+    ${rows(
+      (k) => /* wgsl */ `{
+      ${keys(
+        (u) =>
+          `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, ${vecs((c) => `dot(g${c}_${k}, v${u}_${c})`, ' + ')})`)}; ` +
+          `let p${u} = select(0.0, exp(sd${u}.x - L_${k}), mu${u} && j0 + ${u}u <= r_${k}); ` +
+          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}_${k}` : ''} - D_${k});`,
+        '\n      ',
+      )}
+      ${vecs((c) => `dq${c}_${k} = dq${c}_${k} + ${keys((u) => `ds${u} * k${u}_${c}`, ' + ')};`, '\n      ')}
+    }`,
     )}
-    ${vecs((c) => `dq${c} = dq${c} + ${keys((u) => `ds${u} * k${u}_${c}`, ' + ')};`, '\n    ')}
   }
-  if (r < P.T) {
-    if (hc == 0u) { dD[bh * P.T + r] = Di; }
-    ${vecs((c) => `dqkv[qo + ${c}u] = dq${c} * P.scale;`, '\n    ')}
-  }
+  ${rows(
+    (k) => /* wgsl */ `if (r_${k} < P.T) {
+    if (hc == 0u) { dD[bh * P.T + r_${k}] = D_${k}; }
+    ${vecs((c) => `dqkv[qo_${k} + ${c}u] = dq${c}_${k} * P.scale;`)}
+  }`,
+    '\n  ',
+  )}
 }`,
   });
 });
 
 /**
- * Backward, key side, subgroup-shared: the workgroup owns RB key rows split over C lanes each (k, v
- * and the dk, dv accumulators); query rows r0, r0 + RB, … go in blocks of RB, lane (ρ, c) loading
- * chunk c of query row i0 + ρ (and its lse, D), the others fetching it by shuffle. Dropout: the lanes
- * of query row i0 + ρ draw its factors for the workgroup's keys (one Philox call per 4 keys), which
- * are shuffled to the key lanes as well. Writes the k and v slots of dqkv.
+ * Backward, key side, subgroup-shared: the workgroup owns its key rows like the forward owns query
+ * rows (k·scale, v and the dk, dv accumulators); query rows r0, r0 + RB, … go in blocks of RB, lane
+ * (ρ, c) loading chunk c of query row i0 + ρ (and its lse, D), the others fetching it by shuffle.
+ * Dropout: the lanes of query row i0 + ρ draw its factors for the workgroup's keys (one Philox call
+ * per 4 keys), shuffled to the key lanes as well. Writes the k and v slots of dqkv.
  */
 export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
   const nvc = checkSg(o);
   const C = o.split;
   const RB = o.sg / C;
-  const groups = Math.max(1, RB / 4); // Philox calls (4 keys each) covering the workgroup's keys
+  const R = o.rowsPerLane;
+  const owned = sgRowsPerWorkgroup(o);
+  const groups = Math.max(1, owned / 4); // Philox calls (4 keys each) covering the workgroup's keys
   const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
-  const qrows = (f: (u: number) => string, sep = '\n    '): string => rep(RB, f, sep);
-  const zOf = (u: number): string => {
-    let e = `subgroupShuffle(zl0, src${u})`;
-    for (let g = 1; g < groups; g++) e = `select(${e}, subgroupShuffle(zl${g}, src${u}), zg == ${g}u)`;
-    return `${e}[r & 3u]`;
+  const qrows = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
+  const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
+  const zOf = (u: number, k: number): string => {
+    let e = `zs${u}_0`;
+    for (let g = 1; g < groups; g++) e = `select(${e}, zs${u}_${g}, zg_${k} == ${g}u)`;
+    return `${e}[r_${k} & 3u]`;
   };
   return kernel({
     name: sgName('bwd.dkv', o),
@@ -734,14 +777,14 @@ ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sgPrologue(o, nvc)}
-  let ko = kcol + rc * rs;
-  let vo = vcol + rc * rs;
-  ${vecs((c) => `let k${c} = qkv[ko + ${c}u] * P.scale;`)}
-  ${vecs((c) => `let v${c} = qkv[vo + ${c}u];`)}
-  ${vecs((c) => `var dk${c} = vec4<f32>(0.0);`)}
-  ${vecs((c) => `var dv${c} = vec4<f32>(0.0);`)}
-  let keyOk = r < P.T && (P.useMask == 0u || kmask[b * P.T + rc] > 0.5);
-  let zg = (r >> 2u) - (r0 >> 2u);          // which of the workgroup's Philox calls covers key r
+  ${rows(
+    (k) =>
+      `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
+      `${vecs((c) => `let k${c}_${k} = qkv[ko_${k} + ${c}u] * P.scale;`)} ${vecs((c) => `let v${c}_${k} = qkv[vo_${k} + ${c}u];`)} ` +
+      `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
+      `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = (r_${k} >> 2u) - (r0 >> 2u);`,
+    '\n  ',
+  )}
   for (var i0 = r0; i0 < P.T; i0 = i0 + ${RB}u) {
     let il = min(i0 + rho, tm1);            // the query row whose chunk this lane loads
     let qo = qcol + il * rs;
@@ -752,22 +795,34 @@ ${sgPrologue(o, nvc)}
     let Dl = dD[bh * P.T + il];
     ${o.dropout ? rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, (r0 >> 2u) + ${g}u);`, ' ') : ''}
     ${qrows(
-      (u) => /* wgsl */ `let src${u} = ${u * C}u + hc; let ok${u} = i0 + ${u}u >= r && i0 + ${u}u < P.T && keyOk;
-    ${vecs((c) => `let q${u}_${c} = subgroupShuffle(ql${c}, src${u});`)}
-    ${vecs((c) => `let g${u}_${c} = subgroupShuffle(gl${c}, src${u});`)}
-    let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}, g${u}_${c})`, ' + ')})`)};
-    ${o.dropout ? `let z${u} = ${zOf(u)};` : ''}
-    let p${u} = select(0.0, exp(sd${u}.x - subgroupShuffle(Ll, src${u})), ok${u});
-    let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - subgroupShuffle(Dl, src${u}));
-    let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
+      (u) =>
+        `let src${u} = ${u * C}u + hc; ${vecs((c) => `let q${u}_${c} = subgroupShuffle(ql${c}, src${u}); let g${u}_${c} = subgroupShuffle(gl${c}, src${u});`)} ` +
+        `let L${u} = subgroupShuffle(Ll, src${u}); let D${u} = subgroupShuffle(Dl, src${u}); let iok${u} = i0 + ${u}u < P.T;` +
+        (o.dropout ? ` ${rep(groups, (g) => `let zs${u}_${g} = subgroupShuffle(zl${g}, src${u});`, ' ')}` : ''),
+      '\n    ',
     )}
-    ${vecs((c) => `dv${c} = dv${c} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n    ')}
-    ${vecs((c) => `dk${c} = dk${c} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n    ')}
+    ${rows(
+      (k) => /* wgsl */ `{
+      ${qrows(
+        (u) =>
+          `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')})`)}; ` +
+          (o.dropout ? `let z${u} = ${zOf(u, k)}; ` : '') +
+          `let p${u} = select(0.0, exp(sd${u}.x - L${u}), iok${u} && keyOk_${k} && i0 + ${u}u >= r_${k}); ` +
+          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - D${u}); let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
+        '\n      ',
+      )}
+      ${vecs((c) => `dv${c}_${k} = dv${c}_${k} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n      ')}
+      ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
+    }`,
+    )}
   }
-  if (r < P.T) {
-    ${vecs((c) => `dqkv[ko + ${c}u] = dk${c} * P.scale;`, '\n    ')}
-    ${vecs((c) => `dqkv[vo + ${c}u] = dv${c};`, '\n    ')}
-  }
+  ${rows(
+    (k) => /* wgsl */ `if (r_${k} < P.T) {
+    ${vecs((c) => `dqkv[ko_${k} + ${c}u] = dk${c}_${k} * P.scale;`)}
+    ${vecs((c) => `dqkv[vo_${k} + ${c}u] = dv${c}_${k};`)}
+  }`,
+    '\n  ',
+  )}
 }`,
   });
 });

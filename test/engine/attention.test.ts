@@ -12,7 +12,6 @@ import {
   availableAttentionVariants,
   causalSelfAttention,
   type AttentionOptions,
-  type AttentionVariant,
 } from '../../engine/ops/attention.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { poison, randArray, relErr, rng, useEngine } from '../helpers/gpu.ts';
@@ -359,7 +358,7 @@ describe('attention dropout', () => {
     }
   });
 
-  it('sg with each row split over 2 and 4 lanes (4- and 2-key blocks), with padding and dropout', async () => {
+  it('sg with each row split over 2 and 4 lanes (4- and 2-key blocks) and with 3 rows per lane, with padding and dropout', async () => {
     const e = await engine();
     if (!availableAttentionVariants(e).includes('sg')) return;
     const s2: Shape = { B: 2, T: 33, H: 2, hd: 16 };
@@ -373,6 +372,15 @@ describe('attention dropout', () => {
       checkAgainstRef(await runGpu(e, qkv2, dy2, s2, { variant: 'sg', split }, mask), qkv2, dy2, s2, mask);
       checkAgainstRef(await runGpu(e, qkv2, dy2, s2, { variant: 'sg', split, dropout: dr }, mask), qkv2, dy2, s2, mask, Z);
     }
+    // Three rows per lane (the default is 2; 24 rows per workgroup, six Philox calls per query row in dkv).
+    const s3: Shape = { B: 2, T: 65, H: 2, hd: 4 };
+    const d3 = s3.H * s3.hd;
+    const qkv3 = randArray(s3.B * s3.T * 3 * d3, 513, -2, 2);
+    const dy3 = randArray(s3.B * s3.T * d3, 514, -1, 1);
+    const mask3 = makeMask(s3.B, s3.T, 515, true);
+    checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3 }, mask3), qkv3, dy3, s3, mask3);
+    const Z3 = dropoutFactors(s3.B, s3.H, s3.T, dr);
+    checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3, dropout: dr }, mask3), qkv3, dy3, s3, mask3, Z3);
   });
 
   it('is deterministic, and another step or stream draws another mask', async () => {
