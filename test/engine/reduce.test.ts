@@ -3,7 +3,7 @@ import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { mean, reduceAxisInto, sum, sumOfSquares, type ReduceVariant } from '../../engine/ops/reduce.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { POISON, poison, poisonPool, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { fdGrad, POISON, poison, poisonPool, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
 
@@ -19,18 +19,6 @@ function refSum(x: ArrayLike<number>, shape: number[], axis: number, scale = 1):
   return out.map((v) => v * scale);
 }
 
-/** Central finite differences of a float64 function. */
-function fdGrad(f: (x: Float64Array) => number, x: Float64Array, h = 1e-6): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const xp = Float64Array.from(x);
-    const xm = Float64Array.from(x);
-    xp[i]! += h;
-    xm[i]! -= h;
-    g[i] = (f(xp) - f(xm)) / (2 * h);
-  }
-  return g;
-}
 
 describe('sum / mean over an axis', () => {
   const shapes: number[][] = [[1], [17], [3, 17, 33], [1, 127, 1], [33, 1, 5], [2, 3, 4, 5], [5000, 3], [3, 5000], [1, 2049, 1]];
