@@ -10,6 +10,7 @@
  *   and device loss into a `DeviceLostError` with the reason.
  */
 import { create, globals } from 'webgpu';
+import { gpuWait } from './wait.ts';
 
 // Dawn's Node bindings export the WebGPU globals (GPUBufferUsage, GPUMapMode, ...); code that
 // uses them by name (ours and peers such as TensorFlow.js) expects them on globalThis.
@@ -286,7 +287,7 @@ export class Device {
 
   /** Waits until the queue has finished all submitted work; surfaces errors. */
   async sync(): Promise<void> {
-    await this.gpu.queue.onSubmittedWorkDone();
+    await gpuWait(this.gpu.queue.onSubmittedWorkDone());
     this.check();
   }
 

@@ -16,6 +16,7 @@ import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
 import { Tensor, type AnyTypedArray, type DType, numelOf } from './tensor.ts';
+import { gpuWait } from './wait.ts';
 
 export type Bindable = Tensor | Storage;
 
@@ -374,7 +375,7 @@ export class Engine {
     this.flush();
     await this.pipelines.flushErrors();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await gpuWait(staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
       this.device.check();
       throw e;

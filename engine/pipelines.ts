@@ -4,6 +4,7 @@
  */
 import type { KernelSpec } from '../kernels/spec.ts';
 import type { Device } from './device.ts';
+import { gpuWait } from './wait.ts';
 
 export class KernelCompileError extends Error {
   constructor(
@@ -85,6 +86,6 @@ export class PipelineCache {
   async flushErrors(): Promise<void> {
     const p = this.pending;
     this.pending = [];
-    await Promise.all(p);
+    if (p.length) await gpuWait(Promise.all(p));
   }
 }

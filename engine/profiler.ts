@@ -12,6 +12,7 @@
  * times, not wall-clock.
  */
 import type { DispatchCost, Engine } from './engine.ts';
+import { gpuWait } from './wait.ts';
 
 export interface DispatchTiming {
   kernel: string;
@@ -161,7 +162,7 @@ export class Profiler {
       (async () => {
         // Map after the submit that carries the copy.
         await Promise.resolve();
-        await staging.mapAsync(GPUMapMode.READ);
+        await gpuWait(staging.mapAsync(GPUMapMode.READ));
         const ts = new BigUint64Array(staging.getMappedRange().slice(0));
         staging.unmap();
         staging.destroy();

@@ -31,6 +31,7 @@ import type { GPT } from '../model/gpt.ts';
 import { JsonlWriter } from '../util/jsonl.ts';
 import { Progress } from '../util/progress.ts';
 import { join } from 'node:path';
+import { gpuWait } from '../../engine/wait.ts';
 
 /** Deterministic data: the micro-batch for (step, micro). */
 export interface BatchSource {
@@ -144,7 +145,7 @@ export class Trainer {
   /** Keep at most two steps in flight. */
   private async throttle(): Promise<void> {
     this.inflight.push(this.engine.gpu.queue.onSubmittedWorkDone());
-    while (this.inflight.length > 2) await this.inflight.shift();
+    while (this.inflight.length > 2) await gpuWait(this.inflight.shift()!);
   }
 
   /** Mean loss since the last call (reads back), and resets the accumulator. */
@@ -247,7 +248,7 @@ export class Trainer {
         break;
       }
     }
-    await Promise.all(this.inflight);
+    await gpuWait(Promise.all(this.inflight));
     this.inflight = [];
     bar?.finish(`loss ${lastLoss.toFixed(4)}`);
     return { steps: this.step, losses, evals, bestAccuracy: this.bestAcc, stoppedEarly };

@@ -1,0 +1,68 @@
+/**
+ * Waiting for the device without stealing a core from it.
+ *
+ * Dawn's Node bindings settle their promises (mapAsync, onSubmittedWorkDone, popErrorScope,
+ * createComputePipelineAsync) by polling the instance from a `setImmediate` loop on the main
+ * thread: while anything is pending, the main thread spins at 100% CPU. On a software adapter the
+ * "GPU" is lavapipe's worker threads on the same cores, so the spinning takes a core away from the
+ * very work being waited for. Measured on the 2-core development machine: a 1.9 s wait on ten
+ * 1024³ matmuls cost 1.36 s of main-thread CPU, and the wait itself was ~30% longer than with the
+ * poll throttled (docs/performance.md).
+ *
+ * Dawn looks `setImmediate` up on the global object at every tick. `gpuWait(p)` awaits `p` with
+ * that global routed through a throttle: the first few ticks of a wait run immediately (a short
+ * wait, e.g. a small readback, stays short), later ones are delayed by POLL_MS with setTimeout, so
+ * a long wait polls ~1000 times a second instead of spinning. Other users of `setImmediate` during
+ * the wait are delayed the same way (their callbacks still run, in order). Waits nest and overlap
+ * (a reference count); the original function is restored when the last one ends.
+ *
+ * `KINDLING_SPIN_WAIT=1` turns the throttle off (Dawn's own behaviour).
+ */
+
+/** Ticks of a wait that run immediately before the throttle starts. */
+const EAGER_TICKS = 32;
+/** Delay between polls once throttled (Node's timer granularity is 1 ms). */
+const POLL_MS = 1;
+
+type SetImmediate = typeof globalThis.setImmediate;
+
+let active = 0;
+let ticks = 0;
+let original: SetImmediate | null = null;
+
+function throttled(cb: (...args: unknown[]) => void, ...args: unknown[]): unknown {
+  ticks++;
+  if (ticks <= EAGER_TICKS) return (original as (f: (...a: unknown[]) => void, ...a: unknown[]) => unknown)(cb, ...args);
+  return setTimeout(cb, POLL_MS, ...args);
+}
+
+function enter(): void {
+  if (active++ === 0) {
+    ticks = 0;
+    original = globalThis.setImmediate;
+    globalThis.setImmediate = throttled as unknown as SetImmediate;
+  }
+}
+
+function leave(): void {
+  if (--active === 0 && original) {
+    globalThis.setImmediate = original;
+    original = null;
+  }
+}
+
+/** Whether waits are throttled (default) or left to Dawn's spinning poll (KINDLING_SPIN_WAIT=1). */
+export function waitsThrottled(): boolean {
+  return process.env.KINDLING_SPIN_WAIT !== '1';
+}
+
+/** Await a promise that Dawn settles, polling gently instead of spinning (see the module comment). */
+export async function gpuWait<T>(p: Promise<T>): Promise<T> {
+  if (!waitsThrottled()) return p;
+  enter();
+  try {
+    return await p;
+  } finally {
+    leave();
+  }
+}
