@@ -14,6 +14,7 @@ import { Engine } from '../engine/engine.ts';
 import { chooseMatmulVariant, encodeMatmul, hasSubgroupVariants } from '../engine/ops/matmul.ts';
 import { loadTfjs, releaseTfjs } from './peers/tfjs_gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
+import { runRooflineBench } from './roofline.bench.ts';
 
 export interface MatmulCase {
   name: string;
@@ -182,10 +183,25 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const args = process.argv.slice(2);
   const variants = args.find((x) => x.startsWith('--variants='))?.slice('--variants='.length);
   const cases = args.find((x) => x.startsWith('--cases='))?.slice('--cases='.length);
-  await runMatmulBench({
-    quick: args.includes('--quick'),
-    peer: !args.includes('--no-peer'),
-    ...(variants ? { variants: variants.split(',').filter(Boolean) } : {}),
-    ...(cases ? { cases: cases.split(',') } : {}),
-  });
+  const engine = await Engine.create();
+  try {
+    // The ceiling in the same run and process, so the fraction is measured under the same conditions.
+    const ceiling = (await runRooflineBench(engine)).fmaGflops.x8!;
+    console.log(`unrolled-FMA ceiling in this run: ${ceiling.toFixed(1)} GFLOP/s`);
+    const rows = await runMatmulBench({
+      engine,
+      quick: args.includes('--quick'),
+      peer: !args.includes('--no-peer'),
+      ...(variants ? { variants: variants.split(',').filter(Boolean) } : {}),
+      ...(cases ? { cases: cases.split(',') } : {}),
+    });
+    for (const r of rows.filter((x) => x.case === '1024³' && x.variant.startsWith('auto:'))) {
+      console.log(
+        `1024³ (${r.variant}): ${r.gflops.toFixed(2)} GFLOP/s = ${((100 * r.gflops) / ceiling).toFixed(0)}% of the unrolled-FMA ceiling` +
+          (r.tfjsGflops ? `, ${r.ratio!.toFixed(1)}× TF.js WebGPU (${r.tfjsGflops.toFixed(2)} GFLOP/s)` : ''),
+      );
+    }
+  } finally {
+    engine.destroy();
+  }
 }

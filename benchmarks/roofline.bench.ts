@@ -1,7 +1,7 @@
 /**
  * The adapter's measured ceilings, for the roofline in docs/performance.md: arithmetic (an FMA loop
  * unrolled 1× and 8× over independent vec4 accumulators) and bandwidth (a vec4 copy; bytes read +
- * written). Best of several timed repetitions.
+ * written). Best of 8 timed repetitions (the machine's noise is ±15%; the best is the ceiling).
  *
  *   node --import tsx benchmarks/roofline.bench.ts
  */
@@ -35,15 +35,15 @@ export async function runRooflineBench(engine?: Engine): Promise<RooflineResult>
     const n = 64 * 1024; // invocations
     const out = e.empty([n * 4]);
     for (const unroll of [1, 8]) {
-      const iters = unroll === 1 ? 2048 : 256;
-      const ms = await best(e, 3, () => e.dispatch(fmaPeak({ unroll }), [out], { iters, n }, grid1d(n, ROOFLINE_WG)));
+      const iters = unroll === 1 ? 4096 : 512;
+      const ms = await best(e, 8, () => e.dispatch(fmaPeak({ unroll }), [out], { iters, n }, grid1d(n, ROOFLINE_WG)));
       const flops = n * iters * unroll * 4 * 2;
       fmaGflops[`x${unroll}`] = flops / (ms * 1e6);
     }
     const elems = 16 * 1024 * 1024; // 64 MiB each way
     const a = e.zeros([elems]);
     const b = e.empty([elems]);
-    const ms = await best(e, 3, () => e.dispatch(copyVec4, [a, b], { n: elems / 4 }, grid1d(elems / 4, ROOFLINE_WG)));
+    const ms = await best(e, 8, () => e.dispatch(copyVec4, [a, b], { n: elems / 4 }, grid1d(elems / 4, ROOFLINE_WG)));
     const copyGBs = (2 * 4 * elems) / (ms * 1e6);
     out.dispose();
     a.dispose();
