@@ -54,9 +54,11 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  * The variant for a product on this engine's adapter (visible in the kernel name, so the profiler
  * shows the choice). Measured on lavapipe (2 cores), see docs/kernels/matmul.md:
  *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
- *   software adapter with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg64x8`
- *     (64 rows × 64 columns per workgroup) for large products with N ≥ 48, `sg64x4` for narrower
- *     ones, and the smaller, faster-to-compile `sg32x4` below 2^24 multiply-adds or for M < 64;
+ *   software adapter with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg16x4` for
+ *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows; 1.6–2×
+ *     faster at 16×48×63000), `sg32x4` below 2^24 multiply-adds or for M ≤ 64 (smaller, faster to
+ *     compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4` for
+ *     narrower products;
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
  *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
@@ -66,7 +68,8 @@ export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: num
   if (macs < MATMUL_TINY) return 'naive';
   if (engine.device.info.software) {
     if (!hasSubgroupVariants(engine)) return 'reg4x4';
-    if (macs < 1 << 24 || M < 64) return 'sg32x4';
+    if (M <= 16) return 'sg16x4';
+    if (macs < 1 << 24 || M <= 64) return 'sg32x4';
     return N >= 48 ? 'sg64x8' : 'sg64x4';
   }
   if (M * N * batch < 64 * 64 * 4) return 'reg4x4';

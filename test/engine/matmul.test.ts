@@ -24,7 +24,7 @@ const TOL = 1e-4;
  */
 async function variants(): Promise<string[]> {
   const e = await engine();
-  return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4', 'sg8x8'] : []), 'shared'];
+  return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4', 'sg16x4', 'sg8x8'] : []), 'shared'];
 }
 
 /** float64 op(A)·op(B) for one batch entry; A stored [M,K] or [K,M], B stored [K,N] or [N,K]. */
@@ -216,6 +216,7 @@ describe('matmul kernels', () => {
     const tiny = chooseMatmulVariant(e, 4, 4, 4);
     expect(tiny).toBe('naive');
     const big = chooseMatmulVariant(e, 2048, 384, 128);
+    if (e.device.info.software && hasSubgroupVariants(e)) expect(chooseMatmulVariant(e, 16, 48, 63000)).toBe('sg16x4');
     if (e.device.info.software) expect(big).toMatch(hasSubgroupVariants(e) ? /^sg\d/ : /^reg\d/);
     else expect(big).toBe('shared');
     const spec = matmulKernel({ variant: big, transA: false, transB: true, vecA: true, vecB: true, vecC: true });
