@@ -13,7 +13,8 @@
  * that global routed through a throttle: the first few ticks of a wait run immediately (a short
  * wait, e.g. a small readback, stays short), later ones are delayed by POLL_MS with setTimeout, so
  * a long wait polls ~1000 times a second instead of spinning. Other users of `setImmediate` during
- * the wait are delayed the same way (their callbacks still run, in order). Waits nest and overlap
+ * the wait are delayed the same way (their callbacks still run, in order, and `clearImmediate`
+ * still cancels them). Waits nest and overlap
  * (a reference count); the original function is restored when the last one ends.
  *
  * `KINDLING_SPIN_WAIT=1` turns the throttle off (Dawn's own behaviour).
@@ -26,28 +27,44 @@ const POLL_MS = 1;
 
 type SetImmediate = typeof globalThis.setImmediate;
 
+type ClearImmediate = typeof globalThis.clearImmediate;
+
 let active = 0;
 let ticks = 0;
 let original: SetImmediate | null = null;
+let originalClear: ClearImmediate | null = null;
+/** Timers the throttle handed out in place of immediates (so clearImmediate can cancel them). */
+const deferred = new WeakSet<object>();
 
 function throttled(cb: (...args: unknown[]) => void, ...args: unknown[]): unknown {
   ticks++;
   if (ticks <= EAGER_TICKS) return (original as (f: (...a: unknown[]) => void, ...a: unknown[]) => unknown)(cb, ...args);
-  return setTimeout(cb, POLL_MS, ...args);
+  const t = setTimeout(cb, POLL_MS, ...args);
+  deferred.add(t);
+  return t;
+}
+
+function clearThrottled(h: unknown): void {
+  if (h && typeof h === 'object' && deferred.has(h)) clearTimeout(h as NodeJS.Timeout);
+  else (originalClear as (x: unknown) => void)(h);
 }
 
 function enter(): void {
   if (active++ === 0) {
     ticks = 0;
     original = globalThis.setImmediate;
+    originalClear = globalThis.clearImmediate;
     globalThis.setImmediate = throttled as unknown as SetImmediate;
+    globalThis.clearImmediate = clearThrottled as unknown as ClearImmediate;
   }
 }
 
 function leave(): void {
   if (--active === 0 && original) {
     globalThis.setImmediate = original;
+    globalThis.clearImmediate = originalClear!;
     original = null;
+    originalClear = null;
   }
 }
 

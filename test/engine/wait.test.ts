@@ -39,10 +39,26 @@ describe('gpuWait (throttled poll while waiting for Dawn)', () => {
     expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
 
-  it('passes rejections through and restores the original', async () => {
+  it('lets clearImmediate cancel a callback deferred by the throttle', async () => {
+    let release!: () => void;
+    const w = gpuWait(new Promise<void>((r) => (release = r)));
+    // Use up the eager ticks so the next setImmediate is deferred to a timer.
+    for (let i = 0; i < 40; i++) await new Promise<void>((r) => setImmediate(r));
+    let fired = false;
+    const h = setImmediate(() => (fired = true));
+    clearImmediate(h);
+    await new Promise<void>((r) => setTimeout(r, 20));
+    release();
+    await w;
+    expect(fired).toBe(false);
+  });
+
+  it('passes rejections through and restores the originals', async () => {
     const original = globalThis.setImmediate;
+    const originalClear = globalThis.clearImmediate;
     await expect(gpuWait(Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(globalThis.setImmediate).toBe(original);
+    expect(globalThis.clearImmediate).toBe(originalClear);
   });
 
   it('device readbacks through the throttled wait return the computed values', async () => {
