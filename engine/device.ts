@@ -150,6 +150,7 @@ const MAX_LIMITS = [
   'maxComputeWorkgroupsPerDimension',
   'maxStorageBuffersPerShaderStage',
   'maxBindGroups',
+  'maxTextureDimension2D',
 ] as const;
 
 const WANTED_FEATURES = ['timestamp-query', 'shader-f16', 'subgroups'] as const;

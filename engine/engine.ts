@@ -18,7 +18,24 @@ import { Profiler } from './profiler.ts';
 import { Tensor, type AnyTypedArray, type DType, numelOf } from './tensor.ts';
 import { gpuWait } from './wait.ts';
 
-export type Bindable = Tensor | Storage;
+/**
+ * An rgba32float texture bound for `textureLoad` (kernels declare it with `tex()` in kernels/spec.ts).
+ * Made and cached by `Engine.texture`; filled with `Engine.copyToTexture`.
+ */
+export interface TextureBinding {
+  readonly texture: GPUTexture;
+  readonly view: GPUTextureView;
+  /** Width and height in texels (one texel = 4 floats). */
+  readonly width: number;
+  readonly height: number;
+  readonly id: number;
+}
+
+export type Bindable = Tensor | Storage | TextureBinding;
+
+function isTexture(b: Bindable): b is TextureBinding {
+  return (b as TextureBinding).view !== undefined && (b as TextureBinding).texture !== undefined;
+}
 
 export interface DispatchCost {
   /** Floating-point operations (multiply-add = 2). */
@@ -59,6 +76,8 @@ export class Engine {
   private readonly uniformAlign: number;
 
   private bindGroups = new Map<string, GPUBindGroup>();
+  private textures = new Map<string, TextureBinding>();
+  private nextTextureId = 1;
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -278,9 +297,17 @@ export class Engine {
     // bind group (cached)
     const maxBind = this.device.limits.maxStorageBufferBindingSize;
     let key = `${k.id}`;
-    const ranges: { buffer: GPUBuffer; offset: number; size: number }[] = [];
+    const ranges: ({ buffer: GPUBuffer; offset: number; size: number } | GPUTextureView)[] = [];
     for (let i = 0; i < bindings.length; i++) {
-      const s = storageOf(bindings[i]!);
+      const bi = bindings[i]!;
+      if ((spec.bindings[i]!.access === 'texture') !== isTexture(bi))
+        throw new Error(`kernel "${spec.name}": binding ${spec.bindings[i]!.name} needs ${spec.bindings[i]!.access === 'texture' ? 'a texture' : 'a buffer'}`);
+      if (isTexture(bi)) {
+        ranges.push(bi.view);
+        key += `|t${bi.id}`;
+        continue;
+      }
+      const s = storageOf(bi);
       if (bindings[i] instanceof Tensor && !(bindings[i] as Tensor).isAlive)
         throw new Error(`kernel "${spec.name}": binding ${spec.bindings[i]!.name} uses disposed tensor "${(bindings[i] as Tensor).name}"`);
       const size = Math.min(Math.ceil(Math.max(4, s.byteLength) / 16) * 16, s.buffer.size - s.offset);
@@ -313,6 +340,43 @@ export class Engine {
     else this.profiler.note(spec.name, cost);
     this.pendingDispatches++;
     this.counters.dispatches++;
+  }
+
+  /**
+   * The engine's rgba32float texture of `width` × `height` texels (created on first use, then reused:
+   * recorded work runs in order, so a later copy into it waits for the kernels that read it before).
+   */
+  texture(width: number, height: number): TextureBinding {
+    const key = `${width}x${height}`;
+    let t = this.textures.get(key);
+    if (!t) {
+      const max = this.device.limits.maxTextureDimension2D;
+      if (width > max || height > max) throw new Error(`texture ${width}×${height} exceeds maxTextureDimension2D ${max}`);
+      const texture = this.gpu.createTexture({
+        label: `texture ${key}`,
+        size: [width, height],
+        format: 'rgba32float',
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      });
+      t = { texture, view: texture.createView(), width, height, id: this.nextTextureId++ };
+      this.textures.set(key, t);
+    }
+    return t;
+  }
+
+  /**
+   * Copy `rows` rows of `t.width` texels (16 bytes each) from `src` into the top of texture `t`,
+   * ordered with recorded dispatches. The row pitch (width·16 bytes) must be a multiple of 256 and
+   * the source offset of 16.
+   */
+  copyToTexture(src: Tensor | Storage, t: TextureBinding, rows: number): void {
+    const s = storageOf(src);
+    const pitch = t.width * 16;
+    if (pitch % 256 !== 0 || s.offset % 16 !== 0) throw new Error(`copyToTexture: row pitch ${pitch} must be a multiple of 256 and offset ${s.offset} of 16`);
+    if (rows > t.height || rows * pitch > s.byteLength) throw new Error(`copyToTexture: ${rows} rows do not fit the texture or the source`);
+    this.endPass().copyBufferToTexture({ buffer: s.buffer, offset: s.offset, bytesPerRow: pitch }, { texture: t.texture }, [t.width, rows]);
+    this.pendingBuffers.add(s.buffer);
+    this.pendingDispatches++;
   }
 
   /** Zero a tensor or storage region (a clear command, outside compute passes). */
@@ -399,6 +463,7 @@ export class Engine {
 }
 
 export function storageOf(b: Bindable): Storage {
+  if (isTexture(b)) throw new Error('a texture binding is not a buffer region');
   return b instanceof Tensor ? b.storage : b;
 }
 

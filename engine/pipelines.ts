@@ -50,11 +50,11 @@ export class PipelineCache {
     const gpu = this.device.gpu;
     gpu.pushErrorScope('validation');
     const module = gpu.createShaderModule({ label: spec.name, code: spec.code });
-    const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) => ({
-      binding: i,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
-    }));
+    const entries: GPUBindGroupLayoutEntry[] = spec.bindings.map((b, i) =>
+      b.access === 'texture'
+        ? { binding: i, visibility: GPUShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float', viewDimension: '2d' } }
+        : { binding: i, visibility: GPUShaderStage.COMPUTE, buffer: { type: b.access === 'read' ? 'read-only-storage' : 'storage' } },
+    );
     entries.push({ binding: spec.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } });
     const layout = gpu.createBindGroupLayout({ label: spec.name, entries });
     const pipeline = gpu.createComputePipeline({

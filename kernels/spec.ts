@@ -7,14 +7,15 @@
  * This module (like all of kernels/) imports nothing from engine/.
  */
 
-export type Access = 'read' | 'read_write';
+/** Storage buffer access, or `texture`: a sampled `texture_2d<f32>` read with textureLoad (an rgba32float texture). */
+export type Access = 'read' | 'read_write' | 'texture';
 export type ScalarType = 'u32' | 'i32' | 'f32';
 
 export interface BindingDecl {
   /** WGSL variable name. */
   name: string;
   access: Access;
-  /** WGSL store type, e.g. `array<f32>` or `array<vec4<f32>>`. */
+  /** WGSL store type, e.g. `array<f32>` or `array<vec4<f32>>` (`texture_2d<f32>` for textures). */
   type: string;
 }
 
@@ -36,7 +37,8 @@ export interface KernelSpec {
 export function header(bindings: BindingDecl[], uniforms: [string, ScalarType][], enables: string[] = []): string {
   const lines: string[] = enables.map((e) => `enable ${e};`);
   bindings.forEach((b, i) => {
-    lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: ${b.type};`);
+    if (b.access === 'texture') lines.push(`@group(0) @binding(${i}) var ${b.name}: ${b.type};`);
+    else lines.push(`@group(0) @binding(${i}) var<storage, ${b.access}> ${b.name}: ${b.type};`);
   });
   const fields = uniforms.length ? uniforms.map(([n, t]) => `  ${n}: ${t},`).join('\n') : '  _unused: u32,';
   lines.push(`struct Params {\n${fields}\n}`);
@@ -64,6 +66,8 @@ ${parts.body}`;
 /** Shorthand binding declarations. */
 export const ro = (name: string, type = 'array<f32>'): BindingDecl => ({ name, access: 'read', type });
 export const rw = (name: string, type = 'array<f32>'): BindingDecl => ({ name, access: 'read_write', type });
+/** A 2D rgba32float texture read with textureLoad (bound as an unfilterable-float texture view). */
+export const tex = (name: string): BindingDecl => ({ name, access: 'texture', type: 'texture_2d<f32>' });
 
 /**
  * WGSL expression for a flat invocation index from a 2D dispatch grid (x up to 65535 workgroups,

@@ -10,7 +10,7 @@
  * returns null for it, so autograd adds nothing again. Otherwise it returns the contribution.
  */
 import * as KM from '../../kernels/matmul.ts';
-import type { Bindable, Engine } from '../engine.ts';
+import type { Bindable, Engine, TextureBinding } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { engineOf, expectDtype } from './common.ts';
@@ -39,6 +39,11 @@ export interface MatmulProblem {
   /** C = C + op(A)·op(B) (+ bias). */
   accumulate?: boolean;
   variant?: string;
+  /**
+   * Read B through a texture (subgroup variants on a software adapter, see `useTextureB`): true or
+   * false forces it where possible / off; default: automatic.
+   */
+  texB?: boolean;
 }
 
 /** Products with fewer multiply-adds than this run the naive kernel (one small dispatch). */
@@ -101,7 +106,24 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
-  const spec = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC, ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}) });
+  const texRows = (sB === 0 ? 1 : batch) * K;
+  const texB = vecB && !transB && variant.startsWith('sg') && (p.texB ?? useTextureB(engine)) && textureBFits(engine, b, N, K, sB, texRows);
+  const spec = KM.matmulKernel({
+    variant,
+    transA,
+    transB,
+    vecA,
+    vecB,
+    vecC,
+    ...(texB ? { texB: true } : {}),
+    ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
+  });
+  let bBind: Bindable = b;
+  if (texB) {
+    const t = engine.texture(N / 4, texRows);
+    engine.copyToTexture(b as Exclude<Bindable, TextureBinding>, t, texRows);
+    bBind = t;
+  }
   const geo = KM.matmulGeometry(variant);
   const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
   const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
@@ -109,10 +131,27 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
-  engine.dispatch(spec, [a, b, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
+  engine.dispatch(spec, [a, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
     flops: 2 * M * N * K * batch,
     bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
   });
+}
+
+/**
+ * Whether subgroup matmuls read B through a texture on this engine: on software adapters (lavapipe's
+ * texel fetch clamps coordinates with SIMD instructions; its storage loads branch per lane), unless
+ * KINDLING_MATMUL_TEXTURE=0. B is copied into a cached texture first (≈14 GB/s here).
+ */
+export function useTextureB(engine: Engine): boolean {
+  return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';
+}
+
+/** Whether B [K, N] (batches dense or broadcast) can go through an rgba32float texture. */
+function textureBFits(engine: Engine, b: Bindable, N: number, K: number, sB: number, rows: number): boolean {
+  const max = engine.device.limits.maxTextureDimension2D;
+  if (!(N % 64 === 0 && (sB === 0 || sB === K * N) && rows <= max && N / 4 <= max && rows > 0)) return false;
+  const s = storageOf(b);
+  return s.offset % 16 === 0 && rows * N * 4 <= s.byteLength;
 }
 
 /**

@@ -224,6 +224,54 @@ describe('matmul kernels', () => {
     expect(() => matmulKernel({ variant: 'bogus', transA: false, transB: false, vecA: false, vecB: false, vecC: false })).toThrow(/unknown variant/);
   });
 
+  it('B through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; batched, bias, accumulate', async () => {
+    const e = await engine();
+    if (!hasSubgroupVariants(e)) return; // the texture path belongs to the subgroup variants
+    let seed = 7001;
+    // [M, N, K, batch, strideB: dense | 0 (broadcast)], forms nn and tn (B not transposed)
+    const cases: [number, number, number, number, 'dense' | 'bcast'][] = [
+      [67, 64, 129, 1, 'dense'],
+      [130, 192, 36, 1, 'dense'],
+      [33, 128, 20, 3, 'dense'],
+      [40, 64, 12, 2, 'bcast'],
+    ];
+    for (const [M, N, K, batch, sbKind] of cases)
+      for (const tA of [false, true])
+        for (const variant of ['sg32x4', 'sg16x4', 'sg64x8'])
+          for (const withBias of [false, true]) {
+            const [ar, ac] = stored(M, K, tA);
+            const sB = sbKind === 'bcast' ? 0 : K * N;
+            const a = randArray(batch * M * K, seed++);
+            const b = randArray((sbKind === 'bcast' ? 1 : batch) * K * N, seed++);
+            const bias = randArray(N, seed++);
+            const c0 = randArray(batch * M * N, seed++);
+            const ta = e.tensor(a, [batch, ar, ac]);
+            const tb = e.tensor(b, [b.length]);
+            const tbias = e.tensor(bias, [N]);
+            const outs: Float32Array[] = [];
+            for (const texB of [true, false]) {
+              const c = e.tensor(c0, [batch, M, N]);
+              encodeMatmul(e, ta, tb, c, { M, N, K, batch, transA: tA, strideB: sB, accumulate: true, variant, texB }, withBias ? tbias : null);
+              outs.push((await c.read()) as Float32Array);
+              c.dispose();
+            }
+            const want = new Float64Array(batch * M * N);
+            for (let z = 0; z < batch; z++) {
+              const r = ref64(a, b, M, N, K, tA, false, z * M * K, sB === 0 ? 0 : z * K * N);
+              for (let i = 0; i < M * N; i++) want[z * M * N + i] = r[i]! + c0[z * M * N + i]! + (withBias ? bias[i % N]! : 0);
+            }
+            const what = `${variant} ${tA ? 'tn' : 'nn'} ${M}x${N}x${K} batch ${batch} ${sbKind}${withBias ? ' bias' : ''}`;
+            expect(relErr(outs[0]!, want), what).toBeLessThanOrEqual(TOL);
+            expect(Buffer.from(outs[0]!.buffer).equals(Buffer.from(outs[1]!.buffer)), `${what}: texture = buffer bitwise`).toBe(true);
+            ta.dispose();
+            tb.dispose();
+            tbias.dispose();
+          }
+    // The kernel name says which path ran.
+    expect(matmulKernel({ variant: 'sg32x4', transA: false, transB: false, vecA: true, vecB: true, vecC: true, texB: true }).name).toBe('matmul.sg32x4.nn[a4,bt,c4]');
+    expect(() => matmulKernel({ variant: 'sg32x4', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texB: true })).toThrow(/texture B/);
+  });
+
   it('is deterministic: the same inputs give bitwise the same outputs', async () => {
     const e = await engine();
     const [M, N, K] = [67, 45, 129];
