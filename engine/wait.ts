@@ -5,17 +5,17 @@
  * createComputePipelineAsync) by polling the instance from a `setImmediate` loop on the main
  * thread: while anything is pending, the main thread spins at 100% CPU. On a software adapter the
  * "GPU" is lavapipe's worker threads on the same cores, so the spinning takes a core away from the
- * very work being waited for. Measured on the 2-core development machine: a 1.9 s wait on ten
- * 1024³ matmuls cost 1.36 s of main-thread CPU, and the wait itself was ~30% longer than with the
- * poll throttled (docs/performance.md).
+ * very work being waited for. Measured on the 2-core development machine: a 1.7 s wait on ten
+ * 1024³ matmuls cost 1.18 s of main-thread CPU; throttled, 0.13 s, and the wait was 19% shorter
+ * (docs/performance.md).
  *
  * Dawn looks `setImmediate` up on the global object at every tick. `gpuWait(p)` awaits `p` with
  * that global routed through a throttle: the first few ticks of a wait run immediately (a short
  * wait, e.g. a small readback, stays short), later ones are delayed by POLL_MS with setTimeout, so
  * a long wait polls ~1000 times a second instead of spinning. Other users of `setImmediate` during
  * the wait are delayed the same way (their callbacks still run, in order, and `clearImmediate`
- * still cancels them). Waits nest and overlap
- * (a reference count); the original function is restored when the last one ends.
+ * still cancels them). Waits nest and overlap (a reference count); the original functions are
+ * restored when the last one ends.
  *
  * `KINDLING_SPIN_WAIT=1` turns the throttle off (Dawn's own behaviour).
  */
@@ -26,7 +26,6 @@ const EAGER_TICKS = 32;
 const POLL_MS = 1;
 
 type SetImmediate = typeof globalThis.setImmediate;
-
 type ClearImmediate = typeof globalThis.clearImmediate;
 
 let active = 0;

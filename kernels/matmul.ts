@@ -45,7 +45,9 @@
  * vec4 specialisations (register variants): an operand is read as vec4 along its contiguous
  * dimension when that dimension is a multiple of 4 (so batch strides and row offsets are 16-byte
  * aligned too; binding offsets are aligned by the allocator); C and bias when N % 4 = 0. naive and
- * shared read scalars.
+ * shared read scalars. Subgroup variants with B [K, N] in vec4 can instead read B from an
+ * rgba32float texture (`texB`, tag `bt`): on lavapipe a texel fetch clamps the lanes' coordinates
+ * with SIMD instructions where a storage load branches per lane.
  *
  * The kernel name spells the variant and the specialisation, e.g. `matmul.sg64x8.nt[a4,b4,c4]`,
  * so the profiler shows which one ran.

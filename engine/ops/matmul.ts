@@ -2,7 +2,8 @@
  * Matrix products with autograd: `matmul` (2D and batched, transposed forms, broadcast operands),
  * `linear` (x·W + b with the Hugging Face Conv1D weight layout [in, out], bias fused in the
  * epilogue), `colsum` (the bias gradient), and the low-level `encodeMatmul` every product goes
- * through (variant choice, vec4 specialisation, runtime bias/accumulate flags, dispatch cost).
+ * through (variant choice, vec4 specialisation, B through a texture on software adapters, runtime
+ * bias/accumulate flags, dispatch cost).
  *
  * Gradients of parameters: when an operand is a leaf whose gradient is already allocated (a
  * parameter with its slot in the gradient arena, or a leaf that received a gradient earlier), the
