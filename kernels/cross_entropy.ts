@@ -2,12 +2,14 @@
  * Softmax cross-entropy with a per-position loss mask, argmax and masked accuracy.
  * Layout: logits [N, V] row-major, targets i32 [N], mask f32 [N].
  *
- * `rows` (one fused kernel per row): online softmax (running max m and Σ exp(x − m) rescaled when the
+ * `rows` (one kernel per row): online softmax (running max m and Σ exp(x − m) rescaled when the
  * max grows, taken four logits at a time so there are 1.25 exps per logit), then
  *   pairs[row] = (mask·(m + log Σ − x[target]), mask)       (mask forced to 0 when the target is
  *                                                           outside [0, V): the row is ignored)
- *   grad[row, j] = (softmax_j − [j = target])·mask          (only with `grad`)
- * The gradient is saved unscaled; the backward multiplies it in place by g / Σ mask (`scaleGrad`).
+ *   lse[row] = m + log Σ                                    (only with `lse`: saved for backward)
+ * `gradRows` (the backward, one pass over the logits): grad[row, j] = (exp(x_j − lse) − [j = target])
+ * · mask · g / Σ mask. Recomputing the softmax there costs one read of the logits; saving the
+ * gradient in the forward instead cost a write there plus a read-modify-write pass to scale it.
  * Variants: `thread` (one invocation per row, lavapipe) and `wg` (one workgroup per row: each
  * invocation runs the online softmax over a strided slice, then the (max, sum) pairs are merged in a
  * fixed tree order).
@@ -25,7 +27,6 @@ export type RowVariant = 'thread' | 'wg';
 export const CE_THREAD_WG = 64;
 export const CE_ROW_WG = 256;
 export const CE_FINAL_WG = 256;
-export const CE_SCALE_WG = 256;
 
 const NEG = '-3.4028234e38';
 
@@ -36,13 +37,13 @@ fn merge_ms(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }`;
 
-export const rows = memo(({ variant, grad }: { variant: RowVariant; grad: boolean }): KernelSpec => {
-  const bindings = [ro('logits'), ro('targets', 'array<i32>'), ro('mask'), rw('pairs', 'array<vec2<f32>>'), ...(grad ? [rw('grad')] : [])];
+export const rows = memo(({ variant, lse }: { variant: RowVariant; lse: boolean }): KernelSpec => {
+  const bindings = [ro('logits'), ro('targets', 'array<i32>'), ro('mask'), rw('pairs', 'array<vec2<f32>>'), ...(lse ? [rw('lse')] : [])];
   const uniforms: [string, 'u32'][] = [
     ['N', 'u32'],
     ['V', 'u32'],
   ];
-  const name = `cross_entropy.rows${grad ? '.grad' : ''}.${variant}`;
+  const name = `cross_entropy.rows${lse ? '.lse' : ''}.${variant}`;
   if (variant === 'thread')
     return kernel({
       name,
@@ -77,15 +78,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var loss = 0.0;
   if (mk != 0.0) { loss = mk * (m + log(s) - logits[base + u32(tgt)]); }
   pairs[row] = vec2<f32>(loss, mk);
-${
-  grad
-    ? `  let inv = 1.0 / s;
-  for (var k = 0u; k < P.V; k++) {
-    let p = exp(logits[base + k] - m) * inv;
-    grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * mk, mk != 0.0);
-  }`
-    : ''
-}
+${lse ? '  lse[row] = m + log(s);' : ''}
 }`,
     });
   return kernel({
@@ -123,16 +116,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var loss = 0.0;
     if (mk != 0.0) { loss = mk * (ms.x + log(ms.y) - logits[base + u32(tgt)]); }
     pairs[row] = vec2<f32>(loss, mk);
+${lse ? '    lse[row] = ms.x + log(ms.y);' : ''}
   }
-${
-  grad
-    ? `  let inv = 1.0 / ms.y;
-  for (var k = l; k < P.V; k = k + WG_X) {
-    let p = exp(logits[base + k] - ms.x) * inv;
-    grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * mk, mk != 0.0);
-  }`
-    : ''
-}
 }`,
   });
 });
@@ -173,22 +158,40 @@ ${
   }),
 );
 
-/** grad[i] *= g[0] · inv[0] (in place): the cross-entropy backward. */
-export const scaleGrad = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
-  kernel({
-    name: `cross_entropy.scale_grad${vec4 ? '.vec4' : ''}`,
-    bindings: [rw('grad', vec4 ? 'array<vec4<f32>>' : 'array<f32>'), ro('g'), ro('inv')],
-    uniforms: [['n', 'u32']],
-    workgroupSize: [CE_SCALE_WG, 1, 1],
+/**
+ * The backward: grad[row, j] = (exp(x_j − lse[row]) − [j = target])·mask·g[0]·inv[0] (0 for ignored
+ * rows), g the upstream gradient of the loss and inv = 1 / Σ mask from `finalSum`.
+ */
+export const gradRows = memo(({ variant }: { variant: RowVariant }): KernelSpec => {
+  const bindings = [ro('logits'), ro('targets', 'array<i32>'), ro('mask'), ro('lse'), ro('g'), ro('inv'), rw('grad')];
+  const uniforms: [string, 'u32'][] = [
+    ['N', 'u32'],
+    ['V', 'u32'],
+  ];
+  const thread = variant === 'thread';
+  return kernel({
+    name: `cross_entropy.grad.${variant}`,
+    bindings,
+    uniforms,
+    workgroupSize: [thread ? CE_THREAD_WG : CE_ROW_WG, 1, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = ${FLAT_INDEX};
-  if (i >= P.n) { return; }
-  grad[i] = grad[i] * (g[0] * inv[0]);
+fn main(${thread ? '@builtin(global_invocation_id) gid: vec3<u32>' : '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32'}, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${thread ? FLAT_INDEX : 'wid.x + wid.y * nwg.x'};
+  if (row >= P.N) { return; }
+  let base = row * P.V;
+  let tgt = targets[row];
+  let valid = tgt >= 0 && u32(tgt) < P.V;
+  let mk = select(0.0, mask[row], valid);
+  let sc = mk * (g[0] * inv[0]);
+  let c = lse[row];
+  for (var k = ${thread ? '0u' : 'l'}; k < P.V; k = k + ${thread ? '1u' : 'WG_X'}) {
+    let p = exp(logits[base + k] - c);
+    grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * sc, mk != 0.0);
+  }
 }`,
-  }),
-);
+  });
+});
 
 /** Row argmax (ties → lowest index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask). */
 export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accuracy: boolean }): KernelSpec => {

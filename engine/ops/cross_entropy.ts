@@ -3,15 +3,15 @@
  *
  * crossEntropy(logits [..., V], targets i32 [...], mask f32 [...]) → [1]:
  *   Σ mask_i·CE_i / Σ mask_i, and 0 (not NaN) when Σ mask = 0.
- * Forward is two dispatches: one fused row kernel (online softmax, per-row masked loss and, when
- * recording, the gradient (softmax − onehot)·mask_i saved for backward), then one workgroup summing
- * the rows in a fixed order. Backward scales the saved gradient in place by g / Σ mask (one pass).
+ * Forward is two dispatches: one row kernel (online softmax, per-row masked loss and, when recording,
+ * the row's log-sum-exp saved for backward), then one workgroup summing the rows in a fixed order.
+ * Backward is one pass over the logits: (softmax − onehot)·mask_i·g / Σ mask.
  * Targets outside [0, V) are treated as mask 0.
  */
 import * as K from '../../kernels/cross_entropy.ts';
 import type { Engine } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, grid1d, vec4able } from './common.ts';
+import { engineOf, expectDtype, grid1d } from './common.ts';
 
 export type { RowVariant } from '../../kernels/cross_entropy.ts';
 
@@ -52,10 +52,10 @@ export function crossEntropy(logits: Tensor, targets: Tensor, mask: Tensor, opts
   const variant = opts.variant ?? defaultRowVariant(e, V, N);
   const recording = e.recording([logits]);
   const pairs = e.empty([N, 2], 'f32', 'ce.rows');
-  const grad = recording ? e.empty(logits.shape, 'f32', 'ce.grad') : null;
-  e.dispatch(K.rows({ variant, grad: recording }), grad ? [logits, targets, mask, pairs, grad] : [logits, targets, mask, pairs], { N, V }, rowGrid(variant, N), {
-    flops: (recording ? 9 : 5) * N * V,
-    bytes: 4 * ((recording ? 2 : 1) * N * V + 4 * N),
+  const lse = recording ? e.empty([N], 'f32', 'ce.lse') : null;
+  e.dispatch(K.rows({ variant, lse: recording }), lse ? [logits, targets, mask, pairs, lse] : [logits, targets, mask, pairs], { N, V }, rowGrid(variant, N), {
+    flops: 5 * N * V,
+    bytes: 4 * (N * V + 5 * N),
   });
   const loss = e.empty([1], 'f32', 'ce.loss');
   const inv = e.empty([1], 'f32', 'ce.inv');
@@ -68,10 +68,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, mask: Tensor, opts
       outputs: [loss],
       backward: ([g]) => {
         if (!g) return [null, null, null];
-        // The saved gradient is used once: scale it in place and hand it over.
-        const v4 = vec4able(grad!.numel, grad!);
-        const n = v4 ? grad!.numel / 4 : grad!.numel;
-        e.dispatch(K.scaleGrad({ vec4: v4 }), [grad!, g, inv], { n }, grid1d(n, K.CE_SCALE_WG), { flops: N * V, bytes: 8 * N * V });
+        const grad = e.empty(logits.shape, 'f32', 'ce.grad');
+        e.dispatch(K.gradRows({ variant }), [logits, targets, mask, lse!, g, inv, grad], { N, V }, rowGrid(variant, N), {
+          flops: 4 * N * V,
+          bytes: 4 * (2 * N * V + 4 * N),
+        });
         return [grad, null, null];
       },
     });
@@ -88,7 +89,7 @@ export function crossEntropyRows(logits: Tensor, targets: Tensor, mask: Tensor, 
   const { N, V } = checkRows(logits, targets, mask, 'crossEntropyRows');
   const variant = opts.variant ?? defaultRowVariant(e, V, N);
   const pairs = e.empty([N, 2], 'f32', 'ce.rows');
-  e.dispatch(K.rows({ variant, grad: false }), [logits, targets, mask, pairs], { N, V }, rowGrid(variant, N), { flops: 5 * N * V, bytes: 4 * (N * V + 4 * N) });
+  e.dispatch(K.rows({ variant, lse: false }), [logits, targets, mask, pairs], { N, V }, rowGrid(variant, N), { flops: 5 * N * V, bytes: 4 * (N * V + 4 * N) });
   return pairs;
 }
 
