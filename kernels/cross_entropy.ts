@@ -30,6 +30,23 @@ export const CE_FINAL_WG = 256;
 
 const NEG = '-3.4028234e38';
 
+/**
+ * Entry point of a row kernel: the row index (one invocation per row for `thread`, one workgroup per
+ * row for `wg`, both from a possibly 2-D grid), the early return past N, and the row's base offset.
+ */
+function rowEntry(variant: RowVariant): string {
+  const thread = variant === 'thread';
+  return `@compute @workgroup_size(WG_X, 1, 1)
+fn main(${thread ? '@builtin(global_invocation_id) gid: vec3<u32>' : '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32'}, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${thread ? FLAT_INDEX : 'wid.x + wid.y * nwg.x'};
+  if (row >= P.N) { return; }
+  let base = row * P.V;`;
+}
+
+/** The row's target and mask (mask forced to 0 when the target is outside [0, V)). */
+const TARGET_MASK = `let tgt = targets[row];
+  let mk = select(0.0, mask[row], tgt >= 0 && u32(tgt) < P.V);`;
+
 /** Online softmax over one invocation's elements j = j0, j0 + step, ... < V (step 1: four at a time). */
 const ONLINE_WGSL = /* wgsl */ `
 fn merge_ms(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
@@ -51,14 +68,8 @@ export const rows = memo(({ variant, lse }: { variant: RowVariant; lse: boolean 
       uniforms,
       workgroupSize: [CE_THREAD_WG, 1, 1],
       body: /* wgsl */ `
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = ${FLAT_INDEX};
-  if (row >= P.N) { return; }
-  let base = row * P.V;
-  let tgt = targets[row];
-  let valid = tgt >= 0 && u32(tgt) < P.V;
-  let mk = select(0.0, mask[row], valid);
+${rowEntry('thread')}
+  ${TARGET_MASK}
   var m = ${NEG};
   var s = 0.0;
   var j = 0u;
@@ -89,14 +100,8 @@ ${lse ? '  lse[row] = m + log(s);' : ''}
     body: /* wgsl */ `
 var<workgroup> red: array<vec2<f32>, WG_X>;
 ${ONLINE_WGSL}
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= P.N) { return; }
-  let base = row * P.V;
-  let tgt = targets[row];
-  let valid = tgt >= 0 && u32(tgt) < P.V;
-  let mk = select(0.0, mask[row], valid);
+${rowEntry('wg')}
+  ${TARGET_MASK}
   var m = ${NEG};
   var s = 0.0;
   for (var j = l; j < P.V; j = j + WG_X) {
@@ -175,14 +180,8 @@ export const gradRows = memo(({ variant }: { variant: RowVariant }): KernelSpec 
     uniforms,
     workgroupSize: [thread ? CE_THREAD_WG : CE_ROW_WG, 1, 1],
     body: /* wgsl */ `
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(${thread ? '@builtin(global_invocation_id) gid: vec3<u32>' : '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32'}, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = ${thread ? FLAT_INDEX : 'wid.x + wid.y * nwg.x'};
-  if (row >= P.N) { return; }
-  let base = row * P.V;
-  let tgt = targets[row];
-  let valid = tgt >= 0 && u32(tgt) < P.V;
-  let mk = select(0.0, mask[row], valid);
+${rowEntry(variant)}
+  ${TARGET_MASK}
   let sc = mk * (g[0] * inv[0]);
   let c = lse[row];
   for (var k = ${thread ? '0u' : 'l'}; k < P.V; k = k + ${thread ? '1u' : 'WG_X'}) {
@@ -204,8 +203,7 @@ export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accura
   ];
   const name = `cross_entropy.${accuracy ? 'accuracy' : 'argmax'}.${variant}`;
   const emit = accuracy
-    ? `let tgt = targets[row];
-    let mk = select(0.0, mask[row], tgt >= 0 && u32(tgt) < P.V);
+    ? `${TARGET_MASK}
     pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);`
     : `idx[row] = i32(bi);`;
   if (variant === 'thread')
@@ -215,11 +213,7 @@ export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accura
       uniforms,
       workgroupSize: [CE_THREAD_WG, 1, 1],
       body: /* wgsl */ `
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = ${FLAT_INDEX};
-  if (row >= P.N) { return; }
-  let base = row * P.V;
+${rowEntry('thread')}
   var best = ${NEG};
   var bi = 0u;
   var found = false;
@@ -240,11 +234,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     body: /* wgsl */ `
 var<workgroup> rv: array<f32, WG_X>;
 var<workgroup> ri: array<u32, WG_X>;
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
-  let row = wid.x + wid.y * nwg.x;
-  if (row >= P.N) { return; }
-  let base = row * P.V;
+${rowEntry('wg')}
   var best = ${NEG};
   var bi = 0xffffffffu;
   for (var j = l; j < P.V; j = j + WG_X) {
