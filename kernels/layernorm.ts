@@ -16,7 +16,9 @@
  * - `bwdDx`: per row, a = mean(g·γ), b = mean(g·γ·x̂); dx = rstd·(g·γ − a − x̂·b) (+ gh, the gradient
  *   arriving at h directly, in the fused form).
  * - `bwdParams`: one invocation per (row chunk, column): partial dγ = Σ g·x̂, dβ = Σ g over its rows in
- *   order; the op sums the chunk partials in order (two-stage, no atomics).
+ *   order. With one chunk it writes (or adds into: `acc` bits) the parameter gradients directly;
+ *   otherwise `bwdParamsFinal` sums the chunk partials of both in order and writes or adds them into
+ *   the two gradients in one dispatch (two-stage, no atomics).
  */
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
@@ -197,9 +199,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   });
 });
 
+/** Bits of the `acc` uniform of the parameter-gradient kernels: add into dγ / dβ instead of writing. */
+export const LN_ACC_GAMMA = 1;
+export const LN_ACC_BETA = 2;
+
 /**
  * Per (chunk, column) partial parameter gradients: pg[ch·d + c] = Σ_r g·x̂, pb[ch·d + c] = Σ_r g over
- * rows r of chunk ch, in row order.
+ * rows r of chunk ch, in row order. With nChunks = 1, pg and pb may be the gradients themselves and
+ * the `acc` bits add into them (the op's direct accumulation into a parameter's gradient).
  */
 export const backwardParams = memo((_: Record<string, never> = {}): KernelSpec =>
   kernel({
@@ -210,6 +217,7 @@ export const backwardParams = memo((_: Record<string, never> = {}): KernelSpec =
       ['d', 'u32'],
       ['nChunks', 'u32'],
       ['chunkLen', 'u32'],
+      ['acc', 'u32'],
     ],
     workgroupSize: [LN_PARAMS_WG, 1, 1],
     body: /* wgsl */ `
@@ -230,8 +238,45 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     sg = sg + g * (x[i] - st.x) * st.y;
     sb = sb + g;
   }
+  if ((P.acc & ${LN_ACC_GAMMA}u) != 0u) { sg = pg[t] + sg; }
+  if ((P.acc & ${LN_ACC_BETA}u) != 0u) { sb = pb[t] + sb; }
   pg[t] = sg;
   pb[t] = sb;
+}`,
+  }),
+);
+
+/**
+ * Second stage: gg[c] (= or +=) Σ_ch pg[ch·d + c] and gb[c] (= or +=) Σ_ch pb[ch·d + c], chunks in
+ * order; one invocation per column, both gradients in one dispatch.
+ */
+export const backwardParamsFinal = memo((_: Record<string, never> = {}): KernelSpec =>
+  kernel({
+    name: 'layernorm.bwd_params_final',
+    bindings: [ro('pg'), ro('pb'), rw('gg'), rw('gb')],
+    uniforms: [
+      ['d', 'u32'],
+      ['nChunks', 'u32'],
+      ['acc', 'u32'],
+    ],
+    workgroupSize: [LN_PARAMS_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c = ${FLAT_INDEX};
+  if (c >= P.d) { return; }
+  var sg = 0.0;
+  var sb = 0.0;
+  var i = c;
+  for (var ch = 0u; ch < P.nChunks; ch++) {
+    sg = sg + pg[i];
+    sb = sb + pb[i];
+    i = i + P.d;
+  }
+  if ((P.acc & ${LN_ACC_GAMMA}u) != 0u) { sg = gg[c] + sg; }
+  if ((P.acc & ${LN_ACC_BETA}u) != 0u) { sb = gb[c] + sb; }
+  gg[c] = sg;
+  gb[c] = sb;
 }`,
   }),
 );

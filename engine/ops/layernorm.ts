@@ -7,8 +7,8 @@ import * as K from '../../kernels/layernorm.ts';
 import type { Engine } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { add } from './elementwise.ts';
-import { engineOf, expectDtype, grid1d, sameShape, vec4able } from './common.ts';
-import { planChunks, reduceAxisInto } from './reduce.ts';
+import { engineOf, expectDtype, gradTarget, grid1d, sameShape, vec4able } from './common.ts';
+import { planChunks } from './reduce.ts';
 
 export type { LayerNormVariant } from '../../kernels/layernorm.ts';
 
@@ -39,25 +39,38 @@ function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, nu
   return variant === 'thread' ? grid1d(rows, K.LN_THREAD_WG) : grid1d(rows, 1);
 }
 
-/** dγ, dβ = column sums of g·x̂ and g (two stages when the rows are many). */
-function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number): [Tensor, Tensor] {
-  const dgamma = e.empty([d], 'f32', 'dgamma');
-  const dbeta = e.empty([d], 'f32', 'dbeta');
+/** dγ, dβ = column sums of g·x̂ and g (two stages when the rows are many); null where added into a gradient directly or not wanted. */
+function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number, gamma: Tensor, beta: Tensor): [Tensor | null, Tensor | null] {
+  // Where a parameter already has its gradient (the gradient arena), add into it directly: one or
+  // two dispatches per LayerNorm in all, nothing for autograd to add afterwards.
+  const tg = gradTarget(gamma);
+  const tb = gradTarget(beta);
+  const dgamma = tg ?? e.empty([d], 'f32', 'dgamma');
+  const dbeta = tb ?? e.empty([d], 'f32', 'dbeta');
+  const acc = (tg ? K.LN_ACC_GAMMA : 0) | (tb ? K.LN_ACC_BETA : 0);
   const { nChunks, chunkLen } = planChunks(e, d, rows, 16);
   const cost = { flops: 5 * rows * d, bytes: 4 * (2 * rows * d + 2 * rows + 2 * nChunks * d) };
   const grid = grid1d(nChunks * d, K.LN_PARAMS_WG);
   if (nChunks === 1) {
-    e.dispatch(K.backwardParams({}), [xin, stats, gy, dgamma, dbeta], { rows, d, nChunks, chunkLen }, grid, cost);
-    return [dgamma, dbeta];
+    e.dispatch(K.backwardParams({}), [xin, stats, gy, dgamma, dbeta], { rows, d, nChunks, chunkLen, acc }, grid, cost);
+  } else {
+    const pg = e.empty([nChunks * d], 'f32', 'dgamma.partial');
+    const pb = e.empty([nChunks * d], 'f32', 'dbeta.partial');
+    e.dispatch(K.backwardParams({}), [xin, stats, gy, pg, pb], { rows, d, nChunks, chunkLen, acc: 0 }, grid, cost);
+    e.dispatch(K.backwardParamsFinal({}), [pg, pb, dgamma, dbeta], { d, nChunks, acc }, grid1d(d, K.LN_PARAMS_WG), {
+      flops: 2 * nChunks * d,
+      bytes: 4 * (2 * nChunks * d + 2 * d * (acc ? 2 : 1)),
+    });
+    e.dispose(pg);
+    e.dispose(pb);
   }
-  const pg = e.empty([nChunks * d], 'f32', 'dgamma.partial');
-  const pb = e.empty([nChunks * d], 'f32', 'dbeta.partial');
-  e.dispatch(K.backwardParams({}), [xin, stats, gy, pg, pb], { rows, d, nChunks, chunkLen }, grid, cost);
-  reduceAxisInto(e, pg, dgamma, 1, nChunks, d, { nChunks: 1 });
-  reduceAxisInto(e, pb, dbeta, 1, nChunks, d, { nChunks: 1 });
-  e.dispose(pg);
-  e.dispose(pb);
-  return [dgamma, dbeta];
+  const out = (t: Tensor, target: Tensor | null, wanted: boolean): Tensor | null => {
+    if (target) return null;
+    if (wanted) return t;
+    e.dispose(t);
+    return null;
+  };
+  return [out(dgamma, tg, gamma.requiresGrad), out(dbeta, tb, beta.requiresGrad)];
 }
 
 function backwardDx(e: Engine, variant: K.LayerNormVariant, xin: Tensor, gamma: Tensor, stats: Tensor, gy: Tensor, gh: Tensor | null, rows: number, d: number): Tensor {
@@ -93,7 +106,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number 
       backward: ([gy]) => {
         if (!gy) return [null, null, null];
         const dx = x.requiresGrad ? backwardDx(e, variant, x, gamma, stats, gy, null, rows, d) : null;
-        const [dg, db] = gamma.requiresGrad || beta.requiresGrad ? paramGrads(e, x, stats, gy, rows, d) : [null, null];
+        const [dg, db] = gamma.requiresGrad || beta.requiresGrad ? paramGrads(e, x, stats, gy, rows, d, gamma, beta) : [null, null];
         return [dx, dg, db];
       },
     });
@@ -127,7 +140,7 @@ export function addLayerNorm(x: Tensor, r: Tensor, gamma: Tensor, beta: Tensor, 
         let db: Tensor | null = null;
         if (gy) {
           if (x.requiresGrad || r.requiresGrad) dh = backwardDx(e, variant, h, gamma, stats, gy, gh ?? null, rows, d);
-          if (gamma.requiresGrad || beta.requiresGrad) [dg, db] = paramGrads(e, h, stats, gy, rows, d);
+          if (gamma.requiresGrad || beta.requiresGrad) [dg, db] = paramGrads(e, h, stats, gy, rows, d, gamma, beta);
         }
         return [x.requiresGrad ? dh : null, r.requiresGrad ? dh : null, dg, db];
       },

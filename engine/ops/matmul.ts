@@ -14,7 +14,7 @@ import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine, TextureBinding } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype } from './common.ts';
+import { engineOf, expectDtype, gradTarget } from './common.ts';
 
 export interface MatmulOptions {
   /** op(A) = Aᵀ: `a` is stored [K, M] (or [batch, K, M]). */
@@ -186,12 +186,6 @@ export function colsum(x: Tensor): Tensor {
   const out = x.engine.empty([N], 'f32', 'colsum');
   encodeColsum(x.engine, x, x.numel / Math.max(1, N), N, out);
   return out;
-}
-
-/** A leaf whose gradient is already allocated: backward accumulates into it directly. */
-function gradTarget(t: Tensor): Tensor | null {
-  const g = t.grad;
-  return t.requiresGrad && g !== null && g.isAlive && g.numel === t.numel && g.dtype === 'f32' ? g : null;
 }
 
 interface Operand {

@@ -161,6 +161,57 @@ describe('layerNorm backward', () => {
     }
   });
 
+  // rows 16 (one chunk: the partial kernel writes the gradients) and 3000 (chunk partials, then one
+  // final dispatch for both); d 24.
+  for (const rows of [16, 3000])
+    it(`[${rows}, 24]: preallocated dγ, dβ are added into in place, in ${rows === 16 ? 'one dispatch' : 'two dispatches'}`, async () => {
+      const e = await engine();
+      const d = 24;
+      const xs = randn(rows * d, 90).map((v) => v + 0.5);
+      const gs = randn(d, 91).map((v) => 1 + 0.3 * v);
+      const gys = randn(rows * d, 92);
+      const g0 = randn(d, 93);
+      const b0 = randn(d, 94);
+      const x = e.tensor(xs, [rows, d]); // data: no gradient
+      const g = e.tensor(gs, [d], { requiresGrad: true });
+      const b = e.tensor(randn(d, 95), [d], { requiresGrad: true });
+      g.grad = e.tensor(g0, [d]);
+      b.grad = e.tensor(b0, [d]);
+      const [gBuf, bBuf] = [g.grad, b.grad];
+      const gy = e.tensor(gys, [rows, d]);
+      e.startGrad();
+      const y = layerNorm(x, g, b);
+      const before = e.counters.dispatches;
+      backward(y, gy);
+      expect(e.counters.dispatches - before).toBe(rows === 16 ? 1 : 2);
+      expect(g.grad).toBe(gBuf);
+      expect(b.grad).toBe(bBuf);
+      expect(x.grad).toBe(null);
+      const ref = lnBwdRef(xs, rows, d, gs, gys);
+      expect(relErr(await g.grad!.read(), ref.dg.map((v, i) => v + g0[i]!))).toBeLessThan(1e-5);
+      expect(relErr(await b.grad!.read(), ref.db.map((v, i) => v + b0[i]!))).toBeLessThan(1e-5);
+    });
+
+  it('only γ wants a gradient, β has none: dγ added into its buffer, β.grad stays null', async () => {
+    const e = await engine();
+    const [rows, d] = [3000, 8];
+    const xs = randn(rows * d, 96);
+    const gs = randn(d, 97);
+    const gys = randn(rows * d, 98);
+    const g0 = randn(d, 99);
+    const g = e.tensor(gs, [d], { requiresGrad: true });
+    g.grad = e.tensor(g0, [d]);
+    const b = e.tensor(randn(d, 100), [d]);
+    e.startGrad();
+    const x = e.tensor(xs, [rows, d], { requiresGrad: true });
+    const y = layerNorm(x, g, b);
+    backward(y, e.tensor(gys, [rows, d]));
+    const ref = lnBwdRef(xs, rows, d, gs, gys);
+    expect(b.grad).toBe(null);
+    expect(relErr(await g.grad!.read(), ref.dg.map((v, i) => v + g0[i]!))).toBeLessThan(1e-5);
+    expect(relErr(await x.grad!.read(), ref.dx)).toBeLessThan(1e-5);
+  });
+
   it('is deterministic (bitwise), forward and backward', async () => {
     const e = await engine();
     const rows = 2000;
