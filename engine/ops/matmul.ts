@@ -62,9 +62,10 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
  *   software adapter with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg16x4` for
  *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows; 1.6–2×
- *     faster at 16×48×63000), `sg32x4` below 2^24 multiply-adds or for M ≤ 64 (smaller, faster to
+ *     faster at 16×48×63000), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller, faster to
  *     compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4` for
- *     narrower products;
+ *     narrower products (from 2^20 on: a d = 64 model's step 63 → 51 ms, median of 5 alternating
+ *     rounds, against the earlier 2^24 threshold);
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
  *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
@@ -75,7 +76,7 @@ export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: num
   if (engine.device.info.software) {
     if (!hasSubgroupVariants(engine)) return 'reg4x4';
     if (M <= 16) return 'sg16x4';
-    if (macs < 1 << 24 || M <= 64) return 'sg32x4';
+    if (macs < 1 << 20 || M <= 64) return 'sg32x4';
     return N >= 48 ? 'sg64x8' : 'sg64x4';
   }
   if (M * N * batch < 64 * 64 * 4) return 'reg4x4';
