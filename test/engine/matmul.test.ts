@@ -194,19 +194,22 @@ describe('matmul kernels', () => {
       [65, 130],
       [1000, 17],
       [2048, 384],
+      [5000, 12],
     ] as [number, number][]) {
       const x = randArray(R * N, seed++);
       const tx = e.tensor(x, [R, N]);
       const want = new Float64Array(N);
       for (let r = 0; r < R; r++) for (let n = 0; n < N; n++) want[n] += x[r * N + n]!;
-      const out = e.empty([N]);
-      poison(e, out);
-      encodeColsum(e, tx, R, N, out);
-      expect(relErr(await readPoisoned(e, out), want), `colsum ${R}x${N}`).toBeLessThanOrEqual(1e-5);
-      const base = randArray(N, seed++);
-      const acc = e.tensor(base);
-      encodeColsum(e, tx, R, N, acc, true);
-      expect(relErr(await acc.read(), want.map((v, i) => v + base[i]!)), `colsum+= ${R}x${N}`).toBeLessThanOrEqual(1e-5);
+      for (const passes of [1, 2, undefined] as const) {
+        const out = e.empty([N]);
+        poison(e, out);
+        encodeColsum(e, tx, R, N, out, false, passes);
+        expect(relErr(await readPoisoned(e, out), want), `colsum ${R}x${N} passes ${passes}`).toBeLessThanOrEqual(1e-5);
+        const base = randArray(N, seed++);
+        const acc = e.tensor(base);
+        encodeColsum(e, tx, R, N, acc, true, passes);
+        expect(relErr(await acc.read(), want.map((v, i) => v + base[i]!)), `colsum+= ${R}x${N} passes ${passes}`).toBeLessThanOrEqual(1e-5);
+      }
       expect(relErr(await colsum(tx).read(), want)).toBeLessThanOrEqual(1e-5);
     }
   });
