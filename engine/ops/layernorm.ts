@@ -39,6 +39,14 @@ function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, nu
   return variant === 'thread' ? grid1d(rows, K.LN_THREAD_WG) : grid1d(rows, 1);
 }
 
+/**
+ * On software adapters dγ, dβ are summed in one pass (an invocation per column over all rows) up to
+ * this many rows: a second dispatch costs more than the chunked partial sums save. lavapipe, one
+ * pass vs two (median of 5): 544×64 0.28 vs 0.49 ms, 2048×128 1.04 vs 1.35, 4096×128 2.09 vs 2.48;
+ * beyond, two win (8192×64 2.98 vs 2.70, 63000×16 6.0 vs 3.9).
+ */
+export const LN_PARAMS_ONE_PASS_ROWS = 4096;
+
 /** dγ, dβ = column sums of g·x̂ and g (two stages when the rows are many); null where added into a gradient directly or not wanted. */
 function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number, gamma: Tensor, beta: Tensor): [Tensor | null, Tensor | null] {
   // Where a parameter already has its gradient (the gradient arena), add into it directly: one or
@@ -48,7 +56,7 @@ function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: num
   const dgamma = tg ?? e.empty([d], 'f32', 'dgamma');
   const dbeta = tb ?? e.empty([d], 'f32', 'dbeta');
   const acc = (tg ? K.LN_ACC_GAMMA : 0) | (tb ? K.LN_ACC_BETA : 0);
-  const { nChunks, chunkLen } = planChunks(e, d, rows, 16);
+  const { nChunks, chunkLen } = e.device.info.software && rows <= LN_PARAMS_ONE_PASS_ROWS ? { nChunks: 1, chunkLen: rows } : planChunks(e, d, rows, 16);
   const cost = { flops: 5 * rows * d, bytes: 4 * (2 * rows * d + 2 * rows + 2 * nChunks * d) };
   const grid = grid1d(nChunks * d, K.LN_PARAMS_WG);
   if (nChunks === 1) {

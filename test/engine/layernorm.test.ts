@@ -161,9 +161,9 @@ describe('layerNorm backward', () => {
     }
   });
 
-  // rows 16 (one chunk: the partial kernel writes the gradients) and 3000 (chunk partials, then one
-  // final dispatch for both); d 24.
-  for (const rows of [16, 3000])
+  // rows 16 (one chunk: the partial kernel writes the gradients) and 5000 (above the one-pass limit
+  // of software adapters: chunk partials, then one final dispatch for both); d 24.
+  for (const rows of [16, 5000])
     it(`[${rows}, 24]: preallocated dγ, dβ are added into in place, in ${rows === 16 ? 'one dispatch' : 'two dispatches'}`, async () => {
       const e = await engine();
       const d = 24;
@@ -194,7 +194,7 @@ describe('layerNorm backward', () => {
 
   it('only γ wants a gradient, β has none: dγ added into its buffer, β.grad stays null', async () => {
     const e = await engine();
-    const [rows, d] = [3000, 8];
+    const [rows, d] = [5000, 8];
     const xs = randn(rows * d, 96);
     const gs = randn(d, 97);
     const gys = randn(rows * d, 98);
