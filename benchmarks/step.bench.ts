@@ -7,7 +7,11 @@
  * PyTorch on the CPU (when /usr/bin/python3 has torch), alternating engine and peer runs so drift on a
  * noisy machine hits both, and printing the ratios. With --profile, a per-kernel table of one step.
  *
- *   node --import tsx benchmarks/step.bench.ts [a|b|all] [--steps N] [--no-peers] [--profile] [--trace file.json]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
+ *
+ * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
+ * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
+ * table reports the median ratio over rounds and its range. ms/step is the engine's best run.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -181,54 +185,88 @@ async function main(): Promise<void> {
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
   const peers = !args.includes('--no-peers');
   const traceArg = args.indexOf('--trace');
+  const roundsArg = args.indexOf('--rounds');
   const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b] : [STEP_SHAPES[which]];
   const engine = await Engine.create();
   console.log(`adapter: ${engine.device.describe()}`);
   const rows: string[] = [];
   try {
     for (const s of shapes) {
-      // Alternate: ours, peer, ours — report our best of two (drift hits both).
-      const r1 = await benchEngineStep(engine, s, steps);
-      console.log(`[${s.name}] kindling: ${fmt(r1.msPerStep)} ms/step`);
-      let tfjs: number | null = null;
+      // Rounds alternate ours and TF.js: ours₀, tf₁, ours₁, tf₂, ours₂, … Each round's ratio compares
+      // TF.js with the faster of the engine runs on either side of it (drift hits both), and the
+      // table gives the median over rounds with their range. PyTorch runs once, between rounds.
+      const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : s.name === 'a' ? 3 : 1;
+      const ours: EngineStepResult[] = [await benchEngineStep(engine, s, steps)];
+      console.log(`[${s.name}] kindling: ${fmt(ours[0]!.msPerStep)} ms/step`);
+      const tfRounds: { asIs: number; quiet: number; ratio: number; ratioAsIs: number }[] = [];
       let torch: number | null = null;
       let torchNote = '';
+      let tf: Awaited<ReturnType<typeof import('./peers/tfjs_gpt.ts').createTfjsGptStep>> | null = null;
       if (peers) {
         try {
           const { createTfjsGptStep, GPT_SHAPES } = await import('./peers/tfjs_gpt.ts');
-          const tf = await createTfjsGptStep(GPT_SHAPES[s.name]);
+          tf = await createTfjsGptStep(GPT_SHAPES[s.name]);
           await tf.step();
-          const peerSteps = s.name === 'b' ? 1 : Math.max(2, Math.min(3, steps));
-          // TF.js waits through Dawn's spinning poll (engine/wait.ts); time it as it comes and with
-          // the same throttled wait our engine uses, and compare against the faster of the two.
-          const timeTf = async (throttled: boolean): Promise<number> => {
-            const t0 = performance.now();
-            for (let i = 0; i < peerSteps; i++) await (throttled ? gpuWait(tf.step()) : tf.step());
-            return (performance.now() - t0) / peerSteps;
-          };
-          const asIs = await timeTf(false);
-          const quiet = await timeTf(true);
-          tfjs = Math.min(asIs, quiet);
-          tf.dispose();
-          console.log(`[${s.name}] TF.js WebGPU: ${fmt(tfjs)} ms/step (as it comes ${fmt(asIs)}, with kindling's throttled wait ${fmt(quiet)})`);
         } catch (e) {
           console.log(`[${s.name}] TF.js peer unavailable: ${(e as Error).message.split('\n')[0]}`);
         }
-        const { runTorchGptStep } = await import('./peers/torch_gpt.ts');
-        const tr = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)) } as never);
-        if ('unavailable' in tr) torchNote = tr.unavailable;
-        else {
-          torch = tr.msPerStep;
-          console.log(`[${s.name}] PyTorch CPU: ${fmt(torch)} ms/step`);
-        }
       }
-      const r2 = await benchEngineStep(engine, s, steps);
-      const r = r2.msPerStep < r1.msPerStep ? r2 : r1;
+      const peerSteps = s.name === 'b' ? 1 : Math.max(2, Math.min(3, steps));
+      for (let round = 1; round <= (peers ? rounds : 0); round++) {
+        let asIs = NaN;
+        let quiet = NaN;
+        if (tf) {
+          // TF.js waits through Dawn's spinning poll (engine/wait.ts); time it as it comes and with
+          // the same throttled wait our engine uses; the ratio uses the faster of the two.
+          const t = tf;
+          const timeTf = async (throttled: boolean): Promise<number> => {
+            const t0 = performance.now();
+            for (let i = 0; i < peerSteps; i++) await (throttled ? gpuWait(t.step()) : t.step());
+            return (performance.now() - t0) / peerSteps;
+          };
+          asIs = await timeTf(false);
+          quiet = await timeTf(true);
+        }
+        if (round === 1) {
+          const { runTorchGptStep } = await import('./peers/torch_gpt.ts');
+          const tr = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)) } as never);
+          if ('unavailable' in tr) torchNote = tr.unavailable;
+          else {
+            torch = tr.msPerStep;
+            console.log(`[${s.name}] PyTorch CPU: ${fmt(torch)} ms/step`);
+          }
+        }
+        const r = await benchEngineStep(engine, s, steps);
+        ours.push(r);
+        if (tf) {
+          const near = Math.min(ours[ours.length - 2]!.msPerStep, r.msPerStep);
+          const best = Math.min(asIs, quiet);
+          tfRounds.push({ asIs, quiet, ratio: best / near, ratioAsIs: asIs / near });
+          console.log(
+            `[${s.name}] round ${round}: TF.js WebGPU ${fmt(best)} ms/step (as it comes ${fmt(asIs)}, with kindling's throttled wait ${fmt(quiet)}); ` +
+              `kindling ${fmt(near)} → ${fmt(best / near, 1)}× (${fmt(asIs / near, 1)}× TF.js as it comes)`,
+          );
+        } else console.log(`[${s.name}] kindling: ${fmt(r.msPerStep)} ms/step`);
+      }
+      tf?.dispose();
+      const r = ours.reduce((a, b) => (b.msPerStep < a.msPerStep ? b : a));
+      const med = (xs: number[]) => {
+        const o = xs.slice().sort((a, b) => a - b);
+        return o.length % 2 ? o[o.length >> 1]! : (o[o.length / 2 - 1]! + o[o.length / 2]!) / 2;
+      };
+      let tfCell = '        -';
+      if (tfRounds.length) {
+        const ratios = tfRounds.map((t) => t.ratio);
+        const asIsRatios = tfRounds.map((t) => t.ratioAsIs);
+        const range = (xs: number[]) => (xs.length > 1 ? ` ${fmt(Math.min(...xs), 1)}–${fmt(Math.max(...xs), 1)}` : '');
+        tfCell = `${fmt(med(tfRounds.map((t) => Math.min(t.asIs, t.quiet))), 0).padStart(9)} (${fmt(med(ratios), 1)}×${range(ratios)}; as it comes ${fmt(med(asIsRatios), 1)}×${range(asIsRatios)})`;
+        if (tfRounds.length > 1) console.log(`[${s.name}] TF.js over ${tfRounds.length} rounds: median ${fmt(med(ratios), 1)}× (range${range(ratios)}); as it comes ${fmt(med(asIsRatios), 1)}×`);
+      }
       rows.push(
         `${s.name}  ${fmt(r.msPerStep).padStart(9)}  ${fmt(r.tokensPerS, 0).padStart(9)}  ${fmt(r.gflops, 2).padStart(7)}  ${fmt(r.dispatchesPerStep, 0).padStart(6)}  ${fmt(
           r.submitsPerStep,
           0,
-        ).padStart(6)}  ${fmt(r.bytesAllocatedPerStep, 0).padStart(8)}  ${tfjs ? fmt(tfjs, 0).padStart(9) + ' (' + fmt(tfjs / r.msPerStep, 1) + '×)' : '        -'}  ${
+        ).padStart(6)}  ${fmt(r.bytesAllocatedPerStep, 0).padStart(8)}  ${tfCell}  ${
           torch ? fmt(torch, 1).padStart(8) + ' (' + fmt(torch / r.msPerStep, 2) + '×)' : torchNote ? 'n/a' : '-'
         }`,
       );
@@ -238,7 +276,7 @@ async function main(): Promise<void> {
       console.log('\nprocedural data generation vs the training step it feeds (2_4_16):');
       for (const l of await dataVsStep(engine)) console.log('  ' + l);
     }
-    console.log('\nshape  ms/step   tokens/s  GFLOP/s  disp/st  subm/st  alloc B/st   TF.js ms (ours faster)   torch ms (ours faster)');
+    console.log('\nshape  ms/step   tokens/s  GFLOP/s  disp/st  subm/st  alloc B/st   TF.js ms (ours faster: median over rounds, range)   torch ms (ours faster)');
     for (const r of rows) console.log(r);
   } finally {
     engine.destroy();
