@@ -131,9 +131,9 @@ function fastUniforms(p: Plan): Record<string, number> {
   return { T: p.T, H: p.H, d4: p.d / 4, BH: p.B * p.H, scale: 1 / Math.sqrt(p.hd), useMask: p.mask ? 1 : 0, ...tile, ...dropoutUniforms(p) };
 }
 
-function fastGrid(p: Plan): [number, number, number] {
+function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
   const bh = p.B * p.H;
-  const rowsPerGroup = p.variant === 'sg' ? K.sgRowsPerWorkgroup(sgOpts(p)) : p.wg;
+  const rowsPerGroup = p.variant === 'sg' ? K.sgRowsPerWorkgroup(sgOpts(p, pass)) : p.wg;
   return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
 }
 
@@ -150,17 +150,22 @@ function sgSplit(p: Plan): number {
 }
 
 /**
- * Rows per lane of the sg kernels (only without split): 2, which halves the K/V (Q/dY) loads per
- * (query, key) pair — measured 1.1–1.4× faster at hd 16–32 on lavapipe; 4 gains little more and
- * doubles the unrolled code again.
+ * Rows per lane of the sg kernels (only without split). A lane owns R query rows (forward, dq) or
+ * key rows (dkv) 8 apart, so each loaded key (query) serves 8R rows. Measured on lavapipe, median of
+ * 3 alternating rounds, R = 2 → 4: forward 10.1 → 7.9 ms at hd 32 (B 16, T 128) and 27.6 → 22.6 ms
+ * at hd 4 (B 1000, T 63); the backward 22.1–24.8 → 24.1–29.3 ms at hd 32 (slower: its kernels hold
+ * more per row) but 64–68 → 54–64 ms at hd 4. So the forward takes 4 and the backward 2, or 4 at
+ * hd ≤ 4; below 32 rows (a workgroup covers 8R rows) 2 keeps the lanes busy.
  */
-function sgRowsPerLane(p: Plan): number {
+function sgRowsPerLane(p: Plan, pass: 'fwd' | 'bwd'): number {
   if (sgSplit(p) > 1) return 1;
-  return p.rowsPerLane ?? 2;
+  if (p.rowsPerLane) return p.rowsPerLane;
+  if (p.T < 32) return 2;
+  return pass === 'fwd' || p.hd <= 4 ? 4 : 2;
 }
 
-function sgOpts(p: Plan): K.SubgroupOptions {
-  return { hd: p.hd, sg: p.wg, split: sgSplit(p), rowsPerLane: sgRowsPerLane(p), dropout: !!p.dropout };
+function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
+  return { hd: p.hd, sg: p.wg, split: sgSplit(p), rowsPerLane: sgRowsPerLane(p, pass), dropout: !!p.dropout };
 }
 
 function fastOpts(p: Plan): K.FastOptions {
@@ -185,8 +190,8 @@ export function attentionForward(
     const o = { dropout: !!p.dropout };
     e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
   } else {
-    const spec = p.variant === 'sg' ? K.forwardSg(sgOpts(p)) : K.forwardFast(fastOpts(p));
-    e.dispatch(spec, [qkv, ...m, y, lse], fastUniforms(p), fastGrid(p), cost);
+    const spec = p.variant === 'sg' ? K.forwardSg(sgOpts(p, 'fwd')) : K.forwardFast(fastOpts(p));
+    e.dispatch(spec, [qkv, ...m, y, lse], fastUniforms(p), fastGrid(p, 'fwd'), cost);
   }
   return { y, lse };
 }
@@ -225,9 +230,9 @@ export function attentionBackward(
   } else {
     const sg = p.variant === 'sg';
     const u = fastUniforms(p);
-    const g = fastGrid(p);
-    const dq = sg ? K.backwardDqSg(sgOpts(p)) : K.backwardDqFast(fastOpts(p));
-    const dkv = sg ? K.backwardDkvSg(sgOpts(p)) : K.backwardDkvFast(fastOpts(p));
+    const g = fastGrid(p, 'bwd');
+    const dq = sg ? K.backwardDqSg(sgOpts(p, 'bwd')) : K.backwardDqFast(fastOpts(p));
+    const dkv = sg ? K.backwardDkvSg(sgOpts(p, 'bwd')) : K.backwardDkvFast(fastOpts(p));
     e.dispatch(dq, [qkv, ...m, y, dy, lse, D, dqkv], u, g, dqCost);
     e.dispatch(dkv, [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
   }
