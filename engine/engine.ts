@@ -346,8 +346,8 @@ export class Engine {
    * The engine's rgba32float texture of `width` × `height` texels (created on first use, then reused:
    * recorded work runs in order, so a later copy into it waits for the kernels that read it before).
    */
-  texture(width: number, height: number): TextureBinding {
-    const key = `${width}x${height}`;
+  texture(width: number, height: number, slot = 0): TextureBinding {
+    const key = `${width}x${height}${slot ? `#${slot}` : ''}`;
     let t = this.textures.get(key);
     if (!t) {
       const max = this.device.limits.maxTextureDimension2D;

@@ -46,8 +46,9 @@
  * dimension when that dimension is a multiple of 4 (so batch strides and row offsets are 16-byte
  * aligned too; binding offsets are aligned by the allocator); C and bias when N % 4 = 0. naive and
  * shared read scalars. Subgroup variants with B [K, N] in vec4 can instead read B from an
- * rgba32float texture (`texB`, tag `bt`): on lavapipe a texel fetch clamps the lanes' coordinates
- * with SIMD instructions where a storage load branches per lane.
+ * rgba32float texture (`texB`, tag `bt`), and with A [M, K] in vec4 read A from one (`texA`, tag
+ * `at`; one texel fetch gives 4 rows × 8 k's to the 8 lanes): on lavapipe a texel fetch clamps the
+ * lanes' coordinates with SIMD instructions where a storage load branches per lane.
  *
  * The kernel name spells the variant and the specialisation, e.g. `matmul.sg64x8.nt[a4,b4,c4]`,
  * so the profiler shows which one ran.
@@ -72,6 +73,13 @@ export interface MatmulKernelOptions {
    * takes a compare-and-branch per lane: 10–16% faster at 1024³ (docs/kernels/matmul.md).
    */
   texB?: boolean;
+  /**
+   * Subgroup variants, A not transposed and vec4, TM % 4 = 0: read A through textureLoad from an
+   * rgba32float texture of K/4 × M texels per batch entry (batch z's rows start at z·sA/K). Lane l
+   * fetches texel (k/4 + l % 2, row 4r + l / 2): one fetch covers 4 rows × 8 k, so a block takes
+   * TM/4 fetches instead of TM per-lane scalar loads (tag `at`).
+   */
+  texA?: boolean;
   /**
    * Shape the code for a software adapter (shared variant only): loops that lavapipe would unroll
    * (and then take many seconds to compile, since it expands every memory access per lane) get
@@ -164,7 +172,8 @@ function specName(o: MatmulKernelOptions): string {
   const form = `${o.transA ? 't' : 'n'}${o.transB ? 't' : 'n'}`;
   const tags: string[] = [];
   if (o.software && o.variant === 'shared') tags.push('sw');
-  if (o.vecA) tags.push('a4');
+  if (o.texA) tags.push('at');
+  else if (o.vecA) tags.push('a4');
   if (o.texB) tags.push('bt');
   else if (o.vecB) tags.push('b4');
   if (o.vecC) tags.push('c4');
@@ -173,7 +182,7 @@ function specName(o: MatmulKernelOptions): string {
 
 function bindings(o: MatmulKernelOptions) {
   const c = o.vecC ? 'array<vec4<f32>>' : 'array<f32>';
-  return [ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'), o.texB ? tex('B') : ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'), ro('bias', c), rw('C', c)];
+  return [o.texA ? tex('A') : ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'), o.texB ? tex('B') : ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'), ro('bias', c), rw('C', c)];
 }
 
 /** WGSL scalar read of element `idx` (an f32 index) from an array that may be vec4-typed. */
@@ -241,6 +250,7 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   if (!o.transB && o.vecB && W !== 4) throw new Error('matmul: vec4 B along N needs TN % 4 = 0');
   if (o.vecC && W !== 4) throw new Error('matmul: vec4 C needs TN % 4 = 0');
   if (o.texB && !(SG && !o.transB && o.vecB)) throw new Error('matmul: texture B needs a subgroup variant, B not transposed, vec4 B');
+  if (o.texA && !(SG && !o.transA && o.vecA && TM % 4 === 0)) throw new Error('matmul: texture A needs a subgroup variant, A not transposed, vec4 A, TM % 4 = 0');
   const L: string[] = [];
   const ln = (s: string) => L.push(s);
   const Z4 = 'vec4<f32>(0.0)';
@@ -260,6 +270,7 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   const clampCol = (e: string) => `min(${e}, P.N - 1u)`;
   if (SG) {
     // Subgroup variants compute A's addresses in their row loop.
+    if (o.texA) ln(`  let aRow = aB / P.K;`);
     if (o.transA && o.vecA) {
       ln(`  let a4B = aB >> 2u;`);
       ln(`  let M4 = P.M >> 2u;`);
@@ -304,10 +315,15 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
       // 4 rows' elements); subgroupBroadcast(v, u) then hands element k + u to every lane. One
       // load site, in a loop over rows with an opaque bound, values parked in a private array.
       const bc = (v: string, lane: number) => `subgroupBroadcast(${v}, ${lane}u)`;
-      const vec = o.transA && o.vecA;
-      const n = o.transA && o.vecA ? TM / 4 : TM;
+      const vec = (o.transA && o.vecA) || !!o.texA;
+      const n = vec ? TM / 4 : TM;
       let load: string;
-      if (!o.transA) {
+      if (o.texA) {
+        // Texel (k/4 + l % 2, row 4i + l / 2): lane l holds k + 4·(l % 2) … + 3 of row 4i + l / 2.
+        const tx = `min((k >> 2u) + (sid & 1u), k4Last)`;
+        const ty = `aRow + min(m0 + 4u * i + (sid >> 1u), P.M - 1u)`;
+        load = guard(`textureLoad(A, vec2<u32>(${tx}, ${ty}), 0)`, 'k + 4u * (sid & 1u)', Z4);
+      } else if (!o.transA) {
         const row = `(aB + min(m0 + i, P.M - 1u) * P.K)`;
         const ks = kIdx('sid');
         load = guard(o.vecA ? `A[(${row} >> 2u) + (${ks} >> 2u)][${ks} & 3u]` : `A[${row} + ${ks}]`, 'k + sid', '0.0');
@@ -317,7 +333,8 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
       b(`for (var i = 0u; i < nA; i = i + 1u) { al[i] = ${load}; }`);
       for (let i = 0; i < TM; i++)
         for (let u = 0; u < KU; u++) {
-          if (!o.transA) aExpr[i]![u] = bc(`al[${i}]`, u);
+          if (o.texA) aExpr[i]![u] = bc(`al[${i >> 2}][${u & 3}]`, 2 * (i & 3) + (u >> 2));
+          else if (!o.transA) aExpr[i]![u] = bc(`al[${i}]`, u);
           else aExpr[i]![u] = o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
         }
     } else if (!o.transA) {
@@ -402,7 +419,7 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   };
 
   if (SG) {
-    ln(`  let nA = select(${o.transA && o.vecA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);`);
+    ln(`  let nA = select(${(o.transA && o.vecA) || o.texA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);`);
     if (!o.vecB) {
       ln(`  let nU = select(${KU}u, P.K, P.K == 0xffffffffu);`);
       ln(`  let nJ = select(${TN}u, P.K, P.K == 0xffffffffu);`);

@@ -41,10 +41,12 @@ export interface MatmulProblem {
   accumulate?: boolean;
   variant?: string;
   /**
-   * Read B through a texture (subgroup variants on a software adapter, see `useTextureB`): true or
+   * Read B through a texture (subgroup variants on a software adapter, see `useTextures`): true or
    * false forces it where possible / off; default: automatic.
    */
   texB?: boolean;
+  /** Read A through a texture (subgroup variants, A not transposed, see `useTextures`): true or false forces it where possible / off; default: automatic. */
+  texA?: boolean;
 }
 
 /** Products with fewer multiply-adds than this run the naive kernel (one small dispatch). */
@@ -109,7 +111,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
   const texRows = (sB === 0 ? 1 : batch) * K;
-  const texB = vecB && !transB && variant.startsWith('sg') && (p.texB ?? useTextureB(engine)) && textureBFits(engine, b, N, K, sB, texRows);
+  const texB = vecB && !transB && variant.startsWith('sg') && (p.texB ?? useTextures(engine)) && textureFits(engine, b, N, K, sB, texRows);
+  const texARows = (sA === 0 ? 1 : batch) * M;
+  const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? useTextures(engine)) && textureFits(engine, a, K, M, sA, texARows);
   const spec = KM.matmulKernel({
     variant,
     transA,
@@ -118,6 +122,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     vecB,
     vecC,
     ...(texB ? { texB: true } : {}),
+    ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
   });
   let bBind: Bindable = b;
@@ -126,6 +131,12 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     engine.copyToTexture(b as Exclude<Bindable, TextureBinding>, t, texRows);
     bBind = t;
   }
+  let aBind: Bindable = a;
+  if (texA) {
+    const t = engine.texture(K / 4, texARows, 1);
+    engine.copyToTexture(a as Exclude<Bindable, TextureBinding>, t, texARows);
+    aBind = t;
+  }
   const geo = KM.matmulGeometry(variant);
   const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
   const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
@@ -133,27 +144,31 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
-  engine.dispatch(spec, [a, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
+  engine.dispatch(spec, [aBind, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
     flops: 2 * M * N * K * batch,
     bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
   });
 }
 
 /**
- * Whether subgroup matmuls read B through a texture on this engine: on software adapters (lavapipe's
- * texel fetch clamps coordinates with SIMD instructions; its storage loads branch per lane), unless
- * KINDLING_MATMUL_TEXTURE=0. B is copied into a cached texture first (≈14 GB/s here).
+ * Whether subgroup matmuls read their operands through textures on this engine: on software adapters
+ * (lavapipe's texel fetch clamps coordinates with SIMD instructions; its storage loads branch per
+ * lane), unless KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first
+ * (≈14 GB/s here): B [K, N] for nn/tn products, A [M, K] for nn/nt products.
  */
-export function useTextureB(engine: Engine): boolean {
+export function useTextures(engine: Engine): boolean {
   return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';
 }
 
-/** Whether B [K, N] (batches dense or broadcast) can go through an rgba32float texture. */
-function textureBFits(engine: Engine, b: Bindable, N: number, K: number, sB: number, rows: number): boolean {
+/**
+ * Whether a row-major operand of `rows` × `cols` per batch entry (batches dense or broadcast:
+ * stride rows·cols or 0) can go through an rgba32float texture of cols/4 × (batch·)rows texels.
+ */
+function textureFits(engine: Engine, x: Bindable, cols: number, rowsPer: number, stride: number, rows: number): boolean {
   const max = engine.device.limits.maxTextureDimension2D;
-  if (!(N % 64 === 0 && (sB === 0 || sB === K * N) && rows <= max && N / 4 <= max && rows > 0)) return false;
-  const s = storageOf(b);
-  return s.offset % 16 === 0 && rows * N * 4 <= s.byteLength;
+  if (!(cols % 64 === 0 && (stride === 0 || stride === rowsPer * cols) && rows <= max && cols / 4 <= max && rows > 0)) return false;
+  const s = storageOf(x);
+  return s.offset % 16 === 0 && rows * cols * 4 <= s.byteLength;
 }
 
 /**

@@ -275,6 +275,54 @@ describe('matmul kernels', () => {
     expect(() => matmulKernel({ variant: 'sg32x4', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texB: true })).toThrow(/texture B/);
   });
 
+  it('A through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; nn and nt, batched, broadcast, bias, accumulate', async () => {
+    const e = await engine();
+    if (!hasSubgroupVariants(e)) return;
+    let seed = 7501;
+    // [M, N, K, batch, strideA: dense | 0 (broadcast)]: K % 64 = 0 (the texture's row pitch); odd M
+    // and N exercise the clamped edge rows and columns.
+    const cases: [number, number, number, number, 'dense' | 'bcast'][] = [
+      [67, 64, 64, 1, 'dense'],
+      [130, 45, 192, 1, 'dense'],
+      [33, 128, 128, 3, 'dense'],
+      [40, 20, 64, 2, 'bcast'],
+    ];
+    for (const [M, N, K, batch, saKind] of cases)
+      for (const tB of [false, true])
+        for (const variant of ['sg32x4', 'sg16x4', 'sg64x8'])
+          for (const withBias of [false, true]) {
+            const sA = saKind === 'bcast' ? 0 : M * K;
+            const a = randArray((saKind === 'bcast' ? 1 : batch) * M * K, seed++);
+            const b = randArray(batch * K * N, seed++);
+            const bias = randArray(N, seed++);
+            const c0 = randArray(batch * M * N, seed++);
+            const ta = e.tensor(a, [a.length]);
+            const tb = e.tensor(b, [batch, ...(tB ? [N, K] : [K, N])]);
+            const tbias = e.tensor(bias, [N]);
+            const outs: Float32Array[] = [];
+            for (const tex of [true, false]) {
+              const c = e.tensor(c0, [batch, M, N]);
+              const p = { M, N, K, batch, transB: tB, strideA: sA, accumulate: true, variant, texA: tex, texB: tex };
+              encodeMatmul(e, ta, tb, c, p, withBias ? tbias : null);
+              outs.push((await c.read()) as Float32Array);
+              c.dispose();
+            }
+            const want = new Float64Array(batch * M * N);
+            for (let z = 0; z < batch; z++) {
+              const r = ref64(a, b, M, N, K, false, tB, sA === 0 ? 0 : z * M * K, z * K * N);
+              for (let i = 0; i < M * N; i++) want[z * M * N + i] = r[i]! + c0[z * M * N + i]! + (withBias ? bias[i % N]! : 0);
+            }
+            const what = `${variant} ${tB ? 'nt' : 'nn'} ${M}x${N}x${K} batch ${batch} ${saKind}${withBias ? ' bias' : ''}`;
+            expect(relErr(outs[0]!, want), what).toBeLessThanOrEqual(TOL);
+            expect(Buffer.from(outs[0]!.buffer).equals(Buffer.from(outs[1]!.buffer)), `${what}: texture = buffer bitwise`).toBe(true);
+            ta.dispose();
+            tb.dispose();
+            tbias.dispose();
+          }
+    expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true }).name).toBe('matmul.sg64x8.nt[at,b4,c4]');
+    expect(() => matmulKernel({ variant: 'sg32x4', transA: true, transB: false, vecA: true, vecB: true, vecC: true, texA: true })).toThrow(/texture A/);
+  });
+
   it('is deterministic: the same inputs give bitwise the same outputs', async () => {
     const e = await engine();
     const [M, N, K] = [67, 45, 129];
