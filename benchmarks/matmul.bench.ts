@@ -113,7 +113,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
       const a = e.tensor(randomData(M * K, 1), tA ? [K, M] : [M, K]);
       const b = e.tensor(randomData(K * N, 2), tB ? [N, K] : [K, N]);
       const out = e.empty([M, N]);
-      const auto = chooseMatmulVariant(e, M, N, K);
+      const auto = chooseMatmulVariant(e, M, N, K, 1, tB);
       const list = [`auto:${auto}`, ...extra.filter((v) => v !== auto)];
       const ours = async (variant: string): Promise<number> => {
         const t0 = performance.now();

@@ -67,18 +67,23 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  *     faster at 16×48×63000), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller, faster to
  *     compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4` for
  *     narrower products (from 2^20 on: a d = 64 model's step 63 → 51 ms, median of 5 alternating
- *     rounds, against the earlier 2^24 threshold);
+ *     rounds, against the earlier 2^24 threshold); `sg64x16` (64 × 128 per workgroup) for wide, deep
+ *     products whose B comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures
+ *     the loads no longer dominate and the wider tile spends them on twice the multiply-adds —
+ *     1.07–1.19× at 512³, 1024³, 2048×768×768 (nn) and 768×768×2048 (tn), median of 9 alternating
+ *     pairs; for nt (Bᵀ from a buffer) it was 0.83×, and below K = 512 mixed;
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
  *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
  */
-export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1): string {
+export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1, transB = false): string {
   const macs = M * N * K * batch;
   if (macs < MATMUL_TINY) return 'naive';
   if (engine.device.info.software) {
     if (!hasSubgroupVariants(engine)) return 'reg4x4';
     if (M <= 16) return 'sg16x4';
     if (macs < 1 << 20 || M <= 64) return 'sg32x4';
+    if (!transB && N >= 256 && N % 64 === 0 && K >= 512 && useTextures(engine)) return 'sg64x16';
     return N >= 48 ? 'sg64x8' : 'sg64x4';
   }
   if (M * N * batch < 64 * 64 * 4) return 'reg4x4';
@@ -99,7 +104,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const sB = p.strideB ?? K * N;
   const sC = p.strideC ?? M * N;
   if (M === 0 || N === 0 || batch === 0) return;
-  const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch);
+  const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
   const isReg = /^(reg|sg)\d/.test(variant);

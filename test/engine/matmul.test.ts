@@ -219,7 +219,12 @@ describe('matmul kernels', () => {
     const tiny = chooseMatmulVariant(e, 4, 4, 4);
     expect(tiny).toBe('naive');
     const big = chooseMatmulVariant(e, 2048, 384, 128);
-    if (e.device.info.software && hasSubgroupVariants(e)) expect(chooseMatmulVariant(e, 16, 48, 63000)).toBe('sg16x4');
+    if (e.device.info.software && hasSubgroupVariants(e)) {
+      expect(chooseMatmulVariant(e, 16, 48, 63000)).toBe('sg16x4');
+      // wide, deep products whose B goes through a texture take the 64×128 tile; Bᵀ does not
+      expect(chooseMatmulVariant(e, 1024, 1024, 1024)).toBe(process.env.KINDLING_MATMUL_TEXTURE === '0' ? 'sg64x8' : 'sg64x16');
+      expect(chooseMatmulVariant(e, 1024, 1024, 1024, 1, true)).toBe('sg64x8');
+    }
     if (e.device.info.software) expect(big).toMatch(hasSubgroupVariants(e) ? /^sg\d/ : /^reg\d/);
     else expect(big).toBe('shared');
     const spec = matmulKernel({ variant: big, transA: false, transB: true, vecA: true, vecB: true, vecC: true });
@@ -240,7 +245,9 @@ describe('matmul kernels', () => {
     ];
     for (const [M, N, K, batch, sbKind] of cases)
       for (const tA of [false, true])
-        for (const variant of ['sg32x4', 'sg16x4', 'sg64x8'])
+        // sg64x16 (64 × 128 tile) on the 130 × 192 case only: partial tiles both ways; its
+        // kernels take ~10 s each to compile on a cold shader cache.
+        for (const variant of ['sg32x4', 'sg16x4', 'sg64x8', ...(M === 130 ? ['sg64x16'] : [])])
           for (const withBias of [false, true]) {
             const [ar, ac] = stored(M, K, tA);
             const sB = sbKind === 'bcast' ? 0 : K * N;
