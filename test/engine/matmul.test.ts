@@ -232,54 +232,69 @@ describe('matmul kernels', () => {
     expect(() => matmulKernel({ variant: 'bogus', transA: false, transB: false, vecA: false, vecB: false, vecC: false })).toThrow(/unknown variant/);
   });
 
+  /**
+   * One accumulating product C = c0 + op(A)·op(B) (+ bias) through the texture path (`tex` options)
+   * and through storage buffers: the first must match float64, and, when `bitwise`, equal the
+   * second bit for bit. Strides: dense, or 0 (broadcast) for A or B.
+   */
+  async function checkTexturePath(
+    e: Engine,
+    c: { M: number; N: number; K: number; batch: number; tA: boolean; tB: boolean; bcastA: boolean; bcastB: boolean; variant: string; withBias: boolean },
+    tex: { texA?: boolean; texB?: boolean },
+    bitwise: boolean,
+    seed: number,
+  ): Promise<void> {
+    const { M, N, K, batch, tA, tB, variant, withBias } = c;
+    const sA = c.bcastA ? 0 : M * K;
+    const sB = c.bcastB ? 0 : K * N;
+    const a = randArray((c.bcastA ? 1 : batch) * M * K, seed);
+    const b = randArray((c.bcastB ? 1 : batch) * K * N, seed + 1);
+    const bias = randArray(N, seed + 2);
+    const c0 = randArray(batch * M * N, seed + 3);
+    const ta = e.tensor(a, [a.length]);
+    const tb = e.tensor(b, [b.length]);
+    const tbias = e.tensor(bias, [N]);
+    const outs: Float32Array[] = [];
+    for (const opts of bitwise ? [tex, { texA: false, texB: false }] : [tex]) {
+      const out = e.tensor(c0, [batch, M, N]);
+      encodeMatmul(e, ta, tb, out, { M, N, K, batch, transA: tA, transB: tB, strideA: sA, strideB: sB, accumulate: true, variant, ...opts }, withBias ? tbias : null);
+      outs.push((await out.read()) as Float32Array);
+      out.dispose();
+    }
+    const want = new Float64Array(batch * M * N);
+    for (let z = 0; z < batch; z++) {
+      const r = ref64(a, b, M, N, K, tA, tB, sA === 0 ? 0 : z * M * K, sB === 0 ? 0 : z * K * N);
+      for (let i = 0; i < M * N; i++) want[z * M * N + i] = r[i]! + c0[z * M * N + i]! + (withBias ? bias[i % N]! : 0);
+    }
+    const what = `${variant} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${M}x${N}x${K} batch ${batch}${c.bcastA ? ' A broadcast' : ''}${c.bcastB ? ' B broadcast' : ''}${withBias ? ' bias' : ''}`;
+    expect(relErr(outs[0]!, want), what).toBeLessThanOrEqual(TOL);
+    if (bitwise) expect(Buffer.from(outs[0]!.buffer).equals(Buffer.from(outs[1]!.buffer)), `${what}: texture = buffer bitwise`).toBe(true);
+    ta.dispose();
+    tb.dispose();
+    tbias.dispose();
+  }
+
   it('B through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; batched, bias, accumulate', async () => {
     const e = await engine();
     if (!hasSubgroupVariants(e)) return; // the texture path belongs to the subgroup variants
     let seed = 7001;
-    // [M, N, K, batch, strideB: dense | 0 (broadcast)], forms nn and tn (B not transposed)
-    const cases: [number, number, number, number, 'dense' | 'bcast'][] = [
-      [67, 64, 129, 1, 'dense'],
-      [132, 192, 36, 1, 'dense'],
-      [33, 128, 20, 3, 'dense'],
-      [40, 64, 12, 2, 'bcast'],
+    // [M, N, K, batch, B broadcast], forms nn and tn (B not transposed); K not a multiple of 64, so
+    // A stays in a buffer.
+    const cases: [number, number, number, number, boolean][] = [
+      [67, 64, 129, 1, false],
+      [132, 192, 36, 1, false],
+      [33, 128, 20, 3, false],
+      [40, 64, 12, 2, true],
     ];
-    for (const [M, N, K, batch, sbKind] of cases)
+    for (const [M, N, K, batch, bcastB] of cases)
       for (const tA of [false, true])
         // sg64x16 (64 × 128 tile) on the 132 × 192 case only: partial tiles both ways, vec4 A in
-        // both forms; its kernels take ~10 s each to compile on a cold shader cache.
+        // both forms. It only ever runs with B in a texture (its buffer-B kernels take ~25 s each
+        // to compile here), so it is checked against float64 alone.
         for (const variant of ['sg32x4', 'sg16x4', 'sg64x8', ...(M === 132 ? ['sg64x16'] : [])])
           for (const withBias of [false, true]) {
-            const [ar, ac] = stored(M, K, tA);
-            const sB = sbKind === 'bcast' ? 0 : K * N;
-            const a = randArray(batch * M * K, seed++);
-            const b = randArray((sbKind === 'bcast' ? 1 : batch) * K * N, seed++);
-            const bias = randArray(N, seed++);
-            const c0 = randArray(batch * M * N, seed++);
-            const ta = e.tensor(a, [batch, ar, ac]);
-            const tb = e.tensor(b, [b.length]);
-            const tbias = e.tensor(bias, [N]);
-            const outs: Float32Array[] = [];
-            // sg64x16 only ever runs with B in a texture (its buffer-B kernels take ~25 s each to
-            // compile here), so it is checked against float64 alone.
-            const wide = variant === 'sg64x16';
-            for (const texB of wide ? [true] : [true, false]) {
-              const c = e.tensor(c0, [batch, M, N]);
-              encodeMatmul(e, ta, tb, c, { M, N, K, batch, transA: tA, strideB: sB, accumulate: true, variant, texB }, withBias ? tbias : null);
-              outs.push((await c.read()) as Float32Array);
-              c.dispose();
-            }
-
-            const want = new Float64Array(batch * M * N);
-            for (let z = 0; z < batch; z++) {
-              const r = ref64(a, b, M, N, K, tA, false, z * M * K, sB === 0 ? 0 : z * K * N);
-              for (let i = 0; i < M * N; i++) want[z * M * N + i] = r[i]! + c0[z * M * N + i]! + (withBias ? bias[i % N]! : 0);
-            }
-            const what = `${variant} ${tA ? 'tn' : 'nn'} ${M}x${N}x${K} batch ${batch} ${sbKind}${withBias ? ' bias' : ''}`;
-            expect(relErr(outs[0]!, want), what).toBeLessThanOrEqual(TOL);
-            if (!wide) expect(Buffer.from(outs[0]!.buffer).equals(Buffer.from(outs[1]!.buffer)), `${what}: texture = buffer bitwise`).toBe(true);
-            ta.dispose();
-            tb.dispose();
-            tbias.dispose();
+            const c = { M, N, K, batch, tA, tB: false, bcastA: false, bcastB, variant, withBias };
+            await checkTexturePath(e, c, { texB: true }, variant !== 'sg64x16', (seed += 4));
           }
     // The kernel name says which path ran.
     expect(matmulKernel({ variant: 'sg32x4', transA: false, transB: false, vecA: true, vecB: true, vecC: true, texB: true }).name).toBe('matmul.sg32x4.nn[a4,bt,c4]');
@@ -290,45 +305,20 @@ describe('matmul kernels', () => {
     const e = await engine();
     if (!hasSubgroupVariants(e)) return;
     let seed = 7501;
-    // [M, N, K, batch, strideA: dense | 0 (broadcast)]: K % 64 = 0 (the texture's row pitch); odd M
-    // and N exercise the clamped edge rows and columns.
-    const cases: [number, number, number, number, 'dense' | 'bcast'][] = [
-      [67, 64, 64, 1, 'dense'],
-      [130, 45, 192, 1, 'dense'],
-      [33, 128, 128, 3, 'dense'],
-      [40, 20, 64, 2, 'bcast'],
+    // [M, N, K, batch, A broadcast]: K % 64 = 0 (the texture's row pitch); odd M and N exercise the
+    // clamped edge rows and columns.
+    const cases: [number, number, number, number, boolean][] = [
+      [67, 64, 64, 1, false],
+      [130, 45, 192, 1, false],
+      [33, 128, 128, 3, false],
+      [40, 20, 64, 2, true],
     ];
-    for (const [M, N, K, batch, saKind] of cases)
+    for (const [M, N, K, batch, bcastA] of cases)
       for (const tB of [false, true])
         for (const variant of ['sg32x4', 'sg16x4', 'sg64x8'])
           for (const withBias of [false, true]) {
-            const sA = saKind === 'bcast' ? 0 : M * K;
-            const a = randArray((saKind === 'bcast' ? 1 : batch) * M * K, seed++);
-            const b = randArray(batch * K * N, seed++);
-            const bias = randArray(N, seed++);
-            const c0 = randArray(batch * M * N, seed++);
-            const ta = e.tensor(a, [a.length]);
-            const tb = e.tensor(b, [batch, ...(tB ? [N, K] : [K, N])]);
-            const tbias = e.tensor(bias, [N]);
-            const outs: Float32Array[] = [];
-            for (const tex of [true, false]) {
-              const c = e.tensor(c0, [batch, M, N]);
-              const p = { M, N, K, batch, transB: tB, strideA: sA, accumulate: true, variant, texA: tex, texB: tex };
-              encodeMatmul(e, ta, tb, c, p, withBias ? tbias : null);
-              outs.push((await c.read()) as Float32Array);
-              c.dispose();
-            }
-            const want = new Float64Array(batch * M * N);
-            for (let z = 0; z < batch; z++) {
-              const r = ref64(a, b, M, N, K, false, tB, sA === 0 ? 0 : z * M * K, z * K * N);
-              for (let i = 0; i < M * N; i++) want[z * M * N + i] = r[i]! + c0[z * M * N + i]! + (withBias ? bias[i % N]! : 0);
-            }
-            const what = `${variant} ${tB ? 'nt' : 'nn'} ${M}x${N}x${K} batch ${batch} ${saKind}${withBias ? ' bias' : ''}`;
-            expect(relErr(outs[0]!, want), what).toBeLessThanOrEqual(TOL);
-            expect(Buffer.from(outs[0]!.buffer).equals(Buffer.from(outs[1]!.buffer)), `${what}: texture = buffer bitwise`).toBe(true);
-            ta.dispose();
-            tb.dispose();
-            tbias.dispose();
+            const c = { M, N, K, batch, tA: false, tB, bcastA, bcastB: false, variant, withBias };
+            await checkTexturePath(e, c, { texA: true, texB: true }, true, (seed += 4));
           }
     expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true }).name).toBe('matmul.sg64x8.nt[at,b4,c4]');
     expect(() => matmulKernel({ variant: 'sg32x4', transA: true, transB: false, vecA: true, vecB: true, vecC: true, texA: true })).toThrow(/texture A/);
