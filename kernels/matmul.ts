@@ -67,10 +67,11 @@ export interface MatmulKernelOptions {
   /** Read/write C (and bias) as vec4 along N. */
   vecC: boolean;
   /**
-   * Subgroup variants, B not transposed and vec4: read B through textureLoad from an rgba32float
-   * texture of N/4 × K texels per batch entry (batch z's rows start at z·sB/N) instead of a storage
-   * buffer. lavapipe clamps a texel fetch's coordinates with SIMD instructions where a storage load
-   * takes a compare-and-branch per lane: 10–16% faster at 1024³ (docs/kernels/matmul.md).
+   * Subgroup variants, vec4 B: read B through textureLoad from an rgba32float texture instead of a
+   * storage buffer: B [K, N] as N/4 × K texels per batch entry (batch z's rows start at z·sB/N),
+   * Bᵀ [N, K] as K/4 × N texels (rows start at z·sB/K). lavapipe clamps a texel fetch's
+   * coordinates with SIMD instructions where a storage load takes a compare-and-branch per lane:
+   * 10–16% faster at 1024³ (docs/kernels/matmul.md).
    */
   texB?: boolean;
   /**
@@ -249,7 +250,7 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   if (o.transA && o.vecA && TM % 4 !== 0) throw new Error('matmul: transposed vec4 A needs TM % 4 = 0');
   if (!o.transB && o.vecB && W !== 4) throw new Error('matmul: vec4 B along N needs TN % 4 = 0');
   if (o.vecC && W !== 4) throw new Error('matmul: vec4 C needs TN % 4 = 0');
-  if (o.texB && !(SG && !o.transB && o.vecB)) throw new Error('matmul: texture B needs a subgroup variant, B not transposed, vec4 B');
+  if (o.texB && !(SG && o.vecB)) throw new Error('matmul: texture B needs a subgroup variant and vec4 B');
   if (o.texA && !(SG && !o.transA && o.vecA && TM % 4 === 0)) throw new Error('matmul: texture A needs a subgroup variant, A not transposed, vec4 A, TM % 4 = 0');
   const L: string[] = [];
   const ln = (s: string) => L.push(s);
@@ -295,6 +296,9 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
     } else {
       for (let j = 0; j < TN; j++) ln(`  let nb${j} = ${clampCol(`n0 + ${j}u`)};`);
     }
+  } else if (o.texB) {
+    // Bᵀ: row n of B [N, K] is texture row bB/K + n.
+    for (let j = 0; j < TN; j++) ln(`  let rb${j} = bB / P.K + ${clampCol(`n0 + ${j}u`)};`);
   } else {
     // B[n, k] at bB + n·K + k.
     for (let j = 0; j < TN; j++) ln(`  let rb${j} = ${o.vecB ? `(bB + ${clampCol(`n0 + ${j}u`)} * P.K) >> 2u` : `bB + ${clampCol(`n0 + ${j}u`)} * P.K`};`);
@@ -387,7 +391,8 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
         for (let u = 0; u < KU; u++) {
           if (o.vecB) {
             const q = u / 4;
-            if (u % 4 === 0) b(`let bt${j}_${q} = ${guard(`B[rb${j} + min((k >> 2u) + ${q}u, k4Last)]`, `k + ${u}u`, Z4)};`);
+            const v = o.texB ? `textureLoad(B, vec2<u32>(min((k >> 2u) + ${q}u, k4Last), rb${j}), 0)` : `B[rb${j} + min((k >> 2u) + ${q}u, k4Last)]`;
+            if (u % 4 === 0) b(`let bt${j}_${q} = ${guard(v, `k + ${u}u`, Z4)};`);
             bs[j]![u] = `bt${j}_${Math.floor(u / 4)}[${u % 4}]`;
           } else {
             b(`let bs${j}_${u} = ${guard(`B[rb${j} + ${kIdx(`${u}u`)}]`, `k + ${u}u`, '0.0')};`);

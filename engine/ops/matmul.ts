@@ -71,7 +71,8 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  *     products whose B comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures
  *     the loads no longer dominate and the wider tile spends them on twice the multiply-adds —
  *     1.07–1.19× at 512³, 1024³, 2048×768×768 (nn) and 768×768×2048 (tn), median of 9 alternating
- *     pairs; for nt (Bᵀ from a buffer) it was 0.83×, and below K = 512 mixed;
+ *     pairs; for nt 0.83× (Bᵀ from a buffer) and 0.98–1.07× (through a texture), below K = 512
+ *     mixed;
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
  *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
@@ -115,8 +116,10 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
-  const texRows = (sB === 0 ? 1 : batch) * K;
-  const texB = vecB && !transB && variant.startsWith('sg') && (p.texB ?? useTextures(engine)) && textureFits(engine, b, N, K, sB, texRows);
+  // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
+  const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
+  const texB =
+    vecB && variant.startsWith('sg') && (p.texB ?? useTextures(engine)) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? useTextures(engine)) && textureFits(engine, a, K, M, sA, texARows);
   const spec = KM.matmulKernel({
@@ -132,7 +135,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   });
   let bBind: Bindable = b;
   if (texB) {
-    const t = engine.texture(N / 4, texRows);
+    const t = engine.texture((transB ? K : N) / 4, texRows);
     engine.copyToTexture(b as Exclude<Bindable, TextureBinding>, t, texRows);
     bBind = t;
   }
@@ -159,7 +162,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
  * Whether subgroup matmuls read their operands through textures on this engine: on software adapters
  * (lavapipe's texel fetch clamps coordinates with SIMD instructions; its storage loads branch per
  * lane), unless KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first
- * (≈14 GB/s here): B [K, N] for nn/tn products, A [M, K] for nn/nt products.
+ * (≈14 GB/s here): B [K, N] for nn/tn products, Bᵀ [N, K] for nt, A [M, K] for nn/nt.
  */
 export function useTextures(engine: Engine): boolean {
   return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';

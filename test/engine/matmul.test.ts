@@ -298,15 +298,15 @@ describe('matmul kernels', () => {
           }
     // The kernel name says which path ran.
     expect(matmulKernel({ variant: 'sg32x4', transA: false, transB: false, vecA: true, vecB: true, vecC: true, texB: true }).name).toBe('matmul.sg32x4.nn[a4,bt,c4]');
-    expect(() => matmulKernel({ variant: 'sg32x4', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texB: true })).toThrow(/texture B/);
+    expect(() => matmulKernel({ variant: 'sg32x4', transA: false, transB: true, vecA: true, vecB: false, vecC: true, texB: true })).toThrow(/texture B/);
   });
 
-  it('A through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; nn and nt, batched, broadcast, bias, accumulate', async () => {
+  it('A and Bᵀ through textures (lavapipe): match float64 and the storage-buffer kernel bitwise; nn and nt, batched, broadcast, bias, accumulate', async () => {
     const e = await engine();
     if (!hasSubgroupVariants(e)) return;
     let seed = 7501;
-    // [M, N, K, batch, A broadcast]: K % 64 = 0 (the texture's row pitch); odd M and N exercise the
-    // clamped edge rows and columns.
+    // [M, N, K, batch, A broadcast]: K % 64 = 0 (the row pitch of A's texture, and of Bᵀ's in the nt
+    // form); odd M and N exercise the clamped edge rows and columns.
     const cases: [number, number, number, number, boolean][] = [
       [67, 64, 64, 1, false],
       [130, 45, 192, 1, false],
@@ -321,6 +321,7 @@ describe('matmul kernels', () => {
             await checkTexturePath(e, c, { texA: true, texB: true }, true, (seed += 4));
           }
     expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true }).name).toBe('matmul.sg64x8.nt[at,b4,c4]');
+    expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true, texB: true }).name).toBe('matmul.sg64x8.nt[at,bt,c4]');
     expect(() => matmulKernel({ variant: 'sg32x4', transA: true, transB: false, vecA: true, vecB: true, vecC: true, texA: true })).toThrow(/texture A/);
   });
 
