@@ -40,7 +40,7 @@
  *              on lavapipe a load inside a loop costs ~20 FMAs, a shuffle (one vpermd) ~3.
  */
 import { PHILOX_WGSL } from './random.ts';
-import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
+import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
 
 export const ATTN_REF_WG = 64;
 /** Score assigned to a masked key before the select that zeroes its probability. */
@@ -520,6 +520,11 @@ export interface SubgroupOptions extends Common {
    */
   split: number;
   /**
+   * Read qkv [B·T, 3d] through an rgba32float texture of 3d/4 × B·T texels instead of a storage
+   * buffer (lavapipe's texel fetch clamps with SIMD instead of branching per lane).
+   */
+  tex?: boolean;
+  /**
    * Rows per lane, R (with split = 1): each lane owns R rows, sg apart, so every K/V (or Q/dY) row
    * loaded serves R·sg rows. Halves the loads per (query, key) pair at small head dims.
    */
@@ -527,7 +532,7 @@ export interface SubgroupOptions extends Common {
 }
 
 const sgName = (kind: string, o: SubgroupOptions): string =>
-  `attention.${kind}.sg[hd${o.hd},sg${o.sg}${o.split > 1 ? `,split${o.split}` : ''}${o.rowsPerLane > 1 ? `,rows${o.rowsPerLane}` : ''}]${tag(o)}`;
+  `attention.${kind}.sg[hd${o.hd},sg${o.sg}${o.split > 1 ? `,split${o.split}` : ''}${o.rowsPerLane > 1 ? `,rows${o.rowsPerLane}` : ''}${o.tex ? ',tex' : ''}]${tag(o)}`;
 
 /** Rows (query rows for fwd/dq, key rows for dkv) owned by one workgroup of the sg variant. */
 export const sgRowsPerWorkgroup = (o: SubgroupOptions): number => (o.sg / o.split) * o.rowsPerLane;
@@ -598,6 +603,13 @@ function dropBlock(RB: number, R: number): string {
 }
 
 /**
+ * WGSL: vec4 `c` of qkv row `row` (of this batch entry) from column base `colBase` (qcol, kcol or
+ * vcol: buffer indices in vec4s): a storage load, or with `o.tex` a texel of the 3d/4 × B·T texture.
+ */
+const qkvAt = (o: SubgroupOptions, colBase: string, row: string, c: number): string =>
+  o.tex ? `textureLoad(qkv, vec2<u32>(${colBase} - base + ${c}u, b * P.T + ${row}), 0)` : `qkv[${colBase} + ${row} * rs + ${c}u]`;
+
+/**
  * Forward, subgroup-shared (lavapipe's variant). One workgroup = one subgroup of SG lanes owning
  * R·SG/C query rows; each row's q·scale and output accumulator live in C lanes (hd/C channels each),
  * or a lane holds R rows. Keys go in blocks of RB = SG/C: lane (ρ, c) loads chunk c of key j0 + ρ
@@ -617,7 +629,7 @@ export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
   const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
   return kernel({
     name: sgName('fwd', o),
-    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    bindings: [o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
@@ -626,14 +638,14 @@ ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sgPrologue(o, nvc)}
-  ${rows((k) => `let qo_${k} = qcol + rc_${k} * rs; ${vecs((c) => `let q${c}_${k} = qkv[qo_${k} + ${c}u] * P.scale;`)}`, '\n  ')}
+  ${rows((k) => vecs((c) => `let q${c}_${k} = ${qkvAt(o, 'qcol', `rc_${k}`, c)} * P.scale;`), '\n  ')}
   ${rows((k) => `${vecs((c) => `var a${c}_${k} = vec4<f32>(0.0);`)} var m_${k} = ${NEG}; var l_${k} = 0.0;`, '\n  ')}
   ${o.dropout && RB < 4 ? rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ') : ''}
   let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);             // the key whose chunk this lane loads
-    ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
-    ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
+    ${vecs((c) => `let kl${c} = ${qkvAt(o, 'kcol', 'jl', c)};`)}
+    ${vecs((c) => `let vl${c} = ${qkvAt(o, 'vcol', 'jl', c)};`)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`), '\n    ')}
@@ -679,7 +691,7 @@ export const backwardDqSg = memo((o: SubgroupOptions): KernelSpec => {
   return kernel({
     name: sgName('bwd.dq', o),
     bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
+      o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'),
       ro('kmask'),
       ro('y', 'array<vec4<f32>>'),
       ro('dy', 'array<vec4<f32>>'),
@@ -698,7 +710,7 @@ ${sgPrologue(o, nvc)}
   ${rows(
     (k) =>
       `let qo_${k} = qcol + rc_${k} * rs; let yo_${k} = ycol + rc_${k} * P.d4; ` +
-      `${vecs((c) => `let q${c}_${k} = qkv[qo_${k} + ${c}u] * P.scale;`)} ${vecs((c) => `let g${c}_${k} = dy[yo_${k} + ${c}u];`)} ` +
+      `${vecs((c) => `let q${c}_${k} = ${qkvAt(o, 'qcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let g${c}_${k} = dy[yo_${k} + ${c}u];`)} ` +
       `${vecs((c) => `var dq${c}_${k} = vec4<f32>(0.0);`)} ` +
       `let D_${k} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(g${c}_${k}, y[yo_${k} + ${c}u])`, ' + ')}, 0.0)`)}.x; let L_${k} = lse[bh * P.T + rc_${k}];`,
     '\n  ',
@@ -707,8 +719,8 @@ ${sgPrologue(o, nvc)}
   let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);
-    ${vecs((c) => `let kl${c} = qkv[kcol + jl * rs + ${c}u];`)}
-    ${vecs((c) => `let vl${c} = qkv[vcol + jl * rs + ${c}u];`)}
+    ${vecs((c) => `let kl${c} = ${qkvAt(o, 'kcol', 'jl', c)};`)}
+    ${vecs((c) => `let vl${c} = ${qkvAt(o, 'vcol', 'jl', c)};`)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u}); let v${u}_${c} = subgroupShuffle(vl${c}, src${u});`), '\n    ')}
@@ -762,7 +774,7 @@ export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
   return kernel({
     name: sgName('bwd.dkv', o),
     bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
+      o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'),
       ro('kmask'),
       ro('dy', 'array<vec4<f32>>'),
       ro('lse'),
@@ -780,7 +792,7 @@ ${sgPrologue(o, nvc)}
   ${rows(
     (k) =>
       `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
-      `${vecs((c) => `let k${c}_${k} = qkv[ko_${k} + ${c}u] * P.scale;`)} ${vecs((c) => `let v${c}_${k} = qkv[vo_${k} + ${c}u];`)} ` +
+      `${vecs((c) => `let k${c}_${k} = ${qkvAt(o, 'kcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let v${c}_${k} = ${qkvAt(o, 'vcol', `rc_${k}`, c)};`)} ` +
       `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
       `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = (r_${k} >> 2u) - (r0 >> 2u);`,
     '\n  ',
@@ -789,7 +801,7 @@ ${sgPrologue(o, nvc)}
     let il = min(i0 + rho, tm1);            // the query row whose chunk this lane loads
     let qo = qcol + il * rs;
     let yo = ycol + il * P.d4;
-    ${vecs((c) => `let ql${c} = qkv[qo + ${c}u];`)}
+    ${vecs((c) => `let ql${c} = ${qkvAt(o, 'qcol', 'il', c)};`)}
     ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
     let Ll = lse[bh * P.T + il];
     let Dl = dD[bh * P.T + il];

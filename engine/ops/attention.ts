@@ -11,7 +11,7 @@
  * op's intermediates: keep forward and backward of a step inside one scope.
  */
 import * as K from '../../kernels/attention.ts';
-import type { DispatchCost, Engine } from '../engine.ts';
+import type { DispatchCost, Engine, TextureBinding } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { engineOf, expectDtype, grid1d, vec4able } from './common.ts';
 
@@ -41,6 +41,8 @@ export interface AttentionOptions {
   split?: number;
   /** sg variant without split: rows per lane; default by hd. */
   rowsPerLane?: number;
+  /** sg variant: read qkv through a texture (default: on software adapters when it fits). */
+  tex?: boolean;
 }
 
 interface Plan {
@@ -168,6 +170,16 @@ function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
   return { hd: p.hd, sg: p.wg, split: sgSplit(p), rowsPerLane: sgRowsPerLane(p, pass), dropout: !!p.dropout };
 }
 
+/**
+ * Whether the sg kernels read qkv through a texture: software adapters with textures on (see
+ * `useTextures` in ops/matmul), 3d % 64 = 0 (the row pitch), B·T rows within the texture limit.
+ */
+function qkvTexture(p: Plan, opts: AttentionOptions): boolean {
+  if (!(opts.tex ?? (p.e.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0'))) return false;
+  const max = p.e.device.limits.maxTextureDimension2D;
+  return (3 * p.d) % 64 === 0 && p.B * p.T <= max && (3 * p.d) / 4 <= max;
+}
+
 function fastOpts(p: Plan): K.FastOptions {
   return { hd: p.hd, wg: p.wg, kb: p.kb, tiled: p.variant === 'tiled', dropout: !!p.dropout };
 }
@@ -190,8 +202,15 @@ export function attentionForward(
     const o = { dropout: !!p.dropout };
     e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
   } else {
-    const spec = p.variant === 'sg' ? K.forwardSg(sgOpts(p, 'fwd')) : K.forwardFast(fastOpts(p));
-    e.dispatch(spec, [qkv, ...m, y, lse], fastUniforms(p), fastGrid(p, 'fwd'), cost);
+    const tex = p.variant === 'sg' && qkvTexture(p, opts);
+    const spec = p.variant === 'sg' ? K.forwardSg({ ...sgOpts(p, 'fwd'), ...(tex ? { tex: true } : {}) }) : K.forwardFast(fastOpts(p));
+    let src: Tensor | TextureBinding = qkv;
+    if (tex) {
+      const t = e.texture((3 * d) / 4, B * T, 2);
+      e.copyToTexture(qkv, t, B * T);
+      src = t;
+    }
+    e.dispatch(spec, [src, ...m, y, lse], fastUniforms(p), fastGrid(p, 'fwd'), cost);
   }
   return { y, lse };
 }
@@ -231,10 +250,18 @@ export function attentionBackward(
     const sg = p.variant === 'sg';
     const u = fastUniforms(p);
     const g = fastGrid(p, 'bwd');
-    const dq = sg ? K.backwardDqSg(sgOpts(p, 'bwd')) : K.backwardDqFast(fastOpts(p));
-    const dkv = sg ? K.backwardDkvSg(sgOpts(p, 'bwd')) : K.backwardDkvFast(fastOpts(p));
-    e.dispatch(dq, [qkv, ...m, y, dy, lse, D, dqkv], u, g, dqCost);
-    e.dispatch(dkv, [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
+    const tex = sg && qkvTexture(p, opts);
+    const so = { ...sgOpts(p, 'bwd'), ...(tex ? { tex: true } : {}) };
+    const dq = sg ? K.backwardDqSg(so) : K.backwardDqFast(fastOpts(p));
+    const dkv = sg ? K.backwardDkvSg(so) : K.backwardDkvFast(fastOpts(p));
+    let src: Tensor | TextureBinding = qkv;
+    if (tex) {
+      const t = e.texture((3 * p.d) / 4, B * T, 2);
+      e.copyToTexture(qkv, t, B * T);
+      src = t;
+    }
+    e.dispatch(dq, [src, ...m, y, dy, lse, D, dqkv], u, g, dqCost);
+    e.dispatch(dkv, [src, ...m, dy, lse, D, dqkv], u, g, dkvCost);
   }
   if (!out.D) e.dispose(D);
   return dqkv;

@@ -383,6 +383,29 @@ describe('attention dropout', () => {
     checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3, dropout: dr }, mask3), qkv3, dy3, s3, mask3, Z3);
   });
 
+  it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async () => {
+    const e = await engine();
+    if (!availableAttentionVariants(e).includes('sg')) return;
+    // d = 64 (3d % 64 = 0: the texture's row pitch); hd 16 (2 rows per lane in dq/dkv, 4 in the
+    // forward) and hd 4 (4 rows per lane everywhere), T over 32.
+    for (const [ci, st] of ([{ B: 2, T: 37, H: 4, hd: 16 }, { B: 3, T: 33, H: 16, hd: 4 }] as Shape[]).entries()) {
+      const dd = st.H * st.hd;
+      const q = randArray(st.B * st.T * 3 * dd, 520 + ci, -2, 2);
+      const g = randArray(st.B * st.T * dd, 530 + ci, -1, 1);
+      const mask = makeMask(st.B, st.T, 540 + ci, true);
+      const dr = { p: 0.2, seed: 5, step: 2 };
+      const Z = dropoutFactors(st.B, st.H, st.T, dr);
+      for (const [m, drop] of [[undefined, undefined], [mask, dr]] as const) {
+        const viaTex = await runGpu(e, q, g, st, { variant: 'sg', tex: true, ...(drop ? { dropout: drop } : {}) }, m);
+        const viaBuf = await runGpu(e, q, g, st, { variant: 'sg', tex: false, ...(drop ? { dropout: drop } : {}) }, m);
+        checkAgainstRef(viaTex, q, g, st, m, drop ? Z : undefined);
+        expect(viaTex.y).toEqual(viaBuf.y);
+        expect(viaTex.lse).toEqual(viaBuf.lse);
+        expect(viaTex.dqkv).toEqual(viaBuf.dqkv);
+      }
+    }
+  });
+
   it('is deterministic, and another step or stream draws another mask', async () => {
     const e = await engine();
     for (const variant of availableAttentionVariants(e)) {
