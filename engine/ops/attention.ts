@@ -13,7 +13,7 @@
 import * as K from '../../kernels/attention.ts';
 import type { DispatchCost, Engine, TextureBinding } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, grid1d, vec4able } from './common.ts';
+import { engineOf, expectDtype, grid1d, TEX_SLOT, textureFits, toTexture, useTextures, vec4able } from './common.ts';
 
 export type AttentionVariant = 'auto' | 'ref' | 'row' | 'tiled' | 'sg';
 
@@ -171,13 +171,13 @@ function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
 }
 
 /**
- * Whether the sg kernels read qkv through a texture: software adapters with textures on (see
- * `useTextures` in ops/matmul), 3d % 64 = 0 (the row pitch), B·T rows within the texture limit.
+ * qkv as the sg kernels read it: through a texture of 3d/4 × B·T texels where textures are on (see
+ * `useTextures`) and it fits (3d % 64 = 0, B·T ≤ the texture limit), else the buffer itself.
  */
-function qkvTexture(p: Plan, opts: AttentionOptions): boolean {
-  if (!(opts.tex ?? (p.e.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0'))) return false;
-  const max = p.e.device.limits.maxTextureDimension2D;
-  return (3 * p.d) % 64 === 0 && p.B * p.T <= max && (3 * p.d) / 4 <= max;
+function qkvSource(p: Plan, qkv: Tensor, opts: AttentionOptions): Tensor | TextureBinding {
+  const rows = p.B * p.T;
+  if (p.variant !== 'sg' || !(opts.tex ?? useTextures(p.e)) || !textureFits(p.e, qkv, 3 * p.d, rows, 0, rows)) return qkv;
+  return toTexture(p.e, qkv, 3 * p.d, rows, TEX_SLOT.qkv);
 }
 
 function fastOpts(p: Plan): K.FastOptions {
@@ -202,14 +202,8 @@ export function attentionForward(
     const o = { dropout: !!p.dropout };
     e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
   } else {
-    const tex = p.variant === 'sg' && qkvTexture(p, opts);
-    const spec = p.variant === 'sg' ? K.forwardSg({ ...sgOpts(p, 'fwd'), ...(tex ? { tex: true } : {}) }) : K.forwardFast(fastOpts(p));
-    let src: Tensor | TextureBinding = qkv;
-    if (tex) {
-      const t = e.texture((3 * d) / 4, B * T, 2);
-      e.copyToTexture(qkv, t, B * T);
-      src = t;
-    }
+    const src = qkvSource(p, qkv, opts);
+    const spec = p.variant === 'sg' ? K.forwardSg({ ...sgOpts(p, 'fwd'), tex: src !== qkv }) : K.forwardFast(fastOpts(p));
     e.dispatch(spec, [src, ...m, y, lse], fastUniforms(p), fastGrid(p, 'fwd'), cost);
   }
   return { y, lse };
@@ -250,16 +244,10 @@ export function attentionBackward(
     const sg = p.variant === 'sg';
     const u = fastUniforms(p);
     const g = fastGrid(p, 'bwd');
-    const tex = sg && qkvTexture(p, opts);
-    const so = { ...sgOpts(p, 'bwd'), ...(tex ? { tex: true } : {}) };
+    const src = qkvSource(p, qkv, opts);
+    const so = { ...sgOpts(p, 'bwd'), tex: src !== qkv };
     const dq = sg ? K.backwardDqSg(so) : K.backwardDqFast(fastOpts(p));
     const dkv = sg ? K.backwardDkvSg(so) : K.backwardDkvFast(fastOpts(p));
-    let src: Tensor | TextureBinding = qkv;
-    if (tex) {
-      const t = e.texture((3 * p.d) / 4, B * T, 2);
-      e.copyToTexture(qkv, t, B * T);
-      src = t;
-    }
     e.dispatch(dq, [src, ...m, y, dy, lse, D, dqkv], u, g, dqCost);
     e.dispatch(dkv, [src, ...m, dy, lse, D, dqkv], u, g, dkvCost);
   }

@@ -1,5 +1,5 @@
-/** Helpers shared by the op modules: dispatch grids, shape checks, vec4 eligibility. */
-import type { Bindable, Engine } from '../engine.ts';
+/** Helpers shared by the op modules: dispatch grids, shape checks, vec4 eligibility, operand textures. */
+import type { Bindable, Engine, TextureBinding } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 
@@ -39,4 +39,41 @@ export function engineOf(...ts: Tensor[]): Engine {
 export function gradTarget(t: Tensor): Tensor | null {
   const g = t.grad;
   return t.requiresGrad && g !== null && g.isAlive && g.numel === t.numel && g.dtype === 'f32' ? g : null;
+}
+
+/**
+ * Whether ops read big operands through textures on this engine: on software adapters (lavapipe's
+ * texel fetch clamps coordinates with SIMD instructions; its storage loads branch per lane), unless
+ * KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first (≈14 GB/s here):
+ * matmul A [M, K], B [K, N] or Bᵀ [N, K]; attention's qkv [B·T, 3d].
+ */
+export function useTextures(engine: Engine): boolean {
+  return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';
+}
+
+/**
+ * Texture slots of `Engine.texture` (one cached texture per size and slot): operands read by one
+ * dispatch take different slots. A later copy into the same texture is ordered after the dispatches
+ * recorded before it, so one texture per slot serves a whole step.
+ */
+export const TEX_SLOT = { matmulB: 0, matmulA: 1, qkv: 2 } as const;
+
+/**
+ * Whether a row-major operand of `rowsPer` × `cols` floats per batch entry (batches dense or
+ * broadcast: stride rowsPer·cols or 0; `rows` texture rows in all) can go through an rgba32float
+ * texture of cols/4 × rows texels: a row pitch that is a multiple of 256 bytes, the size limit, a
+ * 16-byte aligned source holding every row.
+ */
+export function textureFits(engine: Engine, x: Bindable, cols: number, rowsPer: number, stride: number, rows: number): boolean {
+  const max = engine.device.limits.maxTextureDimension2D;
+  if (!(cols % 64 === 0 && (stride === 0 || stride === rowsPer * cols) && rows <= max && cols / 4 <= max && rows > 0)) return false;
+  const s = storageOf(x);
+  return s.offset % 16 === 0 && rows * cols * 4 <= s.byteLength;
+}
+
+/** Copy `rows` rows of `cols` floats of x (row-major) into the cached texture of its size in `slot`. */
+export function toTexture(engine: Engine, x: Bindable, cols: number, rows: number, slot: number): TextureBinding {
+  const t = engine.texture(cols / 4, rows, slot);
+  engine.copyToTexture(x as Exclude<Bindable, TextureBinding>, t, rows);
+  return t;
 }

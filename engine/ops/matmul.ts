@@ -11,10 +11,12 @@
  * returns null for it, so autograd adds nothing again. Otherwise it returns the contribution.
  */
 import * as KM from '../../kernels/matmul.ts';
-import type { Bindable, Engine, TextureBinding } from '../engine.ts';
+import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, gradTarget } from './common.ts';
+import { engineOf, expectDtype, gradTarget, TEX_SLOT, textureFits, toTexture, useTextures } from './common.ts';
+
+export { useTextures } from './common.ts';
 
 export interface MatmulOptions {
   /** op(A) = Aᵀ: `a` is stored [K, M] (or [batch, K, M]). */
@@ -133,18 +135,8 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
   });
-  let bBind: Bindable = b;
-  if (texB) {
-    const t = engine.texture((transB ? K : N) / 4, texRows);
-    engine.copyToTexture(b as Exclude<Bindable, TextureBinding>, t, texRows);
-    bBind = t;
-  }
-  let aBind: Bindable = a;
-  if (texA) {
-    const t = engine.texture(K / 4, texARows, 1);
-    engine.copyToTexture(a as Exclude<Bindable, TextureBinding>, t, texARows);
-    aBind = t;
-  }
+  const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
+  const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
   const geo = KM.matmulGeometry(variant);
   const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
   const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
@@ -156,27 +148,6 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     flops: 2 * M * N * K * batch,
     bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
   });
-}
-
-/**
- * Whether subgroup matmuls read their operands through textures on this engine: on software adapters
- * (lavapipe's texel fetch clamps coordinates with SIMD instructions; its storage loads branch per
- * lane), unless KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first
- * (≈14 GB/s here): B [K, N] for nn/tn products, Bᵀ [N, K] for nt, A [M, K] for nn/nt.
- */
-export function useTextures(engine: Engine): boolean {
-  return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';
-}
-
-/**
- * Whether a row-major operand of `rows` × `cols` per batch entry (batches dense or broadcast:
- * stride rows·cols or 0) can go through an rgba32float texture of cols/4 × (batch·)rows texels.
- */
-function textureFits(engine: Engine, x: Bindable, cols: number, rowsPer: number, stride: number, rows: number): boolean {
-  const max = engine.device.limits.maxTextureDimension2D;
-  if (!(cols % 64 === 0 && (stride === 0 || stride === rowsPer * cols) && rows <= max && cols / 4 <= max && rows > 0)) return false;
-  const s = storageOf(x);
-  return s.offset % 16 === 0 && rows * cols * 4 <= s.byteLength;
 }
 
 /**
