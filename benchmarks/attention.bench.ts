@@ -3,6 +3,7 @@
 //   node --import tsx benchmarks/attention.bench.ts            # default shapes, auto variant
 //   node --import tsx benchmarks/attention.bench.ts --all      # every variant this adapter has
 //   node --import tsx benchmarks/attention.bench.ts --big      # also B=4, T=1024, d=768, H=12
+//   node --import tsx benchmarks/attention.bench.ts --sweep    # GPT-2 shape: tiled wg × kb, sg split
 //
 // `runAttentionBench()` is exported for the project's benchmark runner; it returns ms and GFLOP/s.
 // FLOPs counted: forward 4·hd per visible (query, key) pair (q·k and p·v), backward 8·hd per pair
@@ -54,7 +55,16 @@ async function timeIt(e: Engine, f: () => void, minMs: number, maxIters: number)
 }
 
 export async function runAttentionBench(
-  opts: { print?: boolean; variants?: AttentionVariant[] | 'all'; big?: boolean; shapes?: Shape[]; minMs?: number; extra?: AttentionOptions } = {},
+  opts: {
+    print?: boolean;
+    variants?: AttentionVariant[] | 'all';
+    big?: boolean;
+    shapes?: Shape[];
+    minMs?: number;
+    extra?: AttentionOptions;
+    /** Explicit configurations (label and options) instead of `variants`. */
+    configs?: { label: string; o: AttentionOptions }[];
+  } = {},
 ): Promise<AttentionBenchResult[]> {
   const print = opts.print ?? true;
   const e = await Engine.create();
@@ -69,15 +79,24 @@ export async function runAttentionBench(
     const qkv = e.tensor(qkvData, [s.B, s.T, 3 * s.d]);
     const dy = e.tensor(qkvData.subarray(0, s.B * s.T * s.d), [s.B, s.T, s.d]);
     const pairs = (s.B * s.H * s.T * (s.T + 1)) / 2;
-    for (const variant of variants) {
-      const o: AttentionOptions = { ...opts.extra, variant };
-      const { y, lse } = attentionForward(qkv, s.H, o);
+    const configs = opts.configs ?? variants.map((variant) => ({ label: variant, o: { variant } as AttentionOptions }));
+    for (const { label: variant, o: co } of configs) {
+      const o: AttentionOptions = { ...opts.extra, ...co };
       const minMs = opts.minMs ?? 1500;
       const maxIters = 50;
-      const fwdMs = await timeIt(e, () => e.tidy(() => void attentionForward(qkv, s.H, o)), minMs, maxIters);
-      const bwdMs = await timeIt(e, () => e.tidy(() => void attentionBackward(qkv, y, lse, dy, s.H, o)), minMs, maxIters);
-      y.dispose();
-      lse.dispose();
+      let fwdMs: number;
+      let bwdMs: number;
+      try {
+        const { y, lse } = attentionForward(qkv, s.H, o);
+        fwdMs = await timeIt(e, () => e.tidy(() => void attentionForward(qkv, s.H, o)), minMs, maxIters);
+        bwdMs = await timeIt(e, () => e.tidy(() => void attentionBackward(qkv, y, lse, dy, s.H, o)), minMs, maxIters);
+        y.dispose();
+        lse.dispose();
+      } catch (err) {
+        if (!opts.configs) throw err;
+        if (print) console.log(`  ${s.name.padEnd(20)} ${variant}: failed: ${(err as Error).message.split('\n')[0]}`);
+        continue;
+      }
       const r: AttentionBenchResult = {
         name: s.name,
         variant,
@@ -93,7 +112,7 @@ export async function runAttentionBench(
       results.push(r);
       if (print)
         console.log(
-          `  ${s.name.padEnd(20)} B=${s.B} T=${s.T} d=${s.d} H=${s.H} (hd ${hd})  ${variant.padEnd(5)}  fwd ${fwdMs.toFixed(2).padStart(8)} ms ${r.fwdGflops
+          `  ${s.name.padEnd(20)} B=${s.B} T=${s.T} d=${s.d} H=${s.H} (hd ${hd})  ${variant.padEnd(opts.configs ? 18 : 5)}  fwd ${fwdMs.toFixed(2).padStart(8)} ms ${r.fwdGflops
             .toFixed(2)
             .padStart(6)} GFLOP/s   bwd ${bwdMs.toFixed(2).padStart(8)} ms ${r.bwdGflops.toFixed(2).padStart(6)} GFLOP/s`,
         );
@@ -108,5 +127,14 @@ export async function runAttentionBench(
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const args = process.argv.slice(2);
-  await runAttentionBench({ variants: args.includes('--all') ? 'all' : ['auto'], big: args.includes('--big') });
+  if (args.includes('--sweep')) {
+    // Workgroup size × key block of the tiled kernels, and lanes per row of the sg kernels, at the
+    // GPT-2 shape (head dim 64), to pick the hardware defaults.
+    const configs: { label: string; o: AttentionOptions }[] = [];
+    for (const wg of [32, 64, 128]) for (const kb of [1, 2, 4]) configs.push({ label: `tiled wg${wg} kb${kb}`, o: { variant: 'tiled', wg, kb } });
+    // (One engine per process: a second Dawn device after destroying a first aborted on the H200. On
+    // adapters without subgroups the sg rows print as failed.)
+    for (const split of [2, 4, 8, 16]) configs.push({ label: `sg split${split}`, o: { variant: 'sg', split } });
+    await runAttentionBench({ shapes: [ATTENTION_BENCH_BIG], configs, minMs: 300 });
+  } else await runAttentionBench({ variants: args.includes('--all') ? 'all' : ['auto'], big: args.includes('--big') });
 }

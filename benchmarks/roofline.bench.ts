@@ -2,6 +2,8 @@
  * The adapter's measured ceilings, for the roofline in docs/performance.md: arithmetic (an FMA loop
  * unrolled 1× and 8× over independent vec4 accumulators) and bandwidth (a vec4 copy; bytes read +
  * written). Best of 8 timed repetitions (the machine's noise is ±15%; the best is the ceiling).
+ * On hardware adapters the problems are 16× larger and each timed repetition submits several
+ * dispatches, so a measurement runs for milliseconds, far above the submit-and-wait overhead.
  *
  *   node --import tsx benchmarks/roofline.bench.ts
  */
@@ -32,19 +34,25 @@ export async function runRooflineBench(engine?: Engine): Promise<RooflineResult>
   const e = engine ?? (await Engine.create());
   try {
     const fmaGflops: Record<string, number> = {};
-    const n = 64 * 1024; // invocations
+    const hw = !e.device.info.software;
+    const n = (hw ? 1024 : 64) * 1024; // invocations
+    const reps = hw ? 10 : 1; // dispatches per timed submission
     const out = e.empty([n * 4]);
     for (const unroll of [1, 8]) {
-      const iters = unroll === 1 ? 4096 : 512;
-      const ms = await best(e, 8, () => e.dispatch(fmaPeak({ unroll }), [out], { iters, n }, grid1d(n, ROOFLINE_WG)));
-      const flops = n * iters * unroll * 4 * 2;
+      const iters = (unroll === 1 ? 4096 : 512) * (hw ? 4 : 1);
+      const ms = await best(e, 8, () => {
+        for (let r = 0; r < reps; r++) e.dispatch(fmaPeak({ unroll }), [out], { iters, n }, grid1d(n, ROOFLINE_WG));
+      });
+      const flops = reps * n * iters * unroll * 4 * 2;
       fmaGflops[`x${unroll}`] = flops / (ms * 1e6);
     }
-    const elems = 16 * 1024 * 1024; // 64 MiB each way
+    const elems = (hw ? 64 : 16) * 1024 * 1024; // 64 MiB each way (256 MiB on hardware)
     const a = e.zeros([elems]);
     const b = e.empty([elems]);
-    const ms = await best(e, 8, () => e.dispatch(copyVec4, [a, b], { n: elems / 4 }, grid1d(elems / 4, ROOFLINE_WG)));
-    const copyGBs = (2 * 4 * elems) / (ms * 1e6);
+    const ms = await best(e, 8, () => {
+      for (let r = 0; r < reps; r++) e.dispatch(copyVec4, [a, b], { n: elems / 4 }, grid1d(elems / 4, ROOFLINE_WG));
+    });
+    const copyGBs = (reps * 2 * 4 * elems) / (ms * 1e6);
     out.dispose();
     a.dispose();
     b.dispose();

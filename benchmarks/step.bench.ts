@@ -2,12 +2,14 @@
  * End-to-end training-step benchmark (issue 6): forward, backward, clipping and AdamW of a GPT-2 at
  *   (a) vocab 512, context 128, d 128, 4 heads, 2 layers, batch 16 (tied head)
  *   (b) the needle model 2_4_16, vocab 256, context 63, batch 1000 (untied head)
+ *   (g) GPT-2 small 12_12_768, vocab 50257, context 1024, batch 4 (tied head; hardware adapters)
  * reporting ms/step, tokens/s, dispatches and submits per step, bytes allocated per steady-state
  * step and achieved GFLOP/s; then the same step in TensorFlow.js WebGPU (same adapter, same run) and
- * PyTorch on the CPU (when /usr/bin/python3 has torch), alternating engine and peer runs so drift on a
+ * PyTorch (on the CPU when /usr/bin/python3 has torch; KINDLING_TORCH_PYTHON / KINDLING_TORCH_DEVICE=cuda
+ * pick another interpreter and a CUDA GPU), alternating engine and peer runs so drift on a
  * noisy machine hits both, and printing the ratios. With --profile, a per-kernel table of one step.
  *
- *   node --import tsx benchmarks/step.bench.ts [a|b|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
@@ -23,7 +25,7 @@ import { GPT } from '../src/model/gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
 
 export interface StepShape {
-  name: 'a' | 'b';
+  name: 'a' | 'b' | 'g';
   vocab: number;
   context: number;
   size: string;
@@ -31,9 +33,12 @@ export interface StepShape {
   tied: boolean;
 }
 
-export const STEP_SHAPES: Record<'a' | 'b', StepShape> = {
+export const STEP_SHAPES: Record<'a' | 'b' | 'g', StepShape> = {
   a: { name: 'a', vocab: 512, context: 128, size: '2_4_128', batch: 16, tied: true },
   b: { name: 'b', vocab: 256, context: 63, size: '2_4_16', batch: 1000, tied: false },
+  // GPT-2 small (124M parameters) at its full context: the number to report on a real GPU. A step is
+  // ~2.6 TFLOP (about two minutes on lavapipe), so `all` runs it on hardware adapters only.
+  g: { name: 'g', vocab: 50257, context: 1024, size: '12_12_768', batch: 4, tied: true },
 };
 
 /** FLOPs of one training step (forward + backward ≈ 3× forward), counting matmuls and attention. */
@@ -180,14 +185,14 @@ function fmt(n: number, digits = 1): string {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const which = (args.find((a) => /^(a|b|all)$/.test(a)) ?? 'all') as 'a' | 'b' | 'all';
+  const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'all') as 'a' | 'b' | 'g' | 'all';
   const stepsArg = args.indexOf('--steps');
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
   const peers = !args.includes('--no-peers');
   const traceArg = args.indexOf('--trace');
   const roundsArg = args.indexOf('--rounds');
-  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b] : [STEP_SHAPES[which]];
   const engine = await Engine.create();
+  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
   console.log(`adapter: ${engine.device.describe()}`);
   const rows: string[] = [];
   try {
@@ -197,7 +202,7 @@ async function main(): Promise<void> {
       // table gives the median over rounds with their range. PyTorch runs once, between rounds.
       const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : s.name === 'a' ? 3 : 1;
       const ours: EngineStepResult[] = [await benchEngineStep(engine, s, steps)];
-      console.log(`[${s.name}] kindling: ${fmt(ours[0]!.msPerStep)} ms/step`);
+      console.log(`[${s.name}] kindling: ${fmt(ours[0]!.msPerStep)} ms/step (loss after ${steps + 2} steps ${ours[0]!.loss.toFixed(5)})`);
       const tfRounds: { asIs: number; quiet: number; ratio: number; ratioAsIs: number }[] = [];
       let torch: number | null = null;
       let torchNote = '';
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
           console.log(`[${s.name}] TF.js peer unavailable: ${(e as Error).message.split('\n')[0]}`);
         }
       }
-      const peerSteps = s.name === 'b' ? 1 : Math.max(2, Math.min(3, steps));
+      const peerSteps = s.name === 'a' ? Math.max(2, Math.min(3, steps)) : 1;
       for (let round = 1; round <= (peers ? rounds : 0); round++) {
         let asIs = NaN;
         let quiet = NaN;
@@ -229,11 +234,21 @@ async function main(): Promise<void> {
         }
         if (round === 1) {
           const { runTorchGptStep } = await import('./peers/torch_gpt.ts');
-          const tr = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)) } as never);
-          if ('unavailable' in tr) torchNote = tr.unavailable;
+          const tr = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)) }).catch((e: Error) => ({
+            unavailable: e.message.split('\n')[0]!,
+          }));
+          if ('unavailable' in tr) {
+            torchNote = tr.unavailable;
+            console.log(`[${s.name}] PyTorch peer unavailable: ${torchNote}`);
+          }
           else {
             torch = tr.msPerStep;
-            console.log(`[${s.name}] PyTorch CPU: ${fmt(torch)} ms/step`);
+            console.log(`[${s.name}] PyTorch ${tr.torch} ${tr.device}, float32: ${fmt(torch)} ms/step`);
+            if (tr.device !== 'cpu') {
+              // On CUDA also the TF32 tensor-core number, for scale (the table keeps strict float32).
+              const t32 = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)), tf32: true }).catch(() => ({ unavailable: '' }));
+              if (!('unavailable' in t32)) console.log(`[${s.name}] PyTorch ${t32.device}, TF32 matmuls: ${fmt(t32.msPerStep)} ms/step`);
+            }
           }
         }
         const r = await benchEngineStep(engine, s, steps);

@@ -16,7 +16,7 @@ import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
 import { Tensor, type AnyTypedArray, type DType, numelOf } from './tensor.ts';
-import { gpuWait } from './wait.ts';
+import { gpuWait, spinOnHardware } from './wait.ts';
 
 /**
  * An rgba32float texture bound for `textureLoad` (kernels declare it with `tex()` in kernels/spec.ts).
@@ -96,6 +96,7 @@ export class Engine {
     this.pool = new BufferPool(device);
     this.profiler = new Profiler(this);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    if (!device.info.software) spinOnHardware();
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Engine> {

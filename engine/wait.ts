@@ -17,7 +17,9 @@
  * still cancels them). Waits nest and overlap (a reference count); the original functions are
  * restored when the last one ends.
  *
- * `KINDLING_SPIN_WAIT=1` turns the throttle off (Dawn's own behaviour).
+ * `KINDLING_SPIN_WAIT=1` turns the throttle off (Dawn's own behaviour), `=0` forces it on. Unset,
+ * it is on until an engine is created on a hardware adapter (`spinOnHardware`): a real GPU does
+ * not share the CPU's cores, and the throttle's 1 ms polls would only add latency to each wait.
  */
 
 /** Ticks of a wait that run immediately before the throttle starts. */
@@ -67,9 +69,19 @@ function leave(): void {
   }
 }
 
-/** Whether waits are throttled (default) or left to Dawn's spinning poll (KINDLING_SPIN_WAIT=1). */
+let hardwareAdapter = false;
+
+/** Called by Engine.create on a hardware adapter: waits spin from then on unless KINDLING_SPIN_WAIT=0. */
+export function spinOnHardware(): void {
+  hardwareAdapter = true;
+}
+
+/** Whether waits are throttled or left to Dawn's spinning poll (see the module comment). */
 export function waitsThrottled(): boolean {
-  return process.env.KINDLING_SPIN_WAIT !== '1';
+  const env = process.env.KINDLING_SPIN_WAIT;
+  if (env === '1') return false;
+  if (env === '0') return true;
+  return !hardwareAdapter;
 }
 
 /** Await a promise that Dawn settles, polling gently instead of spinning (see the module comment). */

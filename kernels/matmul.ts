@@ -29,6 +29,12 @@
  *   shared         classic shared-memory tiling for real GPUs: a 64×64 output tile per 16×16
  *                  workgroup, K tiles of 16 staged in `var<workgroup>` with barriers, each thread a
  *                  4×4 register sub-tile.
+ *   shared128      the same for big products: a 128×128 output tile per 16×16 workgroup, each
+ *                  thread 8×8 outputs (two 4-row × two 4-column blocks, 64 apart, so the vec4
+ *                  reads of the staged tiles are consecutive across threads), staged tiles stored
+ *                  k-major as vec4 rows padded by one vec4, vec4 global loads along an operand's
+ *                  contiguous dimension and vec4 stores where the layout allows: 64 FMAs per four
+ *                  vec4 workgroup-memory reads instead of 16 per eight scalar ones.
  *
  * Why it looks like this on lavapipe (Mesa 25.0, LLVM 15, AVX2): every storage-buffer load whose
  * address is not a compile-time constant is expanded per SIMD lane (mask test, bounds check,
@@ -56,7 +62,7 @@
 import { kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
 
 export interface MatmulKernelOptions {
-  /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}' | 'shared'. */
+  /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}' | 'shared' | 'shared128'. */
   variant: string;
   transA: boolean;
   transB: boolean;
@@ -101,6 +107,11 @@ export const MATMUL_UNIFORMS: [string, 'u32'][] = [
   ['sB', 'u32'],
   ['sC', 'u32'],
   ['flags', 'u32'],
+  // Split-K (shared variants): workgroup z = batch entry · splits + split; split s sums k in
+  // [s·kChunk, min(K, (s+1)·kChunk)) and writes its partial product at C + wid.z·sC. splits = 1,
+  // kChunk ≥ K: the plain product. Other variants ignore both.
+  ['splits', 'u32'],
+  ['kChunk', 'u32'],
 ];
 
 /** Geometry of a variant: output tile per workgroup and the workgroup size. */
@@ -147,7 +158,7 @@ const NAIVE_WG = 8;
 
 /** Whether `variant` names a known matmul variant. */
 export function isMatmulVariant(variant: string): boolean {
-  if (variant === 'naive' || variant === 'shared') return true;
+  if (variant === 'naive' || variant === 'shared' || variant === 'shared128') return true;
   try {
     return regParams(variant) !== null;
   } catch {
@@ -158,8 +169,9 @@ export function isMatmulVariant(variant: string): boolean {
 export function matmulGeometry(variant: string): MatmulGeometry {
   if (variant === 'naive') return { tileM: NAIVE_WG, tileN: NAIVE_WG, workgroupSize: [NAIVE_WG, NAIVE_WG, 1] };
   if (variant === 'shared') return { tileM: SHARED_T * SHARED_R, tileN: SHARED_T * SHARED_R, workgroupSize: [SHARED_T, SHARED_T, 1] };
+  if (variant === 'shared128') return { tileM: 128, tileN: 128, workgroupSize: [16, 16, 1] };
   const r = regParams(variant);
-  if (!r) throw new Error(`matmul: unknown variant "${variant}" (naive, reg{TM}x{TN}[k{KU}][w{WG}], sg{TM}x{TN}, shared)`);
+  if (!r) throw new Error(`matmul: unknown variant "${variant}" (naive, reg{TM}x{TN}[k{KU}][w{WG}], sg{TM}x{TN}, shared, shared128)`);
   return { tileM: r.tm, tileN: r.tn * r.wg, workgroupSize: [r.wg, 1, 1] };
 }
 
@@ -522,17 +534,19 @@ var<workgroup> Bs: array<array<f32, ${TILE}>, ${KT}>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let z = wid.z;
+  let z = wid.z / P.splits;
   let aB = z * P.sA;
   let bB = z * P.sB;
-  let cB = z * P.sC;
+  let cB = wid.z * P.sC;
+  let kBegin = (wid.z % P.splits) * P.kChunk;
+  let kEnd = min(P.K, kBegin + P.kChunk);
   let tileM = wid.y * ${TILE}u;
   let tileN = wid.x * ${TILE}u;
   let t = lid.y * WG_X + lid.x;
   let nStage = ${sw ? `select(${per}u, P.K, P.K == 0xffffffffu)` : `${per}u`};
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
-  for (var k0 = 0u; k0 < P.K; k0 = k0 + ${KT}u) {
+  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${KT}u) {
     for (var r = 0u; r < nStage; r = r + 1u) {
       let e = t + r * ${T * T}u;
       {
@@ -540,7 +554,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let m = tileM + mm;
         let k = k0 + kk;
         var v = 0.0;
-        if (m < P.M && k < P.K) { v = loadA(aB, m, k); }
+        if (m < P.M && k < kEnd) { v = loadA(aB, m, k); }
         As[kk][mm] = v;
       }
       {
@@ -548,7 +562,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let n = tileN + nn;
         let k = k0 + kk;
         var v = 0.0;
-        if (n < P.N && k < P.K) { v = loadB(bB, k, n); }
+        if (n < P.N && k < kEnd) { v = loadB(bB, k, n); }
         Bs[kk][nn] = v;
       }
     }
@@ -569,12 +583,128 @@ ${stores}
 }`;
 }
 
+/**
+ * 128×128 output tile per 16×16 workgroup, 8×8 outputs per thread, K tiles of 16 (see the header).
+ * Staged tiles: `As[kk·33 + m/4][m%4]` = op(A)(tileM + m, k0 + kk) (likewise Bs for columns), so a
+ * thread's four consecutive rows (columns) are one vec4 read. Thread (tx, ty) owns rows
+ * ty·4 + {0..3} and 64 + ty·4 + {0..3}, columns tx·4 + {0..3} and 64 + tx·4 + {0..3}.
+ */
+function shared128Body(o: MatmulKernelOptions): string {
+  const PAD = 33; // vec4 per staged k row: 32 + 1
+  const L: string[] = [];
+  const ln = (x: string) => L.push(x);
+  // Staging of one operand: 128 rows (of M for A, of N for B) × 16 k's, two groups of 4 per thread.
+  const stage = (op: 'A' | 'B'): void => {
+    const kContig = op === 'A' ? !o.transA : !!o.transB; // contiguous along k in memory
+    const vec = op === 'A' ? !!o.vecA : !!o.vecB;
+    const base = op === 'A' ? 'tileM' : 'tileN';
+    const lim = op === 'A' ? 'P.M' : 'P.N';
+    const arr = op === 'A' ? 'As' : 'Bs';
+    const bb = op === 'A' ? 'aB' : 'bB';
+    // Flat element index of op(x, k) in the operand's own layout.
+    const flat = (x: string, k: string): string => (kContig ? `${bb} + (${x}) * P.K + (${k})` : `${bb} + (${k}) * ${lim} + (${x})`);
+    const load = (x: string, k: string): string => (op === 'A' ? `loadA(aB, ${x}, ${k})` : `loadB(bB, ${k}, ${x})`);
+    for (let g = 0; g < 2; g++) {
+      ln(`  {`);
+      ln(`    let idx = t + ${g * 256}u;`);
+      if (kContig) {
+        // Four consecutive k's of one row; stored transposed (k-major).
+        ln(`    let r = idx >> 2u;`);
+        ln(`    let kq = (idx & 3u) * 4u;`);
+        ln(`    let x = ${base} + r;`);
+        ln(`    let k = k0 + kq;`);
+        ln(`    var v = vec4<f32>(0.0);`);
+        if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
+        else
+          for (let i = 0; i < 4; i++) ln(`    if (x < ${lim} && k + ${i}u < kEnd) { v[${i}] = ${load('x', `k + ${i}u`)}; }`);
+        for (let i = 0; i < 4; i++) ln(`    ${arr}[(kq + ${i}u) * ${PAD}u + (r >> 2u)][r & 3u] = v[${i}];`);
+      } else {
+        // Four consecutive rows at one k: one vec4 of the staged tile.
+        ln(`    let kk = idx >> 5u;`);
+        ln(`    let xq = (idx & 31u) * 4u;`);
+        ln(`    let x = ${base} + xq;`);
+        ln(`    let k = k0 + kk;`);
+        ln(`    var v = vec4<f32>(0.0);`);
+        if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
+        else
+          for (let i = 0; i < 4; i++) ln(`    if (x + ${i}u < ${lim} && k < kEnd) { v[${i}] = ${load(`x + ${i}u`, 'k')}; }`);
+        ln(`    ${arr}[kk * ${PAD}u + (xq >> 2u)] = v;`);
+      }
+      ln(`  }`);
+    }
+  };
+  ln(`  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + 16u) {`);
+  stage('A');
+  stage('B');
+  ln(`    workgroupBarrier();`);
+  ln(`    for (var kk = 0u; kk < 16u; kk = kk + 1u) {`);
+  ln(`      let a0 = As[kk * ${PAD}u + lid.y];`);
+  ln(`      let a1 = As[kk * ${PAD}u + 16u + lid.y];`);
+  ln(`      let b0 = Bs[kk * ${PAD}u + lid.x];`);
+  ln(`      let b1 = Bs[kk * ${PAD}u + 16u + lid.x];`);
+  const comp = ['x', 'y', 'z', 'w'];
+  for (let i = 0; i < 8; i++) {
+    const a = `${i < 4 ? 'a0' : 'a1'}.${comp[i % 4]}`;
+    ln(`      c${i}_0 = fma(vec4<f32>(${a}), b0, c${i}_0);`);
+    ln(`      c${i}_1 = fma(vec4<f32>(${a}), b1, c${i}_1);`);
+  }
+  ln(`    }`);
+  ln(`    workgroupBarrier();`);
+  ln(`  }`);
+  // Epilogue.
+  for (let i = 0; i < 8; i++) {
+    ln(`  {`);
+    ln(`    let m = tileM + ${i < 4 ? 0 : 64}u + lid.y * 4u + ${i % 4}u;`);
+    ln(`    if (m < P.M) {`);
+    for (let g = 0; g < 2; g++) {
+      ln(`      {`);
+      ln(`        let n = tileN + ${g * 64}u + lid.x * 4u;`);
+      ln(`        let ci = cB + m * P.N + n;`);
+      if (o.vecC) {
+        ln(`        if (n < P.N) {`);
+        ln(`          var v = c${i}_${g};`);
+        ln(`          if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[n >> 2u]; }`);
+        ln(`          if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[ci >> 2u]; }`);
+        ln(`          C[ci >> 2u] = v;`);
+        ln(`        }`);
+      } else {
+        for (let j = 0; j < 4; j++) ln(`        if (n + ${j}u < P.N) ${storeScalar(o, `ci + ${j}u`, `n + ${j}u`, `c${i}_${g}[${j}]`)}`);
+      }
+      ln(`      }`);
+    }
+    ln(`    }`);
+    ln(`  }`);
+  }
+  const accs = Array.from({ length: 8 }, (_, i) => `  var c${i}_0 = vec4<f32>(0.0);\n  var c${i}_1 = vec4<f32>(0.0);`).join('\n');
+  return /* wgsl */ `
+${accessors(o)}
+
+var<workgroup> As: array<vec4<f32>, ${16 * PAD}>;
+var<workgroup> Bs: array<vec4<f32>, ${16 * PAD}>;
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let z = wid.z / P.splits;
+  let aB = z * P.sA;
+  let bB = z * P.sB;
+  let cB = wid.z * P.sC;
+  let kBegin = (wid.z % P.splits) * P.kChunk;
+  let kEnd = min(P.K, kBegin + P.kChunk);
+  let tileM = wid.y * 128u;
+  let tileN = wid.x * 128u;
+  let t = lid.y * 16u + lid.x;
+${accs}
+${L.join('\n')}
+}`;
+}
+
 /** The matmul kernel for a variant and specialisation (memoised). */
 export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
   const geo = matmulGeometry(o.variant);
   let body: string;
   if (o.variant === 'naive') body = naiveBody(o);
   else if (o.variant === 'shared') body = sharedBody(o);
+  else if (o.variant === 'shared128') body = shared128Body(o);
   else body = regBody(o, regParams(o.variant)!);
   return kernel({
     name: specName(o),
@@ -583,6 +713,35 @@ export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
     workgroupSize: geo.workgroupSize,
     body,
     ...(regParams(o.variant)?.sg ? { requires: ['subgroups' as const] } : {}),
+  });
+});
+
+/** Invocations per workgroup of the split-K sum. */
+export const SPLITK_WG = 256;
+
+/**
+ * The second pass of a split-K product: C[i] = Σ_s partial[s·MN + i] (+ bias[i mod N]) (+ C[i]),
+ * over the M·N elements of one product (vec4 units when N % 4 = 0: then `MN` and `N` are in vec4s),
+ * the splits summed in order (deterministic).
+ */
+export const splitKSum = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
+  const t = vec4 ? 'vec4<f32>' : 'f32';
+  return kernel({
+    name: `matmul.splitk_sum${vec4 ? '[v4]' : ''}`,
+    bindings: [ro('partial', `array<${t}>`), ro('bias', `array<${t}>`), rw('C', `array<${t}>`)],
+    uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32']],
+    workgroupSize: [SPLITK_WG, 1, 1],
+    body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WG_X;
+  if (i >= P.MN) { return; }
+  var v = partial[i];
+  for (var s = 1u; s < P.S; s = s + 1u) { v = v + partial[s * P.MN + i]; }
+  if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[i % P.N]; }
+  if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[i]; }
+  C[i] = v;
+}`,
   });
 });
 

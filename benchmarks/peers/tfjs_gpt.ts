@@ -51,9 +51,11 @@ export interface GptStep {
 }
 
 /** The benchmark shapes. (b) is the paper's needle model 2_4_16 with its untied head. */
-export const GPT_SHAPES: Record<'a' | 'b' | 'tiny', GptShape> = {
+export const GPT_SHAPES: Record<'a' | 'b' | 'g' | 'tiny', GptShape> = {
   a: { vocab: 512, context: 128, d: 128, heads: 4, layers: 2, batch: 16, tied: true },
   b: { vocab: 256, context: 63, d: 16, heads: 4, layers: 2, batch: 1000, tied: false },
+  // GPT-2 small at context 1024, batch 4 (for real GPUs).
+  g: { vocab: 50257, context: 1024, d: 768, heads: 12, layers: 12, batch: 4, tied: true },
   tiny: { vocab: 11, context: 5, d: 8, heads: 2, layers: 1, batch: 2, tied: true },
 };
 
@@ -366,7 +368,7 @@ export interface TfjsGptBenchResult {
 }
 
 export async function runTfjsGptBench(
-  name: 'a' | 'b' | 'tiny',
+  name: 'a' | 'b' | 'g' | 'tiny',
   steps = 5,
   warmup = 2,
   log: (s: string) => void = () => {},
@@ -400,8 +402,8 @@ export async function runTfjsGptBench(
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const name = (process.argv[2] ?? 'a') as 'a' | 'b' | 'tiny';
-  if (!(name in GPT_SHAPES)) throw new Error(`unknown shape ${name}; expected a, b or tiny`);
+  const name = (process.argv[2] ?? 'a') as 'a' | 'b' | 'g' | 'tiny';
+  if (!(name in GPT_SHAPES)) throw new Error(`unknown shape ${name}; expected a, b, g or tiny`);
   const steps = Number(process.argv[3] ?? 5);
   const r = await runTfjsGptBench(name, steps, 2, (s) => console.log(s));
   console.log(

@@ -1,14 +1,15 @@
-// Node wrapper around the PyTorch CPU peer (benchmarks/peers/torch_gpt_step.py): runs it as a child
-// process with Debian's /usr/bin/python3 and parses its one JSON line.
+// Node wrapper around the PyTorch peer (benchmarks/peers/torch_gpt_step.py): runs it as a child
+// process with Debian's /usr/bin/python3 (or $KINDLING_TORCH_PYTHON) and parses its one JSON line.
+// On the CPU by default; KINDLING_TORCH_DEVICE=cuda (or the `device` option) runs it on a CUDA GPU.
 //
-//   node --import tsx benchmarks/peers/torch_gpt.ts [a|b|tiny] [steps] [threads]
+//   node --import tsx benchmarks/peers/torch_gpt.ts [a|b|g|tiny] [steps] [threads]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const TORCH_PYTHON = '/usr/bin/python3';
+export const TORCH_PYTHON = process.env.KINDLING_TORCH_PYTHON || '/usr/bin/python3';
 export const TORCH_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_gpt_step.py');
 
 export interface TorchGptOptions {
@@ -28,6 +29,10 @@ export interface TorchGptOptions {
   env?: Record<string, string>;
   /** Kill the child after this long (default 30 min). */
   timeoutMs?: number;
+  /** 'cpu' or 'cuda' (default: env KINDLING_TORCH_DEVICE, else cpu). */
+  device?: string;
+  /** On CUDA, let matmuls use TF32 (default: strict float32, like the engine). */
+  tf32?: boolean;
 }
 
 export interface TorchGptResult {
@@ -41,6 +46,9 @@ export interface TorchGptResult {
   /** The BLAS library torch's gemm loaded (Debian's torch uses whatever libblas.so.3 resolves to). */
   blas: string;
   params: number;
+  /** 'cpu' or the CUDA device's name. */
+  device: string;
+  tf32: boolean;
 }
 
 export type TorchGptOutcome = TorchGptResult | { unavailable: string };
@@ -72,7 +80,7 @@ export function torchAvailableSync(python = TORCH_PYTHON): boolean {
 }
 
 /** Runs the PyTorch peer for one shape; `unavailable` says why when python or torch is missing. */
-export async function runTorchGptStep(shape: 'a' | 'b' | 'tiny', opts: TorchGptOptions = {}): Promise<TorchGptOutcome> {
+export async function runTorchGptStep(shape: 'a' | 'b' | 'g' | 'tiny', opts: TorchGptOptions = {}): Promise<TorchGptOutcome> {
   const python = opts.python ?? TORCH_PYTHON;
   const reason = await torchUnavailableReason(python);
   if (reason) return { unavailable: reason };
@@ -85,6 +93,9 @@ export async function runTorchGptStep(shape: 'a' | 'b' | 'tiny', opts: TorchGptO
   ];
   if (opts.lr !== undefined) args.push('--lr', String(opts.lr));
   if (opts.statePath) args.push('--state', opts.statePath);
+  const device = opts.device ?? process.env.KINDLING_TORCH_DEVICE ?? 'cpu';
+  if (device !== 'cpu') args.push('--device', device);
+  if (opts.tf32) args.push('--tf32');
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
     (resolve, reject) => {
       const child = spawn(python, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -115,6 +126,8 @@ export async function runTorchGptStep(shape: 'a' | 'b' | 'tiny', opts: TorchGptO
     torch: string;
     blas: string;
     params: number;
+    device?: string;
+    tf32?: boolean;
   };
   return {
     msPerStep: j.ms_per_step,
@@ -124,11 +137,13 @@ export async function runTorchGptStep(shape: 'a' | 'b' | 'tiny', opts: TorchGptO
     torch: j.torch,
     blas: j.blas,
     params: j.params,
+    device: j.device ?? 'cpu',
+    tf32: !!j.tf32,
   };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const shape = (process.argv[2] ?? 'a') as 'a' | 'b' | 'tiny';
+  const shape = (process.argv[2] ?? 'a') as 'a' | 'b' | 'g' | 'tiny';
   const steps = Number(process.argv[3] ?? 10);
   const threads = process.argv[4] ? Number(process.argv[4]) : undefined;
   const r = await runTorchGptStep(shape, { steps, threads });
@@ -136,7 +151,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log(`torch peer unavailable: ${r.unavailable}`);
   } else {
     console.log(
-      `torch ${r.torch} CPU gpt step, shape ${shape}: ${r.msPerStep.toFixed(1)} ms/step wall, ` +
+      `torch ${r.torch} ${r.device}${r.tf32 ? ' (TF32)' : ''} gpt step, shape ${shape}: ${r.msPerStep.toFixed(1)} ms/step wall, ` +
         `${r.cpuMsPerStep.toFixed(1)} ms/step CPU, ${r.threads} thread(s), BLAS ${r.blas}`,
     );
   }

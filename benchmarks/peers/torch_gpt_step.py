@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""PyTorch (CPU, float32) peer of one GPT-2 training step, for the end-to-end benchmark.
+"""PyTorch (float32; CPU, or CUDA with --device cuda) peer of one GPT-2 training step, for the
+end-to-end benchmark.
 
-Usage:  /usr/bin/python3 benchmarks/peers/torch_gpt_step.py [a|b|tiny] [warmup=2] [steps=10] [threads]
-                [--lr LR] [--state FILE]
+Usage:  /usr/bin/python3 benchmarks/peers/torch_gpt_step.py [a|b|g|tiny] [warmup=2] [steps=10] [threads]
+                [--lr LR] [--state FILE] [--device cpu|cuda] [--tf32]
         (threads: omitted, 0 or "default" keeps torch's default; --state loads the weights and batch
         exported by the TF.js peer, for a cross-check)
 
@@ -32,6 +33,8 @@ SHAPES = {
     # (b): the needle model 2_4_16, vocab 256, context 63, batch 1000, untied head (as in the paper's
     # algorithmic downstream stage).
     "b": dict(vocab=256, context=63, d=16, heads=4, layers=2, batch=1000, tied=False),
+    # g: GPT-2 small (124M) at context 1024, batch 4: the real-GPU number of issue 6.
+    "g": dict(vocab=50257, context=1024, d=768, heads=12, layers=12, batch=4, tied=True),
     # tiny: for tests.
     "tiny": dict(vocab=11, context=5, d=8, heads=2, layers=1, batch=2, tied=True),
 }
@@ -124,12 +127,14 @@ def parse_args(argv):
     import argparse
 
     ap = argparse.ArgumentParser(description="PyTorch CPU peer: one GPT-2 training step")
-    ap.add_argument("shape", nargs="?", default="a", help="a | b | tiny (ignored with --state)")
+    ap.add_argument("shape", nargs="?", default="a", help="a | b | g | tiny (ignored with --state)")
     ap.add_argument("warmup", nargs="?", type=int, default=2)
     ap.add_argument("steps", nargs="?", type=int, default=10)
     ap.add_argument("threads", nargs="?", default="default", help="torch threads (default: torch's)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-4)")
     ap.add_argument("--state", default=None, help="JSON state from the TF.js peer (weights + batch)")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    ap.add_argument("--tf32", action="store_true", help="on CUDA, let matmuls use TF32 (default: strict float32)")
     return ap.parse_args(argv[1:])
 
 
@@ -159,6 +164,15 @@ def main(argv):
                 w = weights[k]
                 p.copy_(torch.tensor(w["data"], dtype=torch.float32).view(w["shape"]))
     ids, targets, mask = data if data is not None else make_data(shape)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch.cuda.is_available() is False")
+        # Strict float32 like the engine (and TF.js) unless --tf32.
+        torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)
+        torch.backends.cudnn.allow_tf32 = bool(args.tf32)
+    model = model.to(dev)
+    ids, targets, mask = ids.to(dev), targets.to(dev), mask.to(dev)
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
     flat_t, flat_m = targets.reshape(-1), mask.reshape(-1)
@@ -174,6 +188,7 @@ def main(argv):
         opt.zero_grad(set_to_none=True)
         return loss.item()
 
+    # loss.item() synchronises with the device each step, so wall time is device time on CUDA too.
     losses = []
     for _ in range(args.warmup):
         losses.append(step())
@@ -197,6 +212,8 @@ def main(argv):
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "blas": blas_library(),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "tf32": bool(args.tf32) and dev.type == "cuda",
     }))
 
 

@@ -80,7 +80,16 @@ function subgroupSize(e: Engine): number {
   return e.device.hasFeature('subgroups') && lo > 0 && lo === hi ? lo : 0;
 }
 
-function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[] = []): Plan {
+/**
+ * Hardware adapters: the smallest head dim whose backward 'auto' runs on the sg kernels (split so a
+ * lane holds 16 channels). Measured on an H200 (Vulkan, subgroups of 32) at B 4, T 1024, d 768,
+ * H 12: backward 2.16 ms with sg split 4 against 4.0–6.6 ms for tiled over wg 32–128 × kb 1–4
+ * (6.60 ms at the old default wg 64, kb 4), while the forward stays fastest tiled (0.70–0.74 ms vs
+ * 0.99 ms sg). Not measured below hd 64 or with dropout, so those keep the tiled kernels.
+ */
+export const HW_SG_BACKWARD_MIN_HD = 64;
+
+function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[] = [], pass: 'fwd' | 'bwd' = 'fwd'): Plan {
   const e = engineOf(qkv, ...extra, ...(opts.keyPadMask ? [opts.keyPadMask] : []));
   expectDtype(qkv, 'f32', 'causalSelfAttention');
   if (qkv.shape.length !== 3) throw new Error(`causalSelfAttention: qkv must be [B, T, 3d], got [${qkv.shape.join(', ')}]`);
@@ -106,7 +115,8 @@ function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[
     // Hardware: tiled. lavapipe: sg; without subgroups, row — whose unrolled kernels its LLVM takes
     // minutes to compile at large head dims, so those get the scalar ref kernels.
     if (!fastOk) variant = 'ref';
-    else if (!e.device.info.software) variant = 'tiled';
+    else if (!e.device.info.software)
+      variant = pass === 'bwd' && sgSize && hd >= HW_SG_BACKWARD_MIN_HD && !(dropout && dropout.p > 0) && hd / 16 <= sgSize ? 'sg' : 'tiled';
     else variant = sgSize ? 'sg' : hd <= ROW_MAX_HD ? 'row' : 'ref';
   }
   if (variant !== 'ref' && !fastOk) throw new Error(`causalSelfAttention: variant "${variant}" needs hd % 4 == 0 and 16-byte aligned tensors (hd = ${hd})`);
@@ -147,7 +157,10 @@ function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
 function sgSplit(p: Plan): number {
   const nv = p.hd / 4;
   let c = p.split ?? 1;
-  if (p.split === undefined) while (nv / c > 8 && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
+  // Hardware: 4 vec4s (16 channels) per lane (H200, hd 64: split 4 beats 2, 8 and 16; see
+  // HW_SG_BACKWARD_MIN_HD); lavapipe: up to 8 vec4s per lane.
+  const perLane = p.e.device.info.software ? 8 : 4;
+  if (p.split === undefined) while (nv / c > perLane && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
   return c;
 }
 
@@ -162,6 +175,9 @@ function sgSplit(p: Plan): number {
 function sgRowsPerLane(p: Plan, pass: 'fwd' | 'bwd'): number {
   if (sgSplit(p) > 1) return 1;
   if (p.rowsPerLane) return p.rowsPerLane;
+  // Tuned on lavapipe only; on an H200 the 4-rows backward with dropout at hd 4 failed to compile
+  // ("failed to validate local memory").
+  if (!p.e.device.info.software) return 1;
   if (p.T < 32) return 2;
   return pass === 'fwd' || p.hd <= 4 ? 4 : 2;
 }
@@ -223,7 +239,7 @@ export function attentionBackward(
   opts: AttentionOptions = {},
   out: { dqkv?: Tensor; D?: Tensor } = {},
 ): Tensor {
-  const p = plan(qkv, nHead, opts, [y, dy, ...[out.dqkv].filter((t): t is Tensor => !!t)]);
+  const p = plan(qkv, nHead, opts, [y, dy, ...[out.dqkv].filter((t): t is Tensor => !!t)], 'bwd');
   const { e, B, T, H } = p;
   if (dy.numel !== y.numel || y.numel !== B * T * p.d) throw new Error(`attention backward: dy has ${dy.numel} elements, y has ${y.numel}, expected ${B * T * p.d}`);
   const dqkv = out.dqkv ?? e.empty(qkv.shape, 'f32', 'attn.dqkv');

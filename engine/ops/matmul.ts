@@ -14,7 +14,7 @@ import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, gradTarget, TEX_SLOT, textureFits, toTexture, useTextures } from './common.ts';
+import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture, useTextures } from './common.ts';
 
 export { useTextures } from './common.ts';
 
@@ -49,10 +49,21 @@ export interface MatmulProblem {
   texB?: boolean;
   /** Read A through a texture (subgroup variants, A not transposed, see `useTextures`): true or false forces it where possible / off; default: automatic. */
   texA?: boolean;
+  /**
+   * Split K into this many chunks (shared variants, batch 1): partial products into a scratch
+   * [S, M, N], then a summing pass that adds bias and C. Default: `chooseSplitK` (hardware only).
+   */
+  splitK?: number;
 }
 
 /** Products with fewer multiply-adds than this run the naive kernel (one small dispatch). */
 export const MATMUL_TINY = 32768;
+
+/**
+ * Hardware adapters: the fewest 128×128 output tiles for which `shared128` is chosen over the 64×64
+ * `shared` kernel (below it, 64×64 tiles keep more of the GPU's multiprocessors busy).
+ */
+export const SHARED128_MIN_TILES = 128;
 
 /** Whether this engine can run the subgroup-broadcast register variants. */
 export function hasSubgroupVariants(engine: Engine): boolean {
@@ -76,8 +87,9 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  *     pairs; for nt 0.83× (Bᵀ from a buffer) and 0.98–1.07× (through a texture), below K = 512
  *     mixed;
  *   software adapter without subgroups → `reg4x4`;
- *   hardware adapter → the shared-memory tiled kernel, or `reg4x4` when the output has fewer
- *     than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
+ *   hardware adapter → `shared128` (128×128 tiles, 8×8 per thread) when the product has at least
+ *     SHARED128_MIN_TILES such tiles, else the 64×64 `shared` kernel, or `reg4x4` when the output
+ *     has fewer than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
  */
 export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1, transB = false): string {
   const macs = M * N * K * batch;
@@ -89,8 +101,33 @@ export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: num
     if (!transB && N >= 256 && N % 64 === 0 && K >= 512 && useTextures(engine)) return 'sg64x16';
     return N >= 48 ? 'sg64x8' : 'sg64x4';
   }
-  if (M * N * batch < 64 * 64 * 4) return 'reg4x4';
+  // Small outputs: reg4x4, unless K is long enough to split over the GPU (chooseSplitK).
+  if (M * N * batch < 64 * 64 * 4) return batch === 1 && K >= SPLITK_MIN_K ? 'shared' : 'reg4x4';
+  if (Math.ceil(M / 128) * Math.ceil(N / 128) * batch >= SHARED128_MIN_TILES) return 'shared128';
   return 'shared';
+}
+
+/** Split-K needs at least this long a K (shorter products keep one pass). */
+export const SPLITK_MIN_K = 1024;
+/** Split-K aims at about this many workgroups in all (a couple of waves on a big GPU). */
+export const SPLITK_TARGET_GROUPS = 256;
+/** Each split covers at least this many k's. */
+export const SPLITK_MIN_CHUNK = 256;
+
+/**
+ * Splits of K for a product on this engine (1 = no split): on hardware adapters, for the shared
+ * variants of a single product whose output has too few tiles to fill the GPU and whose K is
+ * long — the weight gradients xᵀ·dY (e.g. 128×384 outputs over K = 2048 rows: 12 workgroups of
+ * 64×64 for the whole GPU), which would otherwise run one long K loop on a handful of
+ * multiprocessors. Software adapters have 2–16 cores that a few workgroups already fill.
+ */
+export function chooseSplitK(engine: Engine, variant: string, M: number, N: number, K: number, batch = 1): number {
+  if (engine.device.info.software || batch !== 1 || K < SPLITK_MIN_K) return 1;
+  if (variant !== 'shared' && variant !== 'shared128') return 1;
+  const { tileM, tileN } = KM.matmulGeometry(variant);
+  const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN);
+  if (tiles >= SPLITK_TARGET_GROUPS) return 1;
+  return Math.max(1, Math.min(Math.ceil(SPLITK_TARGET_GROUPS / tiles), Math.floor(K / SPLITK_MIN_CHUNK)));
 }
 
 /**
@@ -113,8 +150,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const isReg = /^(reg|sg)\d/.test(variant);
   const contA = transA ? M : K;
   const contB = transB ? K : N;
-  // naive and shared read scalars (shared stages scalars into workgroup memory): no vec4 kernels.
-  const vec = isReg;
+  // naive and shared read scalars (shared stages scalars into workgroup memory): no vec4 kernels;
+  // shared128 reads vec4 along an operand's contiguous dimension where it can.
+  const vec = isReg || variant === 'shared128';
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
@@ -135,6 +173,12 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
   });
+  let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
+  if (splits > 1 && (batch !== 1 || (variant !== 'shared' && variant !== 'shared128')))
+    throw new Error(`matmul: splitK needs a single product (batch 1) and a shared variant, got batch ${batch}, ${variant}`);
+  // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
+  const kChunk = splits > 1 ? Math.ceil(K / splits / 16) * 16 : Math.max(K, 1);
+  if (splits > 1) splits = Math.ceil(K / kChunk);
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
   const geo = KM.matmulGeometry(variant);
@@ -143,8 +187,25 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const aBytes = (sA === 0 ? 1 : batch) * M * K * 4;
   const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
+  if (splits > 1) {
+    // Partial products into a scratch [splits, M, N] (vec4 C when N % 4 = 0), then one summing pass.
+    const spec1 = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC: N % 4 === 0 });
+    const part = engine.empty([splits, M, N], 'f32', 'matmul.splitk');
+    engine.dispatch(spec1, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], splits], {
+      flops: 2 * M * N * K,
+      bytes: aBytes + bBytes + splits * M * N * 4,
+    });
+    const v4 = N % 4 === 0 && aligned(c) && (!bias || aligned(bias));
+    const w = v4 ? 4 : 1;
+    engine.dispatch(KM.splitKSum({ vec4: v4 }), [part, bias ?? part, c], { S: splits, MN: (M * N) / w, N: N / w, flags }, grid1d((M * N) / w, KM.SPLITK_WG), {
+      flops: splits * M * N,
+      bytes: (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0),
+    });
+    part.dispose();
+    return;
+  }
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
-  engine.dispatch(spec, [aBind, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags }, grid, {
+  engine.dispatch(spec, [aBind, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags, splits: 1, kChunk }, grid, {
     flops: 2 * M * N * K * batch,
     bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
   });

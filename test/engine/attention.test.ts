@@ -358,6 +358,17 @@ describe('attention dropout', () => {
     }
   });
 
+  it('sg at hd 64 split over 4 lanes (16 channels per lane: the backward auto picks on hardware)', async () => {
+    const e = await engine();
+    if (!availableAttentionVariants(e).includes('sg')) return;
+    const s4: Shape = { B: 1, T: 21, H: 2, hd: 64 };
+    const d4 = s4.H * s4.hd;
+    const qkv4 = randArray(s4.B * s4.T * 3 * d4, 520, -1, 1);
+    const dy4 = randArray(s4.B * s4.T * d4, 521, -1, 1);
+    const mask = makeMask(s4.B, s4.T, 522, true);
+    checkAgainstRef(await runGpu(e, qkv4, dy4, s4, { variant: 'sg', split: 4 }, mask), qkv4, dy4, s4, mask);
+  });
+
   it('sg with each row split over 2 and 4 lanes (4- and 2-key blocks) and with 3 rows per lane, with padding and dropout', async () => {
     const e = await engine();
     if (!availableAttentionVariants(e).includes('sg')) return;

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward, startGrad } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
-import { chooseMatmulVariant, colsum, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
+import { chooseMatmulVariant, chooseSplitK, colsum, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
 import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
@@ -24,7 +24,7 @@ const TOL = 1e-4;
  */
 async function variants(): Promise<string[]> {
   const e = await engine();
-  return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4', 'sg16x4', 'sg8x8'] : []), 'shared'];
+  return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4', 'sg16x4', 'sg8x8'] : []), 'shared', 'shared128'];
 }
 
 /** float64 op(A)·op(B) for one batch entry; A stored [M,K] or [K,M], B stored [K,N] or [N,K]. */
@@ -226,7 +226,10 @@ describe('matmul kernels', () => {
       expect(chooseMatmulVariant(e, 1024, 1024, 1024, 1, true)).toBe('sg64x8');
     }
     if (e.device.info.software) expect(big).toMatch(hasSubgroupVariants(e) ? /^sg\d/ : /^reg\d/);
-    else expect(big).toBe('shared');
+    else {
+      expect(big).toBe('shared');
+      expect(chooseMatmulVariant(e, 4096, 4096, 1024)).toBe('shared128');
+    }
     const spec = matmulKernel({ variant: big, transA: false, transB: true, vecA: true, vecB: true, vecC: true });
     expect(spec.name).toBe(`matmul.${big}.nt[a4,b4,c4]`);
     expect(() => matmulKernel({ variant: 'bogus', transA: false, transB: false, vecA: false, vecB: false, vecC: false })).toThrow(/unknown variant/);
@@ -323,6 +326,59 @@ describe('matmul kernels', () => {
     expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true }).name).toBe('matmul.sg64x8.nt[at,b4,c4]');
     expect(matmulKernel({ variant: 'sg64x8', transA: false, transB: true, vecA: true, vecB: true, vecC: true, texA: true, texB: true }).name).toBe('matmul.sg64x8.nt[at,bt,c4]');
     expect(() => matmulKernel({ variant: 'sg32x4', transA: true, transB: false, vecA: true, vecB: true, vecC: true, texA: true })).toThrow(/texture A/);
+  });
+
+  it('split-K (shared variants): every form, odd and aligned shapes, uneven chunks, bias and accumulate', async () => {
+    const e = await engine();
+    let seed = 5000;
+    for (const variant of ['shared', 'shared128'])
+      for (const [M, N, K, S] of [
+        [3, 17, 1000, 3], // odd: scalar loads, last chunk short
+        [17, 5, 257, 7], // chunks of 48 k's (whole 16-k tiles), last one 17
+        [36, 132, 68, 2], // aligned: vec4 loads and stores
+        [130, 8, 4000, 16], // more than one row tile
+      ] as [number, number, number, number][])
+        for (const form of FORMS) {
+          const [tA, tB] = form;
+          const a = randArray(M * K, seed++);
+          const b = randArray(K * N, seed++);
+          const bias = randArray(N, seed++);
+          const c0 = randArray(M * N, seed++);
+          const ta = e.tensor(a, stored(M, K, tA));
+          const tb = e.tensor(b, stored(K, N, tB));
+          const tbias = e.tensor(bias);
+          const prod = ref64(a, b, M, N, K, tA, tB);
+          for (const [useBias, acc] of [
+            [false, false],
+            [true, true],
+          ]) {
+            const c = acc ? e.tensor(c0, [M, N]) : e.empty([M, N]);
+            if (!acc) poison(e, c);
+            encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, accumulate: acc, variant, splitK: S }, useBias ? tbias : null);
+            const got = await readPoisoned(e, c);
+            const want = prod.map((v, i) => v + (useBias ? bias[i % N]! : 0) + (acc ? c0[i]! : 0));
+            expect(relErr(got, want), `${variant} ${formName(form)} ${M}x${N}x${K} splitK ${S} bias=${useBias} acc=${acc}`).toBeLessThanOrEqual(TOL);
+          }
+        }
+    const x = e.tensor(randArray(8 * 8 * 2, 1), [2, 8, 8]);
+    expect(() => encodeMatmul(e, x, x, e.empty([2, 8, 8]), { M: 8, N: 8, K: 8, batch: 2, variant: 'shared', splitK: 2 })).toThrow(/splitK needs a single product/);
+    expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4', splitK: 2 })).toThrow(/splitK needs/);
+  });
+
+  it('chooses split-K on hardware adapters only, for small outputs over long K', async () => {
+    const e = await engine();
+    const hw = { device: { info: { software: false } } } as unknown as Engine;
+    // Software adapters never split.
+    if (e.device.info.software) expect(chooseSplitK(e, 'shared', 128, 384, 2048)).toBe(1);
+    // Small shape-(a) weight gradient: 12 tiles of 64×64 → 8 splits of 256 (K-limited).
+    expect(chooseSplitK(hw, 'shared', 128, 384, 2048)).toBe(8);
+    // GPT-2's 768×768 dW over 4096 rows: 144 tiles of 64 → split 2.
+    expect(chooseSplitK(hw, 'shared', 768, 768, 4096)).toBe(2);
+    // Enough tiles already, short K, batched, or a non-shared variant: no split.
+    expect(chooseSplitK(hw, 'shared128', 4096, 4096, 4096)).toBe(1);
+    expect(chooseSplitK(hw, 'shared', 128, 384, 512)).toBe(1);
+    expect(chooseSplitK(hw, 'shared', 128, 384, 2048, 4)).toBe(1);
+    expect(chooseSplitK(hw, 'reg4x4', 128, 384, 2048)).toBe(1);
   });
 
   it('is deterministic: the same inputs give bitwise the same outputs', async () => {
