@@ -754,7 +754,8 @@ export const COLSUM_WG = 64;
 /**
  * Column sums of X [R, N] (row-major): out[n] = Σ_r X[r, n] (+ out[n] with `accumulate`).
  * Two passes keep it parallel and deterministic (no atomics): `colsumPartial` writes per-chunk
- * sums partial[c, n] = Σ_{r in chunk c} X[r, n] (chunks of COLSUM_CHUNK rows, in row order);
+ * sums partial[c, n] = Σ_{r in chunk c} X[r, n] (chunks of `chunk` rows, in row order: COLSUM_CHUNK,
+ * or about √R on hardware adapters so neither pass runs a long serial loop);
  * `colsumFinal` adds the chunks in order. With one chunk, `colsumFinal` alone reads X directly
  * (X is then its own "partials" with `chunks` = R).
  * vec4 along N when N % 4 = 0 (then `N` is given in vec4 units).
@@ -764,7 +765,7 @@ export const colsumPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
   return kernel({
     name: `matmul.colsum.partial${vec4 ? '[v4]' : ''}`,
     bindings: [ro('X', `array<${t}>`), rw('partial', `array<${t}>`)],
-    uniforms: [['R', 'u32'], ['N', 'u32']],
+    uniforms: [['R', 'u32'], ['N', 'u32'], ['chunk', 'u32']],
     workgroupSize: [COLSUM_WG, 1, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(WG_X, 1, 1)
@@ -772,8 +773,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
   let c = gid.y;
   if (n >= P.N) { return; }
-  let r0 = c * ${COLSUM_CHUNK}u;
-  let r1 = min(r0 + ${COLSUM_CHUNK}u, P.R);
+  let r0 = c * P.chunk;
+  let r1 = min(r0 + P.chunk, P.R);
   var s = ${t}(0.0);
   var r = r0;
   for (; r + 4u <= r1; r = r + 4u) {

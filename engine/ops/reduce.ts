@@ -25,11 +25,16 @@ function targetThreads(e: Engine): number {
 /**
  * How to split a reduction of length n over `outputs` independent sums: chunks of chunkLen (the last
  * may be shorter). Depends only on the shape and the adapter kind, so results are reproducible.
+ * On hardware adapters there are at most ⌈√n⌉ chunks: the final pass sums the chunks serially per
+ * output, so 16 outputs over 63 000 rows (the needle model's LayerNorm dγ, dβ) made ~3 900 chunks of
+ * 16 rows and a 3 900-step loop per output (0.8 ms per LayerNorm on an H200); √n balances the two
+ * passes' loops (~250 steps each).
  */
 export function planChunks(e: Engine, outputs: number, n: number, minChunk = 32): { nChunks: number; chunkLen: number } {
   let nChunks = 1;
   const target = targetThreads(e);
   if (outputs < target && n > minChunk) nChunks = Math.min(Math.ceil(target / Math.max(1, outputs)), Math.ceil(n / minChunk));
+  if (!e.device.info.software) nChunks = Math.min(nChunks, Math.max(1, Math.ceil(Math.sqrt(n))));
   const chunkLen = Math.max(1, Math.ceil(n / nChunks));
   return { nChunks: Math.max(1, Math.ceil(n / chunkLen)), chunkLen };
 }

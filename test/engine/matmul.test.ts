@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward, startGrad } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
-import { chooseMatmulVariant, chooseSplitK, colsum, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
+import { chooseMatmulVariant, chooseSplitK, colsum, colsumChunkRows, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
 import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
@@ -200,15 +200,23 @@ describe('matmul kernels', () => {
       const tx = e.tensor(x, [R, N]);
       const want = new Float64Array(N);
       for (let r = 0; r < R; r++) for (let n = 0; n < N; n++) want[n] += x[r * N + n]!;
-      for (const passes of [1, 2, undefined] as const) {
+      // [passes, chunk rows]: automatic, one pass, two with COLSUM_CHUNK rows, two with ~√R rows (the
+      // hardware plan) and with an odd chunk length.
+      for (const [passes, chunkRows] of [
+        [1, undefined],
+        [2, undefined],
+        [undefined, undefined],
+        [2, Math.max(64, Math.ceil(Math.sqrt(R)))],
+        [2, 37],
+      ] as const) {
         const out = e.empty([N]);
         poison(e, out);
-        encodeColsum(e, tx, R, N, out, false, passes);
-        expect(relErr(await readPoisoned(e, out), want), `colsum ${R}x${N} passes ${passes}`).toBeLessThanOrEqual(1e-5);
+        encodeColsum(e, tx, R, N, out, false, passes, chunkRows);
+        expect(relErr(await readPoisoned(e, out), want), `colsum ${R}x${N} passes ${passes} chunk ${chunkRows}`).toBeLessThanOrEqual(1e-5);
         const base = randArray(N, seed++);
         const acc = e.tensor(base);
-        encodeColsum(e, tx, R, N, acc, true, passes);
-        expect(relErr(await acc.read(), want.map((v, i) => v + base[i]!)), `colsum+= ${R}x${N} passes ${passes}`).toBeLessThanOrEqual(1e-5);
+        encodeColsum(e, tx, R, N, acc, true, passes, chunkRows);
+        expect(relErr(await acc.read(), want.map((v, i) => v + base[i]!)), `colsum+= ${R}x${N} passes ${passes} chunk ${chunkRows}`).toBeLessThanOrEqual(1e-5);
       }
       expect(relErr(await colsum(tx).read(), want)).toBeLessThanOrEqual(1e-5);
     }
@@ -368,6 +376,10 @@ describe('matmul kernels', () => {
   it('chooses split-K on hardware adapters only, for small outputs over long K', async () => {
     const e = await engine();
     const hw = { device: { info: { software: false } } } as unknown as Engine;
+    // Two-pass colsum chunks: 64 rows on software adapters, ~√R on hardware.
+    if (e.device.info.software) expect(colsumChunkRows(e, 63000)).toBe(64);
+    expect(colsumChunkRows(hw, 63000)).toBe(251);
+    expect(colsumChunkRows(hw, 2048)).toBe(64);
     // Software adapters never split.
     if (e.device.info.software) expect(chooseSplitK(e, 'shared', 128, 384, 2048)).toBe(1);
     // Small shape-(a) weight gradient: 12 tiles of 64×64 → 8 splits of 256 (K-limited).

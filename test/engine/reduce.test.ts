@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
-import { mean, reduceAxisInto, sum, sumOfSquares, type ReduceVariant } from '../../engine/ops/reduce.ts';
+import { mean, planChunks, reduceAxisInto, sum, sumOfSquares, type ReduceVariant } from '../../engine/ops/reduce.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { fdGrad, POISON, poison, poisonPool, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
 
@@ -105,6 +105,29 @@ describe('sum / mean over an axis', () => {
     const a = await sum(x, 0).read();
     const b = await sum(x, 0).read();
     expect(Array.from(b)).toEqual(Array.from(a));
+  });
+});
+
+describe('planChunks', () => {
+  it('covers every element; on hardware at most ⌈√n⌉ chunks', async () => {
+    const e = await engine();
+    const hw = { device: { info: { software: false } } } as unknown as Engine;
+    for (const eng of [e, hw])
+      for (const [outputs, n, minChunk] of [
+        [16, 63000, 16],
+        [768, 4096, 16],
+        [1, 4096, 32],
+        [3, 10, 32],
+        [100000, 64, 32],
+      ] as [number, number, number][]) {
+        const { nChunks, chunkLen } = planChunks(eng, outputs, n, minChunk);
+        expect(nChunks * chunkLen).toBeGreaterThanOrEqual(n);
+        expect((nChunks - 1) * chunkLen).toBeLessThan(n);
+        if (eng === hw) expect(nChunks).toBeLessThanOrEqual(Math.ceil(Math.sqrt(n)));
+      }
+    // The needle model's LayerNorm parameter gradients (16 columns over 63 000 rows).
+    expect(planChunks(hw, 16, 63000, 16)).toEqual({ nChunks: 251, chunkLen: 251 });
+    if (e.device.info.software) expect(planChunks(e, 16, 63000, 16).nChunks).toBe(256);
   });
 });
 
