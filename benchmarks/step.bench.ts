@@ -5,8 +5,8 @@
  *   (g) GPT-2 small 12_12_768, vocab 50257, context 1024, batch 4 (tied head; hardware adapters)
  * reporting ms/step, tokens/s, dispatches and submits per step, bytes allocated per steady-state
  * step and achieved GFLOP/s; then the same step in TensorFlow.js WebGPU (same adapter, same run) and
- * PyTorch (on the CPU when /usr/bin/python3 has torch; KINDLING_TORCH_PYTHON / KINDLING_TORCH_DEVICE=cuda
- * pick another interpreter and a CUDA GPU), alternating engine and peer runs so drift on a
+ * PyTorch (when /usr/bin/python3 or python3 on the PATH has torch: on the CPU, or through CUDA when
+ * the engine runs on a GPU; KINDLING_TORCH_PYTHON / KINDLING_TORCH_DEVICE override), alternating engine and peer runs so drift on a
  * noisy machine hits both, and printing the ratios. With --profile, a per-kernel table of one step.
  *
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
@@ -234,9 +234,14 @@ async function main(): Promise<void> {
         }
         if (round === 1) {
           const { runTorchGptStep } = await import('./peers/torch_gpt.ts');
-          const tr = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)) }).catch((e: Error) => ({
-            unavailable: e.message.split('\n')[0]!,
-          }));
+          // On a GPU adapter the peer runs on CUDA (falling back to the CPU where torch has none)
+          // unless KINDLING_TORCH_DEVICE says otherwise.
+          const torchSteps = Math.max(2, Math.min(5, steps));
+          const auto = !process.env.KINDLING_TORCH_DEVICE && !engine.device.info.software;
+          const torchRun = (device?: string) =>
+            runTorchGptStep(s.name, { warmup: 1, steps: torchSteps, ...(device ? { device } : {}) }).catch((e: Error) => ({ unavailable: e.message.split('\n')[0]! }));
+          let tr = await torchRun(auto ? 'cuda' : undefined);
+          if (auto && 'unavailable' in tr) tr = await torchRun('cpu');
           if ('unavailable' in tr) {
             torchNote = tr.unavailable;
             console.log(`[${s.name}] PyTorch peer unavailable: ${torchNote}`);
@@ -246,7 +251,7 @@ async function main(): Promise<void> {
             console.log(`[${s.name}] PyTorch ${tr.torch} ${tr.device}, float32: ${fmt(torch)} ms/step`);
             if (tr.device !== 'cpu') {
               // On CUDA also the TF32 tensor-core number, for scale (the table keeps strict float32).
-              const t32 = await runTorchGptStep(s.name, { warmup: 1, steps: Math.max(2, Math.min(5, steps)), tf32: true }).catch(() => ({ unavailable: '' }));
+              const t32 = await runTorchGptStep(s.name, { warmup: 1, steps: torchSteps, device: 'cuda', tf32: true }).catch(() => ({ unavailable: '' }));
               if (!('unavailable' in t32)) console.log(`[${s.name}] PyTorch ${t32.device}, TF32 matmuls: ${fmt(t32.msPerStep)} ms/step`);
             }
           }

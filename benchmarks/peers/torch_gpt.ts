@@ -10,6 +10,24 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const TORCH_PYTHON = process.env.KINDLING_TORCH_PYTHON || '/usr/bin/python3';
+
+let defaultPython: string | null = null;
+
+/**
+ * The interpreter the peer runs with: $KINDLING_TORCH_PYTHON; else /usr/bin/python3 when it imports
+ * torch (Debian's python3-torch); else `python3` on the PATH when that one does (a virtual
+ * environment, e.g. a CUDA machine's image); else /usr/bin/python3, so the reason names it.
+ */
+export function defaultTorchPython(): string {
+  if (defaultPython) return defaultPython;
+  if (process.env.KINDLING_TORCH_PYTHON) return (defaultPython = process.env.KINDLING_TORCH_PYTHON);
+  const imports = (py: string) => {
+    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
+    return !r.error && r.status === 0;
+  };
+  defaultPython = existsSync('/usr/bin/python3') && imports('/usr/bin/python3') ? '/usr/bin/python3' : imports('python3') ? 'python3' : '/usr/bin/python3';
+  return defaultPython;
+}
 export const TORCH_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_gpt_step.py');
 
 export interface TorchGptOptions {
@@ -23,13 +41,13 @@ export interface TorchGptOptions {
   lr?: number;
   /** A JSON state written from the TF.js peer's exportState(): weights and batch (shape is ignored). */
   statePath?: string;
-  /** Python interpreter (default /usr/bin/python3). */
+  /** Python interpreter (default: `defaultTorchPython()`). */
   python?: string;
   /** Extra environment for the child (e.g. LD_LIBRARY_PATH to an OpenBLAS build, OMP_NUM_THREADS). */
   env?: Record<string, string>;
   /** Kill the child after this long (default 30 min). */
   timeoutMs?: number;
-  /** 'cpu' or 'cuda' (default: env KINDLING_TORCH_DEVICE, else cpu). */
+  /** 'cpu' or 'cuda' (default: env KINDLING_TORCH_DEVICE, else cpu; the step benchmark asks for cuda on GPU adapters). */
   device?: string;
   /** On CUDA, let matmuls use TF32 (default: strict float32, like the engine). */
   tf32?: boolean;
@@ -56,13 +74,13 @@ export type TorchGptOutcome = TorchGptResult | { unavailable: string };
 let availability: Promise<string | null> | null = null;
 
 /** null when /usr/bin/python3 can import torch; otherwise the reason it cannot. */
-export function torchUnavailableReason(python = TORCH_PYTHON): Promise<string | null> {
-  if (python !== TORCH_PYTHON) return checkTorch(python);
+export function torchUnavailableReason(python = defaultTorchPython()): Promise<string | null> {
+  if (python !== defaultTorchPython()) return checkTorch(python);
   return (availability ??= checkTorch(python));
 }
 
 async function checkTorch(python: string): Promise<string | null> {
-  if (!existsSync(python)) return `${python} not found`;
+  if (python.includes('/') && !existsSync(python)) return `${python} not found`;
   const r = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 60_000 });
   if (r.error) return `${python} failed to run: ${r.error.message}`;
   if (r.status !== 0) {
@@ -73,15 +91,15 @@ async function checkTorch(python: string): Promise<string | null> {
 }
 
 /** Synchronous check for test files (`it.skipIf(!torchAvailableSync())`). */
-export function torchAvailableSync(python = TORCH_PYTHON): boolean {
-  if (!existsSync(python)) return false;
+export function torchAvailableSync(python = defaultTorchPython()): boolean {
+  if (python.includes('/') && !existsSync(python)) return false;
   const r = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
   return !r.error && r.status === 0;
 }
 
 /** Runs the PyTorch peer for one shape; `unavailable` says why when python or torch is missing. */
 export async function runTorchGptStep(shape: 'a' | 'b' | 'g' | 'tiny', opts: TorchGptOptions = {}): Promise<TorchGptOutcome> {
-  const python = opts.python ?? TORCH_PYTHON;
+  const python = opts.python ?? defaultTorchPython();
   const reason = await torchUnavailableReason(python);
   if (reason) return { unavailable: reason };
   const args = [
