@@ -604,32 +604,22 @@ function shared128Body(o: MatmulKernelOptions): string {
     // Flat element index of op(x, k) in the operand's own layout.
     const flat = (x: string, k: string): string => (kContig ? `${bb} + (${x}) * P.K + (${k})` : `${bb} + (${k}) * ${lim} + (${x})`);
     const load = (x: string, k: string): string => (op === 'A' ? `loadA(aB, ${x}, ${k})` : `loadB(bB, ${k}, ${x})`);
+    // kContig: thread idx takes 4 consecutive k's of row idx/4 and stores them transposed (k-major);
+    // else 4 consecutive rows at k = idx/32, one vec4 of the staged tile.
+    const xi = (i: number): string => (kContig ? 'x' : `x + ${i}u`);
+    const ki = (i: number): string => (kContig ? `k + ${i}u` : 'k');
     for (let g = 0; g < 2; g++) {
       ln(`  {`);
       ln(`    let idx = t + ${g * 256}u;`);
-      if (kContig) {
-        // Four consecutive k's of one row; stored transposed (k-major).
-        ln(`    let r = idx >> 2u;`);
-        ln(`    let kq = (idx & 3u) * 4u;`);
-        ln(`    let x = ${base} + r;`);
-        ln(`    let k = k0 + kq;`);
-        ln(`    var v = vec4<f32>(0.0);`);
-        if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
-        else
-          for (let i = 0; i < 4; i++) ln(`    if (x < ${lim} && k + ${i}u < kEnd) { v[${i}] = ${load('x', `k + ${i}u`)}; }`);
-        for (let i = 0; i < 4; i++) ln(`    ${arr}[(kq + ${i}u) * ${PAD}u + (r >> 2u)][r & 3u] = v[${i}];`);
-      } else {
-        // Four consecutive rows at one k: one vec4 of the staged tile.
-        ln(`    let kk = idx >> 5u;`);
-        ln(`    let xq = (idx & 31u) * 4u;`);
-        ln(`    let x = ${base} + xq;`);
-        ln(`    let k = k0 + kk;`);
-        ln(`    var v = vec4<f32>(0.0);`);
-        if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
-        else
-          for (let i = 0; i < 4; i++) ln(`    if (x + ${i}u < ${lim} && k < kEnd) { v[${i}] = ${load(`x + ${i}u`, 'k')}; }`);
-        ln(`    ${arr}[kk * ${PAD}u + (xq >> 2u)] = v;`);
-      }
+      ln(kContig ? `    let r = idx >> 2u;\n    let kk = (idx & 3u) * 4u;` : `    let r = (idx & 31u) * 4u;\n    let kk = idx >> 5u;`);
+      ln(`    let x = ${base} + r;`);
+      ln(`    let k = k0 + kk;`);
+      ln(`    var v = vec4<f32>(0.0);`);
+      // Vec4 loads: the contiguous dimension is a multiple of 4, so the 4 values are in range together.
+      if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
+      else for (let i = 0; i < 4; i++) ln(`    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`);
+      if (kContig) for (let i = 0; i < 4; i++) ln(`    ${arr}[(kk + ${i}u) * ${PAD}u + (r >> 2u)][r & 3u] = v[${i}];`);
+      else ln(`    ${arr}[kk * ${PAD}u + (r >> 2u)] = v;`);
       ln(`  }`);
     }
   };

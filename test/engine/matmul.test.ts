@@ -49,6 +49,37 @@ async function readPoisoned(e: Engine, t: Tensor): Promise<Float32Array> {
   return d;
 }
 
+/**
+ * C (+)= op(A)·op(B) (+ bias) on fresh random operands for each [bias, accumulate] case, checked
+ * against float64 (poisoned output when not accumulating). Returns the next seed.
+ */
+async function checkBiasAccumulate(
+  e: Engine,
+  p: { M: number; N: number; K: number; tA: boolean; tB: boolean; variant: string; splitK?: number },
+  cases: [boolean, boolean][],
+  seed: number,
+): Promise<number> {
+  const { M, N, K, tA, tB, variant } = p;
+  const a = randArray(M * K, seed++);
+  const b = randArray(K * N, seed++);
+  const bias = randArray(N, seed++);
+  const c0 = randArray(M * N, seed++);
+  const ta = e.tensor(a, stored(M, K, tA));
+  const tb = e.tensor(b, stored(K, N, tB));
+  const tbias = e.tensor(bias);
+  const prod = ref64(a, b, M, N, K, tA, tB);
+  for (const [useBias, acc] of cases) {
+    const c = acc ? e.tensor(c0, [M, N]) : e.empty([M, N]);
+    if (!acc) poison(e, c);
+    encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, accumulate: acc, variant, ...(p.splitK ? { splitK: p.splitK } : {}) }, useBias ? tbias : null);
+    const got = await readPoisoned(e, c);
+    const want = prod.map((v, i) => v + (useBias ? bias[i % N]! : 0) + (acc ? c0[i]! : 0));
+    const what = `${variant} ${tA ? 't' : 'n'}${tB ? 't' : 'n'} ${M}x${N}x${K}${p.splitK ? ` splitK ${p.splitK}` : ''} bias=${useBias} acc=${acc}`;
+    expect(relErr(got, want), what).toBeLessThanOrEqual(TOL);
+  }
+  return seed;
+}
+
 const FORMS: [boolean, boolean][] = [
   [false, false],
   [false, true],
@@ -102,29 +133,12 @@ describe('matmul kernels', () => {
         [64, 36, 40],
         [5, 3, 257],
       ] as [number, number, number][])
-        for (const form of [FORMS[0]!, FORMS[1]!, FORMS[2]!]) {
-          const [tA, tB] = form;
-          const a = randArray(M * K, seed++);
-          const b = randArray(K * N, seed++);
-          const bias = randArray(N, seed++);
-          const c0 = randArray(M * N, seed++);
-          const ta = e.tensor(a, stored(M, K, tA));
-          const tb = e.tensor(b, stored(K, N, tB));
-          const tbias = e.tensor(bias);
-          const prod = ref64(a, b, M, N, K, tA, tB);
-          for (const [useBias, acc] of [
+        for (const [tA, tB] of [FORMS[0]!, FORMS[1]!, FORMS[2]!])
+          seed = await checkBiasAccumulate(e, { M, N, K, tA, tB, variant }, [
             [true, false],
             [false, true],
             [true, true],
-          ]) {
-            const c = acc ? e.tensor(c0, [M, N]) : e.empty([M, N]);
-            if (!acc) poison(e, c);
-            encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, accumulate: acc, variant }, useBias ? tbias : null);
-            const got = await readPoisoned(e, c);
-            const want = prod.map((v, i) => v + (useBias ? bias[i % N]! : 0) + (acc ? c0[i]! : 0));
-            expect(relErr(got, want), `${variant} ${formName(form)} bias=${useBias} acc=${acc} ${M}x${N}x${K}`).toBeLessThanOrEqual(TOL);
-          }
-        }
+          ], seed);
   });
 
   it('batched products with per-operand strides; stride 0 broadcasts', async () => {
@@ -346,28 +360,11 @@ describe('matmul kernels', () => {
         [36, 132, 68, 2], // aligned: vec4 loads and stores
         [130, 8, 4000, 16], // more than one row tile
       ] as [number, number, number, number][])
-        for (const form of FORMS) {
-          const [tA, tB] = form;
-          const a = randArray(M * K, seed++);
-          const b = randArray(K * N, seed++);
-          const bias = randArray(N, seed++);
-          const c0 = randArray(M * N, seed++);
-          const ta = e.tensor(a, stored(M, K, tA));
-          const tb = e.tensor(b, stored(K, N, tB));
-          const tbias = e.tensor(bias);
-          const prod = ref64(a, b, M, N, K, tA, tB);
-          for (const [useBias, acc] of [
+        for (const [tA, tB] of FORMS)
+          seed = await checkBiasAccumulate(e, { M, N, K, tA, tB, variant, splitK: S }, [
             [false, false],
             [true, true],
-          ]) {
-            const c = acc ? e.tensor(c0, [M, N]) : e.empty([M, N]);
-            if (!acc) poison(e, c);
-            encodeMatmul(e, ta, tb, c, { M, N, K, transA: tA, transB: tB, accumulate: acc, variant, splitK: S }, useBias ? tbias : null);
-            const got = await readPoisoned(e, c);
-            const want = prod.map((v, i) => v + (useBias ? bias[i % N]! : 0) + (acc ? c0[i]! : 0));
-            expect(relErr(got, want), `${variant} ${formName(form)} ${M}x${N}x${K} splitK ${S} bias=${useBias} acc=${acc}`).toBeLessThanOrEqual(TOL);
-          }
-        }
+          ], seed);
     const x = e.tensor(randArray(8 * 8 * 2, 1), [2, 8, 8]);
     expect(() => encodeMatmul(e, x, x, e.empty([2, 8, 8]), { M: 8, N: 8, K: 8, batch: 2, variant: 'shared', splitK: 2 })).toThrow(/splitK needs a single product/);
     expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4', splitK: 2 })).toThrow(/splitK needs/);
