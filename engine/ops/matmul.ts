@@ -162,23 +162,24 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     vecB && variant.startsWith('sg') && (p.texB ?? useTextures(engine)) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? useTextures(engine)) && textureFits(engine, a, K, M, sA, texARows);
-  const spec = KM.matmulKernel({
-    variant,
-    transA,
-    transB,
-    vecA,
-    vecB,
-    vecC,
-    ...(texB ? { texB: true } : {}),
-    ...(texA ? { texA: true } : {}),
-    ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
-  });
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
   if (splits > 1 && (batch !== 1 || (variant !== 'shared' && variant !== 'shared128')))
     throw new Error(`matmul: splitK needs a single product (batch 1) and a shared variant, got batch ${batch}, ${variant}`);
   // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
   const kChunk = splits > 1 ? Math.ceil(K / splits / 16) * 16 : Math.max(K, 1);
   if (splits > 1) splits = Math.ceil(K / kChunk);
+  const spec = KM.matmulKernel({
+    variant,
+    transA,
+    transB,
+    vecA,
+    vecB,
+    // Split products write their partials to a fresh scratch: vec4 whenever N % 4 = 0.
+    vecC: splits > 1 ? N % 4 === 0 : vecC,
+    ...(texB ? { texB: true } : {}),
+    ...(texA ? { texA: true } : {}),
+    ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
+  });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
   const geo = KM.matmulGeometry(variant);
@@ -188,10 +189,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
   if (splits > 1) {
-    // Partial products into a scratch [splits, M, N] (vec4 C when N % 4 = 0), then one summing pass.
-    const spec1 = KM.matmulKernel({ variant, transA, transB, vecA, vecB, vecC: N % 4 === 0 });
+    // Partial products into a scratch [splits, M, N], then one summing pass.
     const part = engine.empty([splits, M, N], 'f32', 'matmul.splitk');
-    engine.dispatch(spec1, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], splits], {
+    engine.dispatch(spec, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], splits], {
       flops: 2 * M * N * K,
       bytes: aBytes + bBytes + splits * M * N * 4,
     });
