@@ -138,6 +138,13 @@ function ensureRuntimeDir(): void {
   if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = `/tmp/kindling-xdg-${process.getuid?.() ?? 0}`;
 }
 
+/**
+ * Dawn toggles for every device: timestamps unquantised. Dawn rounds timestamp queries down to
+ * multiples of 2^16 ns (65.5 µs) by default (a browser's defence against timing attacks), which
+ * turned every kernel under ~0.1 ms into 0 or 0.066 ms in the profiler on lavapipe and an H200.
+ */
+const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+
 /** The limits we ask for: the adapter's largest values of these. */
 const MAX_LIMITS = [
   'maxStorageBufferBindingSize',
@@ -193,7 +200,7 @@ export class Device {
     const wanted = opts.adapter ?? process.env.KINDLING_ADAPTER;
     const backend = opts.backend ?? process.env.KINDLING_BACKEND;
     const software = opts.software ?? process.env.KINDLING_SOFTWARE === '1';
-    const baseFlags = backend ? [`backend=${backend}`] : [];
+    const baseFlags = [...(backend ? [`backend=${backend}`] : []), ...DAWN_FLAGS];
 
     let adapter: GPUAdapter | null = null;
     if (wanted) {
@@ -208,7 +215,7 @@ export class Device {
           const names = all.map((a) => `  * ${a.backend}: ${a.name}`).join('\n') || '  (none)';
           throw new NoAdapterError(`no adapter matches "${wanted}"; available adapters:\n${names}`);
         }
-        adapter = await requestAdapterWith([`adapter=${pick.name}`, `backend=${pick.backend}`]);
+        adapter = await requestAdapterWith([`adapter=${pick.name}`, `backend=${pick.backend}`, ...DAWN_FLAGS]);
       }
     } else {
       // Dawn's high-performance choice is a GPU whenever one exists; it falls back to a CPU

@@ -39,6 +39,18 @@ describe('profiler', () => {
     expect(trace.traceEvents.every((t) => t.ph === 'X' && t.dur >= 0)).toBe(true);
   });
 
+  it("reports unquantised times (not all multiples of Dawn's default 65.536 µs step)", async () => {
+    const e = await engine();
+    if (!e.profiler.supported) return;
+    const x = e.tensor(randArray(4096, 4));
+    e.profiler.start();
+    for (let i = 0; i < 8; i++) scale(x, 1 + i);
+    const p = await e.profiler.stop();
+    const q = 65536e-6; // ms
+    const offGrid = p.dispatches.filter((d) => d.ms > 0 && Math.abs(d.ms / q - Math.round(d.ms / q)) > 1e-3);
+    expect(offGrid.length, p.dispatches.map((d) => d.ms.toFixed(6)).join(' ')).toBeGreaterThan(0);
+  });
+
   it('records nothing while stopped', async () => {
     const e = await engine();
     if (!e.profiler.supported) return;
