@@ -192,7 +192,10 @@ function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
  */
 function qkvSource(p: Plan, qkv: Tensor, opts: AttentionOptions): Tensor | TextureBinding {
   const rows = p.B * p.T;
-  if (p.variant !== 'sg' || !(opts.tex ?? useTextures(p.e)) || !textureFits(p.e, qkv, 3 * p.d, rows, 0, rows)) return qkv;
+  // Subgroups of 8 only: the path is measured and tested there (lavapipe's default 256-bit vectors);
+  // with LP_NATIVE_VECTOR_WIDTH=512 (16 lanes) its results were wrong while the same kernels
+  // reading the buffer were right.
+  if (p.variant !== 'sg' || p.wg !== 8 || !(opts.tex ?? useTextures(p.e)) || !textureFits(p.e, qkv, 3 * p.d, rows, 0, rows)) return qkv;
   return toTexture(p.e, qkv, 3 * p.d, rows, TEX_SLOT.qkv);
 }
 
