@@ -61,6 +61,13 @@ export interface DeviceOptions {
   software?: boolean;
   /** Optional features to leave out even when present (for testing fallbacks). */
   disableFeatures?: string[];
+  /**
+   * Choose kernels and plans as for this kind of adapter instead of the one found (env
+   * KINDLING_PLAN_AS=hardware|software): lets the CPU-only test machine run the GPU code paths
+   * (shared-memory tiles, split-K, the GPU reduction plans and attention kernels) end to end.
+   * Changes choices only, never results' meaning; `info.software` reports the plan.
+   */
+  planAs?: 'hardware' | 'software';
 }
 
 export interface AdapterSummary {
@@ -232,7 +239,11 @@ export class Device {
     const requiredFeatures = WANTED_FEATURES.filter((f) => adapter!.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'kindling' });
     const backendName = backend ?? (process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan');
-    return new Device(gpu, adapter, summarise(adapter, backendName));
+    const info = summarise(adapter, backendName);
+    const planAs = opts.planAs ?? process.env.KINDLING_PLAN_AS;
+    if (planAs === 'hardware' || planAs === 'software') info.software = planAs === 'software';
+    else if (planAs) throw new Error(`KINDLING_PLAN_AS / planAs must be "hardware" or "software", got "${planAs}"`);
+    return new Device(gpu, adapter, info);
   }
 
   /** One line: vendor, architecture, description, software or hardware, backend. */
