@@ -494,6 +494,17 @@ ${L.join('\n')}
 
 // ------------------------------------------------------------------------------- shared memory
 
+/**
+ * WGSL: batch entry, operand bases and the K range of a shared-variant workgroup. Workgroup z is
+ * batch entry · splits + split (split-K: see the `splits` and `kChunk` uniforms); C's base is per z.
+ */
+const SPLIT_BASES = /* wgsl */ `  let z = wid.z / P.splits;
+  let aB = z * P.sA;
+  let bB = z * P.sB;
+  let cB = wid.z * P.sC;
+  let kBegin = (wid.z % P.splits) * P.kChunk;
+  let kEnd = min(P.K, kBegin + P.kChunk);`;
+
 function sharedBody(o: MatmulKernelOptions): string {
   const T = SHARED_T;
   const R = SHARED_R;
@@ -534,12 +545,7 @@ var<workgroup> Bs: array<array<f32, ${TILE}>, ${KT}>;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let z = wid.z / P.splits;
-  let aB = z * P.sA;
-  let bB = z * P.sB;
-  let cB = wid.z * P.sC;
-  let kBegin = (wid.z % P.splits) * P.kChunk;
-  let kEnd = min(P.K, kBegin + P.kChunk);
+${SPLIT_BASES}
   let tileM = wid.y * ${TILE}u;
   let tileN = wid.x * ${TILE}u;
   let t = lid.y * WG_X + lid.x;
@@ -674,12 +680,7 @@ var<workgroup> Bs: array<vec4<f32>, ${16 * PAD}>;
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let z = wid.z / P.splits;
-  let aB = z * P.sA;
-  let bB = z * P.sB;
-  let cB = wid.z * P.sC;
-  let kBegin = (wid.z % P.splits) * P.kChunk;
-  let kEnd = min(P.K, kBegin + P.kChunk);
+${SPLIT_BASES}
   let tileM = wid.y * 128u;
   let tileN = wid.x * 128u;
   let t = lid.y * 16u + lid.x;
