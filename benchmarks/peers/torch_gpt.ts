@@ -9,8 +9,6 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const TORCH_PYTHON = process.env.KINDLING_TORCH_PYTHON || '/usr/bin/python3';
-
 let defaultPython: string | null = null;
 
 /**
@@ -21,13 +19,10 @@ let defaultPython: string | null = null;
 export function defaultTorchPython(): string {
   if (defaultPython) return defaultPython;
   if (process.env.KINDLING_TORCH_PYTHON) return (defaultPython = process.env.KINDLING_TORCH_PYTHON);
-  const imports = (py: string) => {
-    const r = spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8', timeout: 60_000 });
-    return !r.error && r.status === 0;
-  };
-  defaultPython = existsSync('/usr/bin/python3') && imports('/usr/bin/python3') ? '/usr/bin/python3' : imports('python3') ? 'python3' : '/usr/bin/python3';
+  defaultPython = torchAvailableSync('/usr/bin/python3') ? '/usr/bin/python3' : torchAvailableSync('python3') ? 'python3' : '/usr/bin/python3';
   return defaultPython;
 }
+
 export const TORCH_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_gpt_step.py');
 
 export interface TorchGptOptions {
