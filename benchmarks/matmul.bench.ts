@@ -5,6 +5,9 @@
 //
 //   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4,reg4x4] [--cases=1024,qkv]
 //
+// A variant may carry a split-K factor for the shared kernels: --variants=shared128/s1,shared128/s3
+// (s1: no split, whatever chooseSplitK would pick; the automatic row uses chooseSplitK).
+//
 // Each measurement runs the product and reads C back (ours: one dispatch + readback; TF.js:
 // tf.matMul + data()), alternating ours and theirs, best of several rounds after a warm-up.
 // `runMatmulBench(opts)` is exported for the benchmark runner; it returns the table rows.
@@ -48,7 +51,7 @@ export interface MatmulBenchOptions {
   quick?: boolean;
   /** Run the TF.js peer (default true). */
   peer?: boolean;
-  /** Variants to time besides the automatic choice (default: the register and subgroup tiles). */
+  /** Variants to time besides the automatic choice (default: the register and subgroup tiles); `name/sN` forces N splits of K. */
   variants?: string[];
   /** Only cases whose name contains one of these. */
   cases?: string[];
@@ -82,7 +85,12 @@ export const MATMUL_GPU_CASES: MatmulCase[] = [
   { name: 'gpt2 mlp down', M: 4096, N: 768, K: 3072 },
   { name: 'gpt2 lm head', M: 4096, N: 50257, K: 768, transB: true },
   { name: 'gpt2 dx head', M: 4096, N: 768, K: 50257 },
+  { name: 'gpt2 dx qkv', M: 4096, N: 768, K: 2304, transB: true },
+  { name: 'gpt2 dx mlp', M: 4096, N: 768, K: 3072, transB: true },
+  { name: 'gpt2 dW qkv', M: 768, N: 2304, K: 4096, transA: true },
+  { name: 'gpt2 dW proj', M: 768, N: 768, K: 4096, transA: true },
   { name: 'gpt2 dW mlp', M: 768, N: 3072, K: 4096, transA: true },
+  { name: 'gpt2 dW down', M: 3072, N: 768, K: 4096, transA: true },
   { name: 'gpt2 dwte', M: 50257, N: 768, K: 4096, transA: true },
 ];
 
@@ -131,9 +139,11 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
       // Software: one product and its readback per timing. Hardware: `reps` products (≈ 20 GFLOP in
       // all) in one submission and a wait, so launch and readback latency do not dominate.
       const reps = hw ? Math.max(1, Math.min(50, Math.round(2e10 / flops))) : 1;
-      const ours = async (variant: string): Promise<number> => {
+      const ours = async (name: string): Promise<number> => {
+        const [variant, split] = name.split('/s');
+        const splitK = split ? { splitK: Number(split) } : {};
         const t0 = performance.now();
-        for (let r = 0; r < reps; r++) encodeMatmul(e, a, b, out, { M, N, K, transA: tA, transB: tB, variant });
+        for (let r = 0; r < reps; r++) encodeMatmul(e, a, b, out, { M, N, K, transA: tA, transB: tB, variant: variant!, ...splitK });
         if (hw) await e.sync();
         else await out.read();
         return (performance.now() - t0) / reps;
@@ -161,8 +171,16 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
       }
       const best = new Map<string, number>();
       let tfBest = Infinity;
-      // Warm-up: compile every kernel once.
-      for (const v of list) await ours(v.replace(/^auto:/, ''));
+      // Warm-up: compile every kernel once; a variant the shape cannot take (a split-K scratch over
+      // the binding limit, say) is reported and dropped.
+      for (const v of [...list]) {
+        try {
+          await ours(v.replace(/^auto:/, ''));
+        } catch (err) {
+          log(`${c.name.padEnd(18)} ${v}: skipped (${(err as Error).message.split('\n')[0]})`);
+          list.splice(list.indexOf(v), 1);
+        }
+      }
       if (theirs) await theirs();
       for (let r = 0; r < rounds; r++) {
         for (const v of list) {

@@ -65,6 +65,13 @@ export const MATMUL_TINY = 32768;
  */
 export const SHARED128_MIN_TILES = 128;
 
+/**
+ * Hardware adapters: with K ≥ SPLITK_MIN_K, `shared128` in splits from this many 128×128 output
+ * tiles (512×512 outputs). H200, GPT-2 small's products with 36–192 such tiles: 1.1–1.6× the 64×64
+ * kernel with its own splits (768×768×4096 0.36 → 0.26 ms, 768×2304×4096 0.85 → 0.58 ms).
+ */
+export const SHARED128_SPLIT_MIN_TILES = 32;
+
 /** Whether this engine can run the subgroup-broadcast register variants. */
 export function hasSubgroupVariants(engine: Engine): boolean {
   const info = engine.device.info;
@@ -88,8 +95,9 @@ export function hasSubgroupVariants(engine: Engine): boolean {
  *     mixed;
  *   software adapter without subgroups → `reg4x4`;
  *   hardware adapter → `shared128` (128×128 tiles, 8×8 per thread) when the product has at least
- *     SHARED128_MIN_TILES such tiles, else the 64×64 `shared` kernel, or `reg4x4` when the output
- *     has fewer than 64·64·4 elements (too few 64×64 tiles to fill the GPU).
+ *     SHARED128_MIN_TILES such tiles, or SHARED128_SPLIT_MIN_TILES and a K long enough for split-K,
+ *     else the 64×64 `shared` kernel, or `reg4x4` when the output has fewer than 64·64·4 elements
+ *     (too few 64×64 tiles to fill the GPU) and K is short.
  */
 export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1, transB = false): string {
   const macs = M * N * K * batch;
@@ -103,14 +111,23 @@ export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: num
   }
   // Small outputs: reg4x4, unless K is long enough to split over the GPU (chooseSplitK).
   if (M * N * batch < 64 * 64 * 4) return batch === 1 && K >= SPLITK_MIN_K ? 'shared' : 'reg4x4';
-  if (Math.ceil(M / 128) * Math.ceil(N / 128) * batch >= SHARED128_MIN_TILES) return 'shared128';
+  const tiles128 = Math.ceil(M / 128) * Math.ceil(N / 128) * batch;
+  if (tiles128 >= SHARED128_MIN_TILES) return 'shared128';
+  // Fewer 128×128 tiles but a long K: split-K (chooseSplitK) fills the GPU with them instead.
+  if (batch === 1 && tiles128 >= SHARED128_SPLIT_MIN_TILES && K >= SPLITK_MIN_K) return 'shared128';
   return 'shared';
 }
 
 /** Split-K needs at least this long a K (shorter products keep one pass). */
 export const SPLITK_MIN_K = 1024;
-/** Split-K aims at about this many workgroups in all (a couple of waves on a big GPU). */
+/** Split-K of the 64×64 `shared` kernel aims at about this many workgroups in all (a couple of waves on a big GPU). */
 export const SPLITK_TARGET_GROUPS = 256;
+/**
+ * Split-K of `shared128` aims at about this many workgroups (several waves of 2 per multiprocessor
+ * on a 132-SM GPU, so the last, partial wave costs little), in at most SPLITK_MAX_128 splits.
+ */
+export const SPLITK_TARGET_GROUPS_128 = 1024;
+export const SPLITK_MAX_128 = 8;
 /** Each split covers at least this many k's. */
 export const SPLITK_MIN_CHUNK = 256;
 
@@ -119,15 +136,33 @@ export const SPLITK_MIN_CHUNK = 256;
  * variants of a single product whose output has too few tiles to fill the GPU and whose K is
  * long — the weight gradients xᵀ·dY (e.g. 128×384 outputs over K = 2048 rows: 12 workgroups of
  * 64×64 for the whole GPU), which would otherwise run one long K loop on a handful of
- * multiprocessors. Software adapters have 2–16 cores that a few workgroups already fill.
+ * multiprocessors. `shared` aims at SPLITK_TARGET_GROUPS workgroups; `shared128` at
+ * SPLITK_TARGET_GROUPS_128 (in at most SPLITK_MAX_128 splits), which also evens out the last wave of
+ * mid-sized products (GPT-2's 4096×768 outputs over K = 3072: 1.25×). Each split covers at least
+ * SPLITK_MIN_CHUNK k's and the partials must fit one storage binding. Software adapters have 2–16
+ * cores that a few workgroups already fill.
  */
 export function chooseSplitK(engine: Engine, variant: string, M: number, N: number, K: number, batch = 1): number {
   if (engine.device.info.software || batch !== 1 || K < SPLITK_MIN_K) return 1;
   if (variant !== 'shared' && variant !== 'shared128') return 1;
   const { tileM, tileN } = KM.matmulGeometry(variant);
   const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN);
-  if (tiles >= SPLITK_TARGET_GROUPS) return 1;
-  return Math.max(1, Math.min(Math.ceil(SPLITK_TARGET_GROUPS / tiles), Math.floor(K / SPLITK_MIN_CHUNK)));
+  const byK = Math.floor(K / SPLITK_MIN_CHUNK);
+  // The partials [S, M, N] must fit one binding.
+  const maxBind = engine.device.limits?.maxStorageBufferBindingSize ?? Infinity;
+  const byMemory = Math.floor(maxBind / (M * N * 4));
+  let s: number;
+  if (variant === 'shared128') {
+    // H200, GPT-2 small's products over K = 2304–4096 (ms; splits): 192 tiles 0.84 (1) → 0.67 (4),
+    // 0.69–0.73 (6); 144 tiles 0.90 (2) → 0.74 (4), 0.69–0.74 (6), 0.70–0.72 (8); 108 tiles
+    // 0.72 (1), 0.57–0.58 (2, 4, 6, 8); 36 tiles 0.63 (1), 0.29 (4), 0.22 (6), 0.26 (8); from 576
+    // tiles no split is best (splitting 768 tiles in 2: 0.62 → 0.73).
+    s = Math.min(SPLITK_MAX_128, Math.floor(SPLITK_TARGET_GROUPS_128 / tiles));
+  } else {
+    if (tiles >= SPLITK_TARGET_GROUPS) return 1;
+    s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
+  }
+  return Math.max(1, Math.min(s, byK, byMemory));
 }
 
 /**

@@ -383,6 +383,20 @@ describe('matmul kernels', () => {
     expect(chooseSplitK(hw, 'shared', 128, 384, 2048)).toBe(8);
     // GPT-2's 768×768 dW over 4096 rows: 144 tiles of 64 → split 2.
     expect(chooseSplitK(hw, 'shared', 768, 768, 4096)).toBe(2);
+    // shared128 aims at ~1024 workgroups in at most 8 splits: 36 tiles → 8, 192 tiles → 5, 144 → 7.
+    expect(chooseSplitK(hw, 'shared128', 768, 768, 4096)).toBe(8);
+    expect(chooseSplitK(hw, 'shared128', 4096, 768, 3072)).toBe(5);
+    expect(chooseSplitK(hw, 'shared128', 768, 3072, 4096)).toBe(7);
+    // K-limited (chunks of ≥ 256 k's) and memory-limited (the [S, M, N] partials in one binding).
+    expect(chooseSplitK(hw, 'shared128', 768, 768, 1024)).toBe(4);
+    const small = { device: { info: { software: false }, limits: { maxStorageBufferBindingSize: 32 << 20 } } } as unknown as Engine;
+    expect(chooseSplitK(small, 'shared128', 2048, 2048, 4096)).toBe(2);
+    expect(chooseSplitK(hw, 'shared128', 2048, 2048, 4096)).toBe(4);
+    // The variant follows: 128×128 tiles in splits for mid-sized outputs over long K, else 64×64.
+    expect(chooseMatmulVariant(hw, 768, 768, 4096)).toBe('shared128');
+    expect(chooseMatmulVariant(hw, 768, 768, 512)).toBe('shared');
+    expect(chooseMatmulVariant(hw, 384, 384, 4096)).toBe('shared');
+    expect(chooseMatmulVariant(hw, 4096, 2304, 768)).toBe('shared128');
     // Enough tiles already, short K, batched, or a non-shared variant: no split.
     expect(chooseSplitK(hw, 'shared128', 4096, 4096, 4096)).toBe(1);
     expect(chooseSplitK(hw, 'shared', 128, 384, 512)).toBe(1);
