@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { backward, startGrad } from '../../engine/autograd.ts';
-import type { Engine } from '../../engine/engine.ts';
+import { Engine } from '../../engine/engine.ts';
 import { chooseMatmulVariant, chooseSplitK, colsum, colsumChunkRows, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
@@ -402,6 +402,41 @@ describe('matmul kernels', () => {
     expect(chooseSplitK(hw, 'shared', 128, 384, 512)).toBe(1);
     expect(chooseSplitK(hw, 'shared', 128, 384, 2048, 4)).toBe(1);
     expect(chooseSplitK(hw, 'reg4x4', 128, 384, 2048)).toBe(1);
+  });
+
+  it("the GPU plan's automatic choice for a mid-sized output over long K: shared128 in 4 splits, summed right", async () => {
+    // 512×1024 outputs (32 tiles of 128×128) over K = 1024: shared128 with 4 splits of 256 and a
+    // summing pass that adds the bias, on an engine that plans as a GPU would.
+    const e = await Engine.create({ planAs: 'hardware' });
+    try {
+      const [M, N, K] = [512, 1024, 1024];
+      expect(chooseMatmulVariant(e, M, N, K)).toBe('shared128');
+      expect(chooseSplitK(e, 'shared128', M, N, K)).toBe(4);
+      const a = randArray(M * K, 8101);
+      const b = randArray(K * N, 8102);
+      const bias = randArray(N, 8103);
+      const ta = e.tensor(a, [M, K]);
+      const tb = e.tensor(b, [K, N]);
+      const tbias = e.tensor(bias, [N]);
+      const tc = e.empty([M, N]);
+      poison(e, tc);
+      if (e.profiler.supported) e.profiler.start();
+      encodeMatmul(e, ta, tb, tc, { M, N, K }, tbias);
+      const names = e.profiler.supported ? (await e.profiler.stop()).dispatches.map((d) => d.kernel) : [];
+      if (e.profiler.supported) expect(names).toEqual(['matmul.shared128.nn[a4,b4,c4]', 'matmul.splitk_sum[v4]']);
+      const got = await readPoisoned(e, tc);
+      // Every column of 24 rows spread over the output (a full float64 product would take seconds).
+      for (let r = 0; r < 24; r++) {
+        const i = (r * 149 + 5) % M;
+        const want = ref64(a.subarray(i * K, (i + 1) * K), b, 1, N, K, false, false);
+        for (let j = 0; j < N; j++) want[j] = want[j]! + bias[j]!;
+        expect(relErr(got.subarray(i * N, (i + 1) * N), want)).toBeLessThan(TOL);
+      }
+      for (const t of [ta, tb, tbias, tc]) t.dispose();
+    } finally {
+      await e.sync().catch(() => undefined);
+      e.destroy();
+    }
   });
 
   it('is deterministic: the same inputs give bitwise the same outputs', async () => {
