@@ -59,7 +59,7 @@
  * The kernel name spells the variant and the specialisation, e.g. `matmul.sg64x8.nt[a4,b4,c4]`,
  * so the profiler shows which one ran.
  */
-import { kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
+import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
 
 export interface MatmulKernelOptions {
   /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}' | 'shared' | 'shared128'. */
@@ -156,9 +156,14 @@ const SHARED_R = 4; // register sub-tile per thread (R×R)
 const SHARED_KT = 16; // K tile
 const NAIVE_WG = 8;
 
+/** Whether a variant takes split-K (the `splits` / `kChunk` uniforms): the workgroup-memory tiles. */
+export function takesSplitK(variant: string): boolean {
+  return variant === 'shared' || variant === 'shared128';
+}
+
 /** Whether `variant` names a known matmul variant. */
 export function isMatmulVariant(variant: string): boolean {
-  if (variant === 'naive' || variant === 'shared' || variant === 'shared128') return true;
+  if (variant === 'naive' || takesSplitK(variant)) return true;
   try {
     return regParams(variant) !== null;
   } catch {
@@ -725,7 +730,7 @@ export const splitKSum = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
     body: /* wgsl */ `
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WG_X;
+  let i = ${FLAT_INDEX};
   if (i >= P.MN) { return; }
   var v = partial[i];
   for (var s = 1u; s < P.S; s = s + 1u) { v = v + partial[s * P.MN + i]; }

@@ -144,13 +144,12 @@ export const SPLITK_MIN_CHUNK = 256;
  */
 export function chooseSplitK(engine: Engine, variant: string, M: number, N: number, K: number, batch = 1): number {
   if (engine.device.info.software || batch !== 1 || K < SPLITK_MIN_K) return 1;
-  if (variant !== 'shared' && variant !== 'shared128') return 1;
+  if (!KM.takesSplitK(variant)) return 1;
   const { tileM, tileN } = KM.matmulGeometry(variant);
   const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN);
   const byK = Math.floor(K / SPLITK_MIN_CHUNK);
   // The partials [S, M, N] must fit one binding.
-  const maxBind = engine.device.limits?.maxStorageBufferBindingSize ?? Infinity;
-  const byMemory = Math.floor(maxBind / (M * N * 4));
+  const byMemory = Math.floor(engine.device.limits.maxStorageBufferBindingSize / (M * N * 4));
   let s: number;
   if (variant === 'shared128') {
     // H200, GPT-2 small's products over K = 2304–4096 (ms; splits): 192 tiles 0.84 (1) → 0.67 (4),
@@ -158,10 +157,7 @@ export function chooseSplitK(engine: Engine, variant: string, M: number, N: numb
     // 0.72 (1), 0.57–0.58 (2, 4, 6, 8); 36 tiles 0.63 (1), 0.29 (4), 0.22 (6), 0.26 (8); from 576
     // tiles no split is best (splitting 768 tiles in 2: 0.62 → 0.73).
     s = Math.min(SPLITK_MAX_128, Math.floor(SPLITK_TARGET_GROUPS_128 / tiles));
-  } else {
-    if (tiles >= SPLITK_TARGET_GROUPS) return 1;
-    s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
-  }
+  } else s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
   return Math.max(1, Math.min(s, byK, byMemory));
 }
 
@@ -198,7 +194,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? useTextures(engine)) && textureFits(engine, a, K, M, sA, texARows);
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
-  if (splits > 1 && (batch !== 1 || (variant !== 'shared' && variant !== 'shared128')))
+  if (splits > 1 && (batch !== 1 || !KM.takesSplitK(variant)))
     throw new Error(`matmul: splitK needs a single product (batch 1) and a shared variant, got batch ${batch}, ${variant}`);
   // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
   const kChunk = splits > 1 ? Math.ceil(K / splits / 16) * 16 : Math.max(K, 1);

@@ -372,7 +372,7 @@ describe('matmul kernels', () => {
 
   it('chooses split-K on hardware adapters only, for small outputs over long K', async () => {
     const e = await engine();
-    const hw = { device: { info: { software: false } } } as unknown as Engine;
+    const hw = { device: { info: { software: false }, limits: { maxStorageBufferBindingSize: 2 ** 31 - 4 } } } as unknown as Engine;
     // Two-pass colsum chunks: 64 rows on software adapters, ~√R on hardware.
     if (e.device.info.software) expect(colsumChunkRows(e, 63000)).toBe(64);
     expect(colsumChunkRows(hw, 63000)).toBe(251);
