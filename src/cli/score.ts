@@ -7,7 +7,8 @@
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadCheckpoint, loadHfGpt2, SIDECAR_FILE } from '../../engine/checkpoint.ts';
+import { loadCheckpoint, SIDECAR_FILE } from '../io/checkpoint.ts';
+import { loadHfGpt2 } from '../model/hf_gpt2.ts';
 import { Engine } from '../../engine/engine.ts';
 import { argmax, crossEntropyRows } from '../../engine/ops/cross_entropy.ts';
 import type { GPTConfig } from '../model/config.ts';

@@ -20,7 +20,7 @@ import {
   saveCheckpoint,
   checkpointName,
   STEP_PREFIX,
-} from '../../engine/checkpoint.ts';
+} from '../io/checkpoint.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { accumulate, scale } from '../../engine/ops/elementwise.ts';
 import { AdamW, type AdamWOptions } from '../../engine/optim.ts';

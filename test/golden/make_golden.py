@@ -73,9 +73,9 @@ Also written (safetensors interop, no Python needed at test time):
                                        metadata, written by the Python writer below, plus their values
   interop_layout.safetensors           F32 + I32 tensors written by the Python writer in the reference
                                        layout; the TS encoder must produce the same bytes.
-The script also runs the TypeScript writer (engine/safetensors.ts, through node + tsx) on the same
+The script also runs the TypeScript writer (src/io/safetensors.ts, through node + tsx) on the same
 tensors and checks here that the Python reader reads its bytes back exactly, and saves the initial
-weights as an engine checkpoint (engine/checkpoint.ts) from which this script rebuilds the model using
+weights as an engine checkpoint (src/io/checkpoint.ts) from which this script rebuilds the model using
 only the checkpoint's config.json and model.safetensors and reproduces the reference logits.
 """
 
@@ -512,7 +512,7 @@ def write_interop() -> None:
 
 
 TS_WRITER = r"""
-import { writeSafetensors } from './engine/safetensors.ts';
+import { writeSafetensors } from './src/io/safetensors.ts';
 const rows = JSON.parse(process.env.KINDLING_TENSORS);
 const tensors = new Map();
 for (const [name, t] of Object.entries(rows)) {
@@ -553,8 +553,8 @@ def check_ts_writer() -> None:
 
 
 TS_CHECKPOINT = r"""
-import { readSafetensors } from './engine/safetensors.ts';
-import { saveCheckpoint } from './engine/checkpoint.ts';
+import { readSafetensors } from './src/io/safetensors.ts';
+import { saveCheckpoint } from './src/io/checkpoint.ts';
 import { makeConfig, toHfConfig } from './src/model/config.ts';
 const t = readSafetensors(process.env.KINDLING_GOLDEN).tensors;
 const params = new Map(), shapes = new Map();
@@ -566,7 +566,7 @@ saveCheckpoint(process.env.KINDLING_OUT, { config: cfg, params, shapes, step: 0,
 
 
 def check_ts_checkpoint(tied: bool) -> None:
-    """Saves the initial weights as an engine checkpoint (engine/checkpoint.ts through node + tsx); the
+    """Saves the initial weights as an engine checkpoint (src/io/checkpoint.ts through node + tsx); the
     Python side must rebuild the model from its config.json + model.safetensors alone and reproduce the
     reference logits."""
     variant = "tied" if tied else "untied"

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
 import { AdamW } from '../../engine/optim.ts';
-import { readSafetensors } from '../../engine/safetensors.ts';
+import { readSafetensors } from '../../src/io/safetensors.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { GPT } from '../../src/model/gpt.ts';
 import { relErr, useEngine } from '../helpers/gpu.ts';

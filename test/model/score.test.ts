@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { saveCheckpoint } from '../../engine/checkpoint.ts';
-import { readSafetensors, writeSafetensors } from '../../engine/safetensors.ts';
+import { saveCheckpoint } from '../../src/io/checkpoint.ts';
+import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 import { runScoreCommand } from '../../src/cli/score.ts';
 import { makeConfig, toHfConfig } from '../../src/model/config.ts';
 import { paramShapes } from '../../src/model/hf_names.ts';

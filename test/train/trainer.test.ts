@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../../engine/checkpoint.ts';
+import { loadCheckpoint } from '../../src/io/checkpoint.ts';
 import { createTask } from '../../src/data/procedural/registry.ts';
 import { batchFromIndices, packBatch, type Batch } from '../../src/data/procedural/batch.ts';
 import { makeConfig } from '../../src/model/config.ts';

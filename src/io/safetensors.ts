@@ -222,7 +222,7 @@ export function encodeSafetensors(tensors: TensorsInput, metadata?: Readonly<Rec
 
 /**
  * Encodes the tensors; when `path` is given, also writes the bytes there (plain write, not atomic — see
- * engine/checkpoint.ts for atomic saves). Returns the encoded file.
+ * src/io/checkpoint.ts for atomic saves). Returns the encoded file.
  */
 export function writeSafetensors(path: string | null, tensors: TensorsInput, metadata?: Readonly<Record<string, string>>): Buffer {
   const buf = encodeSafetensors(tensors, metadata);

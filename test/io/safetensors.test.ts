@@ -13,7 +13,7 @@ import {
   writeSafetensors,
   writeSafetensorsFile,
   type TensorInput,
-} from '../../engine/safetensors.ts';
+} from '../../src/io/safetensors.ts';
 
 const GOLDEN = path.join(import.meta.dirname, '..', 'golden');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-st-'));
