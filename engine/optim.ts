@@ -14,8 +14,10 @@
  *   3. `adamw.vec4` once per chunk, which reads gnorm, scales g by min(1, maxNorm / (‖g‖ + 1e-6)),
  *      and updates p, m, v where the element's trainable bit is set (decay where its decay bit is).
  * The learning rate, the step t and the bias corrections are uniforms: schedules never recompile.
- * The step counter lives on the CPU; `state()`/`loadState()` save and restore it, and
- * `store.readOptimizerState()`/`loadOptimizerState()` the moments (resume is bitwise exact).
+ * The step counter and the learning rate of the last step live on the CPU; `state()`/`loadState()`
+ * save and restore them, and `store.readOptimizerState()`/`loadOptimizerState()` the moments (resume
+ * is bitwise exact). The learning rate itself is the caller's (a schedule): the state records the one
+ * applied at the last step, not a default.
  *
  * Gradient accumulation: the caller scales the losses; step() uses whatever the gradient arena holds.
  */
@@ -28,7 +30,7 @@ import type { OptimizerMoments, ParameterStore } from './params.ts';
 import { Tensor } from './tensor.ts';
 
 export interface AdamWOptions {
-  /** Learning rate used by `step()` when none is passed (default 1e-3). */
+  /** Learning rate used by `step()` when none is passed (default 1e-3; not saved in the state). */
   lr?: number;
   beta1?: number;
   beta2?: number;
@@ -54,7 +56,8 @@ export interface AdamWOptions {
 export interface AdamWState {
   /** Steps taken so far (t of the last step). */
   step: number;
-  lr: number;
+  /** The learning rate applied at the last step (null before the first step, or when unknown). */
+  lastLr: number | null;
   beta1: number;
   beta2: number;
   eps: number;
@@ -63,6 +66,13 @@ export interface AdamWState {
 }
 
 export type AdamWCheckpoint = AdamWState & OptimizerMoments;
+
+/**
+ * A state as `loadState` accepts it: also those of checkpoints written before `lastLr` existed, which
+ * carry `lr` — the optimizer's constructor default (1e-3 unless set), not the learning rate a schedule
+ * applied. That field is read and ignored; such a state restores `lastLr` as null (unknown).
+ */
+export type AdamWStateInput = Partial<Omit<AdamWState, 'lastLr'>> & { step: number; lastLr?: number | null; lr?: number };
 
 /**
  * AdamW kernel items per invocation used when not given. 1 everywhere: on lavapipe, unrolling the
@@ -85,6 +95,8 @@ export class AdamW {
   readonly unroll: number;
   /** Steps taken (the t of the last update). */
   t = 0;
+  /** The learning rate applied at the last step (null before the first). */
+  lastLr: number | null = null;
 
   private readonly engine: Engine;
   /** [‖g‖, ‖g‖², 0, 0] */
@@ -165,6 +177,7 @@ export class AdamW {
     const clip = this.clipping;
     if (clip || this.trackGradNorm) this.recordGradNorm();
     this.t++;
+    this.lastLr = lr;
     const t = this.t;
     const uniforms = {
       n: 0,
@@ -211,7 +224,7 @@ export class AdamW {
   state(): AdamWState {
     return {
       step: this.t,
-      lr: this.lr,
+      lastLr: this.lastLr,
       beta1: this.beta1,
       beta2: this.beta2,
       eps: this.eps,
@@ -220,11 +233,12 @@ export class AdamW {
     };
   }
 
-  /** Restore the step counter (and the hyperparameters present in `s`). */
-  loadState(s: Partial<AdamWState> & { step: number }): void {
+  /** Restore the step counter, the last learning rate and the hyperparameters present in `s`. */
+  loadState(s: AdamWStateInput): void {
     if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`AdamW.loadState: step must be a non-negative integer, got ${s.step}`);
+    if (s.lastLr !== undefined && s.lastLr !== null && !Number.isFinite(s.lastLr)) throw new Error(`AdamW.loadState: lastLr must be a finite number or null, got ${s.lastLr}`);
     this.t = s.step;
-    if (s.lr !== undefined) this.lr = s.lr;
+    this.lastLr = s.lastLr ?? null;
     if (s.beta1 !== undefined) this.beta1 = s.beta1;
     if (s.beta2 !== undefined) this.beta2 = s.beta2;
     if (s.eps !== undefined) this.eps = s.eps;
@@ -238,7 +252,7 @@ export class AdamW {
   }
 
   /** Resume from `checkpoint()`: the continuation is bitwise identical. */
-  restore(ck: AdamWCheckpoint): void {
+  restore(ck: AdamWStateInput & OptimizerMoments): void {
     this.store.loadOptimizerState(ck);
     this.loadState(ck);
   }

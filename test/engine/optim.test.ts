@@ -1,7 +1,11 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../engine/engine.ts';
 import { AdamW, type AdamWOptions } from '../../engine/optim.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
+import { loadCheckpoint, readSidecar, saveCheckpoint } from '../../src/io/checkpoint.ts';
 import { POISON, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
@@ -308,7 +312,7 @@ describe('AdamW recording, determinism, resume', () => {
       const opt2 = new AdamW(store2, { lr: 123 });
       opt2.restore(ck);
       expect(opt2.t).toBe(4);
-      expect(opt2.state()).toEqual({ ...opt.state(), step: 4 });
+      expect(opt2.state()).toEqual({ ...opt.state(), step: 4, lastLr: lrAt(4) });
       await runSteps(e, store2, opt2, 5, 8);
       const resumed = { p: await store2.readAll(), ...(await store2.readOptimizerState()) };
       for (const k of ['p', 'm', 'v'] as const)
@@ -333,6 +337,53 @@ describe('AdamW recording, determinism, resume', () => {
     }
     for (const r of runs.slice(1))
       for (const [k, x] of runs[0]!) expect(Buffer.from(x.buffer).equals(Buffer.from(r.get(k)!.buffer)), k).toBe(true);
+  });
+
+  it('the state records the learning rate applied at the last step, not a default (and a checkpoint saves it)', async () => {
+    const e = await engine();
+    const store = ParameterStore.create(e, decls(5));
+    const opt = new AdamW(store, { lr: 1e-3, weightDecay: 0.1 });
+    expect(opt.state().lastLr).toBeNull();
+    await runSteps(e, store, opt, 1, 2); // lrAt(1), lrAt(2)
+    expect(opt.state().lastLr).toBe(lrAt(2));
+    for (let t = 3; t <= 4; t++) {
+      writeGrads(e, store, gradsFor(store, t));
+      opt.step(0.05);
+    }
+    await e.flush();
+    const ck = await opt.checkpoint();
+    expect(ck.step).toBe(4);
+    expect(ck.lastLr).toBe(0.05);
+    expect(ck).not.toHaveProperty('lr');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-adamw-'));
+    try {
+      saveCheckpoint(dir, { config: null, params: await store.readAll(), shapes: new Map(store.entries().map(([n, t]) => [n, t.shape])), optimizer: ck, step: 4 }, { fsync: false });
+      expect(readSidecar(dir).optimizer).toMatchObject({ step: 4, lastLr: 0.05 });
+      const back = loadCheckpoint(dir);
+      const opt2 = new AdamW(store);
+      opt2.restore(back.optimizer as never);
+      expect(opt2.state()).toEqual(opt.state());
+      opt2.destroy();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    opt.destroy();
+    store.destroy();
+  });
+
+  it('restores a checkpoint written before lastLr existed (its `lr`, the constructor default, is ignored)', async () => {
+    const e = await engine();
+    const old = loadCheckpoint(path.join(import.meta.dirname, '..', 'io', 'fixtures', 'checkpoint-v1-adamw-default-lr'));
+    expect(old.optimizer).toMatchObject({ step: 5, lr: 0.001 });
+    const store = ParameterStore.create(e, [...old.params].map(([name, init]) => ({ name, shape: old.shapes.get(name)!, init })));
+    const opt = new AdamW(store, { lr: 0.25 });
+    opt.restore(old.optimizer as never);
+    expect(opt.state()).toEqual({ step: 5, lastLr: null, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 });
+    expect(opt.lr).toBe(0.25);
+    const { m } = await store.readOptimizerState();
+    for (const [n, x] of old.optimizer!.m) expect(m.get(n), n).toEqual(x);
+    opt.destroy();
+    store.destroy();
   });
 
   it('loadState validates the step', async () => {

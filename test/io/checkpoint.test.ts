@@ -53,7 +53,7 @@ interface TestCheckpoint extends CheckpointData {
   optimizer: { m: Map<string, Float32Array>; v: Map<string, Float32Array>; step: number };
 }
 
-const HYPER = { lr: 5e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
+const HYPER = { lastLr: 5e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 1 };
 
 function ckptOf(cfg: GPTConfig, seed = 1): TestCheckpoint {
   const params = randomParams(cfg, seed);
@@ -89,7 +89,7 @@ describe('saveCheckpoint / loadCheckpoint', () => {
       expect(back.shapes.get(n)).toEqual(paramShapes(untied).get(n));
     }
     expect(back.optimizer!.step).toBe(123);
-    expect(back.optimizer!.lr).toBe(5e-4);
+    expect(back.optimizer!.lastLr).toBe(5e-4);
     expect(back.optimizer!.maxGradNorm).toBe(1);
     for (const n of paramNames(untied)) {
       expect(back.optimizer!.m.get(n)).toEqual(ck.optimizer!.m.get(n));
@@ -307,5 +307,21 @@ describe('checkpoints of initialised models', () => {
       n += a.length;
     }
     expect(n).toBe(16_384);
+  });
+});
+
+describe('checkpoints written by earlier versions', () => {
+  it('a checkpoint written before the move to src/io (optimizer record with the old `lr` field) loads and verifies', () => {
+    const dir = path.join(import.meta.dirname, 'fixtures', 'checkpoint-v1-adamw-default-lr');
+    verifyCheckpoint(dir);
+    const back = loadCheckpoint(dir);
+    const cfg = makeConfig({ size: '1_1_4', vocabSize: 3, nPositions: 2, tied: true, dropout: 0 });
+    expect(back.step).toBe(5);
+    expect(back.config).toEqual(cfg);
+    expect([...back.params.keys()]).toEqual(paramNames(cfg));
+    for (const [n, a] of initParams(cfg, 7)) expect(back.params.get(n), n).toEqual(a);
+    expect(back.optimizer).toMatchObject({ step: 5, lr: 0.001, weightDecay: 0.1, maxGradNorm: 1 });
+    expect(back.optimizer!.m.size).toBe(paramNames(cfg).length);
+    expect(back.hfConfig).toEqual(toHfConfig(cfg));
   });
 });
