@@ -24,8 +24,9 @@ export class NoAdapterError extends Error {
     super(
       `No WebGPU adapter is available (${detail}).\n` +
         `kindling runs on any GPU with a Vulkan/Metal/D3D12 driver, or on the CPU through Mesa's\n` +
-        `software Vulkan driver (lavapipe, Mesa >= 24). On Debian 12 run \`npm run setup\` as root, or:\n` +
-        `  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list\n` +
+        `software Vulkan driver (lavapipe, Mesa >= 24). On Debian 12 run \`npm run setup\` as root, or add\n` +
+        `bookworm-backports from the mirror in /etc/apt/sources.list(.d) and install from it:\n` +
+        `  bash scripts/apt-mirror.sh bookworm > /etc/apt/sources.list.d/backports.list\n` +
         `  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1\n` +
         `On Debian 13 / Ubuntu 24.04+: apt-get install -y mesa-vulkan-drivers libvulkan1.`,
     );

@@ -37,8 +37,9 @@ manual_help() {
 setup: kindling needs a WebGPU adapter. Dawn could not find one.
   - On a machine with a GPU: install its Vulkan driver (NVIDIA driver, or Mesa's radv/anv) and libvulkan1.
   - On a CPU-only machine: install the software Vulkan driver lavapipe from Mesa >= 24:
-      Debian 12:  echo 'deb http://deb.debian.org/debian bookworm-backports main' \
-                     > /etc/apt/sources.list.d/backports.list
+      Debian 12:  bash scripts/apt-mirror.sh bookworm > /etc/apt/sources.list.d/backports.list
+                  (a bookworm-backports line for the mirror in /etc/apt/sources.list(.d); or write
+                   one for your mirror by hand)
                   apt-get update
                   apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
       Debian 13 / Ubuntu 24.04+:  apt-get install -y mesa-vulkan-drivers libvulkan1
@@ -57,8 +58,14 @@ apt_target=()
 if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
   list=/etc/apt/sources.list.d/kindling-backports.list
   if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    echo "setup: adding bookworm-backports (Mesa >= 24) in $list"
-    echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$list"
+    # Backports from the mirror the machine already uses (its own mirror or proxy included).
+    if ! lines=$(bash scripts/apt-mirror.sh bookworm); then
+      echo "setup: found no Debian mirror for bookworm in /etc/apt/sources.list or /etc/apt/sources.list.d/" >&2
+      manual_help
+      exit 1
+    fi
+    echo "setup: adding bookworm-backports (Mesa >= 24) in $list, from the mirror in /etc/apt"
+    printf '%s\n' "$lines" > "$list"
   fi
   apt_target=(-t bookworm-backports)
 fi
