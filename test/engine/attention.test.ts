@@ -268,9 +268,9 @@ describe('causal attention kernels', () => {
     }
 
   for (const variant of VARIANTS)
-    it(`${variant}: forward and backward match float64 over B, T, H, hd, with and without key padding`, async () => {
+    it(`${variant}: forward and backward match float64 over B, T, H, hd, with and without key padding`, async (ctx) => {
       const e = await engine();
-      if (!availableAttentionVariants(e).includes(variant)) return; // sg needs the subgroups feature
+      ctx.skip(!availableAttentionVariants(e).includes(variant), `the ${variant} variant is not available on this adapter (sg needs the subgroups feature)`);
       for (const [ci, s] of cases.entries()) {
         const cfg = CONFIGS[variant]!.get(s.hd);
         if (!cfg) continue;
@@ -358,9 +358,9 @@ describe('attention dropout', () => {
     }
   });
 
-  it('sg at hd 64 split over 4 lanes (16 channels per lane: the backward auto picks on hardware)', async () => {
+  it('sg at hd 64 split over 4 lanes (16 channels per lane: the backward auto picks on hardware)', async (ctx) => {
     const e = await engine();
-    if (!availableAttentionVariants(e).includes('sg')) return;
+    ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
     const s4: Shape = { B: 1, T: 21, H: 2, hd: 64 };
     const d4 = s4.H * s4.hd;
     const qkv4 = randArray(s4.B * s4.T * 3 * d4, 520, -1, 1);
@@ -369,9 +369,9 @@ describe('attention dropout', () => {
     checkAgainstRef(await runGpu(e, qkv4, dy4, s4, { variant: 'sg', split: 4 }, mask), qkv4, dy4, s4, mask);
   });
 
-  it('sg with each row split over 2 and 4 lanes (4- and 2-key blocks) and with 3 rows per lane, with padding and dropout', async () => {
+  it('sg with each row split over 2 and 4 lanes (4- and 2-key blocks) and with 3 rows per lane, with padding and dropout', async (ctx) => {
     const e = await engine();
-    if (!availableAttentionVariants(e).includes('sg')) return;
+    ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
     const s2: Shape = { B: 2, T: 33, H: 2, hd: 16 };
     const d2 = s2.H * s2.hd;
     const qkv2 = randArray(s2.B * s2.T * 3 * d2, 510, -2, 2);
@@ -394,9 +394,9 @@ describe('attention dropout', () => {
     checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3, dropout: dr }, mask3), qkv3, dy3, s3, mask3, Z3);
   });
 
-  it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async () => {
+  it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async (ctx) => {
     const e = await engine();
-    if (!availableAttentionVariants(e).includes('sg')) return;
+    ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
     // d = 64 (3d % 64 = 0: the texture's row pitch); hd 16 (2 rows per lane in dq/dkv, 4 in the
     // forward) and hd 4 (4 rows per lane everywhere), T over 32.
     for (const [ci, st] of ([{ B: 2, T: 37, H: 4, hd: 16 }, { B: 3, T: 33, H: 16, hd: 4 }] as Shape[]).entries()) {

@@ -299,9 +299,9 @@ describe('matmul kernels', () => {
     tbias.dispose();
   }
 
-  it('B through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; batched, bias, accumulate', async () => {
+  it('B through a texture (lavapipe): matches float64 and the storage-buffer kernel bitwise; batched, bias, accumulate', async (ctx) => {
     const e = await engine();
-    if (!hasSubgroupVariants(e)) return; // the texture path belongs to the subgroup variants
+    ctx.skip(!hasSubgroupVariants(e), 'the texture path belongs to the subgroup variants, which need the subgroups feature this adapter lacks');
     let seed = 7001;
     // [M, N, K, batch, B broadcast], forms nn and tn (B not transposed); K not a multiple of 64, so
     // A stays in a buffer.
@@ -326,9 +326,9 @@ describe('matmul kernels', () => {
     expect(() => matmulKernel({ variant: 'sg32x4', transA: false, transB: true, vecA: true, vecB: false, vecC: true, texB: true })).toThrow(/texture B/);
   });
 
-  it('A and Bᵀ through textures (lavapipe): match float64 and the storage-buffer kernel bitwise; nn and nt, batched, broadcast, bias, accumulate', async () => {
+  it('A and Bᵀ through textures (lavapipe): match float64 and the storage-buffer kernel bitwise; nn and nt, batched, broadcast, bias, accumulate', async (ctx) => {
     const e = await engine();
-    if (!hasSubgroupVariants(e)) return;
+    ctx.skip(!hasSubgroupVariants(e), 'the texture path belongs to the subgroup variants, which need the subgroups feature this adapter lacks');
     let seed = 7501;
     // [M, N, K, batch, A broadcast]: K % 64 = 0 (the row pitch of A's texture, and of Bᵀ's in the nt
     // form); odd M and N exercise the clamped edge rows and columns.

@@ -7,9 +7,9 @@ import { randArray, useEngine } from '../helpers/gpu.ts';
 const engine = useEngine();
 
 describe('profiler', () => {
-  it('times every dispatch of a recorded step and names its kernel', async () => {
+  it('times every dispatch of a recorded step and names its kernel', async (ctx) => {
     const e = await engine();
-    if (!e.profiler.supported) return; // adapters without timestamp-query: nothing to time
+    ctx.skip(!e.profiler.supported, 'the adapter lacks timestamp-query: nothing to time');
     const a = e.tensor(randArray(64 * 96, 1), [64, 96]);
     const b = e.tensor(randArray(96 * 80, 2), [96, 80]);
     e.profiler.start();
@@ -39,9 +39,9 @@ describe('profiler', () => {
     expect(trace.traceEvents.every((t) => t.ph === 'X' && t.dur >= 0)).toBe(true);
   });
 
-  it("reports unquantised times (not all multiples of Dawn's default 65.536 µs step)", async () => {
+  it("reports unquantised times (not all multiples of Dawn's default 65.536 µs step)", async (ctx) => {
     const e = await engine();
-    if (!e.profiler.supported) return;
+    ctx.skip(!e.profiler.supported, 'the adapter lacks timestamp-query');
     const x = e.tensor(randArray(4096, 4));
     e.profiler.start();
     for (let i = 0; i < 8; i++) scale(x, 1 + i);
@@ -51,9 +51,9 @@ describe('profiler', () => {
     expect(offGrid.length, p.dispatches.map((d) => d.ms.toFixed(6)).join(' ')).toBeGreaterThan(0);
   });
 
-  it('records nothing while stopped', async () => {
+  it('records nothing while stopped', async (ctx) => {
     const e = await engine();
-    if (!e.profiler.supported) return;
+    ctx.skip(!e.profiler.supported, 'the adapter lacks timestamp-query');
     e.profiler.start();
     const p0 = await e.profiler.stop();
     scale(e.tensor(randArray(10, 3)), 3);
