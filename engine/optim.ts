@@ -46,8 +46,8 @@ export interface AdamWOptions {
   /** Items per invocation of the AdamW kernel (default 1, see `defaultUnroll`). */
   unroll?: number;
   /**
-   * Most workgroups the norm's first stage uses per chunk (default: 64 on software adapters, where 10M
-   * gradients took 14 ms at 64, 25 ms at 256 and 60+ ms at 1024; 1024 otherwise).
+   * Most workgroups the norm's first stage uses per chunk (default: 64 on software adapters, where
+   * fewer groups measured faster, see docs/kernels/adamw.md; 1024 otherwise).
    */
   normGroups?: number;
 }
@@ -76,8 +76,7 @@ export type AdamWStateInput = Partial<Omit<AdamWState, 'lastLr'>> & { step: numb
 
 /**
  * AdamW kernel items per invocation used when not given. 1 everywhere: on lavapipe, unrolling the
- * strided loop measured slower (10M params, best of each: 252 ms at 1, 356 ms at 2, 671 ms at 4; see
- * docs/kernels/adamw.md); GPUs want one item per invocation anyway.
+ * strided loop measured slower (docs/kernels/adamw.md); GPUs want one item per invocation anyway.
  */
 export function defaultUnroll(_engine: Engine): number {
   return 1;

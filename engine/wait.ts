@@ -5,9 +5,7 @@
  * createComputePipelineAsync) by polling the instance from a `setImmediate` loop on the main
  * thread: while anything is pending, the main thread spins at 100% CPU. On a software adapter the
  * "GPU" is lavapipe's worker threads on the same cores, so the spinning takes a core away from the
- * very work being waited for. Measured on the 2-core development machine: a 1.7 s wait on ten
- * 1024³ matmuls cost 1.18 s of main-thread CPU; throttled, 0.13 s, and the wait was 19% shorter
- * (docs/performance.md).
+ * very work being waited for (what the throttle saves is measured in docs/performance.md).
  *
  * Dawn looks `setImmediate` up on the global object at every tick. `gpuWait(p)` awaits `p` with
  * that global routed through a throttle: the first few ticks of a wait run immediately (a short
