@@ -68,7 +68,7 @@ interface PaperRow {
 }
 
 const PAPER: Record<string, PaperRow> = {
-  condattendstream_30: { label: 'Context recall (needle)', shuffled: 0.103, baseline: 0.113, procedural: 0.969, proceduralArm: 'k-Dyck' },
+  condattendstream_30: { label: 'Context recall / needle', shuffled: 0.103, baseline: 0.113, procedural: 0.969, proceduralArm: 'k-Dyck' },
   additionstream_10: { label: 'Reversed addition', shuffled: 0.65, baseline: 0.764, procedural: 0.91, proceduralArm: 'ECA' },
   multiplication_5: { label: 'Multiplication', shuffled: 0.484, baseline: 0.427, procedural: 0.635, proceduralArm: 'Union' },
 };
@@ -79,7 +79,7 @@ function isNeedle(task: string): boolean {
 
 function taskLabel(task: string): string {
   if (PAPER[task]) return `${PAPER[task].label} (${task})`;
-  if (isNeedle(task)) return `Context recall (needle) (${task})`;
+  if (isNeedle(task)) return `Context recall / needle (${task})`;
   if (task.startsWith('additionstream')) return `Reversed addition (${task})`;
   if (task.startsWith('forwardaddition')) return `Forward addition (${task})`;
   if (task.startsWith('multiplication')) return `Multiplication (${task})`;
@@ -444,7 +444,7 @@ function lineChart(spec: ChartSpec): string {
     o.push(`<g class="ref">`);
     let last = Infinity;
     for (const r of refs) {
-      const ly = Math.min(r.y - 3, last - 11);
+      const ly = Math.min(r.y - 4, last - 11);
       last = ly;
       o.push(`<line x1="${x0}" y1="${n2(r.y)}" x2="${x1}" y2="${n2(r.y)}"/><text x="${x1 - 4}" y="${n2(ly)}" text-anchor="end">${esc(r.label)}</text>`);
     }

@@ -58,7 +58,7 @@ export function curveTo(final: number, last = 4000, jumpAt?: number): [number, n
 /**
  * The needle set: 3 arms × 3 seeds.
  * none (baseline):   finals 0.100, 0.110, 0.120 → mean 11.0, std 0.8165 → "11.0 ± 0.8 (best 12.0, 3 seeds)"
- * dyck (procedural): finals 0.920, 0.064, 0.050 → mean 34.467, std 40.88 → "34.5 ± 40.9 (best 92.0, 3 seeds)"
+ * dyck (procedural): finals 0.920, 0.064, 0.050 → mean 34.467, std 40.686 → "34.5 ± 40.7 (best 92.0, 3 seeds)"
  * dyck-shuffled:     finals 0.070, 0.080, 0.090 → mean 8.0, std 0.8165 → "8.0 ± 0.8 (best 9.0, 3 seeds)"
  */
 export function needleSet(): RunRecord[] {
