@@ -68,6 +68,8 @@ export function stepFlops(s: StepShape): number {
 export interface EngineStepResult {
   shape: string;
   msPerStep: number;
+  /** CPU time of this process per step (all threads: on lavapipe that includes the driver's workers). */
+  cpuMsPerStep: number;
   tokensPerS: number;
   gflops: number;
   dispatchesPerStep: number;
@@ -133,6 +135,7 @@ export async function benchEngineStep(engine: Engine, s: StepShape, steps: numbe
   const c0 = { ...engine.counters };
   const p0 = engine.pool.stats();
   const t0 = performance.now();
+  const u0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) {
     st.step();
     // At most two steps in flight.
@@ -140,12 +143,14 @@ export async function benchEngineStep(engine: Engine, s: StepShape, steps: numbe
   }
   await engine.sync();
   const ms = (performance.now() - t0) / steps;
+  const u1 = process.cpuUsage(u0);
   const c1 = { ...engine.counters };
   const p1 = engine.pool.stats();
   const loss = await st.loss();
   const res: EngineStepResult = {
     shape: s.name,
     msPerStep: ms,
+    cpuMsPerStep: (u1.user + u1.system) / 1000 / steps,
     tokensPerS: (s.batch * s.context * 1000) / ms,
     gflops: stepFlops(s) / (ms * 1e6),
     dispatchesPerStep: (c1.dispatches - c0.dispatches) / steps,
@@ -213,7 +218,7 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
   const peers = !args.includes('--no-peers');
   const rounds = args.includes('--rounds') ? Math.max(1, Number(args[args.indexOf('--rounds') + 1])) : 2;
   const line = (tag: string, r: EngineStepResult) =>
-    console.log(`[needle] ${tag}: ${fmt(r.msPerStep)} ms/step, ${fmt(r.dispatchesPerStep, 0)} dispatches/step, ${fmt(r.submitsPerStep, 0)} submit(s), loss ${r.loss.toFixed(5)}`);
+    console.log(`[needle] ${tag}: ${fmt(r.msPerStep)} ms/step (CPU ${fmt(r.cpuMsPerStep, 0)} ms/step), ${fmt(r.dispatchesPerStep, 0)} dispatches/step, ${fmt(r.submitsPerStep, 0)} submit(s), loss ${r.loss.toFixed(5)}`);
   if (!args.includes('--no-dense')) line('dense (every position, as before)', await benchEngineStep(engine, s, Math.min(steps, 3), { sparse: false }));
   const ours: EngineStepResult[] = [];
   const torch: number[] = [];
@@ -229,7 +234,7 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
       break;
     }
     torch.push(tr.msPerStep);
-    console.log(`[needle] PyTorch ${tr.torch} cpu (${tr.threads} thread(s), BLAS ${tr.blas.split('/').at(-1)}), same step its best way: ${fmt(tr.msPerStep)} ms/step (losses ${tr.losses[0]!.toFixed(5)} → ${tr.losses.at(-1)!.toFixed(5)})`);
+    console.log(`[needle] PyTorch ${tr.torch} cpu (${tr.threads} thread(s), BLAS ${tr.blas.split('/').at(-1)}), same step its best way: ${fmt(tr.msPerStep)} ms/step (CPU ${fmt(tr.cpuMsPerStep, 0)} ms/step; losses ${tr.losses[0]!.toFixed(5)} → ${tr.losses.at(-1)!.toFixed(5)})`);
   }
   if (args.includes('--profile')) {
     const traceArg = args.indexOf('--trace');
