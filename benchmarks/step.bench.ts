@@ -10,6 +10,11 @@
  * noisy machine hits both, and printing the ratios. With --profile, a per-kernel table of one step.
  *
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
+ *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile]
+ *
+ * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
+ * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
+ * JSON line {"shape": "needle", "ms_per_step": X, "torch_ms_per_step": Y}.
  *
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
@@ -21,16 +26,19 @@ import { backward } from '../engine/autograd.ts';
 import { Engine } from '../engine/engine.ts';
 import { AdamW } from '../engine/optim.ts';
 import { makeConfig } from '../src/model/config.ts';
-import { GPT } from '../src/model/gpt.ts';
+import { GPT, type UploadOptions } from '../src/model/gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
+import { openblasDir, runTorchGptStep } from './peers/torch_gpt.ts';
 
 export interface StepShape {
-  name: 'a' | 'b' | 'g';
+  name: 'a' | 'b' | 'g' | 'needle';
   vocab: number;
   context: number;
   size: string;
   batch: number;
   tied: boolean;
+  /** Loss mask: every position (default), or the needle task's one position per row at 2n, n in 1..30. */
+  mask?: 'all' | 'needle';
 }
 
 export const STEP_SHAPES: Record<'a' | 'b' | 'g', StepShape> = {
@@ -40,6 +48,12 @@ export const STEP_SHAPES: Record<'a' | 'b' | 'g', StepShape> = {
   // ~2.6 TFLOP (about two minutes on lavapipe), so `all` runs it on hardware adapters only.
   g: { name: 'g', vocab: 50257, context: 1024, size: '12_12_768', batch: 4, tied: true },
 };
+
+/**
+ * The downstream needle step: shape (b)'s model and batch with the needle task's loss mask (one
+ * position per row), whose loss reads logits at 1000 of the 63 000 positions.
+ */
+export const NEEDLE_SHAPE: StepShape = { ...STEP_SHAPES.b, name: 'needle', mask: 'needle' };
 
 /** FLOPs of one training step (forward + backward ≈ 3× forward), counting matmuls and attention. */
 export function stepFlops(s: StepShape): number {
@@ -54,6 +68,8 @@ export function stepFlops(s: StepShape): number {
 export interface EngineStepResult {
   shape: string;
   msPerStep: number;
+  /** CPU time of this process per step (all threads: on lavapipe that includes the driver's workers). */
+  cpuMsPerStep: number;
   tokensPerS: number;
   gflops: number;
   dispatchesPerStep: number;
@@ -65,7 +81,7 @@ export interface EngineStepResult {
 }
 
 /** A model, optimizer and fixed batch; `step()` records and submits one training step. */
-export async function createEngineStep(engine: Engine, s: StepShape) {
+export async function createEngineStep(engine: Engine, s: StepShape, upload: UploadOptions = {}) {
   const cfg = makeConfig({ size: s.size, vocabSize: s.vocab, nPositions: s.context, tied: s.tied, dropout: 0 });
   const model = GPT.create(engine, cfg, { seed: 0 });
   const opt = new AdamW(model.params, { weightDecay: 0.1, maxGradNorm: 1 });
@@ -75,7 +91,12 @@ export async function createEngineStep(engine: Engine, s: StepShape) {
   const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % s.vocab;
   const ids = Int32Array.from({ length: B * T }, rnd);
   const targets = Int32Array.from({ length: B * T }, rnd);
-  const lossMask = new Float32Array(B * T).fill(1);
+  const lossMask = new Float32Array(B * T).fill(s.mask === 'needle' ? 0 : 1);
+  if (s.mask === 'needle')
+    for (let r = 0; r < B; r++) {
+      const n = 1 + ((((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % 30) | 0);
+      lossMask[r * T + 2 * n] = 1;
+    }
   const batch = { ids, targets, lossMask, batch: B, seqLen: T };
   let last: import('../engine/tensor.ts').Tensor | null = null;
   return {
@@ -84,7 +105,7 @@ export async function createEngineStep(engine: Engine, s: StepShape) {
     step(): void {
       last?.dispose();
       last = engine.tidy(() => {
-        const d = model.uploadBatch(batch);
+        const d = model.uploadBatch(batch, upload);
         model.params.zeroGrad();
         engine.startGrad();
         const { loss } = model.loss(d, { train: true });
@@ -106,14 +127,15 @@ export async function createEngineStep(engine: Engine, s: StepShape) {
 }
 
 /** Time `steps` steps of our engine (after 2 warm-up steps). */
-export async function benchEngineStep(engine: Engine, s: StepShape, steps: number): Promise<EngineStepResult> {
-  const st = await createEngineStep(engine, s);
+export async function benchEngineStep(engine: Engine, s: StepShape, steps: number, upload: UploadOptions = {}): Promise<EngineStepResult> {
+  const st = await createEngineStep(engine, s, upload);
   st.step();
   st.step();
   await engine.sync();
   const c0 = { ...engine.counters };
   const p0 = engine.pool.stats();
   const t0 = performance.now();
+  const u0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) {
     st.step();
     // At most two steps in flight.
@@ -121,12 +143,14 @@ export async function benchEngineStep(engine: Engine, s: StepShape, steps: numbe
   }
   await engine.sync();
   const ms = (performance.now() - t0) / steps;
+  const u1 = process.cpuUsage(u0);
   const c1 = { ...engine.counters };
   const p1 = engine.pool.stats();
   const loss = await st.loss();
   const res: EngineStepResult = {
     shape: s.name,
     msPerStep: ms,
+    cpuMsPerStep: (u1.user + u1.system) / 1000 / steps,
     tokensPerS: (s.batch * s.context * 1000) / ms,
     gflops: stepFlops(s) / (ms * 1e6),
     dispatchesPerStep: (c1.dispatches - c0.dispatches) / steps,
@@ -141,8 +165,8 @@ export async function benchEngineStep(engine: Engine, s: StepShape, steps: numbe
 }
 
 /** Per-kernel profile of one steady-state step. */
-export async function profileEngineStep(engine: Engine, s: StepShape, tracePath?: string): Promise<string> {
-  const st = await createEngineStep(engine, s);
+export async function profileEngineStep(engine: Engine, s: StepShape, tracePath?: string, upload: UploadOptions = {}): Promise<string> {
+  const st = await createEngineStep(engine, s, upload);
   st.step();
   await engine.sync();
   engine.profiler.start();
@@ -183,8 +207,57 @@ function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
 }
 
+/**
+ * The needle step (`step.bench.ts needle`): the dense step (logits and loss at every position, as
+ * before the sparse path existed) once, then the sparse step (cut batch, head and loss at the loss
+ * rows only) alternating with the PyTorch CPU peer computing the same step its best way. Prints the
+ * dispatch counts and ms of both, optionally a profile, and last one JSON line.
+ */
+async function needleMain(engine: Engine, args: string[], steps: number): Promise<void> {
+  const s = NEEDLE_SHAPE;
+  const peers = !args.includes('--no-peers');
+  const rounds = args.includes('--rounds') ? Math.max(1, Number(args[args.indexOf('--rounds') + 1])) : 2;
+  const line = (tag: string, r: EngineStepResult) =>
+    console.log(`[needle] ${tag}: ${fmt(r.msPerStep)} ms/step (CPU ${fmt(r.cpuMsPerStep, 0)} ms/step), ${fmt(r.dispatchesPerStep, 0)} dispatches/step, ${fmt(r.submitsPerStep, 0)} submit(s), loss ${r.loss.toFixed(5)}`);
+  if (!args.includes('--no-dense')) line('dense (every position, as before)', await benchEngineStep(engine, s, Math.min(steps, 3), { sparse: false }));
+  const ours: EngineStepResult[] = [];
+  const torch: number[] = [];
+  const blas = openblasDir();
+  for (let round = 0; round < rounds; round++) {
+    const r = await benchEngineStep(engine, s, steps);
+    ours.push(r);
+    line('sparse (loss rows only, cut batch)', r);
+    if (!peers) continue;
+    const tr = await runTorchGptStep('needle', { warmup: 1, steps: 3, ...(blas ? { env: { LD_LIBRARY_PATH: blas } } : {}) }).catch((e: Error) => ({ unavailable: e.message.split('\n')[0]! }));
+    if ('unavailable' in tr) {
+      console.log(`[needle] PyTorch peer unavailable: ${tr.unavailable}`);
+      break;
+    }
+    torch.push(tr.msPerStep);
+    console.log(`[needle] PyTorch ${tr.torch} cpu (${tr.threads} thread(s), BLAS ${tr.blas.split('/').at(-1)}), same step its best way: ${fmt(tr.msPerStep)} ms/step (CPU ${fmt(tr.cpuMsPerStep, 0)} ms/step; losses ${tr.losses[0]!.toFixed(5)} → ${tr.losses.at(-1)!.toFixed(5)})`);
+  }
+  if (args.includes('--profile')) {
+    const traceArg = args.indexOf('--trace');
+    console.log(`\nprofile of one sparse needle step:\n${await profileEngineStep(engine, s, traceArg >= 0 ? args[traceArg + 1] : undefined)}\n`);
+  }
+  const best = Math.min(...ours.map((r) => r.msPerStep));
+  const tBest = torch.length ? Math.min(...torch) : null;
+  console.log(JSON.stringify({ shape: 'needle', ms_per_step: Number(best.toFixed(1)), torch_ms_per_step: tBest === null ? null : Number(tBest.toFixed(1)) }));
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('needle')) {
+    const stepsArg = args.indexOf('--steps');
+    const engine = await Engine.create();
+    console.log(`adapter: ${engine.device.describe()}`);
+    try {
+      await needleMain(engine, args, stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6);
+    } finally {
+      engine.destroy();
+    }
+    return;
+  }
   const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'all') as 'a' | 'b' | 'g' | 'all';
   const stepsArg = args.indexOf('--steps');
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
@@ -210,7 +283,7 @@ async function main(): Promise<void> {
       if (peers) {
         try {
           const { createTfjsGptStep, GPT_SHAPES } = await import('./peers/tfjs_gpt.ts');
-          tf = await createTfjsGptStep(GPT_SHAPES[s.name]);
+          tf = await createTfjsGptStep(GPT_SHAPES[s.name as 'a' | 'b' | 'g']);
           await tf.step();
         } catch (e) {
           console.log(`[${s.name}] TF.js peer unavailable: ${(e as Error).message.split('\n')[0]}`);
@@ -239,7 +312,7 @@ async function main(): Promise<void> {
           const torchSteps = Math.max(2, Math.min(5, steps));
           const auto = !process.env.KINDLING_TORCH_DEVICE && !engine.device.info.software;
           const torchRun = (device?: string) =>
-            runTorchGptStep(s.name, { warmup: 1, steps: torchSteps, ...(device ? { device } : {}) }).catch((e: Error) => ({ unavailable: e.message.split('\n')[0]! }));
+            runTorchGptStep(s.name as 'a' | 'b' | 'g', { warmup: 1, steps: torchSteps, ...(device ? { device } : {}) }).catch((e: Error) => ({ unavailable: e.message.split('\n')[0]! }));
           let tr = await torchRun(auto ? 'cuda' : undefined);
           if (auto && 'unavailable' in tr) tr = await torchRun('cpu');
           if ('unavailable' in tr) {

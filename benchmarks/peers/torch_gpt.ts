@@ -2,7 +2,7 @@
 // process with Debian's /usr/bin/python3 (or $KINDLING_TORCH_PYTHON) and parses its one JSON line.
 // On the CPU by default; KINDLING_TORCH_DEVICE=cuda (or the `device` option) runs it on a CUDA GPU.
 //
-//   node --import tsx benchmarks/peers/torch_gpt.ts [a|b|g|tiny] [steps] [threads]
+//   node --import tsx benchmarks/peers/torch_gpt.ts [a|b|g|needle|tiny] [steps] [threads]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -92,8 +92,19 @@ export function torchAvailableSync(python = defaultTorchPython()): boolean {
   return !r.error && r.status === 0;
 }
 
+/**
+ * A directory holding an OpenBLAS libblas.so.3 for the child's LD_LIBRARY_PATH (Debian's torch calls
+ * whatever libblas.so.3 resolves to): $KINDLING_TORCH_BLAS_DIR, else Debian's openblas-openmp or
+ * openblas-pthread directory when installed; null when none (the system's libblas.so.3 is used).
+ */
+export function openblasDir(): string | null {
+  const cands = [process.env.KINDLING_TORCH_BLAS_DIR, '/usr/lib/x86_64-linux-gnu/openblas-openmp', '/usr/lib/x86_64-linux-gnu/openblas-pthread'];
+  for (const d of cands) if (d && existsSync(join(d, 'libblas.so.3'))) return d;
+  return null;
+}
+
 /** Runs the PyTorch peer for one shape; `unavailable` says why when python or torch is missing. */
-export async function runTorchGptStep(shape: 'a' | 'b' | 'g' | 'tiny', opts: TorchGptOptions = {}): Promise<TorchGptOutcome> {
+export async function runTorchGptStep(shape: 'a' | 'b' | 'g' | 'needle' | 'tiny', opts: TorchGptOptions = {}): Promise<TorchGptOutcome> {
   const python = opts.python ?? defaultTorchPython();
   const reason = await torchUnavailableReason(python);
   if (reason) return { unavailable: reason };
@@ -156,7 +167,7 @@ export async function runTorchGptStep(shape: 'a' | 'b' | 'g' | 'tiny', opts: Tor
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const shape = (process.argv[2] ?? 'a') as 'a' | 'b' | 'g' | 'tiny';
+  const shape = (process.argv[2] ?? 'a') as 'a' | 'b' | 'g' | 'needle' | 'tiny';
   const steps = Number(process.argv[3] ?? 10);
   const threads = process.argv[4] ? Number(process.argv[4]) : undefined;
   const r = await runTorchGptStep(shape, { steps, threads });

@@ -2,7 +2,7 @@
 """PyTorch (float32; CPU, or CUDA with --device cuda) peer of one GPT-2 training step, for the
 end-to-end benchmark.
 
-Usage:  /usr/bin/python3 benchmarks/peers/torch_gpt_step.py [a|b|g|tiny] [warmup=2] [steps=10] [threads]
+Usage:  /usr/bin/python3 benchmarks/peers/torch_gpt_step.py [a|b|g|needle|tiny] [warmup=2] [steps=10] [threads]
                 [--lr LR] [--state FILE] [--device cpu|cuda] [--tf32]
         (threads: omitted, 0 or "default" keeps torch's default; --state loads the weights and batch
         exported by the TF.js peer, for a cross-check)
@@ -35,6 +35,10 @@ SHAPES = {
     "b": dict(vocab=256, context=63, d=16, heads=4, layers=2, batch=1000, tied=False),
     # g: GPT-2 small (124M) at context 1024, batch 4: the real-GPU number of issue 6.
     "g": dict(vocab=50257, context=1024, d=768, heads=12, layers=12, batch=4, tied=True),
+    # needle: shape (b) with the downstream needle task's loss mask: one loss position per row at 2n,
+    # n uniform in 1..30; the step computes the head and the loss at those positions only, on the
+    # batch cut after the last of them (the best way to compute this step; same loss and gradients).
+    "needle": dict(vocab=256, context=63, d=16, heads=4, layers=2, batch=1000, tied=False, sparse=True),
     # tiny: for tests.
     "tiny": dict(vocab=11, context=5, d=8, heads=2, layers=1, batch=2, tied=True),
 }
@@ -65,6 +69,15 @@ class GPT(torch.nn.Module):
 
     def forward(self, ids):
         B, T = ids.shape
+        w = self.wte if self.tied else self.lm_head
+        return torch.matmul(self.hidden(ids).reshape(B * T, self.d), w.t())  # [B*T, V]
+
+    def head(self, h):
+        return torch.matmul(h, (self.wte if self.tied else self.lm_head).t())
+
+    def hidden(self, ids):
+        """LN_f(h) [B, T, d]."""
+        B, T = ids.shape
         d, H = self.d, self.heads
         hd = d // H
         h = self.wte[ids] + self.wpe[:T]
@@ -81,9 +94,7 @@ class GPT(torch.nn.Module):
             m = F.layer_norm(h, (d,), b.ln2_w, b.ln2_b, 1e-5)
             f = F.gelu(torch.addmm(b.fc_b, m.reshape(B * T, d), b.fc_w), approximate="tanh")
             h = h + torch.addmm(b.mproj_b, f, b.mproj_w).view(B, T, d)
-        h = F.layer_norm(h, (d,), self.lnf_w, self.lnf_b, 1e-5)
-        w = self.wte if self.tied else self.lm_head
-        return torch.matmul(h.reshape(B * T, d), w.t())  # [B*T, V]
+        return F.layer_norm(h, (d,), self.lnf_w, self.lnf_b, 1e-5)
 
 
 def make_data(shape, seed=1234):
@@ -92,6 +103,12 @@ def make_data(shape, seed=1234):
     g = torch.Generator().manual_seed(seed)
     B, T, V = shape["batch"], shape["context"], shape["vocab"]
     seq = torch.randint(0, V, (B, T + 1), generator=g)
+    if shape.get("sparse"):
+        # the needle task's mask: one loss position per row at 2n, n uniform in 1..30
+        mask = torch.zeros(B, T)
+        pos = 2 * torch.randint(1, 31, (B,), generator=g)
+        mask[torch.arange(B), pos] = 1
+        return seq[:, :-1].contiguous(), seq[:, 1:].contiguous(), mask
     mask = torch.ones(B, T)
     if T > 1:
         mask[:, 0] = 0
@@ -127,7 +144,7 @@ def parse_args(argv):
     import argparse
 
     ap = argparse.ArgumentParser(description="PyTorch CPU peer: one GPT-2 training step")
-    ap.add_argument("shape", nargs="?", default="a", help="a | b | g | tiny (ignored with --state)")
+    ap.add_argument("shape", nargs="?", default="a", help="a | b | g | needle | tiny (ignored with --state)")
     ap.add_argument("warmup", nargs="?", type=int, default=2)
     ap.add_argument("steps", nargs="?", type=int, default=10)
     ap.add_argument("threads", nargs="?", default="default", help="torch threads (default: torch's)")
@@ -177,11 +194,24 @@ def main(argv):
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
     flat_t, flat_m = targets.reshape(-1), mask.reshape(-1)
     denom = flat_m.sum()
+    sparse = bool(shape.get("sparse"))
+    if sparse:
+        # Cut after the last loss position (later positions cannot reach the loss through causal
+        # attention) and list the loss rows of the cut batch: the head and the loss run on those only.
+        last = int(mask.nonzero()[:, 1].max()) + 1
+        ids_c, mask_c = ids[:, :last].contiguous(), mask[:, :last].contiguous()
+        rows = mask_c.reshape(-1).nonzero().squeeze(1)
+        rows_t, rows_m = targets[:, :last].reshape(-1)[rows], mask_c.reshape(-1)[rows]
 
     def step():
-        logits = model(ids)
-        ce = F.cross_entropy(logits, flat_t, reduction="none")
-        loss = (ce * flat_m).sum() / denom
+        if sparse:
+            h = model.hidden(ids_c).reshape(-1, model.d)[rows]
+            ce = F.cross_entropy(model.head(h), rows_t, reduction="none")
+            loss = (ce * rows_m).sum() / denom
+        else:
+            logits = model(ids)
+            ce = F.cross_entropy(logits, flat_t, reduction="none")
+            loss = (ce * flat_m).sum() / denom
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

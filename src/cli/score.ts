@@ -80,7 +80,8 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
       });
       const [rowLoss, pred] = engine.noGrad(() =>
         engine.tidy(() => {
-          const d = model.uploadBatch({ ids, targets, lossMask: mask, batch: B, seqLen: T });
+          // Every position's logits are read (losses and predictions): never cut or gathered.
+          const d = model.uploadBatch({ ids, targets, lossMask: mask, batch: B, seqLen: T }, { sparse: false });
           const logits = model.forward(d);
           return [crossEntropyRows(logits, d.targets, d.lossMask), argmax(logits)] as const;
         }),

@@ -16,6 +16,7 @@ import { biasGelu } from '../../engine/ops/activation.ts';
 import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts';
 import { dropout } from '../../engine/ops/dropout.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
+import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
 import { linear, matmul } from '../../engine/ops/matmul.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
@@ -47,8 +48,52 @@ export interface DeviceBatch {
   /** f32 [B, T], 1 = real token, 0 = padded key; omitted when nothing is padded or PADs only trail. */
   keyPadMask?: Tensor;
   batch: number;
+  /** T of the uploaded tensors: the host batch's, or shorter when a sparse batch was cut. */
+  seqLen: number;
+  /**
+   * Present when the loss mask is sparse (see `UploadOptions.sparse`): the positions that carry loss,
+   * so `loss` computes the head and the cross-entropy on those rows only.
+   */
+  sparse?: SparseRows;
+}
+
+/** The loss-carrying positions of a sparse batch, in the uploaded (possibly cut) layout. */
+export interface SparseRows {
+  /** i32 [Nw]: flat indices b·T + t (T = the uploaded seqLen) with lossMask ≠ 0, ascending. */
+  rows: Tensor;
+  rowsHost: Int32Array;
+  /** i32 [Nw]: targets at those positions. */
+  targets: Tensor;
+  /** f32 [Nw]: loss-mask values at those positions. */
+  mask: Tensor;
+  /** T of the host batch before the cut. */
+  fullSeqLen: number;
+}
+
+/** A packed batch on the host (typed arrays from src/data). */
+export interface HostBatch {
+  ids: Int32Array;
+  targets: Int32Array;
+  lossMask: Float32Array;
+  attentionMask?: Float32Array;
+  batch: number;
   seqLen: number;
 }
+
+export interface UploadOptions {
+  /**
+   * 'auto' (default): a batch whose loss mask is nonzero at fewer than half of its positions is
+   * uploaded sparse: cut after the last loss-carrying position of any row (later positions cannot
+   * reach the loss through causal attention) and with the loss rows listed, so the lm_head, the
+   * cross-entropy and their backward run on those rows only. Same loss and gradients as the dense
+   * path up to float32 summation order. true / false force either path (a batch without any
+   * loss-carrying position is always uploaded dense).
+   */
+  sparse?: boolean | 'auto';
+}
+
+/** Fraction of loss-carrying positions below which 'auto' uploads a batch sparse. */
+export const SPARSE_LOSS_FRACTION = 0.5;
 
 /** Dropout randomness of one forward pass: masks depend only on (seed, step, stream, position). */
 export interface ForwardContext {
@@ -94,6 +139,11 @@ export class GPT {
 
   /** Logits [B·T, V] for a batch. */
   forward(b: Pick<DeviceBatch, 'ids' | 'idsHost' | 'keyPadMask' | 'batch' | 'seqLen'>, ctx: ForwardContext = { train: false }): Tensor {
+    return matmul(this.hidden(b, ctx), this.head, { transB: true });
+  }
+
+  /** The final-LayerNormed hidden state [B·T, d] (what the head multiplies). */
+  hidden(b: Pick<DeviceBatch, 'ids' | 'idsHost' | 'keyPadMask' | 'batch' | 'seqLen'>, ctx: ForwardContext = { train: false }): Tensor {
     const c = this.config;
     const { batch: B, seqLen: T } = b;
     if (T > c.nPositions) throw new Error(`sequence length ${T} exceeds the model's context ${c.nPositions}`);
@@ -121,24 +171,63 @@ export class GPT {
       h = r2.h;
       a = r2.y;
     }
-    return matmul(a.reshape([B * T, c.nEmbd]), this.head, { transB: true });
+    return a.reshape([B * T, c.nEmbd]);
   }
 
-  /** Masked-mean next-token loss (a [1] tensor) and the logits. */
+  /**
+   * Masked-mean next-token loss (a [1] tensor) and the logits it read: [B·T, V] for a dense batch,
+   * [Nw, V] (the loss rows, in `b.sparse.rows` order) for a sparse one, whose head and cross-entropy
+   * run on the loss rows only.
+   */
   loss(b: DeviceBatch, ctx: ForwardContext = { train: false }): { loss: Tensor; logits: Tensor } {
-    const logits = this.forward(b, ctx);
-    return { loss: crossEntropy(logits, b.targets, b.lossMask), logits };
+    if (!b.sparse) {
+      const logits = this.forward(b, ctx);
+      return { loss: crossEntropy(logits, b.targets, b.lossMask), logits };
+    }
+    const h = gatherRows(this.hidden(b, ctx), b.sparse.rows);
+    const logits = matmul(h, this.head, { transB: true });
+    return { loss: crossEntropy(logits, b.sparse.targets, b.sparse.mask), logits };
   }
 
-  /** [correct, total] over masked positions, as a device tensor. */
+  /**
+   * [correct, total] over masked positions, as a device tensor. `logits` are `loss`'s (the loss rows
+   * of a sparse batch) or `forward`'s ([B·T, V], every position).
+   */
   accuracy(logits: Tensor, b: DeviceBatch): Tensor {
+    const rows = logits.numel / logits.dim(-1);
+    if (b.sparse && rows === b.sparse.rows.numel && rows !== b.batch * b.seqLen) return maskedAccuracy(logits, b.sparse.targets, b.sparse.mask);
     return maskedAccuracy(logits, b.targets, b.lossMask);
   }
 
-  /** Upload a packed batch (typed arrays from src/data) as device tensors. */
-  uploadBatch(x: { ids: Int32Array; targets: Int32Array; lossMask: Float32Array; attentionMask?: Float32Array; batch: number; seqLen: number }): DeviceBatch {
+  /**
+   * Upload a packed batch (typed arrays from src/data) as device tensors. A batch with a sparse loss
+   * mask is cut and gets its loss rows listed (`UploadOptions.sparse`); its `seqLen` is then the cut
+   * length.
+   */
+  uploadBatch(host: HostBatch, opts: UploadOptions = {}): DeviceBatch {
     const e = this.engine;
-    const { batch: B, seqLen: T } = x;
+    const { batch: B, seqLen: T0 } = host;
+    const mode = opts.sparse ?? 'auto';
+    let wanted = 0;
+    let lastWanted = -1; // over the batch
+    if (mode !== false)
+      for (let r = 0; r < B; r++)
+        for (let t = 0; t < T0; t++)
+          if (host.lossMask[r * T0 + t] !== 0) {
+            wanted++;
+            if (t > lastWanted) lastWanted = t;
+          }
+    const sparse = wanted > 0 && (mode === true || (mode === 'auto' && wanted < SPARSE_LOSS_FRACTION * B * T0));
+    // The loss at position t reads logits at t (ids 0..t through causal attention) and targets[t]: the
+    // positions after the last loss-carrying one of every row are not needed.
+    const T = sparse ? Math.max(1, lastWanted + 1) : T0;
+    const cut = <A extends Int32Array | Float32Array>(a: A): A => {
+      if (T === T0) return a;
+      const out = new (a.constructor as { new (n: number): A })(B * T);
+      for (let r = 0; r < B; r++) out.set(a.subarray(r * T0, r * T0 + T), r * T);
+      return out;
+    };
+    const x = { ids: cut(host.ids), targets: cut(host.targets), lossMask: cut(host.lossMask), attentionMask: host.attentionMask && cut(host.attentionMask) };
     let padded = false;
     if (x.attentionMask) {
       // A key padding mask matters only if some real token follows a pad within its row.
@@ -154,6 +243,27 @@ export class GPT {
         }
       }
     }
+    let rows: SparseRows | undefined;
+    if (sparse) {
+      const rowsHost = new Int32Array(wanted);
+      const tg = new Int32Array(wanted);
+      const mk = new Float32Array(wanted);
+      let k = 0;
+      for (let i = 0; i < B * T; i++)
+        if (x.lossMask[i] !== 0) {
+          rowsHost[k] = i;
+          tg[k] = x.targets[i]!;
+          mk[k] = x.lossMask[i]!;
+          k++;
+        }
+      rows = {
+        rows: e.tensor(rowsHost, [wanted], { dtype: 'i32', name: 'loss_rows' }),
+        rowsHost,
+        targets: e.tensor(tg, [wanted], { dtype: 'i32', name: 'loss_row_targets' }),
+        mask: e.tensor(mk, [wanted], { name: 'loss_row_mask' }),
+        fullSeqLen: T0,
+      };
+    }
     return {
       ids: e.tensor(x.ids, [B, T], { dtype: 'i32', name: 'ids' }),
       idsHost: x.ids,
@@ -162,6 +272,7 @@ export class GPT {
       keyPadMask: padded ? e.tensor(x.attentionMask!, [B, T], { name: 'key_pad_mask' }) : undefined,
       batch: B,
       seqLen: T,
+      ...(rows ? { sparse: rows } : {}),
     };
   }
 
