@@ -79,7 +79,7 @@ export function createArithmeticTask(family: ArithmeticFamily, n: number, fixQui
     padId: ARITH_PAD,
     fixQuirks,
     defaults,
-    legend: `0-9 operand digits, ${opChar} = ${OP_TOKEN}, = = ${EQ_TOKEN}, result digits d print as d (token d+${RESULT_OFFSET}), $ = STOP ${STOP_TOKEN}, _ = PAD ${ARITH_PAD}${reversed ? '; numbers are written least significant digit first' : ''}`,
+    legend: `0-9 operand digits, '${opChar}' is ${OP_TOKEN}, '=' is ${EQ_TOKEN}, result digit d prints as d (token d+${RESULT_OFFSET}), '$' is STOP ${STOP_TOKEN}, '_' is PAD ${ARITH_PAD}${reversed ? '; numbers are written least significant digit first' : ''}`,
     genSingle(rng: PyRandom): Int32Array {
       const a = drawOperand(rng, n);
       const b = drawOperand(rng, n);
