@@ -83,9 +83,41 @@ export function scoreRows(task: DownstreamTask, rows: readonly Int32Array[], pre
   return { correct, total };
 }
 
-/** A row as a string key (ids are < 65536 in every downstream vocabulary), for the test-set lookup. */
-function rowKey(row: Int32Array): string {
-  return String.fromCharCode.apply(null, row as unknown as number[]);
+/** A 52-bit hash of a row (two independent 32-bit multiplicative lanes), for the test-set lookup. */
+function rowHash(row: Int32Array): number {
+  let h1 = 0x811c9dc5;
+  let h2 = row.length;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i];
+    h1 = Math.imul(h1 ^ v, 0x01000193);
+    h2 = Math.imul(h2 + v, 0x5bd1e995) ^ (h2 >>> 15);
+  }
+  return (h1 >>> 0) * 0x100000 + ((h2 >>> 0) & 0xfffff);
+}
+
+function sameRow(a: Int32Array, b: Int32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Exact membership of rows in a fixed set (hash buckets, then an element-wise comparison). */
+class RowSet {
+  private readonly buckets = new Map<number, Int32Array[]>();
+  readonly size: number;
+  constructor(rows: readonly Int32Array[]) {
+    for (const r of rows) {
+      const h = rowHash(r);
+      const b = this.buckets.get(h);
+      if (!b) this.buckets.set(h, [r]);
+      else if (!b.some((x) => sameRow(x, r))) b.push(r);
+    }
+    this.size = rows.length;
+  }
+  has(row: Int32Array): boolean {
+    const b = this.buckets.get(rowHash(row));
+    return b !== undefined && b.some((x) => sameRow(x, row));
+  }
 }
 
 interface Snapshot {
@@ -117,7 +149,7 @@ export class DownstreamStream {
   readonly streamSeed: number;
   readonly snapshotEvery: number;
   private readonly maxConsecutiveDrops: number;
-  private readonly testKeys: Set<string>;
+  private readonly testRows: RowSet;
   private readonly testSize: number;
   private readonly rng: PyRandom;
   /** The step whose batch the live generator produces next, and the samples dropped before it. */
@@ -136,7 +168,7 @@ export class DownstreamStream {
     this.snapshotEvery = opts.snapshotEvery ?? 16;
     if (!Number.isInteger(this.snapshotEvery) || this.snapshotEvery < 1) throw new RangeError('snapshotEvery must be a positive integer');
     this.maxConsecutiveDrops = opts.maxConsecutiveDrops ?? 1_000_000;
-    this.testKeys = new Set(test.map(rowKey));
+    this.testRows = new RowSet(test);
     this.testSize = test.length;
     this.rng = new PyRandom(this.streamSeed);
     this.snapshots.set(0, { state: this.rng.mt.getState(), dropped: 0 });
@@ -173,7 +205,7 @@ export class DownstreamStream {
     let consecutive = 0;
     while (rows.length < this.batchSize) {
       const s = this.task.genSingle(this.rng);
-      if (this.testKeys.size > 0 && this.testKeys.has(rowKey(s))) {
+      if (this.testRows.size > 0 && this.testRows.has(s)) {
         this.cursorDropped++;
         if (++consecutive >= this.maxConsecutiveDrops) {
           throw new Error(
