@@ -3,7 +3,7 @@
 
 Written from the spec's prose (§6.2–§6.6) and checked against the §11 vectors (run this file with
 `--check`). It is the oracle for src/data/tasks/: `python3 test/tasks/reference_tasks.py > test/tasks/golden.json`
-regenerates the golden file that test/tasks/golden.test.ts compares against. Must be run with CPython 3.11
+regenerates the golden file that test/tasks/{tasks,harness,cli}.test.ts compare against. Must be run with CPython 3.11
 (the `random` module's call sequence is what the vectors pin down).
 
 Each generator draws from the module-level `random` exactly in the order the reference's gen_single() does:
