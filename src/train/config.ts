@@ -202,6 +202,43 @@ function checkRange(key: string, spec: KeySpec, v: unknown, where: string): void
   }
 }
 
+/** The closest key of a schema (canonical names and aliases) to `key`, or null when none is close. */
+export function closestKey(schema: ConfigSchema, key: string): string | null {
+  let best = '';
+  let bestD = Infinity;
+  for (const n of canonicalKeys(schema).keys()) {
+    const d = levenshtein(key, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+}
+
+/**
+ * Checks one raw value (e.g. from an experiment file) against a schema key: the key must exist (an
+ * alias is mapped to its canonical name), the value is coerced and range/choice-checked. Errors are
+ * ConfigErrors whose message starts with `path` (e.g. `arms[1].stage1.lr: must be >= 0, got -1`).
+ */
+export function checkValue(schema: ConfigSchema, rawKey: string, raw: unknown, path: string): { key: string; value: unknown } {
+  const key = canonicalKeys(schema).get(rawKey);
+  if (!key) {
+    const near = closestKey(schema, rawKey);
+    throw new ConfigError(`${path}: unknown ${schema.name} key "${rawKey}"${near ? ` (did you mean "${near}"?)` : ''}`);
+  }
+  const spec = schema.keys[key]!;
+  if (spec.ignored) return { key, value: raw };
+  try {
+    const value = coerce(key, spec, raw, 'here', false);
+    checkRange(key, spec, value, 'here');
+    return { key, value };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    // "key: message (here)" → "path: message"
+    let msg = e.message.startsWith(`${key}: `) ? e.message.slice(key.length + 2) : e.message;
+    if (msg.endsWith(' (here)')) msg = msg.slice(0, -' (here)'.length);
+    throw new ConfigError(`${path}: ${msg}`);
+  }
+}
+
 export interface ParsedArgs {
   /** `--config` value, if given. */
   config: string | null;
