@@ -1,11 +1,15 @@
-// `kindling data …`: inspect and export the procedural pretraining data (src/data/procedural).
+// `kindling data …`: inspect and export the procedural pretraining data (src/data/procedural) and the
+// downstream algorithmic tasks (src/data/tasks: condattendstream_N, additionstream_N, forwardaddition_N,
+// multiplication_N, sort_N).
 //
 //   kindling data list
 //   kindling data preview <task> [options]
 //   kindling data export  <task> [options] [--format json|bin] [--output FILE]
 //
 // Export formats
-//   json (default): one line per sample, {"ids":[…],"targets":[…],"loss_positions":[…]}.
+//   json (default): one line per sample, {"ids":[…],"targets":[…],"loss_positions":[…]} for procedural
+//        tasks and {"ids":[…],"loss_positions":[…]} for downstream tasks. loss_positions lists every
+//        position p (0-based) whose output is trained to predict ids[p+1] (downstream: the wanted positions).
 //   bin: a 32-byte little-endian header, then the ids of all samples as int32 LE, row-major and
 //        PAD-padded to the task's context length, then one uint8 loss-mask byte per position:
 //          0  char[8] magic "KDPROC01"
@@ -31,6 +35,15 @@ import {
   type Sample,
   type TaskName,
 } from '../data/procedural/index.ts';
+import { PyRandom } from '../data/procedural/rng.ts';
+import {
+  DOWNSTREAM_FAMILIES,
+  DOWNSTREAM_SKILLS,
+  PAPER_TASK_IDS,
+  createDownstreamTask,
+  isDownstreamTaskId,
+  type DownstreamTask,
+} from '../data/tasks/index.ts';
 
 /** Minimal stream interfaces, so that tests can capture the output. */
 export interface DataCommandIO {
@@ -85,6 +98,18 @@ const PREVIEW_OPTIONS: Record<string, OptionDef> = {
   '--color': { key: 'color', kind: 'flag', help: 'colour loss targets even when stdout is not a terminal' },
   '--no-color': { key: 'noColor', kind: 'flag', help: 'mark loss targets with [brackets] even on a terminal' },
 };
+/** Options that only downstream task ids take. */
+const DOWNSTREAM_ONLY_OPTIONS: Record<string, OptionDef> = {
+  '--fix-quirks': { key: 'fixQuirks', kind: 'flag', help: 'downstream: fix the reference quirks (score the first result digit at "=")' },
+};
+/** Keys of OPTIONS that downstream task ids accept. */
+const DOWNSTREAM_KEYS = new Set(['seed', 'start', 'count']);
+
+const DOWNSTREAM_HELP = `Downstream tasks (spec §6) are named name_N with name one of ${DOWNSTREAM_FAMILIES.join(', ')}
+(the paper's: ${PAPER_TASK_IDS.join(', ')}). They take --seed S (default 42), --start I, --count N and
+--fix-quirks: sample i is the (I+i)-th gen_single() after CPython random.seed(S) (plain draws, no test set,
+no de-duplication).`;
+
 const EXPORT_OPTIONS: Record<string, OptionDef> = {
   '--format': { key: 'format', kind: 'string', help: "'json' (JSON lines, default) or 'bin' (binary token file)" },
   '--output': { key: 'output', kind: 'string', help: 'write to FILE instead of stdout' },
@@ -92,7 +117,9 @@ const EXPORT_OPTIONS: Record<string, OptionDef> = {
 
 const MAIN_HELP = `Usage: kindling data <command> [options]
 
-Procedural pretraining data (sort reverse identity set union delete stack dyck dyck_shuffle ww eca).
+Procedural pretraining data (sort reverse identity set union delete stack dyck dyck_shuffle ww eca)
+and the downstream algorithmic tasks (condattendstream_N additionstream_N forwardaddition_N
+multiplication_N sort_N; e.g. condattendstream_30).
 
 Commands:
   list               list the tasks, what they train and their defaults
@@ -120,6 +147,9 @@ vocabulary size and context length (n_positions). SEP prints as '|', PAD as '_'.
 
 Task options:
 ${optionLines(OPTIONS)}
+${optionLines(DOWNSTREAM_ONLY_OPTIONS)}
+
+${DOWNSTREAM_HELP}
 
 Display options:
 ${optionLines(PREVIEW_OPTIONS)}
@@ -131,12 +161,21 @@ Writes samples I..I+N-1 of the reference seeding (sample idx from RandomState(se
 dyck_shuffle, random.seed(seed) followed by consecutive generator calls, the first I of them skipped.
 
   --format json   one line per sample: {"ids":[...],"targets":[...],"loss_positions":[...]}
+                  (downstream tasks: {"ids":[...],"loss_positions":[...]})
   --format bin    32-byte header (magic "KDPROC01", u32 header size, u32 N, u32 T, u32 vocab,
                   i32 PAD, u32 flags), then N*T int32 LE ids (PAD-padded rows of the context
-                  length T), then N*T uint8 loss-mask bytes. All little-endian.
+                  length T; downstream: the task's fixed row length), then N*T uint8 loss-mask
+                  bytes. All little-endian.
+
+loss_positions lists every 0-based position p whose output is trained to predict ids[p+1]
+(targets[p]), one entry per position, ascending. For downstream tasks these are the "wanted"
+(trained and scored) positions of spec §6.
 
 Task options:
 ${optionLines(OPTIONS)}
+${optionLines(DOWNSTREAM_ONLY_OPTIONS)}
+
+${DOWNSTREAM_HELP}
 
 Output options:
 ${optionLines(EXPORT_OPTIONS)}
@@ -155,13 +194,31 @@ function listText(): string {
       `  ${''.padEnd(13)} ${cfg}; vocab ${task.vocabSize}, context ${task.contextLength}, ${taskAccess(name) === 'stream' ? 'one CPython random stream' : 'RandomState(seed+idx) per sample'}`,
     );
   }
+  lines.push('', 'Downstream tasks (name_N; the paper\'s N shown), CPython random.seed(seed) then gen_single() calls:', '');
+  for (const id of PAPER_TASK_IDS) {
+    const t = createDownstreamTask(id);
+    const d = t.defaults;
+    lines.push(`  ${id.padEnd(20)} ${DOWNSTREAM_SKILLS[t.family]}`);
+    lines.push(
+      `  ${''.padEnd(20)} vocab ${t.vocabSize}, row length ${t.seqLen}, model ${d.nLayer}_${d.nHead}_${d.nEmbd}, n_positions ${d.nPositions}, batch ${d.batch}, ${d.maxSteps} steps`,
+    );
+  }
   return lines.join('\n') + '\n';
 }
 
 interface Parsed {
   task: TaskName;
+  /** Set when the task argument is a downstream task id (then `task` is meaningless). */
+  downstream?: DownstreamTask;
   values: Record<string, number | boolean | string>;
   help: boolean;
+}
+
+function unknownTaskMessage(task: string): string {
+  return (
+    `unknown task '${task}' (expected a procedural task, one of ${TASK_NAMES.join(', ')}, ` +
+    `or a downstream task id name_N with name one of ${DOWNSTREAM_FAMILIES.join(', ')}, e.g. ${PAPER_TASK_IDS.join(', ')})`
+  );
 }
 
 function parseNumber(raw: string, kind: 'int' | 'float', name: string): number {
@@ -177,7 +234,7 @@ function parseNumber(raw: string, kind: 'int' | 'float', name: string): number {
 }
 
 function parseArgs(args: string[], extra: Record<string, OptionDef>, command: string): Parsed {
-  const defs = { ...OPTIONS, ...extra };
+  const defs = { ...OPTIONS, ...DOWNSTREAM_ONLY_OPTIONS, ...extra };
   const values: Record<string, number | boolean | string> = {};
   let task: string | undefined;
   let help = false;
@@ -208,8 +265,25 @@ function parseArgs(args: string[], extra: Record<string, OptionDef>, command: st
     values[def.key] = def.kind === 'string' ? raw : parseNumber(raw, def.kind, name);
   }
   if (help) return { task: 'sort', values, help };
-  if (task === undefined) throw new UsageError(`'data ${command}' needs a task: one of ${TASK_NAMES.join(', ')}`);
-  if (!isTaskName(task)) throw new UsageError(`unknown task '${task}' (expected one of ${TASK_NAMES.join(', ')})`);
+  if (task === undefined) {
+    throw new UsageError(`'data ${command}' needs a task: one of ${TASK_NAMES.join(', ')}, or a downstream task id (${DOWNSTREAM_FAMILIES.join('_N, ')}_N)`);
+  }
+  if (isDownstreamTaskId(task)) {
+    for (const [name, def] of Object.entries({ ...OPTIONS, ...DOWNSTREAM_ONLY_OPTIONS })) {
+      if (values[def.key] !== undefined && !DOWNSTREAM_KEYS.has(def.key) && !(name in DOWNSTREAM_ONLY_OPTIONS)) {
+        throw new UsageError(`${name} does not apply to downstream task '${task}' (it takes --seed, --start, --count, --fix-quirks)`);
+      }
+    }
+    let downstream: DownstreamTask;
+    try {
+      downstream = createDownstreamTask(task, { fixQuirks: values.fixQuirks === true });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    return { task: 'sort', downstream, values, help };
+  }
+  if (!isTaskName(task)) throw new UsageError(unknownTaskMessage(task));
+  if (values.fixQuirks !== undefined) throw new UsageError(`--fix-quirks applies to downstream tasks only, not '${task}'`);
   for (const [name, def] of Object.entries(defs)) {
     if (def.tasks && values[def.key] !== undefined && !def.tasks.includes(task)) {
       throw new UsageError(`${name} does not apply to task '${task}' (it applies to ${def.tasks.join(', ')})`);
@@ -313,7 +387,61 @@ function configLine(task: ProceduralTask): string {
     .join(' ');
 }
 
+/** Samples start..start+count-1 of a downstream task: gen_single() calls after random.seed(seed). */
+function downstreamRows(task: DownstreamTask, seed: number, start: number, count: number): Int32Array[] {
+  const rng = new PyRandom(seed);
+  for (let i = 0; i < start; i++) task.genSingle(rng);
+  return Array.from({ length: count }, () => task.genSingle(rng));
+}
+
+function downstreamSeed(p: Parsed): number {
+  const seed = (p.values.seed as number | undefined) ?? 42;
+  if (seed < 0) throw new UsageError('--seed must be >= 0');
+  return seed;
+}
+
+function renderDownstream(task: DownstreamTask, ids: Int32Array, wanted: Uint8Array, color: boolean, maxTokens: number): string {
+  const parts: string[] = [];
+  const n = Math.min(ids.length, maxTokens);
+  for (let i = 0; i < n; i++) {
+    const tok = task.renderToken(ids[i]);
+    if (i > 0 && wanted[i - 1]) parts.push(color ? `\x1b[1;32m${tok}\x1b[0m` : `[${tok}]`);
+    else if (color && ids[i] === task.padId) parts.push(`\x1b[2m${tok}\x1b[0m`);
+    else parts.push(tok);
+  }
+  if (ids.length > n) parts.push(`… (${ids.length - n} more)`);
+  return parts.join(' ');
+}
+
+async function previewDownstream(task: DownstreamTask, p: Parsed, io: DataCommandIO): Promise<number> {
+  const { start, count } = rangeOf(p, 3);
+  const seed = downstreamSeed(p);
+  const maxTokens = (p.values.maxTokens as number | undefined) ?? 160;
+  const color = p.values.noColor ? false : p.values.color ? true : Boolean(io.stdout.isTTY);
+  const w = new Writer(io.stdout);
+  const d = task.defaults;
+  await w.write(
+    `${task.id}: ${DOWNSTREAM_SKILLS[task.family]}\n` +
+      `model vocab size ${task.vocabSize}, row length ${task.seqLen}, PAD ${task.padId}; defaults ${d.nLayer}_${d.nHead}_${d.nEmbd}, ` +
+      `n_positions ${d.nPositions}, batch ${d.batch}, eval every ${d.evalSteps} steps, ${d.maxSteps} steps\n` +
+      `quirks: ${task.fixQuirks ? 'fixed (--fix-quirks)' : 'reference (default)'}\n` +
+      `seeding: random.seed(${seed}), consecutive gen_single() calls\n` +
+      `tokens: ${task.legend}\n` +
+      `marked (${color ? 'green' : '[x]'}): tokens predicted at wanted (trained and scored) positions\n`,
+  );
+  const rows = downstreamRows(task, seed, start, count);
+  for (let i = 0; i < count; i++) {
+    const wanted = task.wanted(rows[i]);
+    const lp = Array.from(wanted.keys()).filter((q) => wanted[q] === 1);
+    await w.write(
+      `\n#${start + i}  ${lp.length} wanted positions: ${compactRanges(lp)}\n  ${renderDownstream(task, rows[i], wanted, color, maxTokens)}\n`,
+    );
+  }
+  return 0;
+}
+
 async function preview(p: Parsed, io: DataCommandIO): Promise<number> {
+  if (p.downstream) return previewDownstream(p.downstream, p, io);
   const task = buildTask(p);
   const { start, count } = rangeOf(p, 3);
   const maxTokens = (p.values.maxTokens as number | undefined) ?? 160;
@@ -342,29 +470,34 @@ async function preview(p: Parsed, io: DataCommandIO): Promise<number> {
   return 0;
 }
 
-function encodeBinary(task: ProceduralTask, samples: Sample[]): Uint8Array[] {
+function encodeBinary(
+  shape: { contextLength: number; vocabSize: number; padId: number },
+  samples: readonly Pick<Sample, 'ids' | 'lossMask'>[],
+): Uint8Array[] {
   const N = samples.length;
-  const T = task.contextLength;
+  const T = shape.contextLength;
   const header = Buffer.alloc(32);
   header.write('KDPROC01', 0, 'ascii');
   header.writeUInt32LE(32, 8);
   header.writeUInt32LE(N, 12);
   header.writeUInt32LE(T, 16);
-  header.writeUInt32LE(task.vocabSize, 20);
-  header.writeInt32LE(task.padId, 24);
+  header.writeUInt32LE(shape.vocabSize, 20);
+  header.writeInt32LE(shape.padId, 24);
   header.writeUInt32LE(1, 28);
   const ids = Buffer.alloc(N * T * 4);
   const mask = Buffer.alloc(N * T);
   samples.forEach((s, b) => {
-    for (let i = 0; i < T; i++) ids.writeInt32LE(i < s.ids.length ? s.ids[i] : task.padId, (b * T + i) * 4);
+    for (let i = 0; i < T; i++) ids.writeInt32LE(i < s.ids.length ? s.ids[i] : shape.padId, (b * T + i) * 4);
     mask.set(s.lossMask, b * T);
   });
   return [header, ids, mask];
 }
 
 async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
-  const task = buildTask(p);
+  const downstream = p.downstream;
+  const task = downstream ? undefined : buildTask(p);
   const { start, count } = rangeOf(p, 1);
+  const seed = downstream ? downstreamSeed(p) : 0;
   const format = (p.values.format as string | undefined) ?? 'json';
   if (format !== 'json' && format !== 'bin') throw new UsageError(`--format must be 'json' or 'bin', got '${format}'`);
   const outputPath = p.values.output as string | undefined;
@@ -376,7 +509,22 @@ async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
     });
   }
   const w = new Writer(file ?? io.stdout);
-  if (format === 'json') {
+  if (downstream) {
+    const rows = downstreamRows(downstream, seed, start, count);
+    if (format === 'json') {
+      for (let i = 0; i < count && !w.closed; i++) {
+        const wanted = downstream.wanted(rows[i]);
+        const lp = Array.from(wanted.keys()).filter((q) => wanted[q] === 1);
+        await w.write(`{"ids":[${rows[i].join(',')}],"loss_positions":[${lp.join(',')}]}\n`);
+      }
+    } else {
+      if (!file && io.stdout.isTTY) throw new UsageError('refusing to write binary data to a terminal; use --output FILE or a pipe');
+      const shape = { contextLength: downstream.seqLen, vocabSize: downstream.vocabSize, padId: downstream.padId };
+      for (const chunk of encodeBinary(shape, rows.map((ids) => ({ ids, lossMask: downstream.wanted(ids) })))) await w.write(chunk);
+    }
+  } else if (!task) {
+    throw new Error('unreachable');
+  } else if (format === 'json') {
     for (let i = 0; i < count && !w.closed; i++) {
       const s = task.sample(start + i);
       await w.write(

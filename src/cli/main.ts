@@ -4,6 +4,7 @@
  */
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
+import { runExperimentCommand } from './experiment.ts';
 import { runScoreCommand } from './score.ts';
 import { runStartCommand } from './start.ts';
 import { runTrainCommand } from './train.ts';
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   device: { summary: 'print the WebGPU adapter, its features and limits', run: runDeviceCommand },
   data: { summary: 'preview or export procedural pretraining data (kindling data --help)', run: runDataCommand },
   train: { summary: 'procedural pretraining (stage 1) with the reference config keys (kindling train --help)', run: runTrainCommand },
+  experiment: { summary: 'run an experiment file or preset (quick, paper): arms × sweeps × seeds, then results.json and report.html', run: runExperimentCommand },
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
 };
 

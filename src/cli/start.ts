@@ -1,64 +1,75 @@
 /**
  * `kindling start` (what `npm start` runs after bootstrapping): prints the adapter, runs the engine
- * self-check, then the main job: a short procedural pretraining run (stage 1 of the paper) on the
- * `sort` task with a small GPT-2, reporting the loss curve and the validation accuracy.
+ * self-check, then the `quick` experiment preset (src/experiments/presets/quick.yaml): the needle task
+ * with no pretraining, k-Dyck pretraining and its shuffled control, scaled down for CPUs. Prints the
+ * results table and where report.html is.
  *
- * Options: --task <name> --steps N --size L_H_D --seq-length L --vocab-size V --batch-size B --lr X
- *          --save-dir DIR (default runs/start). Everything else as `kindling train`.
+ * Options: --out DIR (default runs/quick), --jobs N, --fresh (start over instead of resuming).
+ * A previous run of the same preset in DIR is resumed (finished runs kept); a DIR holding anything
+ * else is moved aside to DIR.old-<time> first.
  */
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { Engine } from '../../engine/engine.ts';
 import { runComputeCheck } from '../../engine/selfcheck.ts';
-import { loadConfig, PROCEDURAL_SCHEMA, type ProceduralConfig } from '../train/config.ts';
-import { runProcedural } from '../train/procedural.ts';
+import { holdsExperiment, runExperiment } from '../experiments/runner.ts';
+import { loadExperiment } from '../experiments/schema.ts';
 
-const DEFAULTS = [
-  '--task', 'sort',
-  '--gpt2_size', '2_4_64',
-  '--seq_length', '8',
-  '--vocab_size', '16',
-  '--batch_size', '32',
-  '--max_steps', '300',
-  '--steps_per_epoch', '300',
-  '--epochs', '1',
-  '--lr', '3e-3',
-  '--lr_schedule', 'cosine',
-  '--warmup_steps', '30',
-  '--weight_decay', '0.1',
-  '--dropout', '0',
-  '--save_every_steps', '100',
-  '--save_total_limit', '1',
-  '--save_dir', 'runs/start',
-];
+const USAGE = `usage: kindling start [--out DIR] [--jobs N] [--fresh]
+
+  Prints the adapter, checks the engine on it, then runs the \`quick\` experiment preset
+  (src/experiments/presets/quick.yaml; kindling experiment quick): needle-in-a-haystack with no
+  pretraining, k-Dyck pretraining and shuffled k-Dyck, two seeds each. Prints the results table;
+  results.json and report.html go to DIR (default runs/quick).
+
+  --out DIR   experiment directory (default runs/quick). A previous quick run there is resumed;
+              anything else there is moved aside to DIR.old-<time>
+  --jobs N    worker processes (default 1)
+  --fresh     move a previous run aside and start over`;
 
 export async function runStartCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(
-      'usage: kindling start [--key value ...]\n  Prints the adapter, checks the engine on it, then pretrains a small GPT-2 on a procedural task\n' +
-        `  (defaults: ${DEFAULTS.join(' ')}); any \`kindling train\` key overrides them.`,
-    );
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
     return 0;
   }
+  let out = 'runs/quick';
+  let jobs = 1;
+  let fresh = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--out' && argv[i + 1]) out = argv[++i]!;
+    else if (a === '--jobs' && argv[i + 1] && Number.isInteger(Number(argv[i + 1])) && Number(argv[i + 1]) >= 1) jobs = Number(argv[++i]);
+    else if (a === '--fresh') fresh = true;
+    else {
+      console.error(`kindling start: unknown or incomplete option ${a}\n\n${USAGE}`);
+      return 2;
+    }
+  }
+  const { experiment, text } = loadExperiment('quick');
   const engine = await Engine.create();
+  let selfCheck: boolean;
   try {
     console.log(`kindling on ${engine.device.describe()}`);
-    const ok = await runComputeCheck(engine.device);
-    console.log(`engine self-check: ${ok ? 'ok' : 'FAILED'}`);
-    if (!ok) return 1;
-    const { values } = loadConfig<ProceduralConfig>(PROCEDURAL_SCHEMA, { argv: [...DEFAULTS, ...argv] });
-    const t0 = performance.now();
-    const run = await runProcedural(engine, values);
-    const r = run.result;
-    const secs = (performance.now() - t0) / 1000;
-    console.log('\nstep   train loss');
-    const every = Math.max(1, Math.floor(r.losses.length / 6));
-    r.losses.forEach((l, i) => {
-      if (i % every === 0 || i === r.losses.length - 1) console.log(`${String(l.step).padStart(4)}   ${l.loss.toFixed(4)}`);
-    });
-    for (const ev of r.evals) console.log(`validation @ step ${ev.step}: loss ${ev.loss.toFixed(4)}, token accuracy ${(100 * ev.accuracy).toFixed(1)}%`);
-    console.log(`\n${r.steps} steps in ${secs.toFixed(1)} s (${((1000 * secs) / r.steps).toFixed(1)} ms/step incl. evaluation); checkpoints and metrics.jsonl in ${run.runDir}`);
-    run.trainer.destroy();
-    run.model.destroy();
-    return 0;
+    selfCheck = await runComputeCheck(engine.device);
+    console.log(`engine self-check: ${selfCheck ? 'ok' : 'FAILED'}`);
+    if (!selfCheck) return 1;
+
+    let resume = false;
+    if (existsSync(out) && readdirSync(out).length > 0) {
+      if (!fresh && holdsExperiment(out, experiment)) {
+        resume = true;
+        console.log(`resuming the quick experiment in ${out} (finished runs are kept; --fresh starts over)`);
+      } else {
+        const aside = `${out}.old-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        renameSync(out, aside);
+        console.log(`${out} held ${fresh ? 'a previous run' : 'something else'}; moved it to ${aside}`);
+      }
+    }
+    console.log(`running the quick experiment (${experiment.description}) in ${out}\n`);
+    const r = await runExperiment({ experiment, text, dir: out, resume, jobs, engine: jobs > 1 ? undefined : engine });
+    if (r.table) console.log(`\n${r.table}`);
+    console.log(`\n${r.completed}/${r.planned} runs finished${r.html ? `; report: ${r.html} (results.json and results.md beside it)` : ''}`);
+    for (const f of r.failed) console.error(`failed: ${f.arm} seed ${f.seed}: ${f.error}`);
+    return r.failed.length || r.completed < r.planned ? 1 : 0;
   } finally {
     engine.destroy();
   }

@@ -26,6 +26,7 @@
  */
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { createDownstreamTask, DOWNSTREAM_FAMILIES, type DownstreamTask, isDownstreamTaskId, PAPER_TASK_IDS } from '../data/tasks/index.ts';
 import { contextLength, isTaskName, modelVocabSize, resolveConfig, TASK_NAMES, type TaskName } from '../data/procedural/registry.ts';
 import { HF_MODEL_SIZES, makeConfig, parseSize, type GPTConfig } from '../model/config.ts';
 import { WEIGHT_DECAY_RULES } from '../model/hf_names.ts';
@@ -199,6 +200,43 @@ function checkRange(key: string, spec: KeySpec, v: unknown, where: string): void
     for (const x of items) {
       if (!spec.choices.includes(x)) throw new ConfigError(`${key}: "${x}" is not one of ${spec.choices.join(', ')} (${where})`);
     }
+  }
+}
+
+/** The closest key of a schema (canonical names and aliases) to `key`, or null when none is close. */
+export function closestKey(schema: ConfigSchema, key: string): string | null {
+  let best = '';
+  let bestD = Infinity;
+  for (const n of canonicalKeys(schema).keys()) {
+    const d = levenshtein(key, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+}
+
+/**
+ * Checks one raw value (e.g. from an experiment file) against a schema key: the key must exist (an
+ * alias is mapped to its canonical name), the value is coerced and range/choice-checked. Errors are
+ * ConfigErrors whose message starts with `path` (e.g. `arms[1].stage1.lr: must be >= 0, got -1`).
+ */
+export function checkValue(schema: ConfigSchema, rawKey: string, raw: unknown, path: string): { key: string; value: unknown } {
+  const key = canonicalKeys(schema).get(rawKey);
+  if (!key) {
+    const near = closestKey(schema, rawKey);
+    throw new ConfigError(`${path}: unknown ${schema.name} key "${rawKey}"${near ? ` (did you mean "${near}"?)` : ''}`);
+  }
+  const spec = schema.keys[key]!;
+  if (spec.ignored) return { key, value: raw };
+  try {
+    const value = coerce(key, spec, raw, 'here', false);
+    checkRange(key, spec, value, 'here');
+    return { key, value };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    // "key: message (here)" → "path: message"
+    let msg = e.message.startsWith(`${key}: `) ? e.message.slice(key.length + 2) : e.message;
+    if (msg.endsWith(' (here)')) msg = msg.slice(0, -' (here)'.length);
+    throw new ConfigError(`${path}: ${msg}`);
   }
 }
 
@@ -497,59 +535,45 @@ export function proceduralRunName(c: ProceduralConfig): string {
 // ------------------------------------------------------------------------------------------------
 // §6: downstream algorithmic tasks (downstream/algorithmic_tasks/experiment_stream.py + task files)
 
-export interface DownstreamTaskDefaults {
-  nLayer: number;
-  nHead: number;
-  nEmbd: number;
-  nPositions: number;
-  vocabSize: number;
-  batch: number;
-  evalSteps: number;
+/**
+ * The downstream task named by a config's `task`. The task registry (src/data/tasks) is the single
+ * source of the per-task defaults (model size, context, vocabulary, batch, eval cadence; §6.2–6.5).
+ */
+function downstreamTask(v: Values): DownstreamTask {
+  const id = String(v.task);
+  if (!isDownstreamTaskId(id)) throw new ConfigError(`task: "${id}" is not a downstream task id (name_N with name one of ${DOWNSTREAM_FAMILIES.join(', ')})`);
+  try {
+    return createDownstreamTask(id);
+  } catch (e) {
+    throw new ConfigError(`task: ${(e as Error).message}`);
+  }
 }
-
-/** Per-task values set by the reference's task files (§6.2–6.5). */
-export const DOWNSTREAM_TASK_DEFAULTS: Readonly<Record<string, DownstreamTaskDefaults>> = {
-  condattendstream: { nLayer: 2, nHead: 4, nEmbd: 16, nPositions: 100, vocabSize: 256, batch: 1000, evalSteps: 50 },
-  additionstream: { nLayer: 2, nHead: 4, nEmbd: 16, nPositions: 40, vocabSize: 31, batch: 1000, evalSteps: 50 },
-  forwardaddition: { nLayer: 2, nHead: 4, nEmbd: 16, nPositions: 40, vocabSize: 31, batch: 1000, evalSteps: 40 },
-  multiplication: { nLayer: 4, nHead: 8, nEmbd: 512, nPositions: 40, vocabSize: 31, batch: 64, evalSteps: 40 },
-};
-
-const TASK_ID = /^([a-z]+)_(\d+)(?:_(\d+))?,?$/;
-
-function downstreamDefaults(v: Values): DownstreamTaskDefaults {
-  const m = TASK_ID.exec(String(v.task));
-  const d = m ? DOWNSTREAM_TASK_DEFAULTS[m[1]!] : undefined;
-  if (!d) throw new ConfigError(`task: "${String(v.task)}" is not a downstream task id (name_N with name one of ${Object.keys(DOWNSTREAM_TASK_DEFAULTS).join(', ')})`);
-  return d;
-}
-const byTask = (f: (d: DownstreamTaskDefaults) => number) =>
+/** A default read from the task, documented with the paper's tasks' values. */
+const byTask = (f: (t: DownstreamTask) => number) =>
   derived(
-    (v) => f(downstreamDefaults(v)),
-    Object.entries(DOWNSTREAM_TASK_DEFAULTS)
-      .map(([t, d]) => `${t} ${f(d)}`)
-      .join(', '),
+    (v) => f(downstreamTask(v)),
+    PAPER_TASK_IDS.map((id) => `${id} ${f(createDownstreamTask(id))}`).join(', '),
   );
 
 /** Components the reference's algorithmic ExperimentConfig accepts ([quirk]: no ln, attn+ln, heads). */
 export const REFERENCE_ALGORITHMIC_COMPONENTS = ['attn', 'ffn', 'embed', 'everything'] as const;
 
 const ALGORITHMIC_KEYS = {
-  task: { type: 'string', default: 'condattendstream_30', doc: 'task id name_N: condattendstream_30, additionstream_10, forwardaddition_5, multiplication_5' },
+  task: { type: 'string', default: 'condattendstream_30', doc: `task id name_N (src/data/tasks): ${PAPER_TASK_IDS.join(', ')}` },
   seed: { type: 'int', default: 42, min: 0, max: 0xffffffff, doc: 'test-set and init seed (the training stream uses 42 regardless [quirk])' },
   arch: { type: 'string', default: 'transformer', choices: ['transformer'], doc: 'architecture' },
-  n_layer: { type: 'int', default: byTask((d) => d.nLayer), min: 1, doc: 'layers (task default)' },
-  n_head: { type: 'int', default: byTask((d) => d.nHead), min: 1, doc: 'heads (task default)' },
-  n_embd: { type: 'int', default: byTask((d) => d.nEmbd), min: 1, doc: 'hidden size (task default)' },
-  n_positions: { type: 'int', default: byTask((d) => d.nPositions), min: 1, doc: 'context length (task default)' },
-  vocab_size: { type: 'int', default: byTask((d) => d.vocabSize), min: 2, doc: 'vocabulary (task default)' },
+  n_layer: { type: 'int', default: byTask((t) => t.defaults.nLayer), min: 1, doc: 'layers (task default)' },
+  n_head: { type: 'int', default: byTask((t) => t.defaults.nHead), min: 1, doc: 'heads (task default)' },
+  n_embd: { type: 'int', default: byTask((t) => t.defaults.nEmbd), min: 1, doc: 'hidden size (task default)' },
+  n_positions: { type: 'int', default: byTask((t) => t.defaults.nPositions), min: 1, doc: 'context length (task default)' },
+  vocab_size: { type: 'int', default: byTask((t) => t.vocabSize), min: 2, doc: 'vocabulary (task default)' },
   tie_emb: { type: 'bool', default: false, doc: 'tie lm_head to wte' },
   dropout: { type: 'number', default: 0.0, min: 0, max: 0.999, doc: 'embd/attn/resid dropout' },
   train_steps: { type: 'int', default: 250, min: 1, doc: 'epochs-equivalent: max_steps = train_steps·train_size/batch' },
   train_size: { type: 'int', default: 40000, min: 1, doc: 'nominal training-set size' },
   eval_size: { type: 'int', default: 4000, min: 1, doc: 'test sequences' },
-  per_device_train_batch_size: { type: 'int', default: byTask((d) => d.batch), min: 1, aliases: ['batch_size'], doc: 'training batch (task default)' },
-  per_device_eval_batch_size: { type: 'int', default: byTask((d) => d.batch), min: 1, doc: 'evaluation batch (task default)' },
+  per_device_train_batch_size: { type: 'int', default: byTask((t) => t.defaults.batch), min: 1, aliases: ['batch_size'], doc: 'training batch (task default)' },
+  per_device_eval_batch_size: { type: 'int', default: byTask((t) => t.defaults.batch), min: 1, doc: 'evaluation batch (task default)' },
   max_steps: {
     type: 'int',
     min: 1,
@@ -561,7 +585,7 @@ const ALGORITHMIC_KEYS = {
   warmup_steps: { type: 'int', default: 500, min: 0, doc: 'linear warmup steps' },
   weight_decay: { type: 'number', default: 0.001, min: 0, doc: 'AdamW weight decay (not biases/LayerNorm)' },
   max_grad_norm: { type: 'number', default: 1.0, min: 0, aliases: ['grad_clip'], doc: 'global gradient-norm clip' },
-  eval_steps: { type: 'int', default: byTask((d) => d.evalSteps), min: 1, doc: 'evaluate every N steps (task default)' },
+  eval_steps: { type: 'int', default: byTask((t) => t.defaults.evalSteps), min: 1, doc: 'evaluate every N steps (task default)' },
   save_steps: { type: 'int', default: 600, min: 1, doc: 'checkpoint every N steps' },
   logging_steps: { type: 'int', default: 600, min: 1, doc: 'log every N steps' },
   save_total_limit: { type: 'int', default: 3, min: 0, doc: 'checkpoints kept' },
@@ -580,7 +604,7 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
   name: 'algorithmic',
   keys: ALGORITHMIC_KEYS,
   validate: (v) => {
-    downstreamDefaults(v);
+    downstreamTask(v);
     if ((v.n_embd as number) % (v.n_head as number) !== 0) throw new ConfigError(`n_embd ${String(v.n_embd)} is not divisible by n_head ${String(v.n_head)}`);
     if (!v.all_components) {
       for (const key of ['weights_to_be_transferred', 'weights_to_be_trained'] as const) {

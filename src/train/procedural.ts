@@ -18,7 +18,7 @@ import {
   proceduralTotalSteps,
 } from './config.ts';
 import { makeSchedule } from './schedule.ts';
-import { Trainer, type BatchSource, type TrainResult } from './trainer.ts';
+import { Trainer, type BatchSource, type TrainerOptions, type TrainResult } from './trainer.ts';
 import { join } from 'node:path';
 
 /** Micro-batch g of the concatenated epochs of a loader. */
@@ -39,13 +39,15 @@ export function loaderSource(loader: ProceduralLoader, gradAccum: number): Batch
 
 export interface ProceduralRun {
   runDir: string;
+  /** The validation batches (spec §4: 40 sequences for Dyck, batch × 10 otherwise). */
+  validation: Batch[];
   result: TrainResult;
   model: GPT;
   trainer: Trainer;
 }
 
 /** Build model, data and trainer from a procedural config and train (resuming if asked). */
-export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void } = {}): Promise<ProceduralRun> {
+export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval'] } = {}): Promise<ProceduralRun> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const task = c.task as TaskName;
   const taskConfig = proceduralTaskConfig(c);
@@ -80,11 +82,53 @@ export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: {
     saveBest: true,
     progress: opts.progress,
     trainConfig: c,
+    onLog: opts.onLog,
+    onEval: opts.onEval,
   });
   if (c.resume) {
     const from = trainer.resumeLatest();
     log(from === null ? 'resume: no checkpoint yet, starting fresh' : `resume: continuing from step ${from}`);
   }
   const result = await trainer.run();
-  return { runDir, result, model, trainer };
+  return { runDir, validation, result, model, trainer };
+}
+
+/** Dyck and Dyck-shuffle: token ids k..2k-1 are closing brackets (spec §2.7). */
+export function isDyckTask(task: string): boolean {
+  return task === 'dyck' || task === 'dyck_shuffle';
+}
+
+/**
+ * The batch with its loss mask restricted to positions whose TARGET is a closing bracket (k ≤ t < 2k):
+ * in a Dyck word the closer is fully determined by the prefix, so a model that learned the language
+ * predicts it (spec §14, "closing accuracy").
+ */
+export function closingBatch(b: Batch, k: number): Batch {
+  const lossMask = new Float32Array(b.lossMask.length);
+  let n = 0;
+  for (let i = 0; i < lossMask.length; i++) {
+    const t = b.targets[i]!;
+    if (b.lossMask[i]! > 0 && t >= k && t < 2 * k) {
+      lossMask[i] = 1;
+      n++;
+    }
+  }
+  return { ...b, lossMask, lossTokens: n };
+}
+
+export interface Stage1Gate {
+  /** Validation token accuracy (all loss positions). */
+  accuracy: number;
+  /** Dyck / Dyck-shuffle: accuracy on closing-bracket targets; null for other tasks. */
+  closingAccuracy: number | null;
+  /** closing accuracy (Dyck) or token accuracy (others) ≥ threshold. */
+  learned: boolean;
+}
+
+/** Whether stage 1 learned its language: evaluates the trained model on the validation batches. */
+export async function stage1Gate(trainer: Trainer, c: ProceduralConfig, validation: readonly Batch[], threshold: number): Promise<Stage1Gate> {
+  const all = await trainer.evaluate(validation);
+  let closing: number | null = null;
+  if (isDyckTask(c.task)) closing = (await trainer.evaluate(validation.map((b) => closingBatch(b, c.k)))).accuracy;
+  return { accuracy: all.accuracy, closingAccuracy: closing, learned: (closing ?? all.accuracy) >= threshold };
 }

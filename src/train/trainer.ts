@@ -75,6 +75,8 @@ export interface TrainerOptions {
   trainConfig?: unknown;
   /** Called after each logged step. */
   onLog?: (rec: StepLog) => void;
+  /** Called after each evaluation. */
+  onEval?: (step: number, result: EvalResult) => void;
 }
 
 export interface StepLog {
@@ -230,6 +232,7 @@ export class Trainer {
         const r = await this.evaluate(o.evalBatches!());
         evals.push({ step: this.step, ...r });
         this.metrics?.write({ step: this.step, eval_loss: r.loss, eval_accuracy: r.accuracy, eval_tokens: r.tokens });
+        o.onEval?.(this.step, r);
         if (r.accuracy > this.bestAcc) {
           this.bestAcc = r.accuracy;
           this.evalsSinceBest = 0;

@@ -1,0 +1,416 @@
+/**
+ * The experiment runner: every arm × sweep point × seed of an experiment file, each in its own run
+ * directory, stage-1 checkpoints cached and shared, crash-safe and resumable, parallel on one machine
+ * (`jobs`) or across machines (`shard`), then aggregated into results.json and the reports.
+ *
+ *   DIR/experiment.json            the parsed experiment (a resume must match it) and its name
+ *   DIR/experiment.yaml            the file it came from (workers read this copy)
+ *   DIR/stage1/<task>-<hash>/      one stage-1 training per distinct settings+seed: checkpoints,
+ *                                  metrics.jsonl, final/ (the weights stage 2 starts from), stage1.json
+ *   DIR/runs/<arm>/seed-<s>/       one run: stage-2 checkpoints, metrics.jsonl, result.json when done
+ *   DIR/locks/                     mkdir locks (see lock.ts): who trains which stage 1 / run right now
+ *   DIR/results.json, results.md, report.html
+ *
+ * Claiming: a process takes a run by creating its lock directory; a process that finds a run locked
+ * by a live owner moves on to the next. Stage 1 is locked the same way; a run that needs a stage 1
+ * someone else is training waits for its stage1.json. That is all the scheduling there is: `--jobs N`
+ * starts N worker processes over the same list, `--shard i/n` restricts a process to runs with
+ * index % n == i (n machines sharing DIR), and a killed experiment rerun with `--resume` skips runs
+ * with a result.json and resumes the others from their latest checkpoint.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Engine } from '../../engine/engine.ts';
+import type { ProceduralConfig } from '../train/config.ts';
+import { type DownstreamMixture, runDownstream } from '../train/downstream.ts';
+import { runProcedural, stage1Gate } from '../train/procedural.ts';
+import { aggregate } from './aggregate.ts';
+import { type BoardSink, IpcBoard, ProgressBoard, relay } from './board.ts';
+import { tryLock } from './lock.ts';
+import { writeReports } from './report.ts';
+import { type Experiment, ExperimentError, type MixturePartPlan, type PlannedRun, planExperiment, type Stage1Plan, stage1Settings, stableJson } from './schema.ts';
+import type { ExperimentResults, RunRecord, Stage1Record } from './types.ts';
+
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+export interface RunnerOptions {
+  experiment: Experiment;
+  /** The YAML text (copied to DIR/experiment.yaml). */
+  text: string;
+  dir: string;
+  resume?: boolean;
+  /** Worker processes (default 1: run in this process). */
+  jobs?: number;
+  shard?: Shard | null;
+  /** This process is a worker started by `jobs`: no directory checks, no aggregation. */
+  worker?: boolean;
+  /** Reuse an engine (tests); default: one Engine.create() for this process. */
+  engine?: Engine;
+  board?: BoardSink;
+  /** Where log lines go (default the board). */
+  log?: (line: string) => void;
+}
+
+export interface RunnerResult {
+  planned: number;
+  /** Runs of the whole plan with a result.json. */
+  completed: number;
+  /** Runs this process (or its workers) failed on, with the error. */
+  failed: { arm: string; seed: number; error: string }[];
+  results: ExperimentResults | null;
+  table: string | null;
+  html: string | null;
+}
+
+interface Stage1Stored {
+  key: string;
+  task: string;
+  settings: Record<string, unknown>;
+  accuracy: number;
+  closing_accuracy: number | null;
+  steps: number;
+  elapsed_s: number;
+}
+
+const EXPERIMENT_FILE = 'experiment.json';
+const RESULT_FILE = 'result.json';
+const STAGE1_FILE = 'stage1.json';
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  renameSync(tmp, path);
+}
+
+function readJson<T>(path: string): T {
+  return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
+
+export function parseShard(s: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m) throw new ExperimentError(`--shard: expected i/n (e.g. 0/4), got "${s}"`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || index >= count) throw new ExperimentError(`--shard: need 0 ≤ i < n, got ${s}`);
+  return { index, count };
+}
+
+/** Checks or initialises the experiment directory. */
+export function prepareDir(dir: string, experiment: Experiment, text: string, opts: { resume?: boolean; shard?: Shard | null }): void {
+  const meta = join(dir, EXPERIMENT_FILE);
+  const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
+  if (nonEmpty) {
+    if (!existsSync(meta)) throw new ExperimentError(`${dir} is not empty and holds no experiment; choose another --out`);
+    const stored = readJson<{ name: string; experiment: unknown }>(meta);
+    if (stableJson(stored.experiment) !== stableJson(experiment)) {
+      throw new ExperimentError(`${dir} holds a different experiment ("${stored.name}", or the same one edited); choose another --out`);
+    }
+    if (!opts.resume && !opts.shard) throw new ExperimentError(`${dir} already holds this experiment; pass --resume to continue it (finished runs are kept, partial ones resume)`);
+    return;
+  }
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'experiment.yaml'), text);
+  writeJsonAtomic(meta, { name: experiment.name, description: experiment.description, created: new Date().toISOString(), experiment });
+}
+
+/** The experiment stored in DIR/experiment.json. */
+export function readStoredExperiment(dir: string): Experiment {
+  return readJson<{ experiment: Experiment }>(join(dir, EXPERIMENT_FILE)).experiment;
+}
+
+/** Whether DIR holds a previous run of exactly this experiment. */
+export function holdsExperiment(dir: string, experiment: Experiment): boolean {
+  const meta = join(dir, EXPERIMENT_FILE);
+  if (!existsSync(meta)) return false;
+  try {
+    return stableJson(readJson<{ experiment: unknown }>(meta).experiment) === stableJson(experiment);
+  } catch {
+    return false;
+  }
+}
+
+const lockName = (what: string): string => what.replace(/[/\\]/g, '__');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Context {
+  readonly machine: string;
+  constructor(
+    readonly engine: Engine,
+    readonly dir: string,
+    readonly experiment: Experiment,
+    readonly board: BoardSink,
+    readonly log: (s: string) => void,
+  ) {
+    this.machine = `${engine.device.describe()} on ${hostname()}`;
+  }
+
+  stage1Dir(p: Stage1Plan): string {
+    return join(this.dir, 'stage1', p.key);
+  }
+
+  /** The stage-1 checkpoint of `p` (trained here, or by whoever holds its lock). */
+  async stage1(p: Stage1Plan, id: string, run: PlannedRun): Promise<{ stored: Stage1Stored; checkpoint: string }> {
+    const dir = this.stage1Dir(p);
+    const file = join(dir, STAGE1_FILE);
+    const checkpoint = join(dir, 'final');
+    let waiting = false;
+    for (;;) {
+      if (existsSync(file)) return { stored: readJson<Stage1Stored>(file), checkpoint };
+      const lock = tryLock(join(this.dir, 'locks', `stage1-${p.key}`));
+      if (lock) {
+        try {
+          if (existsSync(file)) continue;
+          await this.trainStage1(p, id, run, dir);
+        } finally {
+          lock.release();
+        }
+        continue;
+      }
+      if (!waiting) {
+        this.board.update(id, { arm: run.arm, seed: run.seed, stage: 'waiting', step: 0, total: 0, note: `waiting for stage 1 ${p.key} (trained by another process)` });
+        waiting = true;
+      }
+      await sleep(2000);
+    }
+  }
+
+  private async trainStage1(p: Stage1Plan, id: string, run: PlannedRun, dir: string): Promise<void> {
+    const c: ProceduralConfig = { ...p.config, save_dir: join(this.dir, 'stage1'), run_name: p.key, resume: true };
+    mkdirSync(dir, { recursive: true });
+    writeJsonAtomic(join(dir, 'settings.json'), stage1Settings(p.config));
+    const t0 = performance.now();
+    const total = Math.min(c.max_steps ?? Infinity, c.epochs * c.steps_per_epoch);
+    let accuracy: number | null = null;
+    let loss: number | null = null;
+    const show = (step: number) => this.board.update(id, { arm: run.arm, seed: run.seed, stage: 'stage 1', step, total, accuracy, loss, note: p.arm !== run.baseArm ? `(${p.arm})` : undefined });
+    show(0);
+    const r = await runProcedural(this.engine, c, {
+      progress: false,
+      log: () => undefined,
+      onLog: (rec) => {
+        loss = rec.loss;
+        show(rec.step);
+      },
+      onEval: (step, ev) => {
+        accuracy = ev.accuracy;
+        show(step);
+      },
+    });
+    try {
+      await r.trainer.save(join(dir, 'final'));
+      const gate = await stage1Gate(r.trainer, c, r.validation, this.experiment.learned_threshold);
+      const stored: Stage1Stored = {
+        key: p.key,
+        task: c.task,
+        settings: stage1Settings(p.config),
+        accuracy: gate.accuracy,
+        closing_accuracy: gate.closingAccuracy,
+        steps: r.result.steps,
+        elapsed_s: (performance.now() - t0) / 1000,
+      };
+      writeJsonAtomic(join(dir, STAGE1_FILE), stored);
+      const gateText = gate.closingAccuracy !== null ? `closing accuracy ${(100 * gate.closingAccuracy).toFixed(1)}%` : `accuracy ${(100 * gate.accuracy).toFixed(1)}%`;
+      this.log(`stage 1 ${p.key} (${p.arm}, seed ${c.seed}): ${r.result.steps} steps, ${gateText}${gate.learned ? '' : ` — below learned_threshold ${this.experiment.learned_threshold}: did NOT learn its language`}`);
+    } finally {
+      r.trainer.destroy();
+      r.model.destroy();
+    }
+  }
+
+  stage1Record(s: Stage1Stored): Stage1Record {
+    const gate = s.closing_accuracy ?? s.accuracy;
+    return {
+      task: s.task,
+      settings: s.settings,
+      learned: gate >= this.experiment.learned_threshold,
+      closing_accuracy: s.closing_accuracy,
+      accuracy: s.accuracy,
+      steps: s.steps,
+      elapsed_s: s.elapsed_s,
+    };
+  }
+
+  private async mixturePart(part: MixturePartPlan, id: string, run: PlannedRun): Promise<{ checkpoint: string; record: Stage1Record | null; label: string }> {
+    if ('checkpoint' in part) return { checkpoint: resolve(part.checkpoint), record: null, label: part.checkpoint };
+    const s = await this.stage1(part.stage1, id, run);
+    return { checkpoint: s.checkpoint, record: this.stage1Record(s.stored), label: part.stage1.arm };
+  }
+
+  /** Runs (or resumes) one planned run and writes its result.json. */
+  async execute(run: PlannedRun): Promise<RunRecord> {
+    const id = run.dir;
+    const runDir = join(this.dir, run.dir);
+    let stage1: Stage1Record | null = null;
+    let pretrained: string | null = null;
+    let mixture: DownstreamMixture | null = null;
+    if (run.stage1) {
+      const s = await this.stage1(run.stage1, id, run);
+      stage1 = this.stage1Record(s.stored);
+      pretrained = s.checkpoint;
+    } else if (run.mixture) {
+      const a = await this.mixturePart(run.mixture.attn, id, run);
+      const f = await this.mixturePart(run.mixture.ffn, id, run);
+      const m = run.mixture.spec;
+      mixture = { attn: a.checkpoint, ffn: f.checkpoint, layerNorm: m.layer_norm, positions: m.positions, tokenEmbeddings: m.token_embeddings };
+      const parts = [a.record, f.record].filter((x): x is Stage1Record => x !== null);
+      stage1 = {
+        task: `mixture(attn: ${a.label}, ffn: ${f.label})`,
+        settings: { attn: a.record?.settings ?? { checkpoint: a.checkpoint }, ffn: f.record?.settings ?? { checkpoint: f.checkpoint } },
+        learned: parts.every((p) => p.learned),
+        closing_accuracy: null,
+        accuracy: parts.length ? Math.min(...parts.map((p) => p.accuracy)) : NaN,
+        steps: parts.reduce((s, p) => s + p.steps, 0),
+        elapsed_s: parts.reduce((s, p) => s + p.elapsed_s, 0),
+      };
+    }
+    const c = { ...run.stage2, pretrained_model_path: pretrained };
+    mkdirSync(runDir, { recursive: true });
+    const elapsedFile = join(runDir, 'elapsed.json');
+    const before = existsSync(elapsedFile) ? readJson<{ elapsed_s: number }>(elapsedFile).elapsed_s : 0;
+    const t0 = performance.now();
+    let accuracy: number | null = null;
+    let loss: number | null = null;
+    const show = (step: number) => this.board.update(id, { arm: run.arm, seed: run.seed, stage: 'stage 2', step, total: c.max_steps, accuracy, loss });
+    const r = await runDownstream(this.engine, c, {
+      runDir,
+      resume: true,
+      mixture,
+      log: this.log,
+      onLog: (rec) => {
+        loss = rec.loss;
+        show(rec.step);
+      },
+      onEval: (step, ev) => {
+        accuracy = ev.accuracy;
+        writeJsonAtomic(elapsedFile, { elapsed_s: before + (performance.now() - t0) / 1000 });
+        show(step);
+      },
+    });
+    const record: RunRecord = {
+      experiment: this.experiment.name,
+      arm: run.arm,
+      role: run.role,
+      task: run.task,
+      seed: run.seed,
+      point: run.point,
+      stage1,
+      final_accuracy: r.finalAccuracy,
+      curve: r.curve,
+      loss_curve: r.lossCurve,
+      eval_loss_curve: r.evalLossCurve,
+      elapsed_s: before + (performance.now() - t0) / 1000,
+      machine: this.machine,
+      completed: r.steps >= c.max_steps,
+    };
+    writeJsonAtomic(join(runDir, RESULT_FILE), record);
+    this.board.done(id, `${run.arm} seed ${run.seed}: final accuracy ${(100 * r.finalAccuracy).toFixed(1)}% after ${r.steps} steps${stage1 && !stage1.learned ? ' (stage 1 did not learn)' : ''}`);
+    return record;
+  }
+}
+
+export function resultPath(dir: string, run: PlannedRun): string {
+  return join(dir, run.dir, RESULT_FILE);
+}
+
+/** The result.json records of the planned runs that have one. */
+export function collectRecords(dir: string, plan: readonly PlannedRun[]): RunRecord[] {
+  return plan.filter((r) => existsSync(resultPath(dir, r))).map((r) => readJson<RunRecord>(resultPath(dir, r)));
+}
+
+/** Aggregates DIR's records of `experiment` into results.json and the reports. */
+export function report(dir: string, experiment: Experiment, plan = planExperiment(experiment)): { results: ExperimentResults; table: string; html: string } {
+  const records = collectRecords(dir, plan);
+  if (records.length === 0) throw new ExperimentError(`${dir}: no finished run yet (no runs/*/seed-*/result.json)`);
+  const results = aggregate(records, experiment.name);
+  results.runs = { planned: plan.length, completed: records.filter((r) => r.completed).length };
+  const { table, html } = writeReports(dir, results);
+  return { results, table, html };
+}
+
+/** Runs this process's share of the plan: claims free runs one after another. */
+async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<RunnerResult['failed']> {
+  const failed: RunnerResult['failed'] = [];
+  for (const run of runs) {
+    if (existsSync(resultPath(ctx.dir, run))) continue;
+    const lock = tryLock(join(ctx.dir, 'locks', `run-${lockName(run.dir)}`));
+    if (!lock) continue; // a live process is on it
+    try {
+      if (!existsSync(resultPath(ctx.dir, run))) await ctx.execute(run);
+    } catch (e) {
+      const error = (e as Error).message;
+      failed.push({ arm: run.arm, seed: run.seed, error });
+      ctx.board.done(run.dir, `${run.arm} seed ${run.seed}: FAILED: ${error}`);
+      if (process.env.KINDLING_DEBUG) ctx.log((e as Error).stack ?? error);
+    } finally {
+      lock.release();
+    }
+  }
+  return failed;
+}
+
+const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+/** Starts `jobs` worker processes on DIR and relays their progress to `board`. */
+async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<RunnerResult['failed']> {
+  const tsx = import.meta.resolve('tsx');
+  const args = ['--import', tsx, MAIN, 'experiment', join(o.dir, 'experiment.yaml'), '--out', o.dir, '--worker'];
+  if (o.shard) args.push('--shard', `${o.shard.index}/${o.shard.count}`);
+  const failed: RunnerResult['failed'] = [];
+  const children = Array.from({ length: o.jobs! }, (_, w) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: process.env });
+    child.on('message', (msg) => {
+      const m = msg as { kind: string; failed?: RunnerResult['failed'] };
+      if (m.kind === 'failed') failed.push(...m.failed!);
+      else relay(board, msg);
+    });
+    return new Promise<void>((res) => {
+      child.on('exit', (code, signal) => {
+        if (code !== 0) board.log(`worker ${w} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}`);
+        res();
+      });
+    });
+  });
+  await Promise.all(children);
+  return failed;
+}
+
+/** Runs an experiment (or this process's share of it) and, unless a worker, aggregates and reports. */
+export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
+  const plan = planExperiment(o.experiment);
+  const mine = o.shard ? plan.filter((r) => r.index % o.shard!.count === o.shard!.index) : plan;
+  const board: BoardSink = o.board ?? (o.worker && process.send ? new IpcBoard((m) => process.send!(m)) : new ProgressBoard());
+  const log = o.log ?? ((s: string) => board.log(s));
+  if (!o.worker) prepareDir(o.dir, o.experiment, o.text, { resume: o.resume, shard: o.shard });
+  const done = mine.filter((r) => existsSync(resultPath(o.dir, r))).length;
+  if (!o.worker) {
+    log(
+      `experiment ${o.experiment.name}: ${plan.length} runs (${o.experiment.arms.length} arms × ${Math.max(1, plan.length / o.experiment.arms.length / o.experiment.seeds.length).toFixed(0)} sweep points × ${o.experiment.seeds.length} seeds` +
+        `${o.shard ? `; shard ${o.shard.index}/${o.shard.count}: ${mine.length}` : ''}), ${done} already finished; directory ${o.dir}`,
+    );
+  }
+  let failed: RunnerResult['failed'];
+  if ((o.jobs ?? 1) > 1 && !o.worker) failed = await runWorkers(o, board);
+  else {
+    const engine = o.engine ?? (await Engine.create());
+    try {
+      failed = await workLoop(new Context(engine, o.dir, o.experiment, board, log), mine);
+    } finally {
+      if (!o.engine) engine.destroy();
+    }
+  }
+  if (o.worker) {
+    if (process.send && failed.length) process.send({ kind: 'failed', failed });
+    return { planned: plan.length, completed: 0, failed, results: null, table: null, html: null };
+  }
+  if (board instanceof ProgressBoard) board.close();
+  const completed = plan.filter((r) => existsSync(resultPath(o.dir, r))).length;
+  if (completed === 0) return { planned: plan.length, completed, failed, results: null, table: null, html: null };
+  const rep = report(o.dir, o.experiment, plan);
+  return { planned: plan.length, completed, failed, ...rep };
+}

@@ -1,0 +1,126 @@
+// Experiment files (src/experiments/schema.ts): validation with field paths, sweep expansion and
+// naming, per-arm overrides, the presets.
+import { describe, expect, it } from 'vitest';
+import { armDirName, ExperimentError, loadExperiment, parseExperiment, planExperiment } from '../../src/experiments/schema.ts';
+
+const BASE = `
+name: t
+task: condattendstream_2
+seeds: [0, 1]
+stage1: {task: dyck, k: 2, seq_length: 16, max_steps: 20, lr: 1e-3}
+stage2: {max_steps: 20, eval_steps: 10}
+arms:
+  - {name: none, role: baseline}
+  - {name: dyck, role: procedural}
+  - {name: dyck-shuffled, role: shuffled}
+`;
+
+function error(text: string): string {
+  try {
+    parseExperiment(text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ExperimentError);
+    return (e as Error).message;
+  }
+  throw new Error('expected an ExperimentError');
+}
+
+describe('experiment schema', () => {
+  it('rejects bad values and unknown keys, naming the field path', () => {
+    expect(error(BASE.replace('lr: 1e-3', 'lrr: 1e-3'))).toBe('stage1.lrr: unknown procedural key "lrr" (did you mean "lr"?)');
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, stage1: {lr: -1}}'))).toBe('arms[1].stage1.lr: must be >= 0, got -1');
+    expect(error(`${BASE}sweeps: {stage1.foo: [1]}`)).toMatch(/^sweeps\.stage1\.foo: unknown key/);
+    expect(error(`${BASE}sweeps: {stage1.lr: [1e-3, -3]}`)).toBe('sweeps.stage1.lr[1]: must be >= 0, got -3');
+    expect(error(`${BASE}sweeps: {stage3.lr: [1]}`)).toMatch(/^sweeps\.stage3\.lr: sweep keys are/);
+    expect(error(BASE.replace('max_steps: 20, eval_steps', 'max_steps: 0, eval_steps'))).toBe('stage2.max_steps: must be >= 1, got 0');
+    expect(error(BASE.replace('role: baseline', 'role: basline'))).toMatch(/^arms\[0\]\.role: "basline" is not one of baseline, procedural, shuffled/);
+    expect(error(BASE.replace('seeds: [0, 1]', 'seedz: [0, 1]'))).toMatch(/^seedz: unknown key \(did you mean "seeds"\?\)/);
+    expect(error(BASE.replace('{name: none, role: baseline}', '{name: none, role: baseline, stage1: {lr: 1}}'))).toBe('arms[0].stage1: a baseline arm has no stage 1');
+    expect(error(BASE.replace('stage2: {', 'stage2: {output_dir: x, '))).toMatch(/^stage2\.output_dir: set by the runner/);
+    expect(error(BASE.replace('stage1: {task: dyck,', 'stage1: {task: dyk,'))).toMatch(/^stage1\.task: "dyk" is not one of/);
+    expect(error(BASE.replace('{name: dyck-shuffled, role: shuffled}', '{name: dyck, role: shuffled}'))).toBe('arms[2].name: "dyck" is used by an earlier arm');
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, stage1: {shuffled: true}}'))).toMatch(/^arms\[1\]\.stage1\.shuffled: true trains the shuffled control/);
+    // Cross-field rules of the resolved config name the arm.
+    expect(error(BASE.replace('stage2: {max_steps: 20, eval_steps: 10}', 'stage2: {n_embd: 10, n_head: 4}'))).toMatch(/^arms\[0\] \(none\) stage 2: n_embd 10 is not divisible by n_head 4/);
+  });
+
+  it('expands sweeps × arms × seeds, names points, and gives baselines only the stage-2 points', () => {
+    const exp = parseExperiment(`${BASE}sweeps: {stage1.lr: [1e-3, 3e-3], stage2.max_steps: [20, 40]}`);
+    const plan = planExperiment(exp);
+    // baseline: 2 stage-2 points × 2 seeds; each procedural arm: 4 points × 2 seeds.
+    expect(plan).toHaveLength(4 + 8 + 8);
+    expect(plan.map((r) => r.index)).toEqual(plan.map((_, i) => i));
+    expect(new Set(plan.filter((r) => r.role === 'baseline').map((r) => r.arm))).toEqual(new Set(['none[stage2.max_steps=20]', 'none[stage2.max_steps=40]']));
+    const d = plan.find((r) => r.arm === 'dyck[stage1.lr=0.003,stage2.max_steps=40]' && r.seed === 1)!;
+    expect(d.dir).toBe('runs/dyck@stage1.lr=0.003,stage2.max_steps=40/seed-1');
+    expect(d.stage1!.config.lr).toBe(0.003);
+    expect(d.stage1!.config.seed).toBe(1);
+    expect(d.stage2.max_steps).toBe(40);
+    expect(d.stage2.seed).toBe(1);
+    expect(d.point).toEqual({ 'stage1.lr': 0.003, 'stage2.max_steps': 40 });
+    // Stage-1 settings do not depend on the stage-2 point: runs share one cached stage 1 per seed and lr.
+    const keys = new Set(plan.filter((r) => r.baseArm === 'dyck').map((r) => r.stage1!.key));
+    expect(keys.size).toBe(2 * 2);
+    // The shuffled arm trains the shuffled control: a different checkpoint.
+    const sh = plan.find((r) => r.baseArm === 'dyck-shuffled')!;
+    expect(sh.stage1!.config.shuffled).toBe(true);
+    expect(keys.has(sh.stage1!.key)).toBe(false);
+    expect(armDirName('a[b=1,c=x y]')).toBe('a@b=1,c=x_y');
+  });
+
+  it('applies per-arm overrides: task, stage 1, stage 2 and transfer', () => {
+    const exp = parseExperiment(`
+name: t
+seeds: [3]
+stage1: {task: dyck, k: 2, max_steps: 20}
+stage2: {max_steps: 20}
+transfer: {components: [everything], embedding_init: average}
+arms:
+  - {name: none, role: baseline, task: condattendstream_2}
+  - {name: eca, role: procedural, task: additionstream_10, stage1: {task: eca, seq_length: 8, lr: 0.01}, stage2: {max_steps: 30}, transfer: {components: [attn]}}
+`);
+    const [none, eca] = planExperiment(exp);
+    expect(none!.task).toBe('condattendstream_2');
+    expect(none!.stage1).toBeNull();
+    expect(none!.stage2.weights_to_be_transferred).toEqual([]);
+    expect(none!.stage2.pretrained_model_path).toBeNull();
+    expect(eca!.task).toBe('additionstream_10');
+    expect(eca!.stage2.task).toBe('additionstream_10');
+    expect(eca!.stage2.max_steps).toBe(30);
+    expect(eca!.stage2.vocab_size).toBe(31);
+    expect(eca!.stage2.weights_to_be_transferred).toEqual(['attn']);
+    expect(eca!.stage1!.config).toMatchObject({ task: 'eca', seq_length: 8, lr: 0.01, k: 2, max_steps: 20, seed: 3 });
+  });
+
+  it('resolves weight-mixture parts to the referenced arms\' stage 1', () => {
+    const exp = parseExperiment(`
+name: mix
+task: condattendstream_2
+stage1: {max_steps: 20}
+arms:
+  - {name: set, role: procedural, stage1: {task: set}}
+  - {name: eca, role: procedural, stage1: {task: eca}}
+  - {name: set-attn+eca-mlp, role: procedural, transfer: {mixture: {attn: set, ffn: eca}}}
+`);
+    const plan = planExperiment(exp);
+    const mix = plan.find((r) => r.baseArm === 'set-attn+eca-mlp')!;
+    expect(mix.stage1).toBeNull();
+    expect('stage1' in mix.mixture!.attn && mix.mixture!.attn.stage1.key).toBe(plan[0]!.stage1!.key);
+    expect('stage1' in mix.mixture!.ffn && mix.mixture!.ffn.stage1.key).toBe(plan[1]!.stage1!.key);
+    expect(mix.mixture!.spec.layer_norm).toBe('ffn');
+    expect(() => parseExperiment(exp ? `name: m\ntask: condattendstream_2\narms:\n  - {name: x, role: procedural, transfer: {mixture: {attn: nope, ffn: nope}}}\n` : '')).toThrow(
+      'arms[0].transfer.mixture.attn: no arm named "nope" (arms: x)',
+    );
+  });
+
+  it('loads the presets by name', () => {
+    for (const name of ['quick', 'paper']) {
+      const { experiment } = loadExperiment(name);
+      expect(experiment.name.length).toBeGreaterThan(0);
+      expect(planExperiment(experiment).length).toBeGreaterThan(0);
+    }
+    const paper = planExperiment(loadExperiment('paper').experiment);
+    expect(new Set(paper.map((r) => r.task))).toEqual(new Set(['condattendstream_30', 'additionstream_10', 'multiplication_5']));
+    expect(() => loadExperiment('nope')).toThrow(/not a preset \(presets: quick, paper\)/);
+  });
+});
