@@ -35,7 +35,7 @@ import {
   type Sample,
   type TaskName,
 } from '../data/procedural/index.ts';
-import { PyRandom } from '../data/procedural/rng.ts';
+import { PyRandom } from '../util/random.ts';
 import {
   DOWNSTREAM_FAMILIES,
   DOWNSTREAM_SKILLS,

@@ -21,7 +21,7 @@
  * final standard deviation.)
  *
  * Random stream (deterministic per seed, independent of everything else): each tensor gets its own
- * MT19937 (src/data/procedural/rng.ts) seeded with `init_by_array([seed, fnv1a32(name)])`, and its
+ * MT19937 (src/util/random.ts) seeded with `init_by_array([seed, fnv1a32(name)])`, and its
  * elements are filled in row-major order with Box–Muller pairs: u1 = 1 − res53(), u2 = res53() (two
  * 53-bit doubles, CPython's `random()` construction), r = √(−2 ln u1), z0 = r·cos 2πu2 → element k,
  * z1 = r·sin 2πu2 → element k+1; z·std is rounded to float32. Because streams are per name, a tensor's
@@ -30,7 +30,7 @@
  * the first 31 rows of the V = 256 wte are the V = 31 wte).
  * It does not reproduce PyTorch's generator (nothing in the method depends on that; spec §1).
  */
-import { MT19937 } from '../data/procedural/rng.ts';
+import { MT19937 } from '../util/random.ts';
 import type { GPTConfig } from './config.ts';
 
 export const INIT_STD = 0.02;

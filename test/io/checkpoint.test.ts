@@ -20,7 +20,7 @@ import {
 } from '../../src/io/checkpoint.ts';
 import { loadHfGpt2 } from '../../src/model/hf_gpt2.ts';
 import { readSafetensors, sha256File, writeSafetensors, type TensorInput } from '../../src/io/safetensors.ts';
-import { MT19937 } from '../../src/data/procedural/rng.ts';
+import { MT19937 } from '../../src/util/random.ts';
 import { makeConfig, toHfConfig, type GPTConfig } from '../../src/model/config.ts';
 import { initParams, paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';
 

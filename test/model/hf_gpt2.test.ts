@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../../src/io/safetensors.ts';
-import { MT19937 } from '../../src/data/procedural/rng.ts';
+import { MT19937 } from '../../src/util/random.ts';
 import { fromHfConfig, makeConfig, toHfConfig, type GPTConfig } from '../../src/model/config.ts';
 import { loadHfGpt2 } from '../../src/model/hf_gpt2.ts';
 import { paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PyRandom } from '../../src/data/procedural/rng.ts';
+import { PyRandom } from '../../src/util/random.ts';
 import { DownstreamStream, createDownstreamTask, makeTestSet, scoreRows, toBatch } from '../../src/data/tasks/index.ts';
 
 interface GoldenHarness {

@@ -2,7 +2,7 @@
 // independent Python reference (test/tasks/reference_tasks.py → golden.json, CPython 3.11 `random`).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PyRandom } from '../../src/data/procedural/rng.ts';
+import { PyRandom } from '../../src/util/random.ts';
 import {
   DOWNSTREAM_FAMILIES,
   PAPER_TASK_IDS,

@@ -1,7 +1,7 @@
 // Transfer (spec §5) checked on tensor VALUES, freezing, weight mixtures; and the HF initialisation
 // (src/model/hf_names.ts) the fresh target comes from.
 import { describe, expect, it } from 'vitest';
-import { MT19937 } from '../../src/data/procedural/rng.ts';
+import { MT19937 } from '../../src/util/random.ts';
 import { makeConfig, type GPTConfig } from '../../src/model/config.ts';
 import { checkShapes, decays, fnv1a32, initParams, normaliseHfName, normalStream, paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';
 import {

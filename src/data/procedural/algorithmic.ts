@@ -4,7 +4,7 @@
 // model vocab V+2. Sample idx of a dataset with base seed s comes from a fresh RandomState(s + idx), so
 // every function below takes that RandomState and draws from it in exactly the reference order.
 
-import type { NumpyRandomState } from './rng.ts';
+import type { NumpyRandomState } from '../../util/random.ts';
 import { makeSample, rangeMask, type Sample } from './sample.ts';
 
 /** Token ids of the algorithmic vocabulary for content alphabet size V. */

@@ -17,7 +17,7 @@
 //   random.seed(seed + (epoch << 32) + (0x4F524452 << 64)); order = list(range(size)); random.shuffle(order)
 
 import { Batcher, batchFromIndices, type Batch, type SampleSource } from './batch.ts';
-import { PyRandom } from './rng.ts';
+import { PyRandom } from '../../util/random.ts';
 import { createTask, taskAccess, resolveConfig, type ProceduralTask, type TaskConfigs, type TaskName } from './registry.ts';
 import { rangeMask, shiftTargets, type Sample } from './sample.ts';
 

@@ -5,7 +5,7 @@
 // `random` stream (`random.seed(seed)` once, then consecutive generator calls), so these functions take
 // a PyRandom and advance it. Loss is on every position but the last; attention is all ones.
 
-import type { PyRandom } from './rng.ts';
+import type { PyRandom } from '../../util/random.ts';
 import { makeSample, rangeMask, type Sample } from './sample.ts';
 
 export function dyckTokens(k: number): { pad: number; vocab: number } {

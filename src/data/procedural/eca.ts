@@ -6,7 +6,7 @@
 //   s_{t+1}[i] = bit(rule, 4·s_t[i-1] + 2·s_t[i] + s_t[i+1]).
 // Loss on every position whose target is a cell of row >= 1 (for T = 2: positions L..2L-1).
 
-import type { NumpyRandomState } from './rng.ts';
+import type { NumpyRandomState } from '../../util/random.ts';
 import { makeSample, type Sample } from './sample.ts';
 
 export const ECA_SEP = 2;

@@ -1,7 +1,7 @@
 // Procedural pretraining data (spec §1–2): bit-exact RNGs, the eleven generators of the paper, the
 // shuffled control, mixtures, batching, loaders and invariant checks. Pure TypeScript, no GPU.
 
-export * from './rng.ts';
+export * from '../../util/random.ts';
 export * from './sample.ts';
 export * from './algorithmic.ts';
 export * from './dyck.ts';

@@ -11,7 +11,7 @@
 // on demand by the components.
 
 import type { SampleSource } from './batch.ts';
-import { PyRandom } from './rng.ts';
+import { PyRandom } from '../../util/random.ts';
 import type { ProceduralTask } from './registry.ts';
 import type { Sample } from './sample.ts';
 

@@ -20,7 +20,7 @@ import {
 } from './algorithmic.ts';
 import { fillDyck, fillDyckShuffle } from './dyck.ts';
 import { ECA_PAD, ECA_SEP, ECA_VOCAB, ecaLength, generateEca } from './eca.ts';
-import { NumpyRandomState, PyRandom } from './rng.ts';
+import { NumpyRandomState, PyRandom } from '../../util/random.ts';
 import { makeSample, rangeMask, type Sample } from './sample.ts';
 import { shuffleRngForSeed, shuffleRngForStream, shuffleSample } from './shuffle.ts';
 

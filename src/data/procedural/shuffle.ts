@@ -20,7 +20,7 @@
 // given underlying sample always receives the same permutation, wherever it appears (e.g. in the
 // train/validation overlap of §2.1, which therefore carries over unchanged to the shuffled control).
 
-import { PyRandom } from './rng.ts';
+import { PyRandom } from '../../util/random.ts';
 import { shiftTargets, type Sample } from './sample.ts';
 
 export const SHUFFLE_SALT = 0x53485546; // "SHUF"

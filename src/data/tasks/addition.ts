@@ -24,7 +24,7 @@
 // The reference's id parser accepts `name_min_max` but a stray line forces max = min for these tasks, so
 // only exactly-N-digit operands ever occur; kindling accepts `name_N` only.
 
-import type { PyRandom } from '../procedural/rng.ts';
+import type { PyRandom } from '../../util/random.ts';
 import { checkLength, referenceMaxSteps, type DownstreamFamily, type DownstreamTask } from './task.ts';
 
 export const ARITH_VOCAB = 31;

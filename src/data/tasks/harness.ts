@@ -13,7 +13,7 @@
 //   * inputs only: no attention mask, labels = inputs, loss over the wanted positions.
 
 import type { Batch } from '../procedural/batch.ts';
-import { PyRandom, type MT19937State } from '../procedural/rng.ts';
+import { PyRandom, type MT19937State } from '../../util/random.ts';
 import type { DownstreamTask } from './task.ts';
 
 export const DEFAULT_TEST_SIZE = 4000;

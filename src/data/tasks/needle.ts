@@ -12,7 +12,7 @@
 // Wanted positions: exactly one per sequence, the query token (input token >= M+H); its target is the
 // answer value. The reference has no quirk here; fixQuirks changes nothing.
 
-import type { PyRandom } from '../procedural/rng.ts';
+import type { PyRandom } from '../../util/random.ts';
 import { checkLength, referenceMaxSteps, type DownstreamTask } from './task.ts';
 
 export const NEEDLE_VOCAB = 256;

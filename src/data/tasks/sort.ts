@@ -11,7 +11,7 @@
 // Model defaults [inferred]: those of the needle/addition tasks (2_4_16, n_positions 40, batch 1000,
 // eval every 50 steps, 10,000 steps).
 
-import type { PyRandom } from '../procedural/rng.ts';
+import type { PyRandom } from '../../util/random.ts';
 import { checkLength, referenceMaxSteps, type DownstreamTask } from './task.ts';
 
 export const SORT_V = 100;

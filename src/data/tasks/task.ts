@@ -1,7 +1,7 @@
 // The shared shape of a downstream algorithmic task (spec §6). Re-exported by index.ts, which is the
 // public entry point; the family modules import the types from here to avoid an import cycle.
 
-import type { PyRandom } from '../procedural/rng.ts';
+import type { PyRandom } from '../../util/random.ts';
 
 export const DOWNSTREAM_FAMILIES = ['condattendstream', 'additionstream', 'forwardaddition', 'multiplication', 'sort'] as const;
 export type DownstreamFamily = (typeof DOWNSTREAM_FAMILIES)[number];

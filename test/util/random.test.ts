@@ -1,7 +1,7 @@
 // RNG unit tests against golden values produced by numpy 2.4.6 / CPython 3.11.7 (no Python needed at
 // run time). Each constant notes the one-liner that produced it.
 import { describe, expect, it } from 'vitest';
-import { MT19937, NumpyRandomState, PyRandom, bitLength, seedKey } from '../../src/data/procedural/rng.ts';
+import { MT19937, NumpyRandomState, PyRandom, bitLength, seedKey } from '../../src/util/random.ts';
 
 describe('MT19937', () => {
   it('matches the reference init_genrand(5489) stream, including across the first twist', () => {
