@@ -1,9 +1,8 @@
 // Checkpoints: round trip, atomic layout, checksum verification and corruption detection, pruning
 // (reading Hugging Face GPT-2 directories: test/model/hf_gpt2.test.ts).
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CheckpointError,
   checkpointName,
@@ -22,24 +21,10 @@ import { loadHfGpt2 } from '../../src/model/hf_gpt2.ts';
 import { readSafetensors, sha256File, writeSafetensors, type TensorInput } from '../../src/io/safetensors.ts';
 import { MT19937 } from '../../src/util/random.ts';
 import { makeConfig, toHfConfig, type GPTConfig } from '../../src/model/config.ts';
-import { initParams, paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';
+import { initParams, paramNames, paramShapes } from '../../src/model/hf_names.ts';
+import { randomParams, tempDirs } from '../helpers/params.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-ckpt-'));
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-const fresh = (name = 'c'): string => path.join(root, `${name}-${counter++}`);
-
-/** A model's params with non-trivial values everywhere (LN and biases too). */
-function randomParams(cfg: GPTConfig, seed: number): Map<string, Float32Array> {
-  const mt = new MT19937(seed);
-  const out = new Map<string, Float32Array>();
-  for (const s of paramSpecs(cfg)) {
-    const a = new Float32Array(s.shape.reduce((x, y) => x * y, 1));
-    for (let i = 0; i < a.length; i++) a[i] = mt.nextDouble() - 0.5;
-    out.set(s.name, a);
-  }
-  return out;
-}
+const fresh = tempDirs('kindling-ckpt-');
 
 function moments(params: Map<string, Float32Array>, scale: number): Map<string, Float32Array> {
   return new Map([...params].map(([n, a]) => [n, a.map((x) => x * scale)]));
@@ -182,7 +167,7 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     saveCheckpoint(dir, ckptOf(untied), { fsync: false });
     fs.rmSync(path.join(dir, 'kindling.json'));
     expect(() => loadCheckpoint(dir)).toThrow(/is not a complete checkpoint: kindling.json is missing/);
-    expect(() => loadCheckpoint(path.join(root, 'nowhere'))).toThrow(/does not exist/);
+    expect(() => loadCheckpoint(fresh('nowhere'))).toThrow(/does not exist/);
   });
 
   it('detects corruption and names the file: flipped byte, truncation, missing file, edited config', () => {

@@ -1,30 +1,14 @@
 // Reading Hugging Face GPT-2 directories (src/model/hf_gpt2.ts): Hub layout, shards, F16, errors.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensors, writeSafetensors, type TensorInput } from '../../src/io/safetensors.ts';
-import { MT19937 } from '../../src/util/random.ts';
 import { fromHfConfig, makeConfig, toHfConfig, type GPTConfig } from '../../src/model/config.ts';
 import { loadHfGpt2 } from '../../src/model/hf_gpt2.ts';
 import { paramNames, paramShapes, paramSpecs } from '../../src/model/hf_names.ts';
+import { randomParams, tempDirs } from '../helpers/params.ts';
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-hf-'));
-afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
-let counter = 0;
-const fresh = (name = 'c'): string => path.join(root, `${name}-${counter++}`);
-
-/** A model's params with non-trivial values everywhere (LN and biases too). */
-function randomParams(cfg: GPTConfig, seed: number): Map<string, Float32Array> {
-  const mt = new MT19937(seed);
-  const out = new Map<string, Float32Array>();
-  for (const s of paramSpecs(cfg)) {
-    const a = new Float32Array(s.shape.reduce((x, y) => x * y, 1));
-    for (let i = 0; i < a.length; i++) a[i] = mt.nextDouble() - 0.5;
-    out.set(s.name, a);
-  }
-  return out;
-}
+const fresh = tempDirs('kindling-hf-');
 
 describe('loadHfGpt2', () => {
   /** Writes an HF-style directory the way the Hub's gpt2 is laid out: no `transformer.` prefix, attn.bias buffers. */
@@ -102,7 +86,7 @@ describe('loadHfGpt2', () => {
     fs.writeFileSync(path.join(pickle, 'config.json'), JSON.stringify(toHfConfig(cfg)));
     fs.writeFileSync(path.join(pickle, 'pytorch_model.bin'), 'x');
     expect(() => loadHfGpt2(pickle)).toThrow(/only pytorch_model.bin .* convert it to safetensors/);
-    expect(() => loadHfGpt2(path.join(root, 'none'))).toThrow(/no config.json/);
+    expect(() => loadHfGpt2(fresh('none'))).toThrow(/no config.json/);
   });
 
   it('reads F16 weights as float32', () => {
