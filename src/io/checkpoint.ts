@@ -106,15 +106,9 @@ export interface Sidecar {
   files: Record<string, FileRecord>;
 }
 
-export interface LoadedCheckpoint {
+/** A checkpoint read back: the sidecar's fields, the tensors, and the sidecar itself. */
+export interface LoadedCheckpoint extends Pick<Sidecar, 'step' | 'tied' | 'config' | 'train' | 'data' | 'rng' | 'metadata'> {
   dir: string;
-  step: number;
-  tied: boolean;
-  config: unknown;
-  train: unknown;
-  data: unknown;
-  rng: unknown;
-  metadata: Record<string, unknown>;
   /** Parameters by name (tied: no lm_head.weight). */
   params: Map<string, Float32Array>;
   shapes: Map<string, number[]>;
