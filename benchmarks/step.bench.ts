@@ -10,11 +10,13 @@
  * noisy machine hits both, and printing the ratios. With --profile, a per-kernel table of one step.
  *
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
- *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile]
+ *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
- * JSON line {"shape": "needle", "ms_per_step": X, "torch_ms_per_step": Y}.
+ * JSON line {"shape": "needle", "ms_per_step": X, "torch_ms_per_step": Y}. --buckets times the listed
+ * `UploadOptions.buckets` settings in turn in every round (1: the unsplit sparse step); ms_per_step is
+ * the default ('auto') setting's best.
  *
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
@@ -102,6 +104,7 @@ export async function createEngineStep(engine: Engine, s: StepShape, upload: Upl
   return {
     model,
     opt,
+    batch,
     step(): void {
       last?.dispose();
       last = engine.tidy(() => {
@@ -223,10 +226,20 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
   const ours: EngineStepResult[] = [];
   const torch: number[] = [];
   const blas = openblasDir();
+  const bucketsArg = args.indexOf('--buckets');
+  const compare = bucketsArg >= 0 ? args[bucketsArg + 1]!.split(',').map((v) => (v === 'auto' ? 'auto' : Number(v))) : ['auto' as const];
+  {
+    const st = await createEngineStep(engine, s);
+    const b = engine.tidy(() => st.model.uploadBatch(st.batch).sparse?.buckets?.map((k) => `${k.batch}×${k.seqLen}`));
+    console.log(`[needle] 'auto' buckets (rows × T'): ${b ? b.join(', ') : 'none'}`);
+    st.destroy();
+  }
   for (let round = 0; round < rounds; round++) {
-    const r = await benchEngineStep(engine, s, steps);
-    ours.push(r);
-    line('sparse (loss rows only, cut batch)', r);
+    for (const buckets of compare) {
+      const r = await benchEngineStep(engine, s, steps, { buckets });
+      if (buckets === 'auto') ours.push(r);
+      line(`sparse (loss rows only, ${buckets === 1 ? 'one cut batch' : `bucketed by last loss position (${buckets})`})`, r);
+    }
     if (!peers) continue;
     const tr = await runTorchGptStep('needle', { warmup: 1, steps: 3, ...(blas ? { env: { LD_LIBRARY_PATH: blas } } : {}) }).catch((e: Error) => ({ unavailable: e.message.split('\n')[0]! }));
     if ('unavailable' in tr) {
@@ -240,7 +253,7 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
     const traceArg = args.indexOf('--trace');
     console.log(`\nprofile of one sparse needle step:\n${await profileEngineStep(engine, s, traceArg >= 0 ? args[traceArg + 1] : undefined)}\n`);
   }
-  const best = Math.min(...ours.map((r) => r.msPerStep));
+  const best = ours.length ? Math.min(...ours.map((r) => r.msPerStep)) : NaN;
   const tBest = torch.length ? Math.min(...torch) : null;
   console.log(JSON.stringify({ shape: 'needle', ms_per_step: Number(best.toFixed(1)), torch_ms_per_step: tBest === null ? null : Number(tBest.toFixed(1)) }));
 }

@@ -15,6 +15,7 @@ import { causalSelfAttention } from '../../engine/ops/attention.ts';
 import { biasGelu } from '../../engine/ops/activation.ts';
 import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts';
 import { dropout } from '../../engine/ops/dropout.ts';
+import { add } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
@@ -68,6 +69,43 @@ export interface SparseRows {
   mask: Tensor;
   /** T of the host batch before the cut. */
   fullSeqLen: number;
+  /**
+   * Present when the rows are split by their last loss position (`UploadOptions.buckets`): the body
+   * runs once per bucket, each cut to its own length, and `loss` assembles the loss rows from them.
+   */
+  buckets?: BatchBucket[];
+}
+
+/**
+ * A group of rows of a sparse batch cut after the last loss position of any of its rows. Rows without
+ * any loss position belong to no bucket (they cannot reach the loss).
+ */
+export interface BatchBucket {
+  /** i32 [Bk, Tk] */
+  ids: Tensor;
+  idsHost: Int32Array;
+  keyPadMask?: Tensor;
+  batch: number;
+  seqLen: number;
+  /** Row indices of the host batch, in bucket order. */
+  hostRows: Int32Array;
+  /**
+   * i32 [Nw]: for the k-th loss row (`SparseRows.rows` order), its flat index j·Tk + t in this
+   * bucket, or −1 when it lies in another bucket (gatherRows gives a zero row there, and no gradient).
+   */
+  gather: Tensor;
+}
+
+/** True when some row (of `rows`, each of stride `stride`) has a real token after a pad within its first `len` positions. */
+function needsPadMaskRows(am: Float32Array, rows: Int32Array, len: number, stride: number): boolean {
+  for (const r of rows) {
+    let seenPad = false;
+    for (let t = 0; t < len; t++) {
+      if (am[r * stride + t] === 0) seenPad = true;
+      else if (seenPad) return true;
+    }
+  }
+  return false;
 }
 
 /** A packed batch on the host (typed arrays from src/data). */
@@ -90,10 +128,69 @@ export interface UploadOptions {
    * loss-carrying position is always uploaded dense).
    */
   sparse?: boolean | 'auto';
+  /**
+   * Sparse batches only: split the rows by their last loss position into buckets, each cut to its own
+   * length, so the body runs on Σ rows·T' positions instead of B·T' (`SparseRows.buckets`). 'auto'
+   * (default): the split into at most BUCKET_MAX buckets that minimises Σ (rows·T' + a fixed cost per
+   * bucket, BUCKET_FIXED_TOKENS), and none when the model has dropout (its masks depend on the
+   * element index). A number n: at most n buckets, no fixed cost (1: no split; tests, benchmarks).
+   * The loss is the same masked mean over all loss rows: the head and the cross-entropy run once on
+   * the loss rows gathered from every bucket.
+   */
+  buckets?: number | 'auto';
 }
 
 /** Fraction of loss-carrying positions below which 'auto' uploads a batch sparse. */
 export const SPARSE_LOSS_FRACTION = 0.5;
+
+/** Most buckets 'auto' splits a sparse batch into. */
+export const BUCKET_MAX = 4;
+
+/**
+ * Fixed cost of one more bucket in body positions (rows × T'), by plan: each bucket runs the whole
+ * body again (~85 dispatches on the 2-layer model); on lavapipe one dispatch costs about as much as a
+ * few dozen positions of the 2_4_16 body.
+ */
+export const BUCKET_FIXED_TOKENS = { software: 4096, hardware: 65536 } as const;
+
+/**
+ * Split rows by their length (last loss position + 1, ≥ 1) into at most `maxBuckets` contiguous
+ * length ranges minimising Σ (rows in the bucket × its longest length + fixed). Returns the chosen
+ * lengths, ascending (each bucket holds the rows whose length is ≤ its own and > the previous one's).
+ */
+export function planBuckets(lengths: Iterable<number>, maxBuckets: number, fixed: number): number[] {
+  const count = new Map<number, number>();
+  for (const l of lengths) count.set(l, (count.get(l) ?? 0) + 1);
+  const v = [...count.keys()].sort((a, b) => a - b);
+  const m = v.length;
+  if (m === 0) return [];
+  const pre = [0];
+  for (const x of v) pre.push(pre.at(-1)! + count.get(x)!);
+  // best[k][j]: cost of covering values 0..j-1 with k buckets; j = 0 costs 0.
+  const K = Math.max(1, Math.min(maxBuckets, m));
+  const best: number[][] = [[0, ...new Array<number>(m).fill(Infinity)]];
+  const from: number[][] = [[]];
+  for (let k = 1; k <= K; k++) {
+    best.push([0, ...new Array<number>(m).fill(Infinity)]);
+    from.push(new Array<number>(m + 1).fill(0));
+    for (let j = 1; j <= m; j++)
+      for (let i = 0; i < j; i++) {
+        const c = best[k - 1]![i]! + (pre[j]! - pre[i]!) * v[j - 1]! + fixed;
+        if (c < best[k]![j]!) {
+          best[k]![j] = c;
+          from[k]![j] = i;
+        }
+      }
+  }
+  let k = 1;
+  for (let kk = 2; kk <= K; kk++) if (best[kk]![m]! < best[k]![m]!) k = kk;
+  const cuts: number[] = [];
+  for (let j = m; k > 0; k--) {
+    cuts.push(v[j - 1]!);
+    j = from[k]![j]!;
+  }
+  return cuts.reverse();
+}
 
 /** Dropout randomness of one forward pass: masks depend only on (seed, step, stream, position). */
 export interface ForwardContext {
@@ -184,8 +281,16 @@ export class GPT {
       const logits = this.forward(b, ctx);
       return { loss: crossEntropy(logits, b.targets, b.lossMask), logits };
     }
-    const h = gatherRows(this.hidden(b, ctx), b.sparse.rows);
-    const logits = matmul(h, this.head, { transB: true });
+    let h: Tensor | null = null;
+    if (b.sparse.buckets) {
+      // Each bucket gathers its own loss rows into their places (zero rows elsewhere): the sum is the
+      // loss rows of the whole batch, in `rows` order, exactly (adding zeros is exact).
+      for (const k of b.sparse.buckets) {
+        const g = gatherRows(this.hidden(k, ctx), k.gather);
+        h = h ? add(h, g) : g;
+      }
+    } else h = gatherRows(this.hidden(b, ctx), b.sparse.rows);
+    const logits = matmul(h!, this.head, { transB: true });
     return { loss: crossEntropy(logits, b.sparse.targets, b.sparse.mask), logits };
   }
 
@@ -228,21 +333,8 @@ export class GPT {
       return out;
     };
     const x = { ids: cut(host.ids), targets: cut(host.targets), lossMask: cut(host.lossMask), attentionMask: host.attentionMask && cut(host.attentionMask) };
-    let padded = false;
-    if (x.attentionMask) {
-      // A key padding mask matters only if some real token follows a pad within its row.
-      for (let r = 0; r < B && !padded; r++) {
-        let seenPad = false;
-        for (let t = 0; t < T; t++) {
-          const m = x.attentionMask[r * T + t]!;
-          if (m === 0) seenPad = true;
-          else if (seenPad) {
-            padded = true;
-            break;
-          }
-        }
-      }
-    }
+    // A key padding mask matters only if some real token follows a pad within its row.
+    const padded = !!x.attentionMask && needsPadMaskRows(x.attentionMask, Int32Array.from({ length: B }, (_, r) => r), T, T);
     let rows: SparseRows | undefined;
     if (sparse) {
       const rowsHost = new Int32Array(wanted);
@@ -263,6 +355,8 @@ export class GPT {
         mask: e.tensor(mk, [wanted], { name: 'loss_row_mask' }),
         fullSeqLen: T0,
       };
+      const buckets = this.bucketRows(host, x.lossMask, rowsHost, B, T, opts.buckets ?? 'auto');
+      if (buckets) rows.buckets = buckets;
     }
     return {
       ids: e.tensor(x.ids, [B, T], { dtype: 'i32', name: 'ids' }),
@@ -274,6 +368,64 @@ export class GPT {
       seqLen: T,
       ...(rows ? { sparse: rows } : {}),
     };
+  }
+
+  /** The buckets of a sparse batch (`UploadOptions.buckets`), or undefined when it is not split. */
+  private bucketRows(host: HostBatch, mask: Float32Array, rowsHost: Int32Array, B: number, T: number, mode: number | 'auto'): BatchBucket[] | undefined {
+    const c = this.config;
+    if (mode === 'auto' && (c.dropout.embd > 0 || c.dropout.attn > 0 || c.dropout.resid > 0)) return undefined;
+    const maxBuckets = mode === 'auto' ? BUCKET_MAX : Math.floor(mode);
+    if (!(maxBuckets >= 2)) return undefined;
+    const fixed = mode === 'auto' ? BUCKET_FIXED_TOKENS[this.engine.device.info.software ? 'software' : 'hardware'] : 0;
+    const len = new Int32Array(B); // last loss position + 1 (0: no loss in the row)
+    for (let r = 0; r < B; r++)
+      for (let t = T - 1; t >= 0; t--)
+        if (mask[r * T + t] !== 0) {
+          len[r] = t + 1;
+          break;
+        }
+    const cuts = planBuckets(
+      Array.from(len).filter((l) => l > 0),
+      maxBuckets,
+      fixed,
+    );
+    if (cuts.length < 2) return undefined;
+    const e = this.engine;
+    const T0 = host.seqLen;
+    const bucketOf = new Int32Array(B).fill(-1);
+    const localRow = new Int32Array(B);
+    const out: BatchBucket[] = [];
+    for (let k = 0; k < cuts.length; k++) {
+      const Tk = cuts[k]!;
+      const lo = k > 0 ? cuts[k - 1]! : 0;
+      const hostRows = Int32Array.from(
+        Array.from(len.keys()).filter((r) => len[r]! > lo && len[r]! <= Tk),
+      );
+      const Bk = hostRows.length;
+      const ids = new Int32Array(Bk * Tk);
+      hostRows.forEach((r, j) => {
+        bucketOf[r] = k;
+        localRow[r] = j;
+        ids.set(host.ids.subarray(r * T0, r * T0 + Tk), j * Tk);
+      });
+      let keyPadMask: Tensor | undefined;
+      const am = host.attentionMask;
+      if (am && needsPadMaskRows(am, hostRows, Tk, T0)) {
+        const m = new Float32Array(Bk * Tk);
+        hostRows.forEach((r, j) => m.set(am.subarray(r * T0, r * T0 + Tk), j * Tk));
+        keyPadMask = e.tensor(m, [Bk, Tk], { name: 'key_pad_mask' });
+      }
+      out.push({ ids: e.tensor(ids, [Bk, Tk], { dtype: 'i32', name: 'ids' }), idsHost: ids, keyPadMask, batch: Bk, seqLen: Tk, hostRows, gather: null as unknown as Tensor });
+    }
+    const gathers = out.map(() => new Int32Array(rowsHost.length).fill(-1));
+    rowsHost.forEach((i, n) => {
+      const r = Math.floor(i / T);
+      const t = i - r * T;
+      const k = bucketOf[r]!;
+      gathers[k]![n] = localRow[r]! * out[k]!.seqLen + t;
+    });
+    out.forEach((b, k) => (b.gather = e.tensor(gathers[k]!, [rowsHost.length], { dtype: 'i32', name: 'bucket_gather' })));
+    return out;
   }
 
   /** All parameters by HF name (reads back from the device). */
