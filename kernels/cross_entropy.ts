@@ -20,6 +20,7 @@
  * `argmax`: per row, the index of the largest logit (ties → lowest index, as PyTorch; rows with NaNs
  * give an unspecified index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask) instead.
  */
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export type RowVariant = 'thread' | 'wg';
@@ -98,7 +99,7 @@ ${lse ? '  lse[row] = m + log(s);' : ''}
     uniforms,
     workgroupSize: [CE_ROW_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, WG_X>;
+${sharedArray('red', 'vec2<f32>')}
 ${ONLINE_WGSL}
 ${rowEntry('wg')}
   ${TARGET_MASK}
@@ -110,12 +111,7 @@ ${rowEntry('wg')}
     s = s * exp(m - mn) + exp(v - mn);
     m = mn;
   }
-  red[l] = vec2<f32>(m, s);
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = merge_ms(red[l], red[l + w]); }
-    workgroupBarrier();
-  }
+  ${treeReduce({ op: { fn: 'merge_ms' }, value: 'vec2<f32>(m, s)' })}
   let ms = red[0];
   if (l == 0u) {
     var loss = 0.0;
@@ -138,17 +134,12 @@ export const finalSum = memo(({ mode }: { mode: 'ratio' | 'raw' }): KernelSpec =
     uniforms: [['N', 'u32']],
     workgroupSize: [CE_FINAL_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, WG_X>;
+${sharedArray('red', 'vec2<f32>')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_index) l: u32) {
   var s = vec2<f32>(0.0, 0.0);
   for (var k = l; k < P.N; k = k + WG_X) { s = s + pairs[k]; }
-  red[l] = s;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
+  ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let t = red[0];
 ${
@@ -192,6 +183,17 @@ ${rowEntry(variant)}
   });
 });
 
+/**
+ * Tree step of the workgroup argmax over (rv, ri): slot `from` replaces slot `into` if it is larger,
+ * or equal with a lower index (empty slots have index ~0u).
+ */
+const ARGMAX_STEP = (into: string, from: string): string => /* wgsl */ `let ov = rv[${from}];
+      let oi = ri[${from}];
+      if (oi != 0xffffffffu && (ri[${into}] == 0xffffffffu || ov > rv[${into}] || (ov == rv[${into}] && oi < ri[${into}]))) {
+        rv[${into}] = ov;
+        ri[${into}] = oi;
+      }`;
+
 /** Row argmax (ties → lowest index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask). */
 export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accuracy: boolean }): KernelSpec => {
   const bindings = accuracy
@@ -232,8 +234,8 @@ ${rowEntry('thread')}
     uniforms,
     workgroupSize: [CE_ROW_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> rv: array<f32, WG_X>;
-var<workgroup> ri: array<u32, WG_X>;
+${sharedArray('rv', 'f32')}
+${sharedArray('ri', 'u32')}
 ${rowEntry('wg')}
   var best = ${NEG};
   var bi = 0xffffffffu;
@@ -243,19 +245,7 @@ ${rowEntry('wg')}
   }
   rv[l] = best;
   ri[l] = bi;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) {
-      let ov = rv[l + w];
-      let oi = ri[l + w];
-      // take the other side if it is larger, or equal with a lower index (empty sides have index ~0u)
-      if (oi != 0xffffffffu && (ri[l] == 0xffffffffu || ov > rv[l] || (ov == rv[l] && oi < ri[l]))) {
-        rv[l] = ov;
-        ri[l] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
+  ${treeReduce({ op: { step: ARGMAX_STEP } })}
   if (l == 0u) {
     let bi = select(ri[0], 0u, ri[0] == 0xffffffffu);
     ${emit}

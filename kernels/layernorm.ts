@@ -20,6 +20,7 @@
  *   otherwise `bwdParamsFinal` sums the chunk partials of both in order and writes or adds them into
  *   the two gradients in one dispatch (two-stage, no atomics).
  */
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export type LayerNormVariant = 'thread' | 'wg';
@@ -28,16 +29,12 @@ export const LN_THREAD_WG = 64;
 export const LN_ROW_WG = 128;
 export const LN_PARAMS_WG = 64;
 
+/** `tree(l, v)`: the workgroup sum of v (every lane gets it); callable repeatedly (the leading barrier lets every lane read the previous result first). */
 const TREE_WGSL = (t: string) => /* wgsl */ `
-var<workgroup> red: array<${t}, WG_X>;
+${sharedArray('red', t)}
 fn tree(l: u32, v: ${t}) -> ${t} {
   workgroupBarrier();
-  red[l] = v;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
+  ${treeReduce({ value: 'v' })}
   let r = red[0];
   return r;
 }`;

@@ -15,20 +15,11 @@
  *   workgroup sums all partials in a fixed order.
  * - `scaleByScalar`: out = alpha · x · s[0] with s read from a buffer (backward of sumOfSquares).
  */
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export const REDUCE_WG = 256;
 export const SUMSQ_WG = 64;
-
-/** WGSL: tree reduction of `red[0..WG_X)` into red[0] (call from uniform control flow). */
-export const TREE_SUM_WGSL = /* wgsl */ `
-fn tree_sum(l: u32) {
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
-}`;
 
 /**
  * out[outOffset + (o·nChunks + ch)·inner + i] (= or +=) scale · Σ_{k ∈ chunk ch} x[(o·n + k)·inner + i].
@@ -86,8 +77,7 @@ export const sumRows = memo(({ accumulate }: { accumulate: boolean }): KernelSpe
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> red: array<f32, WG_X>;
-${TREE_SUM_WGSL}
+${sharedArray('red', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
   let t = wid.x + wid.y * nwg.x;
@@ -98,8 +88,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let k1 = min(P.n, k0 + P.chunkLen);
   var s = 0.0;
   for (var k = k0 + l; k < k1; k = k + WG_X) { s = s + x[o * P.n + k]; }
-  red[l] = s;
-  tree_sum(l);
+  ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let oi = P.outOffset + t;
     out[oi] = ${accumulate ? 'out[oi] + ' : ''}P.scale * red[0];
@@ -170,14 +159,12 @@ export const sumAll = memo((_: Record<string, never> = {}): KernelSpec =>
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> red: array<f32, WG_X>;
-${TREE_SUM_WGSL}
+${sharedArray('red', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_index) l: u32) {
   var s = 0.0;
   for (var k = l; k < P.n; k = k + WG_X) { s = s + x[k]; }
-  red[l] = s;
-  tree_sum(l);
+  ${treeReduce({ value: 's' })}
   if (l == 0u) { out[0] = P.scale * red[0]; }
 }`,
   }),
