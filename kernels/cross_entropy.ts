@@ -20,6 +20,7 @@
  * `argmax`: per row, the index of the largest logit (ties → lowest index, as PyTorch; rows with NaNs
  * give an unspecified index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask) instead.
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
@@ -36,10 +37,14 @@ const NEG = '-3.4028234e38';
  * row for `wg`, both from a possibly 2-D grid), the early return past N, and the row's base offset.
  */
 function rowEntry(variant: RowVariant): string {
-  const thread = variant === 'thread';
-  return `@compute @workgroup_size(WG_X, 1, 1)
-fn main(${thread ? '@builtin(global_invocation_id) gid: vec3<u32>' : '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32'}, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = ${thread ? FLAT_INDEX : 'wid.x + wid.y * nwg.x'};
+  return wgsl`@compute @workgroup_size(WG_X, 1, 1)
+#if ${variant === 'thread'}
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+#else
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+#endif
   if (row >= P.N) { return; }
   let base = row * P.V;`;
 }
@@ -68,7 +73,7 @@ export const rows = memo(({ variant, lse }: { variant: RowVariant; lse: boolean 
       bindings,
       uniforms,
       workgroupSize: [CE_THREAD_WG, 1, 1],
-      body: /* wgsl */ `
+      body: wgsl`
 ${rowEntry('thread')}
   ${TARGET_MASK}
   var m = ${NEG};
@@ -90,7 +95,9 @@ ${rowEntry('thread')}
   var loss = 0.0;
   if (mk != 0.0) { loss = mk * (m + log(s) - logits[base + u32(tgt)]); }
   pairs[row] = vec2<f32>(loss, mk);
-${lse ? '  lse[row] = m + log(s);' : ''}
+#if ${lse}
+  lse[row] = m + log(s);
+#endif
 }`,
     });
   return kernel({
@@ -98,7 +105,7 @@ ${lse ? '  lse[row] = m + log(s);' : ''}
     bindings,
     uniforms,
     workgroupSize: [CE_ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${sharedArray('red', 'vec2<f32>')}
 ${ONLINE_WGSL}
 ${rowEntry('wg')}
@@ -117,7 +124,9 @@ ${rowEntry('wg')}
     var loss = 0.0;
     if (mk != 0.0) { loss = mk * (ms.x + log(ms.y) - logits[base + u32(tgt)]); }
     pairs[row] = vec2<f32>(loss, mk);
-${lse ? '    lse[row] = ms.x + log(ms.y);' : ''}
+#if ${lse}
+    lse[row] = ms.x + log(ms.y);
+#endif
   }
 }`,
   });
@@ -133,7 +142,7 @@ export const finalSum = memo(({ mode }: { mode: 'ratio' | 'raw' }): KernelSpec =
     bindings: mode === 'ratio' ? [ro('pairs', 'array<vec2<f32>>'), rw('loss'), rw('inv')] : [ro('pairs', 'array<vec2<f32>>'), rw('out')],
     uniforms: [['N', 'u32']],
     workgroupSize: [CE_FINAL_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${sharedArray('red', 'vec2<f32>')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_index) l: u32) {
@@ -142,13 +151,13 @@ fn main(@builtin(local_invocation_index) l: u32) {
   ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let t = red[0];
-${
-  mode === 'ratio'
-    ? `    loss[0] = select(0.0, t.x / t.y, t.y != 0.0);
-    inv[0] = select(0.0, 1.0 / t.y, t.y != 0.0);`
-    : `    out[0] = t.x;
-    out[1] = t.y;`
-}
+#if ${mode === 'ratio'}
+    loss[0] = select(0.0, t.x / t.y, t.y != 0.0);
+    inv[0] = select(0.0, 1.0 / t.y, t.y != 0.0);
+#else
+    out[0] = t.x;
+    out[1] = t.y;
+#endif
   }
 }`,
   }),
@@ -170,12 +179,16 @@ export const gradRows = memo(({ variant }: { variant: RowVariant }): KernelSpec 
     bindings,
     uniforms,
     workgroupSize: [thread ? CE_THREAD_WG : CE_ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${rowEntry(variant)}
   ${TARGET_MASK}
   let sc = mk * (g[0] * inv[0]);
   let c = lse[row];
-  for (var k = ${thread ? '0u' : 'l'}; k < P.V; k = k + ${thread ? '1u' : 'WG_X'}) {
+#if ${thread}
+  for (var k = 0u; k < P.V; k = k + 1u) {
+#else
+  for (var k = l; k < P.V; k = k + WG_X) {
+#endif
     let p = exp(logits[base + k] - c);
     grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * sc, mk != 0.0);
   }
@@ -204,10 +217,14 @@ export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accura
     ['V', 'u32'],
   ];
   const name = `cross_entropy.${accuracy ? 'accuracy' : 'argmax'}.${variant}`;
-  const emit = accuracy
-    ? `${TARGET_MASK}
-    pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);`
-    : `idx[row] = i32(bi);`;
+  const emit = wgsl`
+#if ${accuracy}
+    ${TARGET_MASK}
+    pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);
+#else
+    idx[row] = i32(bi);
+#endif
+`;
   if (variant === 'thread')
     return kernel({
       name,

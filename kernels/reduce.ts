@@ -15,6 +15,7 @@
  *   workgroup sums all partials in a fixed order.
  * - `scaleByScalar`: out = alpha · x · s[0] with s read from a buffer (backward of sumOfSquares).
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
@@ -39,7 +40,7 @@ export const sumAxis = memo(({ accumulate, vec4 }: { accumulate: boolean; vec4?:
       ['outOffset', 'u32'],
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = ${FLAT_INDEX};
@@ -57,7 +58,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     idx = idx + P.inner;
   }
   let oi = P.outOffset + t;
-  out[oi] = ${accumulate ? 'out[oi] + ' : ''}P.scale * s;
+#if ${accumulate}
+  out[oi] = out[oi] + P.scale * s;
+#else
+  out[oi] = P.scale * s;
+#endif
 }`,
   }),
 );
@@ -76,7 +81,7 @@ export const sumRows = memo(({ accumulate }: { accumulate: boolean }): KernelSpe
       ['outOffset', 'u32'],
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${sharedArray('red', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -91,7 +96,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let oi = P.outOffset + t;
-    out[oi] = ${accumulate ? 'out[oi] + ' : ''}P.scale * red[0];
+#if ${accumulate}
+    out[oi] = out[oi] + P.scale * red[0];
+#else
+    out[oi] = P.scale * red[0];
+#endif
   }
 }`,
   }),
@@ -124,7 +133,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /**
  * partial[outOffset + t] = Σ_k x[t + k·threads]² (grid-strided: adjacent invocations read adjacent
  * elements, coalesced on GPUs and contiguous SIMD loads on lavapipe; no barriers). `n` counts vec4s
- * in the vec4 form. A workgroup-per-block tree form was 10× slower on lavapipe.
+ * in the vec4 form. A workgroup-per-block tree form was much slower on lavapipe (barriers in a SIMD
+ * loop; docs/performance.md, roofline section).
  */
 export const sumSquaresPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
   kernel({
@@ -136,14 +146,18 @@ export const sumSquaresPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec 
       ['outOffset', 'u32'],
     ],
     workgroupSize: [SUMSQ_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = ${FLAT_INDEX};
   if (t >= P.threads) { return; }
   var s = ${vec4 ? 'vec4<f32>(0.0)' : '0.0'};
   for (var i = t; i < P.n; i = i + P.threads) { let v = x[i]; s = s + v * v; }
-  partial[P.outOffset + t] = ${vec4 ? '(s.x + s.y) + (s.z + s.w)' : 's'};
+#if ${vec4}
+  partial[P.outOffset + t] = (s.x + s.y) + (s.z + s.w);
+#else
+  partial[P.outOffset + t] = s;
+#endif
 }`,
   }),
 );
