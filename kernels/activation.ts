@@ -11,6 +11,7 @@
  * sums the partials in chunk order: deterministic, no atomics). Adjacent invocations touch adjacent
  * columns, so reads stay contiguous.
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export const ACT_WG = 256;
@@ -24,8 +25,12 @@ export const ACT_COL_WG = 64;
  * (and 1 − tanh²) in f32. σ and σ(1 − σ) are formed from e = exp(−|z|) ∈ (0, 1], so nothing overflows;
  * beyond |x| = 20, e = 0 and the clamp only keeps x² finite.
  */
-const geluWgsl = (vec4: boolean) => /* wgsl */ `
-alias T = ${vec4 ? 'vec4<f32>' : 'f32'};
+const geluWgsl = (vec4: boolean) => wgsl`
+#if ${vec4}
+alias T = vec4<f32>;
+#else
+alias T = f32;
+#endif
 const GELU_K0: f32 = 0.7978845608028654;
 const GELU_K1: f32 = 0.044715;
 fn gelu_z(x: T) -> T { return 2.0 * GELU_K0 * (x + GELU_K1 * x * x * x); }
@@ -96,7 +101,7 @@ export const biasForward = memo(({ vec4, gelu }: { vec4: boolean; gelu: boolean 
       ['cols', 'u32'],
     ],
     workgroupSize: [ACT_COL_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${geluWgsl(vec4)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -105,7 +110,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let bc = b[c];
   for (var r = gid.y; r < P.rows; r = r + nwg.y) {
     let i = r * P.cols + c;
-    y[i] = ${gelu ? 'gelu(x[i] + bc)' : 'x[i] + bc'};
+#if ${gelu}
+    y[i] = gelu(x[i] + bc);
+#else
+    y[i] = x[i] + bc;
+#endif
   }
 }`,
   }),

@@ -37,8 +37,10 @@
  *              it from there (real GPUs; the default on hardware).
  *   - `sg`   : lavapipe's default: one subgroup per workgroup; the K/V (or Q/dY) rows of a block are
  *              loaded once, one row per lane, and handed to the other lanes with subgroupShuffle —
- *              on lavapipe a load inside a loop costs ~20 FMAs, a shuffle (one vpermd) ~3.
+ *              on lavapipe a load inside a loop costs several times a shuffle (one vpermd); see
+ *              docs/performance.md, roofline section.
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { PHILOX_WGSL } from './random.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
 
@@ -118,7 +120,10 @@ export const forwardRef = memo((o: Common): KernelSpec =>
     bindings: [ro('qkv'), ro('kmask'), rw('y'), rw('lse')],
     uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [ATTN_REF_WG, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 fn score(qo: u32, ko: u32) -> f32 {
   var s = 0.0;
   for (var c = 0u; c < P.hd; c = c + 1u) { s = s + qkv[qo + c] * qkv[ko + c]; }
@@ -143,7 +148,11 @@ ${REF_PROLOGUE}
   if (!seen) { lse[idx] = ${LSE_EMPTY}; return; }
   for (var j = 0u; j <= i; j = j + 1u) {
     if (${refKeyOk('j')}) {
-      let pr = exp(score(qo, kc + j * rs) - m) / l${o.dropout ? ' * drop_keep1(idx, j)' : ''};
+#if ${o.dropout}
+      let pr = exp(score(qo, kc + j * rs) - m) / l * drop_keep1(idx, j);
+#else
+      let pr = exp(score(qo, kc + j * rs) - m) / l;
+#endif
       for (var c = 0u; c < P.hd; c = c + 1u) { y[yo + c] = y[yo + c] + pr * qkv[vc + j * rs + c]; }
     }
   }
@@ -178,7 +187,10 @@ export const backwardRefDq = memo((o: Common): KernelSpec =>
     bindings: [ro('qkv'), ro('kmask'), ro('dy'), ro('lse'), ro('dD'), rw('dqkv')],
     uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [ATTN_REF_WG, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${REF_PROLOGUE}
@@ -197,7 +209,11 @@ ${REF_PROLOGUE}
       dp = dp + dy[yo + c] * qkv[vc + j * rs + c];
     }
     let pr = exp(s * P.scale - L);
-    let ds = pr * (dp${o.dropout ? ' * drop_keep1(idx, j)' : ''} - Di) * P.scale;
+#if ${o.dropout}
+    let ds = pr * (dp * drop_keep1(idx, j) - Di) * P.scale;
+#else
+    let ds = pr * (dp - Di) * P.scale;
+#endif
     for (var c = 0u; c < P.hd; c = c + 1u) { dqkv[qo + c] = dqkv[qo + c] + ds * qkv[kc + j * rs + c]; }
   }
 }`,
@@ -211,7 +227,10 @@ export const backwardRefDkv = memo((o: Common): KernelSpec =>
     bindings: [ro('qkv'), ro('kmask'), ro('dy'), ro('lse'), ro('dD'), rw('dqkv')],
     uniforms: [...REF_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [ATTN_REF_WG, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${REF_PROLOGUE}
@@ -231,7 +250,11 @@ ${REF_PROLOGUE}
       dp = dp + dy[yo + c] * qkv[vo + c];
     }
     let pr = exp(s * P.scale - lse[row]);
-    let z = ${o.dropout ? 'drop_keep1(bh * P.T + i, j)' : '1.0'};
+#if ${o.dropout}
+    let z = drop_keep1(bh * P.T + i, j);
+#else
+    let z = 1.0;
+#endif
     let ds = pr * (dp * z - dD[row]) * P.scale;
     for (var c = 0u; c < P.hd; c = c + 1u) {
       dqkv[vo + c] = dqkv[vo + c] + pr * z * dy[yo + c];
@@ -367,14 +390,17 @@ export const forwardFast = memo((o: FastOptions): KernelSpec => {
   const nv = checkFast(o);
   const keys = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
   const g = (a: 0 | 1, row: string, c: number): string => `qkv[${a === 0 ? 'kcol' : 'vcol'} + ${row} * rs + ${col(c)}]`;
-  const block = (at: At): string => /* wgsl */ `
+  const block = (at: At): string => wgsl`
     ${keys((t) => `let ok${t} = j + ${t}u <= r && (P.useMask == 0u || kmask[b * P.T + jr_${t}] > 0.5);`)}
     ${keys((t) => `let s${t} = select(${NEG}, ${rep(nv, (c) => `dot(q${c}, ${at(0, t, c)})`, ' + ')}, ok${t});`)}
     let mn = max(m, ${maxOf(rep(o.kb, (t) => `s${t}`, ',').split(','))});
     let alpha = exp(m - mn);
     ${keys((t) => `var p${t} = select(0.0, exp(s${t} - mn), ok${t});`)}
     l = l * alpha + ${keys((t) => `p${t}`, ' + ')};
-    ${o.dropout ? `${dropKeys(o.kb, 'j')}\n    ${keys((t) => `p${t} = p${t} * z_${t};`, ' ')}` : ''}
+#if ${o.dropout}
+    ${dropKeys(o.kb, 'j')}
+    ${keys((t) => `p${t} = p${t} * z_${t};`, ' ')}
+#endif
     ${rep(nv, (c) => `a${c} = a${c} * alpha + ${keys((t) => `p${t} * ${at(1, t, c)}`, ' + ')};`, '\n    ')}
     m = mn;`;
   return kernel({
@@ -382,7 +408,10 @@ export const forwardFast = memo((o: FastOptions): KernelSpec => {
     bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${tileDecl(o, nv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -412,12 +441,15 @@ export const backwardDqFast = memo((o: FastOptions): KernelSpec => {
   const nv = checkFast(o);
   const keys = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
   const g = (a: 0 | 1, row: string, c: number): string => `qkv[${a === 0 ? 'kcol' : 'vcol'} + ${row} * rs + ${col(c)}]`;
-  const block = (at: At): string => /* wgsl */ `
+  const block = (at: At): string => wgsl`
     ${keys((t) => `let ok${t} = j + ${t}u <= r && (P.useMask == 0u || kmask[b * P.T + jr_${t}] > 0.5);`)}
     ${keys((t) => rep(nv, (c) => `let k${t}_${c} = ${at(0, t, c)};`, ' '))}
     ${keys((t) => `let p${t} = select(0.0, exp((${rep(nv, (c) => `dot(q${c}, k${t}_${c})`, ' + ')}) * P.scale - L), ok${t});`)}
     ${keys((t) => `var dp${t} = ${rep(nv, (c) => `dot(g${c}, ${at(1, t, c)})`, ' + ')};`)}
-    ${o.dropout ? `${dropKeys(o.kb, 'j')}\n    ${keys((t) => `dp${t} = dp${t} * z_${t};`, ' ')}` : ''}
+#if ${o.dropout}
+    ${dropKeys(o.kb, 'j')}
+    ${keys((t) => `dp${t} = dp${t} * z_${t};`, ' ')}
+#endif
     ${keys((t) => `let ds${t} = p${t} * (dp${t} - Di);`)}
     ${rep(nv, (c) => `dq${c} = dq${c} + ${keys((t) => `ds${t} * k${t}_${c}`, ' + ')};`, '\n    ')}`;
   return kernel({
@@ -433,7 +465,10 @@ export const backwardDqFast = memo((o: FastOptions): KernelSpec => {
     ],
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${tileDecl(o, nv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -464,13 +499,17 @@ export const backwardDkvFast = memo((o: FastOptions): KernelSpec => {
   const nv = checkFast(o);
   const qs = (f: (t: number) => string, sep = '\n    '): string => rep(o.kb, f, sep);
   const g = (a: 0 | 1, row: string, c: number): string => (a === 0 ? `qkv[qcol + ${row} * rs + ${col(c)}]` : `dy[ycol + ${row} * P.d4 + ${col(c)}]`);
-  const block = (at: At): string => /* wgsl */ `
+  const block = (at: At): string => wgsl`
     ${qs((t) => `let ok${t} = i + ${t}u >= r && i + ${t}u <= tm1 && keyOk;`)}
     ${qs((t) => rep(nv, (c) => `let q${t}_${c} = ${at(0, t, c)};`, ' '))}
     ${qs((t) => rep(nv, (c) => `let g${t}_${c} = ${at(1, t, c)};`, ' '))}
     ${qs((t) => `let p${t} = select(0.0, exp((${rep(nv, (c) => `dot(k${c}, q${t}_${c})`, ' + ')}) * P.scale - lse[bh * P.T + ir_${t}]), ok${t});`)}
     ${qs((t) => `var dp${t} = ${rep(nv, (c) => `dot(v${c}, g${t}_${c})`, ' + ')};`)}
-    ${o.dropout ? qs((t) => `let z_${t} = drop_keep1(bh * P.T + i + ${t}u, rc); dp${t} = dp${t} * z_${t}; let pz${t} = p${t} * z_${t};`) : qs((t) => `let pz${t} = p${t};`, ' ')}
+#if ${o.dropout}
+    ${qs((t) => `let z_${t} = drop_keep1(bh * P.T + i + ${t}u, rc); dp${t} = dp${t} * z_${t}; let pz${t} = p${t} * z_${t};`)}
+#else
+    ${qs((t) => `let pz${t} = p${t};`, ' ')}
+#endif
     ${qs((t) => `let ds${t} = p${t} * (dp${t} - dD[bh * P.T + ir_${t}]);`)}
     ${rep(nv, (c) => `dv${c} = dv${c} + ${qs((t) => `pz${t} * g${t}_${c}`, ' + ')};`, '\n    ')}
     ${rep(nv, (c) => `dk${c} = dk${c} + ${qs((t) => `ds${t} * q${t}_${c}`, ' + ')};`, '\n    ')}`;
@@ -486,7 +525,10 @@ export const backwardDkvFast = memo((o: FastOptions): KernelSpec => {
     ],
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${tileDecl(o, nv)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -616,8 +658,8 @@ const qkvAt = (o: SubgroupOptions, colBase: string, row: string, c: number): str
  * (k, v and its mask value) and every lane fetches each key of the block from the lane that holds
  * it with `subgroupShuffle`; with C > 1 a row's q·k partials are summed over its lanes by
  * shuffle-xor. Each K/V element is loaded once per workgroup instead of once per query row (on
- * lavapipe a load inside a loop costs ~20× an FMA, a shuffle ~3×). Online softmax, one rescale per
- * block.
+ * lavapipe a load inside a loop costs several FMAs' worth, a shuffle far less). Online softmax, one
+ * rescale per block.
  */
 export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
   const nvc = checkSg(o);
@@ -633,14 +675,19 @@ export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${sgPrologue(o, nvc)}
   ${rows((k) => vecs((c) => `let q${c}_${k} = ${qkvAt(o, 'qcol', `rc_${k}`, c)} * P.scale;`), '\n  ')}
   ${rows((k) => `${vecs((c) => `var a${c}_${k} = vec4<f32>(0.0);`)} var m_${k} = ${NEG}; var l_${k} = 0.0;`, '\n  ')}
-  ${o.dropout && RB < 4 ? rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ') : ''}
+#if ${o.dropout && RB < 4}
+  ${rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ')}
+#endif
   let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);             // the key whose chunk this lane loads
@@ -649,7 +696,9 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`), '\n    ')}
-    ${o.dropout ? dropBlock(RB, R) : ''}
+#if ${o.dropout}
+    ${dropBlock(RB, R)}
+#endif
     ${rows(
       (k) => /* wgsl */ `{
       ${keys((u) => `let ok${u} = mu${u} && j0 + ${u}u <= r_${k}; let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, 0.0)`)}.x, ok${u});`, '\n      ')}
@@ -702,7 +751,10 @@ export const backwardDqSg = memo((o: SubgroupOptions): KernelSpec => {
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -715,7 +767,9 @@ ${sgPrologue(o, nvc)}
       `let D_${k} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(g${c}_${k}, y[yo_${k} + ${c}u])`, ' + ')}, 0.0)`)}.x; let L_${k} = lse[bh * P.T + rc_${k}];`,
     '\n  ',
   )}
-  ${o.dropout && RB < 4 ? rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ') : ''}
+#if ${o.dropout && RB < 4}
+  ${rows((k) => `var zc_${k} = vec4<f32>(0.0);`, ' ')}
+#endif
   let jend = min(r0 + ${sgRowsPerWorkgroup(o)}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${RB}u) {
     let jl = min(j0 + rho, tm1);
@@ -724,7 +778,9 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u}); let v${u}_${c} = subgroupShuffle(vl${c}, src${u});`), '\n    ')}
-    ${o.dropout ? dropBlock(RB, R) : ''}
+#if ${o.dropout}
+    ${dropBlock(RB, R)}
+#endif
     ${rows(
       (k) => /* wgsl */ `{
       ${keys(
@@ -784,7 +840,10 @@ export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
-    body: /* wgsl */ `${o.dropout ? DROPOUT_WGSL : ''}
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
 ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -805,7 +864,9 @@ ${sgPrologue(o, nvc)}
     ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
     let Ll = lse[bh * P.T + il];
     let Dl = dD[bh * P.T + il];
-    ${o.dropout ? rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, (r0 >> 2u) + ${g}u);`, ' ') : ''}
+#if ${o.dropout}
+    ${rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, (r0 >> 2u) + ${g}u);`, ' ')}
+#endif
     ${qrows(
       (u) =>
         `let src${u} = ${u * C}u + hc; ${vecs((c) => `let q${u}_${c} = subgroupShuffle(ql${c}, src${u}); let g${u}_${c} = subgroupShuffle(gl${c}, src${u});`)} ` +

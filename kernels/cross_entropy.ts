@@ -20,6 +20,8 @@
  * `argmax`: per row, the index of the largest logit (ties → lowest index, as PyTorch; rows with NaNs
  * give an unspecified index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask) instead.
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export type RowVariant = 'thread' | 'wg';
@@ -35,10 +37,14 @@ const NEG = '-3.4028234e38';
  * row for `wg`, both from a possibly 2-D grid), the early return past N, and the row's base offset.
  */
 function rowEntry(variant: RowVariant): string {
-  const thread = variant === 'thread';
-  return `@compute @workgroup_size(WG_X, 1, 1)
-fn main(${thread ? '@builtin(global_invocation_id) gid: vec3<u32>' : '@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32'}, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = ${thread ? FLAT_INDEX : 'wid.x + wid.y * nwg.x'};
+  return wgsl`@compute @workgroup_size(WG_X, 1, 1)
+#if ${variant === 'thread'}
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = ${FLAT_INDEX};
+#else
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) l: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+#endif
   if (row >= P.N) { return; }
   let base = row * P.V;`;
 }
@@ -67,7 +73,7 @@ export const rows = memo(({ variant, lse }: { variant: RowVariant; lse: boolean 
       bindings,
       uniforms,
       workgroupSize: [CE_THREAD_WG, 1, 1],
-      body: /* wgsl */ `
+      body: wgsl`
 ${rowEntry('thread')}
   ${TARGET_MASK}
   var m = ${NEG};
@@ -89,7 +95,9 @@ ${rowEntry('thread')}
   var loss = 0.0;
   if (mk != 0.0) { loss = mk * (m + log(s) - logits[base + u32(tgt)]); }
   pairs[row] = vec2<f32>(loss, mk);
-${lse ? '  lse[row] = m + log(s);' : ''}
+#if ${lse}
+  lse[row] = m + log(s);
+#endif
 }`,
     });
   return kernel({
@@ -97,8 +105,8 @@ ${lse ? '  lse[row] = m + log(s);' : ''}
     bindings,
     uniforms,
     workgroupSize: [CE_ROW_WG, 1, 1],
-    body: /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, WG_X>;
+    body: wgsl`
+${sharedArray('red', 'vec2<f32>')}
 ${ONLINE_WGSL}
 ${rowEntry('wg')}
   ${TARGET_MASK}
@@ -110,18 +118,15 @@ ${rowEntry('wg')}
     s = s * exp(m - mn) + exp(v - mn);
     m = mn;
   }
-  red[l] = vec2<f32>(m, s);
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = merge_ms(red[l], red[l + w]); }
-    workgroupBarrier();
-  }
+  ${treeReduce({ op: { fn: 'merge_ms' }, value: 'vec2<f32>(m, s)' })}
   let ms = red[0];
   if (l == 0u) {
     var loss = 0.0;
     if (mk != 0.0) { loss = mk * (ms.x + log(ms.y) - logits[base + u32(tgt)]); }
     pairs[row] = vec2<f32>(loss, mk);
-${lse ? '    lse[row] = ms.x + log(ms.y);' : ''}
+#if ${lse}
+    lse[row] = ms.x + log(ms.y);
+#endif
   }
 }`,
   });
@@ -137,27 +142,22 @@ export const finalSum = memo(({ mode }: { mode: 'ratio' | 'raw' }): KernelSpec =
     bindings: mode === 'ratio' ? [ro('pairs', 'array<vec2<f32>>'), rw('loss'), rw('inv')] : [ro('pairs', 'array<vec2<f32>>'), rw('out')],
     uniforms: [['N', 'u32']],
     workgroupSize: [CE_FINAL_WG, 1, 1],
-    body: /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, WG_X>;
+    body: wgsl`
+${sharedArray('red', 'vec2<f32>')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_index) l: u32) {
   var s = vec2<f32>(0.0, 0.0);
   for (var k = l; k < P.N; k = k + WG_X) { s = s + pairs[k]; }
-  red[l] = s;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
+  ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let t = red[0];
-${
-  mode === 'ratio'
-    ? `    loss[0] = select(0.0, t.x / t.y, t.y != 0.0);
-    inv[0] = select(0.0, 1.0 / t.y, t.y != 0.0);`
-    : `    out[0] = t.x;
-    out[1] = t.y;`
-}
+#if ${mode === 'ratio'}
+    loss[0] = select(0.0, t.x / t.y, t.y != 0.0);
+    inv[0] = select(0.0, 1.0 / t.y, t.y != 0.0);
+#else
+    out[0] = t.x;
+    out[1] = t.y;
+#endif
   }
 }`,
   }),
@@ -179,18 +179,33 @@ export const gradRows = memo(({ variant }: { variant: RowVariant }): KernelSpec 
     bindings,
     uniforms,
     workgroupSize: [thread ? CE_THREAD_WG : CE_ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${rowEntry(variant)}
   ${TARGET_MASK}
   let sc = mk * (g[0] * inv[0]);
   let c = lse[row];
-  for (var k = ${thread ? '0u' : 'l'}; k < P.V; k = k + ${thread ? '1u' : 'WG_X'}) {
+#if ${thread}
+  for (var k = 0u; k < P.V; k = k + 1u) {
+#else
+  for (var k = l; k < P.V; k = k + WG_X) {
+#endif
     let p = exp(logits[base + k] - c);
     grad[base + k] = select(0.0, (p - select(0.0, 1.0, i32(k) == tgt)) * sc, mk != 0.0);
   }
 }`,
   });
 });
+
+/**
+ * Tree step of the workgroup argmax over (rv, ri): slot `from` replaces slot `into` if it is larger,
+ * or equal with a lower index (empty slots have index ~0u).
+ */
+const ARGMAX_STEP = (into: string, from: string): string => /* wgsl */ `let ov = rv[${from}];
+      let oi = ri[${from}];
+      if (oi != 0xffffffffu && (ri[${into}] == 0xffffffffu || ov > rv[${into}] || (ov == rv[${into}] && oi < ri[${into}]))) {
+        rv[${into}] = ov;
+        ri[${into}] = oi;
+      }`;
 
 /** Row argmax (ties → lowest index); with `accuracy`, pairs[row] = (mask·[argmax = target], mask). */
 export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accuracy: boolean }): KernelSpec => {
@@ -202,10 +217,14 @@ export const argmax = memo(({ variant, accuracy }: { variant: RowVariant; accura
     ['V', 'u32'],
   ];
   const name = `cross_entropy.${accuracy ? 'accuracy' : 'argmax'}.${variant}`;
-  const emit = accuracy
-    ? `${TARGET_MASK}
-    pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);`
-    : `idx[row] = i32(bi);`;
+  const emit = wgsl`
+#if ${accuracy}
+    ${TARGET_MASK}
+    pairs[row] = vec2<f32>(select(0.0, mk, i32(bi) == tgt), mk);
+#else
+    idx[row] = i32(bi);
+#endif
+`;
   if (variant === 'thread')
     return kernel({
       name,
@@ -232,8 +251,8 @@ ${rowEntry('thread')}
     uniforms,
     workgroupSize: [CE_ROW_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> rv: array<f32, WG_X>;
-var<workgroup> ri: array<u32, WG_X>;
+${sharedArray('rv', 'f32')}
+${sharedArray('ri', 'u32')}
 ${rowEntry('wg')}
   var best = ${NEG};
   var bi = 0xffffffffu;
@@ -243,19 +262,7 @@ ${rowEntry('wg')}
   }
   rv[l] = best;
   ri[l] = bi;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) {
-      let ov = rv[l + w];
-      let oi = ri[l + w];
-      // take the other side if it is larger, or equal with a lower index (empty sides have index ~0u)
-      if (oi != 0xffffffffu && (ri[l] == 0xffffffffu || ov > rv[l] || (ov == rv[l] && oi < ri[l]))) {
-        rv[l] = ov;
-        ri[l] = oi;
-      }
-    }
-    workgroupBarrier();
-  }
+  ${treeReduce({ op: { step: ARGMAX_STEP } })}
   if (l == 0u) {
     let bi = select(ri[0], 0u, ri[0] == 0xffffffffu);
     ${emit}

@@ -12,6 +12,7 @@
  *   channel) scans every position (O(V·d·N) reads: slow, but deterministic and atomic-free).
  * - dwpe is a column sum over the batch (kernels/reduce.ts).
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export const EMB_WG = 256;
@@ -93,7 +94,7 @@ export const backwardWteScan = memo(({ vec4, accumulate }: { vec4: boolean; accu
       ['N', 'u32'],
     ],
     workgroupSize: [EMB_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
@@ -104,7 +105,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var r = 0u; r < P.N; r++) {
     if (ids[r] == v) { s = s + dout[r * P.dw + c]; }
   }
-  dwte[i] = ${accumulate ? 'dwte[i] + ' : ''}s;
+#if ${accumulate}
+  dwte[i] = dwte[i] + s;
+#else
+  dwte[i] = s;
+#endif
 }`,
   }),
 );

@@ -20,6 +20,8 @@
  *   otherwise `bwdParamsFinal` sums the chunk partials of both in order and writes or adds them into
  *   the two gradients in one dispatch (two-stage, no atomics).
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export type LayerNormVariant = 'thread' | 'wg';
@@ -28,25 +30,28 @@ export const LN_THREAD_WG = 64;
 export const LN_ROW_WG = 128;
 export const LN_PARAMS_WG = 64;
 
+/** `tree(l, v)`: the workgroup sum of v (every lane gets it); callable repeatedly (the leading barrier lets every lane read the previous result first). */
 const TREE_WGSL = (t: string) => /* wgsl */ `
-var<workgroup> red: array<${t}, WG_X>;
+${sharedArray('red', t)}
 fn tree(l: u32, v: ${t}) -> ${t} {
   workgroupBarrier();
-  red[l] = v;
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
+  ${treeReduce({ value: 'v' })}
   let r = red[0];
   return r;
 }`;
 
 /** WGSL helpers for the thread variants over scalar or vec4 elements. */
-const vecHelpers = (vec4: boolean) =>
-  vec4
-    ? `alias T = vec4<f32>;\nfn hsum(v: T) -> f32 { return (v.x + v.y) + (v.z + v.w); }\nconst W: u32 = 4u;`
-    : `alias T = f32;\nfn hsum(v: T) -> f32 { return v; }\nconst W: u32 = 1u;`;
+const vecHelpers = (vec4: boolean) => wgsl`
+#if ${vec4}
+alias T = vec4<f32>;
+fn hsum(v: T) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+const W: u32 = 4u;
+#else
+alias T = f32;
+fn hsum(v: T) -> f32 { return v; }
+const W: u32 = 1u;
+#endif
+`;
 
 /** One invocation per row; rows read as vec4 when d % 4 == 0 (the lavapipe form). */
 const forwardThread = (add: boolean, vec4: boolean): KernelSpec => {
@@ -55,7 +60,6 @@ const forwardThread = (add: boolean, vec4: boolean): KernelSpec => {
     ? [ro('x', t), ro('r', t), ro('gamma', t), ro('beta', t), rw('h', t), rw('y', t), rw('stats', 'array<vec2<f32>>')]
     : [ro('x', t), ro('gamma', t), ro('beta', t), rw('y', t), rw('stats', 'array<vec2<f32>>')];
   const src = add ? 'h' : 'x';
-  const first = add ? 'let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v;' : 's = s + x[base + c];';
   return kernel({
     name: `layernorm.fwd${add ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}`,
     bindings,
@@ -65,7 +69,7 @@ const forwardThread = (add: boolean, vec4: boolean): KernelSpec => {
       ['eps', 'f32'],
     ],
     workgroupSize: [LN_THREAD_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${vecHelpers(vec4)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -75,7 +79,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let base = row * dw;
   let fd = f32(P.d);
   var s = T(0.0);
-  for (var c = 0u; c < dw; c++) { ${first} }
+#if ${add}
+  for (var c = 0u; c < dw; c++) { let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v; }
+#else
+  for (var c = 0u; c < dw; c++) { s = s + x[base + c]; }
+#endif
   let mean = hsum(s) / fd;
   var q = T(0.0);
   for (var c = 0u; c < dw; c++) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
@@ -96,7 +104,7 @@ const backwardDxThread = (addGrad: boolean, vec4: boolean): KernelSpec => {
       ['d', 'u32'],
     ],
     workgroupSize: [LN_THREAD_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${vecHelpers(vec4)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -117,7 +125,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let mb = hsum(b) / f32(P.d);
   for (var c = 0u; c < dw; c++) {
     let xh = (x[base + c] - st.x) * st.y;
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb)${addGrad ? ' + gh[base + c]' : ''};
+#if ${addGrad}
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb) + gh[base + c];
+#else
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb);
+#endif
   }
 }`,
   });
@@ -129,7 +141,6 @@ export const forward = memo(({ variant, add, vec4 }: { variant: LayerNormVariant
     ? [ro('x'), ro('r'), ro('gamma'), ro('beta'), rw('h'), rw('y'), rw('stats', 'array<vec2<f32>>')]
     : [ro('x'), ro('gamma'), ro('beta'), rw('y'), rw('stats', 'array<vec2<f32>>')];
   const src = add ? 'h' : 'x';
-  const first = add ? 'let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v;' : 's = s + x[base + c];';
   const name = `layernorm.fwd${add ? '_add' : ''}.${variant}`;
   const uniforms: [string, 'u32' | 'f32'][] = [
     ['rows', 'u32'],
@@ -141,7 +152,7 @@ export const forward = memo(({ variant, add, vec4 }: { variant: LayerNormVariant
     bindings,
     uniforms,
     workgroupSize: [LN_ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${TREE_WGSL('f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -150,7 +161,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * P.d;
   let fd = f32(P.d);
   var s = 0.0;
-  for (var c = l; c < P.d; c = c + WG_X) { ${first} }
+#if ${add}
+  for (var c = l; c < P.d; c = c + WG_X) { let v = x[base + c] + r[base + c]; h[base + c] = v; s = s + v; }
+#else
+  for (var c = l; c < P.d; c = c + WG_X) { s = s + x[base + c]; }
+#endif
   let mean = tree(l, s) / fd;
   var q = 0.0;
   for (var c = l; c < P.d; c = c + WG_X) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
@@ -165,7 +180,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export const backwardDx = memo(({ variant, addGrad, vec4 }: { variant: LayerNormVariant; addGrad: boolean; vec4?: boolean }): KernelSpec => {
   if (variant === 'thread') return backwardDxThread(addGrad, vec4 ?? false);
   const bindings = [ro('x'), ro('gamma'), ro('stats', 'array<vec2<f32>>'), ro('gy'), ...(addGrad ? [ro('gh')] : []), rw('dx')];
-  const extra = addGrad ? ' + gh[base + c]' : '';
   const name = `layernorm.bwd_dx${addGrad ? '_add' : ''}.${variant}`;
   const uniforms: [string, 'u32'][] = [
     ['rows', 'u32'],
@@ -176,7 +190,7 @@ export const backwardDx = memo(({ variant, addGrad, vec4 }: { variant: LayerNorm
     bindings,
     uniforms,
     workgroupSize: [LN_ROW_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${TREE_WGSL('vec2<f32>')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
@@ -193,7 +207,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let m = tree(l, ab) / f32(P.d);
   for (var c = l; c < P.d; c = c + WG_X) {
     let xh = (x[base + c] - st.x) * st.y;
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y)${extra};
+#if ${addGrad}
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y) + gh[base + c];
+#else
+    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y);
+#endif
   }
 }`,
   });

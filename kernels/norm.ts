@@ -16,17 +16,12 @@
  *
  * Specialised for arena chunks; the general `sumOfSquares` op lives in kernels/reduce.ts.
  */
+import { sharedArray, treeReduce } from './snippets.ts';
 import { kernel, ro, rw, type KernelSpec } from './spec.ts';
 
 export const NORM_WG = 256;
 
-const TREE = /* wgsl */ `
-  sh[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = WG_X / 2u; s > 0u; s = s >> 1u) {
-    if (lid.x < s) { sh[lid.x] = sh[lid.x] + sh[lid.x + s]; }
-    workgroupBarrier();
-  }`;
+const TREE = treeReduce({ arr: 'sh', lane: 'lid.x', value: 'acc' });
 
 /** Stage 1: partial sums of squares of one chunk, one per workgroup. Grid: [groups, 1, 1]. */
 export const sumSquaresChunk: KernelSpec = kernel({
@@ -35,7 +30,7 @@ export const sumSquaresChunk: KernelSpec = kernel({
   uniforms: [['n4', 'u32'], ['groups', 'u32'], ['base', 'u32']],
   workgroupSize: [NORM_WG, 1, 1],
   body: /* wgsl */ `
-var<workgroup> sh: array<f32, ${NORM_WG}>;
+${sharedArray('sh', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let stride = P.groups * WG_X;
@@ -48,7 +43,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     i = i + stride;
   }
   let acc = (a.x + a.y) + (a.z + a.w);
-${TREE}
+  ${TREE}
   if (lid.x == 0u) { partials[P.base + wid.x] = sh[0]; }
 }`,
 });
@@ -60,12 +55,12 @@ export const sumSquaresFinish: KernelSpec = kernel({
   uniforms: [['count', 'u32']],
   workgroupSize: [NORM_WG, 1, 1],
   body: /* wgsl */ `
-var<workgroup> sh: array<f32, ${NORM_WG}>;
+${sharedArray('sh', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   var acc = 0.0;
   for (var i = lid.x; i < P.count; i = i + WG_X) { acc = acc + partials[i]; }
-${TREE}
+  ${TREE}
   if (lid.x == 0u) {
     out[0] = sqrt(sh[0]);
     out[1] = sh[0];

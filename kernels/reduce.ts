@@ -15,20 +15,12 @@
  *   workgroup sums all partials in a fixed order.
  * - `scaleByScalar`: out = alpha · x · s[0] with s read from a buffer (backward of sumOfSquares).
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { sharedArray, treeReduce } from './snippets.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
 
 export const REDUCE_WG = 256;
 export const SUMSQ_WG = 64;
-
-/** WGSL: tree reduction of `red[0..WG_X)` into red[0] (call from uniform control flow). */
-export const TREE_SUM_WGSL = /* wgsl */ `
-fn tree_sum(l: u32) {
-  workgroupBarrier();
-  for (var w = WG_X / 2u; w > 0u; w = w / 2u) {
-    if (l < w) { red[l] = red[l] + red[l + w]; }
-    workgroupBarrier();
-  }
-}`;
 
 /**
  * out[outOffset + (o·nChunks + ch)·inner + i] (= or +=) scale · Σ_{k ∈ chunk ch} x[(o·n + k)·inner + i].
@@ -48,7 +40,7 @@ export const sumAxis = memo(({ accumulate, vec4 }: { accumulate: boolean; vec4?:
       ['outOffset', 'u32'],
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = ${FLAT_INDEX};
@@ -66,7 +58,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     idx = idx + P.inner;
   }
   let oi = P.outOffset + t;
-  out[oi] = ${accumulate ? 'out[oi] + ' : ''}P.scale * s;
+#if ${accumulate}
+  out[oi] = out[oi] + P.scale * s;
+#else
+  out[oi] = P.scale * s;
+#endif
 }`,
   }),
 );
@@ -85,9 +81,8 @@ export const sumRows = memo(({ accumulate }: { accumulate: boolean }): KernelSpe
       ['outOffset', 'u32'],
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
-    body: /* wgsl */ `
-var<workgroup> red: array<f32, WG_X>;
-${TREE_SUM_WGSL}
+    body: wgsl`
+${sharedArray('red', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) l: u32) {
   let t = wid.x + wid.y * nwg.x;
@@ -98,11 +93,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let k1 = min(P.n, k0 + P.chunkLen);
   var s = 0.0;
   for (var k = k0 + l; k < k1; k = k + WG_X) { s = s + x[o * P.n + k]; }
-  red[l] = s;
-  tree_sum(l);
+  ${treeReduce({ value: 's' })}
   if (l == 0u) {
     let oi = P.outOffset + t;
-    out[oi] = ${accumulate ? 'out[oi] + ' : ''}P.scale * red[0];
+#if ${accumulate}
+    out[oi] = out[oi] + P.scale * red[0];
+#else
+    out[oi] = P.scale * red[0];
+#endif
   }
 }`,
   }),
@@ -135,7 +133,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /**
  * partial[outOffset + t] = Σ_k x[t + k·threads]² (grid-strided: adjacent invocations read adjacent
  * elements, coalesced on GPUs and contiguous SIMD loads on lavapipe; no barriers). `n` counts vec4s
- * in the vec4 form. A workgroup-per-block tree form was 10× slower on lavapipe.
+ * in the vec4 form. A workgroup-per-block tree form was much slower on lavapipe (barriers in a SIMD
+ * loop; docs/performance.md, roofline section).
  */
 export const sumSquaresPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
   kernel({
@@ -147,14 +146,18 @@ export const sumSquaresPartial = memo(({ vec4 }: { vec4: boolean }): KernelSpec 
       ['outOffset', 'u32'],
     ],
     workgroupSize: [SUMSQ_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = ${FLAT_INDEX};
   if (t >= P.threads) { return; }
   var s = ${vec4 ? 'vec4<f32>(0.0)' : '0.0'};
   for (var i = t; i < P.n; i = i + P.threads) { let v = x[i]; s = s + v * v; }
-  partial[P.outOffset + t] = ${vec4 ? '(s.x + s.y) + (s.z + s.w)' : 's'};
+#if ${vec4}
+  partial[P.outOffset + t] = (s.x + s.y) + (s.z + s.w);
+#else
+  partial[P.outOffset + t] = s;
+#endif
 }`,
   }),
 );
@@ -170,14 +173,12 @@ export const sumAll = memo((_: Record<string, never> = {}): KernelSpec =>
     ],
     workgroupSize: [REDUCE_WG, 1, 1],
     body: /* wgsl */ `
-var<workgroup> red: array<f32, WG_X>;
-${TREE_SUM_WGSL}
+${sharedArray('red', 'f32')}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_index) l: u32) {
   var s = 0.0;
   for (var k = l; k < P.n; k = k + WG_X) { s = s + x[k]; }
-  red[l] = s;
-  tree_sum(l);
+  ${treeReduce({ value: 's' })}
   if (l == 0u) { out[0] = P.scale * red[0]; }
 }`,
   }),

@@ -82,10 +82,10 @@ function subgroupSize(e: Engine): number {
 
 /**
  * Hardware adapters: the smallest head dim whose backward 'auto' runs on the sg kernels (split so a
- * lane holds 16 channels). Measured on an H200 (Vulkan, subgroups of 32) at B 4, T 1024, d 768,
- * H 12: backward 2.16 ms with sg split 4 against 4.0–6.6 ms for tiled over wg 32–128 × kb 1–4
- * (6.60 ms at the old default wg 64, kb 4), while the forward stays fastest tiled (0.70–0.74 ms vs
- * 0.99 ms sg). Not measured below hd 64 or with dropout, so those keep the tiled kernels.
+ * lane holds 16 channels). Measured on an H200 at GPT-2 small's shape (hd 64): the sg split-4
+ * backward beat every tiled wg × kb configuration, while the forward stays fastest tiled (numbers in
+ * docs/performance.md, "On a real GPU", Attention). Not measured below hd 64 or with dropout, so
+ * those keep the tiled kernels.
  */
 export const HW_SG_BACKWARD_MIN_HD = 64;
 
@@ -124,7 +124,7 @@ function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[
   const wg = variant === 'sg' ? sgSize : (opts.wg ?? (variant === 'tiled' ? TILED_WG : ROW_WG));
   if (variant !== 'ref' && (wg % 4 !== 0 || wg < 4 || wg > e.device.limits.maxComputeInvocationsPerWorkgroup))
     throw new Error(`causalSelfAttention: wg = ${wg} must be a multiple of 4 within the device limit`);
-  const kb = opts.kb ?? (variant === 'tiled' ? 4 : 1); // row: 1 compiles ~4× faster on lavapipe, its only auto use
+  const kb = opts.kb ?? (variant === 'tiled' ? 4 : 1); // row: 1 compiles much faster on lavapipe (docs/performance.md), its only auto use
   return { e, B, T, d, H: nHead, hd, variant, wg, kb, split: opts.split, rowsPerLane: opts.rowsPerLane, mask, dropout, pairs: (B * nHead * T * (T + 1)) / 2 };
 }
 
@@ -151,8 +151,8 @@ function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
 
 /**
  * Lanes per row of the sg kernels: one up to hd = 32 (fastest), then enough that a lane holds at most
- * 32 channels of a row vector — splitting costs shuffles (hd 64: up to ~1.5× slower than unsplit) but keeps
- * lavapipe's compile time of the unrolled kernels to seconds instead of a minute.
+ * 32 channels of a row vector — splitting costs shuffles (slower than unsplit at hd 64) but keeps
+ * lavapipe's compile time of the unrolled kernels to seconds instead of a minute (docs/performance.md).
  */
 function sgSplit(p: Plan): number {
   const nv = p.hd / 4;
@@ -166,11 +166,11 @@ function sgSplit(p: Plan): number {
 
 /**
  * Rows per lane of the sg kernels (only without split). A lane owns R query rows (forward, dq) or
- * key rows (dkv) 8 apart, so each loaded key (query) serves 8R rows. Measured on lavapipe, median of
- * 3 alternating rounds, R = 2 → 4: forward 10.1 → 7.9 ms at hd 32 (B 16, T 128) and 27.6 → 22.6 ms
- * at hd 4 (B 1000, T 63); the backward 22.1–24.8 → 24.1–29.3 ms at hd 32 (slower: its kernels hold
- * more per row) but 64–68 → 54–64 ms at hd 4. So the forward takes 4 and the backward 2, or 4 at
- * hd ≤ 4; below 32 rows (a workgroup covers 8R rows) 2 keeps the lanes busy.
+ * key rows (dkv) 8 apart, so each loaded key (query) serves 8R rows. Measured on lavapipe (R = 2 → 4;
+ * numbers in docs/performance.md, end-to-end step): 4 is faster for the forward at hd 32 and hd 4,
+ * and for the backward at hd 4, but slower for the backward at hd 32 (its kernels hold more per
+ * row). So the forward takes 4 and the backward 2, or 4 at hd ≤ 4; below 32 rows (a workgroup
+ * covers 8R rows) 2 keeps the lanes busy.
  */
 function sgRowsPerLane(p: Plan, pass: 'fwd' | 'bwd'): number {
   if (sgSplit(p) > 1) return 1;

@@ -44,7 +44,7 @@ export function gradTarget(t: Tensor): Tensor | null {
 /**
  * Whether ops read big operands through textures on this engine: on software adapters (lavapipe's
  * texel fetch clamps coordinates with SIMD instructions; its storage loads branch per lane), unless
- * KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first (≈14 GB/s here):
+ * KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first (its cost: docs/performance.md):
  * matmul A [M, K], B [K, N] or Bᵀ [N, K]; attention's qkv [B·T, 3d].
  */
 export function useTextures(engine: Engine): boolean {

@@ -41,9 +41,8 @@ function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, nu
 
 /**
  * On software adapters dγ, dβ are summed in one pass (an invocation per column over all rows) up to
- * this many rows: a second dispatch costs more than the chunked partial sums save. lavapipe, one
- * pass vs two (median of 5): 544×64 0.28 vs 0.49 ms, 2048×128 1.04 vs 1.35, 4096×128 2.09 vs 2.48;
- * beyond, two win (8192×64 2.98 vs 2.70, 63000×16 6.0 vs 3.9).
+ * this many rows: a second dispatch costs more than the chunked partial sums save; beyond, two
+ * passes win (lavapipe, one pass vs two: docs/performance.md, end-to-end step).
  */
 export const LN_PARAMS_ONE_PASS_ROWS = 4096;
 

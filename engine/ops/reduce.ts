@@ -27,8 +27,8 @@ function targetThreads(e: Engine): number {
  * may be shorter). Depends only on the shape and the adapter kind, so results are reproducible.
  * On hardware adapters there are at most ⌈√n⌉ chunks: the final pass sums the chunks serially per
  * output, so 16 outputs over 63 000 rows (the needle model's LayerNorm dγ, dβ) made ~3 900 chunks of
- * 16 rows and a 3 900-step loop per output (0.8 ms per LayerNorm on an H200); √n balances the two
- * passes' loops (~250 steps each).
+ * 16 rows and a 3 900-step loop per output (slow on an H200: docs/performance.md, "On a real GPU",
+ * Reductions); √n balances the two passes' loops (~250 steps each).
  */
 export function planChunks(e: Engine, outputs: number, n: number, minChunk = 32): { nChunks: number; chunkLen: number } {
   let nChunks = 1;

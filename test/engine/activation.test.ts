@@ -4,20 +4,9 @@ import type { Engine } from '../../engine/engine.ts';
 import { addBias, biasGelu, biasGeluUnfused, gelu } from '../../engine/ops/activation.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { fdGrad, poison, poisonPool, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { gelu64, geluGrad64, K0, K1 } from '../reference/activation.ts';
 
 const engine = useEngine();
-
-
-
-const K0 = Math.sqrt(2 / Math.PI);
-const K1 = 0.044715;
-// 0.5·x·(1 + tanh(u)) written as x·σ(2u) (the same function; no cancellation of 1 + tanh in the tails)
-const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
-const gelu64 = (x: number) => x * sigmoid(2 * K0 * (x + K1 * x * x * x));
-const geluGrad64 = (x: number) => {
-  const s = sigmoid(2 * K0 * (x + K1 * x * x * x));
-  return s + 2 * x * s * (1 - s) * K0 * (1 + 3 * K1 * x * x);
-};
 
 describe('gelu', () => {
   it('the float64 reference is 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) and its derivative matches finite differences', () => {

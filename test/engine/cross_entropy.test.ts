@@ -5,30 +5,10 @@ import { argmax, crossEntropy, crossEntropyRows, maskedAccuracy, type RowVariant
 import { scale } from '../../engine/ops/elementwise.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { poison, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
+import { argmaxRef, ceRef } from '../reference/cross_entropy.ts';
 
 const engine = useEngine();
 const VARIANTS: RowVariant[] = ['thread', 'wg'];
-
-
-/** float64 masked CE: loss and d loss / d logits. */
-function ceRef(logits: ArrayLike<number>, targets: Int32Array, mask: ArrayLike<number>, N: number, V: number) {
-  let num = 0;
-  let den = 0;
-  const grad = new Float64Array(N * V);
-  const eff = Array.from({ length: N }, (_, i) => (targets[i]! >= 0 && targets[i]! < V ? mask[i]! : 0));
-  for (let i = 0; i < N; i++) den += eff[i]!;
-  for (let i = 0; i < N; i++) {
-    if (eff[i] === 0) continue;
-    let m = -Infinity;
-    for (let j = 0; j < V; j++) m = Math.max(m, logits[i * V + j]!);
-    let s = 0;
-    for (let j = 0; j < V; j++) s += Math.exp(logits[i * V + j]! - m);
-    const lse = m + Math.log(s);
-    num += eff[i]! * (lse - logits[i * V + targets[i]!]!);
-    for (let j = 0; j < V; j++) grad[i * V + j] = ((Math.exp(logits[i * V + j]! - lse) - (j === targets[i] ? 1 : 0)) * eff[i]!) / den;
-  }
-  return { loss: den > 0 ? num / den : 0, grad };
-}
 
 function inputs(N: number, V: number, seed: number, opts: { frac?: boolean; invalid?: boolean; spread?: number } = {}) {
   const r = rng(seed);
@@ -179,16 +159,6 @@ describe('crossEntropy', () => {
     expect(await run()).toEqual(await run());
   });
 });
-
-function argmaxRef(logits: ArrayLike<number>, N: number, V: number): Int32Array {
-  const out = new Int32Array(N);
-  for (let i = 0; i < N; i++) {
-    let b = 0;
-    for (let j = 1; j < V; j++) if (logits[i * V + j]! > logits[i * V + b]!) b = j;
-    out[i] = b;
-  }
-  return out;
-}
 
 describe('argmax and maskedAccuracy', () => {
   for (const variant of VARIANTS)

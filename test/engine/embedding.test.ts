@@ -4,9 +4,9 @@ import type { Engine } from '../../engine/engine.ts';
 import { buildTokenCsr, embedding } from '../../engine/ops/embedding.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { poison, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
+import { bwdRef, fwdRef } from '../reference/embedding.ts';
 
 const engine = useEngine();
-
 
 function randIds(n: number, V: number, seed: number, invalid = 0): Int32Array {
   const r = rng(seed);
@@ -15,28 +15,6 @@ function randIds(n: number, V: number, seed: number, invalid = 0): Int32Array {
   const bad = [-1, V, V + 1000, -2147483648, 2147483647];
   for (let k = 0; k < invalid; k++) ids[Math.floor(r() * n)] = bad[k % bad.length]!;
   return ids;
-}
-
-function fwdRef(ids: Int32Array, T: number, wte: Float32Array, wpe: Float32Array, V: number, d: number, off = 0): Float64Array {
-  const out = new Float64Array(ids.length * d);
-  for (let n = 0; n < ids.length; n++) {
-    const id = ids[n]!;
-    for (let c = 0; c < d; c++) out[n * d + c] = (id >= 0 && id < V ? wte[id * d + c]! : 0) + wpe[(off + (n % T)) * d + c]!;
-  }
-  return out;
-}
-
-function bwdRef(ids: Int32Array, T: number, g: Float32Array, V: number, Pn: number, d: number, off = 0) {
-  const dwte = new Float64Array(V * d);
-  const dwpe = new Float64Array(Pn * d);
-  for (let n = 0; n < ids.length; n++) {
-    const id = ids[n]!;
-    for (let c = 0; c < d; c++) {
-      if (id >= 0 && id < V) dwte[id * d + c]! += g[n * d + c]!;
-      dwpe[(off + (n % T)) * d + c]! += g[n * d + c]!;
-    }
-  }
-  return { dwte, dwpe };
 }
 
 describe('buildTokenCsr', () => {

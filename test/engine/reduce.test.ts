@@ -4,21 +4,9 @@ import type { Engine } from '../../engine/engine.ts';
 import { mean, planChunks, reduceAxisInto, sum, sumOfSquares, type ReduceVariant } from '../../engine/ops/reduce.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { fdGrad, POISON, poison, poisonPool, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { refSum } from '../reference/reduce.ts';
 
 const engine = useEngine();
-
-/** Fill the pool's free list for this size with poisoned buffers, so an op's output starts poisoned. */
-
-function refSum(x: ArrayLike<number>, shape: number[], axis: number, scale = 1): Float64Array {
-  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
-  const n = shape[axis]!;
-  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const out = new Float64Array(outer * inner);
-  for (let o = 0; o < outer; o++)
-    for (let k = 0; k < n; k++) for (let i = 0; i < inner; i++) out[o * inner + i]! += x[(o * n + k) * inner + i]!;
-  return out.map((v) => v * scale);
-}
-
 
 describe('sum / mean over an axis', () => {
   const shapes: number[][] = [[1], [17], [3, 17, 33], [1, 127, 1], [33, 1, 5], [2, 3, 4, 5], [5000, 3], [3, 5000], [1, 2049, 1]];
