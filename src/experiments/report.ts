@@ -262,7 +262,8 @@ export function markdownReport(results: ExperimentResults): string {
       (results.machine ? ` · machine: ${results.machine}` : ''),
   );
   parts.push(`## Final test accuracy (%, mean ± std over seeds)\n\n${tableMd(paperTable(results))}`);
-  parts.push(`## Arms\n\n${tableMd(armTable(results))}\n\n* = run not completed (partial record).`);
+  const partial = results.arms.some((a) => a.seeds.some((x) => !x.completed));
+  parts.push(`## Arms\n\n${tableMd(armTable(results))}${partial ? '\n\n* = run not completed (partial record).' : ''}`);
   const warnings = stage1Warnings(results);
   if (warnings.length) parts.push(`## Warnings\n\n${warnings.map((w) => `- ⚠ ${mdCell(w)}`).join('\n')}`);
   for (const task of tasksOf(results).filter(isNeedle)) {
@@ -605,7 +606,7 @@ export function htmlReport(results: ExperimentResults): string {
   for (const w of warnings) o.push(`<p class="warn">⚠ ${esc(w)}</p>`);
   o.push(`<h2>Arms</h2>`);
   o.push(tableHtml(armTable(results)));
-  o.push(`<p class="note">* = run not completed (partial record). Stage 1: ✓ learned its language in every seed, ✗ not.</p>`);
+  o.push(`<p class="note">${results.arms.some((a) => a.seeds.some((x) => !x.completed)) ? '* = run not completed (partial record). ' : ''}Stage 1: ✓ learned its language in every seed, ✗ not.</p>`);
   for (const task of tasksOf(results)) {
     o.push(`<h2>${esc(taskLabel(task))}</h2>`);
     if (PAPER[task]) o.push(`<p class="note">Dashed grey: the paper's values (§8.1).</p>`);

@@ -150,6 +150,14 @@ describe('report.html', () => {
   const results = aggregate(records(), 'html <demo>');
   const html = htmlReport(results);
 
+  it('explains the partial-run mark only when a run is partial', () => {
+    expect(html).toContain('* = run not completed');
+    expect(markdownReport(results)).toContain('* = run not completed');
+    const complete = aggregate(needleSet(), 'complete');
+    expect(htmlReport(complete)).not.toContain('* = run not completed');
+    expect(markdownReport(complete)).not.toContain('* = run not completed');
+  });
+
   it('is well formed: balanced tags, no stray brackets, no script, no external reference', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     checkBalanced(html);
