@@ -12,6 +12,7 @@
 import { pathToFileURL } from 'node:url';
 import { Engine } from '../engine/engine.ts';
 import { attentionBackward, attentionForward, availableAttentionVariants, type AttentionOptions, type AttentionVariant } from '../engine/ops/attention.ts';
+import { wallTime } from './timing.ts';
 
 export interface AttentionBenchResult {
   name: string;
@@ -40,18 +41,16 @@ export const ATTENTION_BENCH_SHAPES: Shape[] = [
 ];
 export const ATTENTION_BENCH_BIG: Shape = { name: 'GPT-2 small, T=1024', B: 4, T: 1024, d: 768, H: 12 };
 
+/** Mean wall time of `f` + sync over up to `maxIters` calls, stopping once they add up to `minMs`, after one warm-up call (compiles the pipelines). */
 async function timeIt(e: Engine, f: () => void, minMs: number, maxIters: number): Promise<number> {
-  f(); // warm-up (compiles the pipelines)
-  await e.sync();
-  let iters = 0;
-  const t0 = performance.now();
-  while (iters < maxIters) {
-    f();
-    await e.sync();
-    iters++;
-    if (performance.now() - t0 > minMs) break;
-  }
-  return (performance.now() - t0) / iters;
+  const s = await wallTime(
+    async () => {
+      f();
+      await e.sync();
+    },
+    { warmup: 1, minSamples: 1, maxSamples: maxIters, minMs },
+  );
+  return s.avg;
 }
 
 export async function runAttentionBench(

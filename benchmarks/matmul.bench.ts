@@ -18,6 +18,7 @@ import { chooseMatmulVariant, encodeMatmul, hasSubgroupVariants } from '../engin
 import { loadTfjs, releaseTfjs } from './peers/tfjs_gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
 import { runRooflineBench } from './roofline.bench.ts';
+import { wallTime } from './timing.ts';
 
 export interface MatmulCase {
   name: string;
@@ -139,6 +140,8 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
       // Software: one product and its readback per timing. Hardware: `reps` products (≈ 20 GFLOP in
       // all) in one submission and a wait, so launch and readback latency do not dominate.
       const reps = hw ? Math.max(1, Math.min(50, Math.round(2e10 / flops))) : 1;
+      // Ours and TF.js keep hand-timed single calls: a round is one call of each, strictly alternating;
+      // mitata's measure always adds an untimed call, which would double every round for both.
       const ours = async (name: string): Promise<number> => {
         const [variant, split] = name.split('/s');
         const splitK = split ? { splitK: Number(split) } : {};
@@ -231,17 +234,16 @@ export async function ceilingFraction(e: Engine, rounds = 5): Promise<CeilingFra
   const c = e.empty([n, n]);
   const out: { gflops: number; ceiling: number }[] = [];
   try {
-    encodeMatmul(e, a, b, c, { M: n, N: n, K: n });
-    await e.sync();
     for (let r = 0; r < rounds; r++) {
       const ceiling = (await runRooflineBench(e)).fmaGflops.x8!;
-      let ms = Infinity;
-      for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        encodeMatmul(e, a, b, c, { M: n, N: n, K: n });
-        await e.sync();
-        ms = Math.min(ms, performance.now() - t0);
-      }
+      // Best of 3 after one untimed product (the roofline's kernels ran in between).
+      const { min: ms } = await wallTime(
+        async () => {
+          encodeMatmul(e, a, b, c, { M: n, N: n, K: n });
+          await e.sync();
+        },
+        { warmup: 1, minSamples: 3, maxSamples: 3 },
+      );
       out.push({ gflops: (2 * n ** 3) / (ms * 1e6), ceiling });
     }
   } finally {

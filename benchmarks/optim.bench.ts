@@ -1,6 +1,7 @@
 // AdamW step speed over a ParameterStore: the full step (gradient norm + clip + AdamW), AdamW alone,
 // and the gradient norm alone, for 0.1M, 1M and 10M parameters. Each timed iteration records the
-// step, submits it and waits for the device (`engine.sync()`), so the numbers include one submit.
+// step, submits it and waits for the device (`engine.sync()`), so the numbers include one submit
+// (timed with mitata: benchmarks/timing.ts).
 //
 //   node --import tsx benchmarks/optim.bench.ts
 //
@@ -10,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { Engine } from '../engine/engine.ts';
 import { AdamW, defaultUnroll } from '../engine/optim.ts';
 import { ParameterStore, type ParamDecl } from '../engine/params.ts';
+import { wallTime } from './timing.ts';
 
 export interface OptimBenchResult {
   case: 'adamw+clip' | 'adamw' | 'grad norm' | `adamw unroll ${number}`;
@@ -39,18 +41,14 @@ function declsFor(n: number): ParamDecl[] {
 
 /** Median and fastest wall time of one recorded + submitted + awaited call (the fastest is the best estimate on a shared machine). */
 async function timeIt(engine: Engine, f: () => void, minMs = 1500, minIters = 5): Promise<{ median: number; best: number }> {
-  for (let i = 0; i < 3; i++) f();
-  await engine.sync();
-  const times: number[] = [];
-  const t0 = performance.now();
-  while (times.length < minIters || performance.now() - t0 < minMs) {
-    const a = performance.now();
-    f();
-    await engine.sync();
-    times.push(performance.now() - a);
-  }
-  times.sort((x, y) => x - y);
-  return { median: times[times.length >> 1]!, best: times[0]! };
+  const s = await wallTime(
+    async () => {
+      f();
+      await engine.sync();
+    },
+    { warmup: 3, minSamples: minIters, minMs },
+  );
+  return { median: s.p50, best: s.min };
 }
 
 export async function runOptimBench(

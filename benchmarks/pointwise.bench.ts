@@ -1,7 +1,7 @@
 // Pointwise, normalisation, embedding, loss, dropout and reduction kernels: time and GB/s per kernel
 // (each dispatch of an op replayed alone many times in one submit; bytes = the dispatch's declared
 // traffic, every input read and every output written once), and wall time per op (record + submit +
-// wait, median) for the fused/unfused pairs.
+// wait, median) for the fused/unfused pairs. Wall times through mitata (benchmarks/timing.ts).
 //
 //   node --import tsx benchmarks/pointwise.bench.ts [small|gpt2 ...]
 //
@@ -22,6 +22,7 @@ import { embedding } from '../engine/ops/embedding.ts';
 import { addLayerNorm, addLayerNormUnfused, layerNorm } from '../engine/ops/layernorm.ts';
 import { sum, sumOfSquares } from '../engine/ops/reduce.ts';
 import type { Tensor } from '../engine/tensor.ts';
+import { wallTime } from './timing.ts';
 
 export type PointwiseShape = 'small' | 'gpt2';
 
@@ -64,11 +65,6 @@ function fill(n: number, seed: number, scale = 1): Float32Array {
     a[i] = ((s >>> 8) / 16777216 - 0.5) * 2 * scale;
   }
   return a;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 export async function runPointwiseBench(
@@ -137,16 +133,15 @@ export async function runPointwiseBench(
 
     for (const [name, f] of list) {
       const once = () => e.tidy(() => f());
-      once(); // compile
-      await e.sync();
-      const walls: number[] = [];
-      for (let i = 0; i < Math.max(3, Math.floor(iters / 2)); i++) {
-        const t0 = performance.now();
-        once();
-        await e.sync();
-        walls.push(performance.now() - t0);
-      }
-      const wallMs = median(walls);
+      const samples = Math.max(3, Math.floor(iters / 2));
+      // Median wall time of record + submit + wait, after one untimed call (compiles the pipelines).
+      const { p50: wallMs } = await wallTime(
+        async () => {
+          once();
+          await e.sync();
+        },
+        { warmup: 1, minSamples: samples, maxSamples: samples },
+      );
       cases.push({ shape, case: name, wallMs });
       // Per kernel: capture the dispatches of one run, then replay each one alone, many times in one
       // submit. Nothing allocates in between, so the released pool buffers still hold the run's data.
@@ -165,17 +160,24 @@ export async function runPointwiseBench(
       const lines: string[] = [];
       for (const [spec, bound, uniforms, grid, cost] of captured) {
         const bindings = bound.map(storageOf); // the tensors are released; their buffers are intact
-        const reps = async (n: number) => {
-          const t0 = performance.now();
-          for (let i = 0; i < n; i++) e.dispatch(spec, bindings, uniforms, grid, cost);
-          await e.sync();
-          return (performance.now() - t0) / n;
-        };
-        const first = await reps(1);
-        const n = Math.max(3, Math.min(200, Math.ceil(40 / Math.max(first, 1e-3))));
-        const times: number[] = [];
-        for (let k = 0; k < Math.max(3, Math.floor(iters / 2)); k++) times.push(await reps(n));
-        const ms = median(times);
+        // Timed: n replays of the dispatch in one submit, and the wait; ms per dispatch = median / n.
+        // mitata's untimed warm-up call is the probe that sizes n: one dispatch, aiming at ~40 ms a submit.
+        let n = 0;
+        const { p50 } = await wallTime(
+          async () => {
+            if (n === 0) {
+              const t0 = performance.now();
+              e.dispatch(spec, bindings, uniforms, grid, cost);
+              await e.sync();
+              n = Math.max(3, Math.min(200, Math.ceil(40 / Math.max(performance.now() - t0, 1e-3))));
+              return;
+            }
+            for (let i = 0; i < n; i++) e.dispatch(spec, bindings, uniforms, grid, cost);
+            await e.sync();
+          },
+          { warmup: 1, minSamples: samples, maxSamples: samples },
+        );
+        const ms = p50 / n;
         const bytes = cost?.bytes ?? 0;
         const res: PointwiseKernelResult = { shape, case: name, kernel: spec.name, ms, gbPerSecond: ms > 0 ? bytes / (ms * 1e6) : 0 };
         kernels.push(res);

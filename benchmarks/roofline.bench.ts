@@ -1,7 +1,8 @@
 /**
  * The adapter's measured ceilings, for the roofline in docs/performance.md: arithmetic (an FMA loop
  * unrolled 1× and 8× over independent vec4 accumulators) and bandwidth (a vec4 copy; bytes read +
- * written). Best of 8 timed repetitions (the machine's noise is ±15%; the best is the ceiling).
+ * written). Best of 8 timed repetitions, through mitata (benchmarks/timing.ts); the machine's noise is
+ * ±15%, the best is the ceiling.
  * On hardware adapters the problems are 16× larger and each timed repetition submits several
  * dispatches, so a measurement runs for milliseconds, far above the submit-and-wait overhead.
  *
@@ -11,23 +12,23 @@ import { pathToFileURL } from 'node:url';
 import { copyVec4, fmaPeak, ROOFLINE_WG } from '../kernels/roofline.ts';
 import { Engine } from '../engine/engine.ts';
 import { grid1d } from '../engine/ops/common.ts';
+import { wallTime } from './timing.ts';
 
 export interface RooflineResult {
   fmaGflops: Record<string, number>;
   copyGBs: number;
 }
 
+/** Fastest of `reps` timed submissions (each waited for), after one untimed. */
 async function best(engine: Engine, reps: number, fn: () => void): Promise<number> {
-  fn();
-  await engine.sync();
-  let b = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    fn();
-    await engine.sync();
-    b = Math.min(b, performance.now() - t0);
-  }
-  return b;
+  const s = await wallTime(
+    async () => {
+      fn();
+      await engine.sync();
+    },
+    { warmup: 1, minSamples: reps, maxSamples: reps },
+  );
+  return s.min;
 }
 
 export async function runRooflineBench(engine?: Engine): Promise<RooflineResult> {

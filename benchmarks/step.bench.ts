@@ -21,6 +21,8 @@
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
  * table reports the median ratio over rounds and its range. ms/step is the engine's best run.
+ * kindling's steps are timed with mitata (benchmarks/timing.ts), two per timed call (both in flight,
+ * then a wait); the peers keep their own timing.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -31,6 +33,7 @@ import { makeConfig } from '../src/model/config.ts';
 import { GPT, type UploadOptions } from '../src/model/gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
 import { openblasDir, runTorchGptStep } from './peers/torch_gpt.ts';
+import { wallTime } from './timing.ts';
 
 export interface StepShape {
   name: 'a' | 'b' | 'g' | 'needle';
@@ -129,38 +132,51 @@ export async function createEngineStep(engine: Engine, s: StepShape, upload: Upl
   };
 }
 
-/** Time `steps` steps of our engine (after 2 warm-up steps). */
+/**
+ * Time `steps` steps of our engine, at most two in flight: each timed call records and submits two
+ * steps and waits for both (the last call one step when `steps` is odd), after an untimed call of two.
+ */
 export async function benchEngineStep(engine: Engine, s: StepShape, steps: number, upload: UploadOptions = {}): Promise<EngineStepResult> {
   const st = await createEngineStep(engine, s, upload);
-  st.step();
-  st.step();
-  await engine.sync();
-  const c0 = { ...engine.counters };
-  const p0 = engine.pool.stats();
-  const t0 = performance.now();
-  const u0 = process.cpuUsage();
-  for (let i = 0; i < steps; i++) {
-    st.step();
-    // At most two steps in flight.
-    if (i % 2 === 1) await gpuWait(engine.gpu.queue.onSubmittedWorkDone());
-  }
-  await engine.sync();
-  const ms = (performance.now() - t0) / steps;
-  const u1 = process.cpuUsage(u0);
-  const c1 = { ...engine.counters };
-  const p1 = engine.pool.stats();
+  const warmup = 1;
+  steps = Math.max(1, steps);
+  const calls = Math.ceil(steps / 2);
+  let call = 0;
+  // Steps, counters, pool and CPU time of each call; the timed calls are the last `samples.length`.
+  const log: { steps: number; c0: Engine['counters']; c1: Engine['counters']; p0: number; p1: number; cpuUs: number }[] = [];
+  const { total, samples } = await wallTime(
+    async () => {
+      const j = call++ - warmup; // index of the timed call (negative: warm-up)
+      const k = j < 0 ? 2 : Math.min(2, steps - 2 * j);
+      const c0 = { ...engine.counters };
+      const p0 = engine.pool.stats().allocatedBytes;
+      const u0 = process.cpuUsage();
+      for (let i = 0; i < k; i++) st.step();
+      await gpuWait(engine.gpu.queue.onSubmittedWorkDone());
+      const u1 = process.cpuUsage(u0);
+      log.push({ steps: k, c0, c1: { ...engine.counters }, p0, p1: engine.pool.stats().allocatedBytes, cpuUs: u1.user + u1.system });
+    },
+    { warmup, minSamples: calls, maxSamples: calls },
+  );
+  await engine.sync(); // surfaces errors (the work is done already)
+  const timed = log.slice(log.length - samples.length);
+  const sum = (f: (d: (typeof timed)[number]) => number) => timed.reduce((a, d) => a + f(d), 0);
+  steps = sum((d) => d.steps);
+  const ms = total / steps;
+  const c0 = timed[0]!.c0;
+  const c1 = timed.at(-1)!.c1;
   const loss = await st.loss();
   const res: EngineStepResult = {
     shape: s.name,
     msPerStep: ms,
-    cpuMsPerStep: (u1.user + u1.system) / 1000 / steps,
+    cpuMsPerStep: sum((d) => d.cpuUs) / 1000 / steps,
     tokensPerS: (s.batch * s.context * 1000) / ms,
     gflops: stepFlops(s) / (ms * 1e6),
     dispatchesPerStep: (c1.dispatches - c0.dispatches) / steps,
     submitsPerStep: (c1.submits - c0.submits) / steps,
     bindGroupsPerStep: (c1.bindGroupsCreated - c0.bindGroupsCreated) / steps,
-    bytesAllocatedPerStep: (p1.allocatedBytes - p0.allocatedBytes) / steps,
-    poolBytes: p1.allocatedBytes,
+    bytesAllocatedPerStep: sum((d) => d.p1 - d.p0) / steps,
+    poolBytes: timed.at(-1)!.p1,
     loss,
   };
   st.destroy();
@@ -194,11 +210,7 @@ export async function dataVsStep(engine: Engine, steps = 3): Promise<string[]> {
     ['dyck 4×2048', createTask('dyck', {}), 4],
   ] as const) {
     const batcher = new Batcher(task, B);
-    batcher.next();
-    const g0 = performance.now();
-    const reps = 5;
-    for (let i = 0; i < reps; i++) batcher.next();
-    const genMs = (performance.now() - g0) / reps;
+    const { avg: genMs } = await wallTime(() => void batcher.next(), { warmup: 1, minSamples: 5, maxSamples: 5 });
     const shape: StepShape = { name: 'a', vocab: task.vocabSize, context: task.contextLength, size: '2_4_16', batch: B, tied: true };
     const r = await benchEngineStep(engine, shape, steps);
     out.push(`${label.padEnd(12)}  generate ${genMs.toFixed(2)} ms  step ${r.msPerStep.toFixed(1)} ms  → ${((100 * genMs) / r.msPerStep).toFixed(2)}% of a step`);
@@ -310,6 +322,7 @@ async function main(): Promise<void> {
           // TF.js waits through Dawn's spinning poll (engine/wait.ts); time it as it comes and with
           // the same throttled wait our engine uses; the ratio uses the faster of the two.
           const t = tf;
+          // Hand-timed, not mitata: its measure always adds an untimed call, a whole extra TF.js step (~20 s for b) per round.
           const timeTf = async (throttled: boolean): Promise<number> => {
             const t0 = performance.now();
             for (let i = 0; i < peerSteps; i++) await (throttled ? gpuWait(t.step()) : t.step());
