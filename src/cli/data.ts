@@ -44,6 +44,7 @@ import {
   isDownstreamTaskId,
   type DownstreamTask,
 } from '../data/tasks/index.ts';
+import { closest, formatHelp, parseCommand, UsageError, type CommandSpec, type OptionSpec } from '../util/args.ts';
 
 /** Minimal stream interfaces, so that tests can capture the output. */
 export interface DataCommandIO {
@@ -57,13 +58,10 @@ interface OutStream {
   on?(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
-class UsageError extends Error {}
-
-type OptionKind = 'int' | 'float' | 'flag' | 'string';
-interface OptionDef {
+/** A task option: its parser spec, the generator config key it sets, and the tasks it applies to. */
+interface TaskOption extends OptionSpec {
+  /** The generator config key (createTask overrides) or the command's own value name. */
   key: string;
-  kind: OptionKind;
-  help: string;
   /** Tasks the option applies to (undefined = all). */
   tasks?: readonly TaskName[];
 }
@@ -71,95 +69,87 @@ interface OptionDef {
 const ALGO: readonly TaskName[] = ['sort', 'reverse', 'identity', 'set', 'union', 'delete', 'stack', 'ww'];
 const DYCK: readonly TaskName[] = ['dyck', 'dyck_shuffle'];
 
-const OPTIONS: Record<string, OptionDef> = {
-  '--seq-length': { key: 'seqLength', kind: 'int', help: 'L, input length / cells per row (default 64)', tasks: [...ALGO, 'eca'] },
-  '--vocab-size': { key: 'vocabSize', kind: 'int', help: 'V, content tokens are 1..V-1, SEP=V, PAD=V+1 (default 100)', tasks: ALGO },
-  '--curriculum-length': {
-    key: 'curriculumLength',
-    kind: 'int',
-    help: 'generate with L = this curriculum length (<= seq-length); context stays that of seq-length',
-    tasks: [...ALGO, 'eca'],
-  },
-  '--loss-on-all': { key: 'lossOnAll', kind: 'flag', help: 'ww: loss on every position but the last', tasks: ['ww'] },
-  '--rule': { key: 'rule', kind: 'int', help: 'eca: Wolfram rule 0..255 (default 110)', tasks: ['eca'] },
-  '--rows': { key: 'rows', kind: 'int', help: 'eca: rows T in s0 SEP s1 … (default 2)', tasks: ['eca'] },
-  '--burn-in': { key: 'burnIn', kind: 'int', help: 'eca: rule applications before s0 (default 0)', tasks: ['eca'] },
-  '--k': { key: 'k', kind: 'int', help: 'dyck: bracket types (default 64)', tasks: DYCK },
-  '--length': { key: 'length', kind: 'int', help: 'dyck: sequence length n (default 2048)', tasks: DYCK },
-  '--p-open': { key: 'pOpen', kind: 'float', help: 'dyck: opening probability (default 0.5)', tasks: DYCK },
-  '--max-depth': { key: 'maxDepth', kind: 'int', help: 'dyck_shuffle: depth cap (default 16)', tasks: DYCK },
-  '--seed': { key: 'seed', kind: 'int', help: 'base seed (default 42): sample idx uses RandomState(seed+idx); dyck: random.seed(seed)' },
-  '--shuffled': { key: 'shuffled', kind: 'flag', help: 'the shuffled control: tokens permuted within each sample' },
-  '--start': { key: 'start', kind: 'int', help: 'first sample index I (dyck: generator calls to skip) (default 0)' },
-  '--count': { key: 'count', kind: 'int', help: 'number of samples N (default: preview 3, export 1)' },
+const scoped = (o: TaskOption): TaskOption => ({ ...o, group: 'task options', doc: o.tasks ? `${o.doc} [${o.tasks.join(', ')}]` : o.doc });
+
+const TASK_OPTIONS: Record<string, TaskOption> = Object.fromEntries(
+  Object.entries({
+    'seq-length': { key: 'seqLength', type: 'int', metavar: 'L', doc: 'L, input length / cells per row', defaultDoc: '64', tasks: [...ALGO, 'eca'] },
+    'vocab-size': { key: 'vocabSize', type: 'int', metavar: 'V', doc: 'V, content tokens are 1..V-1, SEP=V, PAD=V+1', defaultDoc: '100', tasks: ALGO },
+    'curriculum-length': { key: 'curriculumLength', type: 'int', metavar: 'N', doc: 'generate with L = this curriculum length (<= seq-length); context stays that of seq-length', tasks: [...ALGO, 'eca'] },
+    'loss-on-all': { key: 'lossOnAll', type: 'bool', doc: 'ww: loss on every position but the last', tasks: ['ww'] },
+    rule: { key: 'rule', type: 'int', metavar: 'R', doc: 'eca: Wolfram rule 0..255', defaultDoc: '110', tasks: ['eca'] },
+    rows: { key: 'rows', type: 'int', metavar: 'T', doc: 'eca: rows T in s0 SEP s1 …', defaultDoc: '2', tasks: ['eca'] },
+    'burn-in': { key: 'burnIn', type: 'int', metavar: 'B', doc: 'eca: rule applications before s0', defaultDoc: '0', tasks: ['eca'] },
+    k: { key: 'k', type: 'int', metavar: 'K', doc: 'dyck: bracket types', defaultDoc: '64', tasks: DYCK },
+    length: { key: 'length', type: 'int', metavar: 'N', doc: 'dyck: sequence length n', defaultDoc: '2048', tasks: DYCK },
+    'p-open': { key: 'pOpen', type: 'number', metavar: 'P', doc: 'dyck: opening probability', defaultDoc: '0.5', tasks: DYCK },
+    'max-depth': { key: 'maxDepth', type: 'int', metavar: 'D', doc: 'dyck_shuffle: depth cap', defaultDoc: '16', tasks: DYCK },
+    seed: { key: 'seed', type: 'int', metavar: 'S', min: 0, defaultDoc: '42', doc: 'base seed: sample idx uses RandomState(seed+idx); dyck: random.seed(seed)' },
+    shuffled: { key: 'shuffled', type: 'bool', doc: 'the shuffled control: tokens permuted within each sample' },
+    start: { key: 'start', type: 'int', metavar: 'I', min: 0, doc: 'first sample index I (dyck: generator calls to skip)', defaultDoc: '0' },
+    count: { key: 'count', type: 'int', metavar: 'N', min: 0, doc: 'number of samples N' },
+    'fix-quirks': { key: 'fixQuirks', type: 'bool', doc: 'downstream: fix the reference quirks (score the first result digit at "=")' },
+  } satisfies Record<string, TaskOption>).map(([name, o]) => [name, scoped(o)]),
+);
+/** Options that downstream task ids accept (of TASK_OPTIONS). */
+const DOWNSTREAM_OPTIONS = new Set(['seed', 'start', 'count', 'fix-quirks']);
+
+const PREVIEW_OPTIONS: Record<string, OptionSpec> = {
+  'max-tokens': { type: 'int', default: 160, min: 1, metavar: 'N', group: 'display options', doc: 'tokens shown per sample before eliding' },
+  color: { type: 'bool', group: 'display options', defaultDoc: 'on a terminal', doc: 'colour loss targets (--no-color: mark them with [brackets] even on a terminal)' },
 };
-const PREVIEW_OPTIONS: Record<string, OptionDef> = {
-  '--max-tokens': { key: 'maxTokens', kind: 'int', help: 'tokens shown per sample before eliding (default 160)' },
-  '--color': { key: 'color', kind: 'flag', help: 'colour loss targets even when stdout is not a terminal' },
-  '--no-color': { key: 'noColor', kind: 'flag', help: 'mark loss targets with [brackets] even on a terminal' },
+
+const EXPORT_OPTIONS: Record<string, OptionSpec> = {
+  format: { type: 'enum', choices: ['json', 'bin'], default: 'json', group: 'output options', doc: 'JSON lines, or a binary token file' },
+  output: { type: 'string', metavar: 'FILE', defaultDoc: 'stdout', group: 'output options', doc: 'write to FILE' },
 };
-/** Options that only downstream task ids take. */
-const DOWNSTREAM_ONLY_OPTIONS: Record<string, OptionDef> = {
-  '--fix-quirks': { key: 'fixQuirks', kind: 'flag', help: 'downstream: fix the reference quirks (score the first result digit at "=")' },
+
+const TASK_ARG = {
+  name: 'task',
+  required: true,
+  doc: `a procedural task (${TASK_NAMES.join(', ')}) or a downstream task id name_N (${DOWNSTREAM_FAMILIES.map((f) => `${f}_N`).join(', ')})`,
 };
-/** Keys of OPTIONS that downstream task ids accept. */
-const DOWNSTREAM_KEYS = new Set(['seed', 'start', 'count']);
 
 const DOWNSTREAM_HELP = `Downstream tasks (spec §6) are named name_N with name one of ${DOWNSTREAM_FAMILIES.join(', ')}
 (the paper's: ${PAPER_TASK_IDS.join(', ')}). They take --seed S (default 42), --start I, --count N and
 --fix-quirks: sample i is the (I+i)-th gen_single() after CPython random.seed(S) (plain draws, no test set,
 no de-duplication).`;
 
-const EXPORT_OPTIONS: Record<string, OptionDef> = {
-  '--format': { key: 'format', kind: 'string', help: "'json' (JSON lines, default) or 'bin' (binary token file)" },
-  '--output': { key: 'output', kind: 'string', help: 'write to FILE instead of stdout' },
+export const DATA_SPEC: CommandSpec = {
+  command: 'kindling data',
+  summary:
+    'Procedural pretraining data (sort reverse identity set union delete stack dyck dyck_shuffle ww eca) and the ' +
+    'downstream algorithmic tasks (condattendstream_N additionstream_N forwardaddition_N multiplication_N sort_N; ' +
+    'e.g. condattendstream_30). Run `kindling data <command> --help` for the options of a command.',
+  subcommands: {
+    list: 'list the tasks, what they train and their defaults',
+    'preview <task>': 'print a few samples with the loss-carrying tokens marked',
+    'export <task>': 'write samples as JSON lines or a binary token file',
+  },
+  options: {},
 };
 
-const MAIN_HELP = `Usage: kindling data <command> [options]
+export const DATA_LIST_SPEC: CommandSpec = { command: 'kindling data list', summary: 'Lists the tasks and their defaults.', options: {} };
 
-Procedural pretraining data (sort reverse identity set union delete stack dyck dyck_shuffle ww eca)
-and the downstream algorithmic tasks (condattendstream_N additionstream_N forwardaddition_N
-multiplication_N sort_N; e.g. condattendstream_30).
+export const DATA_PREVIEW_SPEC: CommandSpec = {
+  command: 'kindling data preview',
+  summary:
+    'Prints samples with the tokens predicted under loss marked: coloured on a terminal, [bracketed] ' +
+    'otherwise (position p carries loss <=> its target ids[p+1] is marked). Also prints the model ' +
+    "vocabulary size and context length (n_positions). SEP prints as '|', PAD as '_'.",
+  positionals: [TASK_ARG],
+  options: { ...TASK_OPTIONS, count: { ...TASK_OPTIONS.count!, default: 3 }, ...PREVIEW_OPTIONS },
+  notes: DOWNSTREAM_HELP,
+};
 
-Commands:
-  list               list the tasks, what they train and their defaults
-  preview <task>     print a few samples with the loss-carrying tokens marked
-  export <task>      write samples as JSON lines or a binary token file
-
-Run 'kindling data <command> --help' for the options of a command.
-`;
-
-function optionLines(defs: Record<string, OptionDef>): string {
-  return Object.entries(defs)
-    .map(([name, d]) => {
-      const arg = d.kind === 'flag' ? '' : d.kind === 'string' ? ' VALUE' : d.kind === 'float' ? ' X' : ' N';
-      const scope = d.tasks ? ` [${d.tasks.join(', ')}]` : '';
-      return `  ${(name + arg).padEnd(24)} ${d.help}${scope}`;
-    })
-    .join('\n');
-}
-
-const PREVIEW_HELP = `Usage: kindling data preview <task> [options]
-
-Prints samples with the tokens predicted under loss marked: coloured on a terminal, [bracketed]
-otherwise (position p carries loss <=> its target ids[p+1] is marked). Also prints the model
-vocabulary size and context length (n_positions). SEP prints as '|', PAD as '_'.
-
-Task options:
-${optionLines(OPTIONS)}
-${optionLines(DOWNSTREAM_ONLY_OPTIONS)}
-
-${DOWNSTREAM_HELP}
-
-Display options:
-${optionLines(PREVIEW_OPTIONS)}
-`;
-
-const EXPORT_HELP = `Usage: kindling data export <task> [options]
-
-Writes samples I..I+N-1 of the reference seeding (sample idx from RandomState(seed + idx)); for dyck and
-dyck_shuffle, random.seed(seed) followed by consecutive generator calls, the first I of them skipped.
-
+export const DATA_EXPORT_SPEC: CommandSpec = {
+  command: 'kindling data export',
+  summary:
+    'Writes samples I..I+N-1 of the reference seeding (sample idx from RandomState(seed + idx)); for dyck and ' +
+    'dyck_shuffle, random.seed(seed) followed by consecutive generator calls, the first I of them skipped.',
+  positionals: [TASK_ARG],
+  options: { ...TASK_OPTIONS, count: { ...TASK_OPTIONS.count!, default: 1 }, ...EXPORT_OPTIONS },
+  notes: `Formats:
   --format json   one line per sample: {"ids":[...],"targets":[...],"loss_positions":[...]}
                   (downstream tasks: {"ids":[...],"loss_positions":[...]})
   --format bin    32-byte header (magic "KDPROC01", u32 header size, u32 N, u32 T, u32 vocab,
@@ -171,15 +161,8 @@ loss_positions lists every 0-based position p whose output is trained to predict
 (targets[p]), one entry per position, ascending. For downstream tasks these are the "wanted"
 (trained and scored) positions of spec §6.
 
-Task options:
-${optionLines(OPTIONS)}
-${optionLines(DOWNSTREAM_ONLY_OPTIONS)}
-
-${DOWNSTREAM_HELP}
-
-Output options:
-${optionLines(EXPORT_OPTIONS)}
-`;
+${DOWNSTREAM_HELP}`,
+};
 
 function listText(): string {
   const lines = ['Tasks (reference names) and their defaults:', ''];
@@ -210,8 +193,10 @@ interface Parsed {
   task: TaskName;
   /** Set when the task argument is a downstream task id (then `task` is meaningless). */
   downstream?: DownstreamTask;
-  values: Record<string, number | boolean | string>;
-  help: boolean;
+  /** Option values by canonical name (defaults filled in). */
+  values: Record<string, unknown>;
+  /** Options given on the command line. */
+  given: Set<string>;
 }
 
 function unknownTaskMessage(task: string): string {
@@ -221,82 +206,40 @@ function unknownTaskMessage(task: string): string {
   );
 }
 
-function parseNumber(raw: string, kind: 'int' | 'float', name: string): number {
-  if (kind === 'int') {
-    if (!/^-?\d+$/.test(raw)) throw new UsageError(`${name} expects an integer, got '${raw}'`);
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n)) throw new UsageError(`${name} is out of range: ${raw}`);
-    return n;
-  }
-  const x = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${name} expects a number, got '${raw}'`);
-  return x;
-}
-
-function parseArgs(args: string[], extra: Record<string, OptionDef>, command: string): Parsed {
-  const defs = { ...OPTIONS, ...DOWNSTREAM_ONLY_OPTIONS, ...extra };
-  const values: Record<string, number | boolean | string> = {};
-  let task: string | undefined;
-  let help = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--help' || arg === '-h') {
-      help = true;
-      continue;
-    }
-    if (!arg.startsWith('-')) {
-      if (task !== undefined) throw new UsageError(`unexpected argument '${arg}'`);
-      task = arg;
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq >= 0 ? arg.slice(0, eq) : arg;
-    const def = defs[name];
-    if (!def) throw new UsageError(`unknown option '${name}' for 'data ${command}' (see 'kindling data ${command} --help')`);
-    if (def.kind === 'flag') {
-      if (eq >= 0) throw new UsageError(`${name} takes no value`);
-      values[def.key] = true;
-      continue;
-    }
-    let raw: string | undefined;
-    if (eq >= 0) raw = arg.slice(eq + 1);
-    else raw = args[++i];
-    if (raw === undefined) throw new UsageError(`${name} needs a value`);
-    values[def.key] = def.kind === 'string' ? raw : parseNumber(raw, def.kind, name);
-  }
-  if (help) return { task: 'sort', values, help };
-  if (task === undefined) {
-    throw new UsageError(`'data ${command}' needs a task: one of ${TASK_NAMES.join(', ')}, or a downstream task id (${DOWNSTREAM_FAMILIES.join('_N, ')}_N)`);
-  }
+/** Parses `preview|export <task> [options]` and checks which options apply to the task. */
+function parseTaskArgs(spec: CommandSpec, argv: readonly string[]): Parsed | null {
+  const p = parseCommand(spec, argv);
+  if (p.help) return null;
+  const task = p.args.task as string;
+  const values = p.options as Record<string, unknown>;
   if (isDownstreamTaskId(task)) {
-    for (const [name, def] of Object.entries({ ...OPTIONS, ...DOWNSTREAM_ONLY_OPTIONS })) {
-      if (values[def.key] !== undefined && !DOWNSTREAM_KEYS.has(def.key) && !(name in DOWNSTREAM_ONLY_OPTIONS)) {
-        throw new UsageError(`${name} does not apply to downstream task '${task}' (it takes --seed, --start, --count, --fix-quirks)`);
+    for (const name of p.given) {
+      if (name in TASK_OPTIONS && !DOWNSTREAM_OPTIONS.has(name)) {
+        throw new UsageError(`--${name} does not apply to downstream task '${task}' (it takes --seed, --start, --count, --fix-quirks)`, name);
       }
     }
     let downstream: DownstreamTask;
     try {
-      downstream = createDownstreamTask(task, { fixQuirks: values.fixQuirks === true });
+      downstream = createDownstreamTask(task, { fixQuirks: values['fix-quirks'] === true });
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    return { task: 'sort', downstream, values, help };
+    return { task: 'sort', downstream, values, given: p.given };
   }
   if (!isTaskName(task)) throw new UsageError(unknownTaskMessage(task));
-  if (values.fixQuirks !== undefined) throw new UsageError(`--fix-quirks applies to downstream tasks only, not '${task}'`);
-  for (const [name, def] of Object.entries(defs)) {
-    if (def.tasks && values[def.key] !== undefined && !def.tasks.includes(task)) {
-      throw new UsageError(`${name} does not apply to task '${task}' (it applies to ${def.tasks.join(', ')})`);
-    }
+  if (p.given.has('fix-quirks')) throw new UsageError(`--fix-quirks applies to downstream tasks only, not '${task}'`, 'fix-quirks');
+  for (const name of p.given) {
+    const tasks = TASK_OPTIONS[name]?.tasks;
+    if (tasks && !tasks.includes(task)) throw new UsageError(`--${name} does not apply to task '${task}' (it applies to ${tasks.join(', ')})`, name);
   }
-  return { task, values, help };
+  return { task, values, given: p.given };
 }
 
 function buildTask(p: Parsed): ProceduralTask {
   const overrides: Record<string, unknown> = {};
-  for (const def of Object.values(OPTIONS)) {
-    if (def.key === 'start' || def.key === 'count') continue;
-    if (p.values[def.key] !== undefined) overrides[def.key] = p.values[def.key];
+  for (const [name, o] of Object.entries(TASK_OPTIONS)) {
+    if (name === 'start' || name === 'count' || name === 'fix-quirks') continue;
+    if (p.given.has(name)) overrides[o.key] = p.values[name];
   }
   try {
     return createTask(p.task, overrides);
@@ -305,12 +248,8 @@ function buildTask(p: Parsed): ProceduralTask {
   }
 }
 
-function rangeOf(p: Parsed, defaultCount: number): { start: number; count: number } {
-  const start = (p.values.start as number | undefined) ?? 0;
-  const count = (p.values.count as number | undefined) ?? defaultCount;
-  if (start < 0) throw new UsageError('--start must be >= 0');
-  if (count < 0) throw new UsageError('--count must be >= 0');
-  return { start, count };
+function rangeOf(p: Parsed): { start: number; count: number } {
+  return { start: (p.values.start as number | undefined) ?? 0, count: p.values.count as number };
 }
 
 /** Writes with backpressure; stops quietly once the consumer has gone away (e.g. EPIPE from `| head`). */
@@ -395,9 +334,7 @@ function downstreamRows(task: DownstreamTask, seed: number, start: number, count
 }
 
 function downstreamSeed(p: Parsed): number {
-  const seed = (p.values.seed as number | undefined) ?? 42;
-  if (seed < 0) throw new UsageError('--seed must be >= 0');
-  return seed;
+  return (p.values.seed as number | undefined) ?? 42;
 }
 
 function renderDownstream(task: DownstreamTask, ids: Int32Array, wanted: Uint8Array, color: boolean, maxTokens: number): string {
@@ -414,10 +351,10 @@ function renderDownstream(task: DownstreamTask, ids: Int32Array, wanted: Uint8Ar
 }
 
 async function previewDownstream(task: DownstreamTask, p: Parsed, io: DataCommandIO): Promise<number> {
-  const { start, count } = rangeOf(p, 3);
+  const { start, count } = rangeOf(p);
   const seed = downstreamSeed(p);
-  const maxTokens = (p.values.maxTokens as number | undefined) ?? 160;
-  const color = p.values.noColor ? false : p.values.color ? true : Boolean(io.stdout.isTTY);
+  const maxTokens = p.values['max-tokens'] as number;
+  const color = (p.values.color as boolean | undefined) ?? Boolean(io.stdout.isTTY);
   const w = new Writer(io.stdout);
   const d = task.defaults;
   await w.write(
@@ -443,9 +380,9 @@ async function previewDownstream(task: DownstreamTask, p: Parsed, io: DataComman
 async function preview(p: Parsed, io: DataCommandIO): Promise<number> {
   if (p.downstream) return previewDownstream(p.downstream, p, io);
   const task = buildTask(p);
-  const { start, count } = rangeOf(p, 3);
-  const maxTokens = (p.values.maxTokens as number | undefined) ?? 160;
-  const color = p.values.noColor ? false : p.values.color ? true : Boolean(io.stdout.isTTY);
+  const { start, count } = rangeOf(p);
+  const maxTokens = p.values['max-tokens'] as number;
+  const color = (p.values.color as boolean | undefined) ?? Boolean(io.stdout.isTTY);
   const w = new Writer(io.stdout);
   const seeding =
     taskAccess(task.name) === 'stream'
@@ -496,10 +433,9 @@ function encodeBinary(
 async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
   const downstream = p.downstream;
   const task = downstream ? undefined : buildTask(p);
-  const { start, count } = rangeOf(p, 1);
+  const { start, count } = rangeOf(p);
   const seed = downstream ? downstreamSeed(p) : 0;
-  const format = (p.values.format as string | undefined) ?? 'json';
-  if (format !== 'json' && format !== 'bin') throw new UsageError(`--format must be 'json' or 'bin', got '${format}'`);
+  const format = p.values.format as 'json' | 'bin';
   const outputPath = p.values.output as string | undefined;
   const file = outputPath !== undefined ? createWriteStream(outputPath) : undefined;
   if (file) {
@@ -545,37 +481,35 @@ export async function runDataCommand(
   io: DataCommandIO = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const [command, ...rest] = argv;
+  const help = (spec: CommandSpec): number => {
+    io.stdout.write(formatHelp(spec));
+    return 0;
+  };
   try {
     switch (command) {
       case undefined:
+        io.stderr.write(formatHelp(DATA_SPEC));
+        return 2;
       case '--help':
       case '-h':
       case 'help':
-        io.stdout.write(MAIN_HELP);
-        return command === undefined ? 1 : 0;
+        return help(DATA_SPEC);
       case 'list':
-        if (rest.includes('--help') || rest.includes('-h')) io.stdout.write('Usage: kindling data list\n\nLists the tasks and their defaults.\n');
-        else if (rest.length > 0) throw new UsageError(`'data list' takes no arguments, got '${rest[0]}'`);
-        else io.stdout.write(listText());
+        if (parseCommand(DATA_LIST_SPEC, rest).help) return help(DATA_LIST_SPEC);
+        io.stdout.write(listText());
         return 0;
       case 'preview': {
-        const p = parseArgs(rest, PREVIEW_OPTIONS, 'preview');
-        if (p.help) {
-          io.stdout.write(PREVIEW_HELP);
-          return 0;
-        }
-        return await preview(p, io);
+        const p = parseTaskArgs(DATA_PREVIEW_SPEC, rest);
+        return p ? await preview(p, io) : help(DATA_PREVIEW_SPEC);
       }
       case 'export': {
-        const p = parseArgs(rest, EXPORT_OPTIONS, 'export');
-        if (p.help) {
-          io.stdout.write(EXPORT_HELP);
-          return 0;
-        }
-        return await exportCommand(p, io);
+        const p = parseTaskArgs(DATA_EXPORT_SPEC, rest);
+        return p ? await exportCommand(p, io) : help(DATA_EXPORT_SPEC);
       }
-      default:
-        throw new UsageError(`unknown data command '${command}' (expected list, preview or export)`);
+      default: {
+        const near = closest(command, ['list', 'preview', 'export']);
+        throw new UsageError(`unknown data command '${command}' (expected list, preview or export${near ? `; did you mean '${near}'?` : ''})`);
+      }
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof RangeError) {

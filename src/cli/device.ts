@@ -1,14 +1,26 @@
 /** `kindling device`: the adapter in one line, then its features and the limits we got. */
 import { Device, fmtBytes } from '../../engine/device.ts';
+import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
+
+export const DEVICE_SPEC = {
+  command: 'kindling device',
+  summary: 'Prints the WebGPU adapter kindling would use, its features and limits.',
+  options: {
+    json: { type: 'bool', default: false, doc: 'print adapter, features and limits as one JSON object' },
+  },
+  env: DEVICE_ENV,
+} as const satisfies CommandSpec;
 
 export async function runDeviceCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log('usage: kindling device [--json]\n  Prints the WebGPU adapter kindling would use, its features and limits.');
+  const args = parseCommand(DEVICE_SPEC, argv);
+  if (args.help) {
+    process.stdout.write(formatHelp(DEVICE_SPEC));
     return 0;
   }
   const dev = await Device.create();
   try {
-    if (argv.includes('--json')) {
+    if (args.options.json) {
       console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits }, null, 2));
       return 0;
     }

@@ -10,18 +10,33 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseShard, readStoredExperiment, report, runExperiment, type Shard } from '../experiments/runner.ts';
 import { ExperimentError, listPresets, loadExperiment } from '../experiments/schema.ts';
+import { formatHelp, parseCommand, wantsHelp, type CommandSpec } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
 
-const USAGE = `usage: kindling experiment <file.yaml | ${listPresets().join(' | ')}> [--out DIR] [--jobs N] [--shard i/n] [--resume]
-       kindling experiment report DIR
+export const EXPERIMENT_SPEC = {
+  command: 'kindling experiment',
+  usage: ['kindling experiment report <dir>'],
+  summary:
+    'Runs every arm × sweep point × seed of an experiment (docs/experiments.md), then writes results.json, ' +
+    'results.md and report.html and prints the table. Exit status: 0 done, 1 a run failed or runs are missing, ' +
+    '2 a bad experiment file or bad options.',
+  positionals: [{ name: 'experiment', required: true, doc: `a YAML file, or a preset: ${listPresets().join(', ')} (quick: needle, scaled down for 2 CPU cores; paper: the §6 protocol)` }],
+  options: {
+    out: { type: 'string', metavar: 'DIR', defaultDoc: 'runs/<name>', doc: 'experiment directory' },
+    jobs: { type: 'int', default: 1, min: 1, metavar: 'N', doc: 'N worker processes on this machine' },
+    shard: { type: 'string', metavar: 'i/n', doc: 'take only runs with index % n == i (n machines writing one shared DIR; then `kindling experiment report DIR` merges)' },
+    resume: { type: 'bool', default: false, doc: 'continue the experiment in DIR: finished runs are kept, partial ones resume from their latest checkpoint (without it, a non-empty DIR is refused)' },
+    worker: { type: 'bool', default: false, hidden: true, doc: 'internal: a worker process started by --jobs' },
+  },
+  env: DEVICE_ENV,
+} as const satisfies CommandSpec;
 
-  --out DIR     experiment directory (default runs/<name>)
-  --jobs N      N worker processes on this machine (default 1)
-  --shard i/n   take only runs with index % n == i (n machines writing one shared DIR; then
-                \`kindling experiment report DIR\` merges)
-  --resume      continue the experiment in DIR: finished runs are kept, partial ones resume from
-                their latest checkpoint (without it, a non-empty DIR is refused)
-
-Presets: quick (needle, scaled down for 2 CPU cores), paper (the §6 protocol). See docs/experiments.md.`;
+export const REPORT_SPEC = {
+  command: 'kindling experiment report',
+  summary: 'Rebuilds results.json, results.md and report.html of an experiment directory from its finished runs (e.g. after shards) and prints the table.',
+  positionals: [{ name: 'dir', required: true, doc: 'the experiment directory (holds experiment.json)' }],
+  options: {},
+} as const satisfies CommandSpec;
 
 export interface ExperimentArgs {
   target: string;
@@ -32,57 +47,21 @@ export interface ExperimentArgs {
   worker: boolean;
 }
 
+/** The options of `kindling experiment <target>`; throws UsageError (or ExperimentError for a bad --shard). */
 export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
-  const a: ExperimentArgs = { target: '', out: null, jobs: 1, shard: null, resume: false, worker: false };
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new ExperimentError(`${name} needs a value`);
-      return v;
-    };
-    switch (name) {
-      case '--out':
-        a.out = value();
-        break;
-      case '--jobs': {
-        const v = value();
-        a.jobs = Number(v);
-        if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new ExperimentError(`--jobs: expected a positive integer, got "${v}"`);
-        break;
-      }
-      case '--shard':
-        a.shard = parseShard(value());
-        break;
-      case '--resume':
-        a.resume = true;
-        break;
-      case '--worker':
-        a.worker = true;
-        break;
-      default:
-        if (arg.startsWith('--')) throw new ExperimentError(`unknown option ${arg}`);
-        positional.push(arg);
-    }
-  }
-  if (positional.length !== 1) throw new ExperimentError(positional.length ? `expected one experiment, got ${positional.join(' ')}` : 'which experiment? (a YAML file or a preset)');
-  a.target = positional[0]!;
-  return a;
+  const p = parseCommand(EXPERIMENT_SPEC, argv);
+  const o = p.options;
+  return { target: p.args.experiment as string, out: o.out ?? null, jobs: o.jobs, shard: o.shard === undefined ? null : parseShard(o.shard), resume: o.resume, worker: o.worker };
 }
 
 export async function runExperimentCommand(argv: string[]): Promise<number> {
-  if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
-    return argv.length === 0 ? 2 : 0;
-  }
   if (argv[0] === 'report') {
-    const dir = argv[1];
-    if (!dir || argv.length > 2) {
-      console.error(`kindling experiment report: expected one directory\n\n${USAGE}`);
-      return 2;
+    const p = parseCommand(REPORT_SPEC, argv.slice(1));
+    if (p.help) {
+      process.stdout.write(formatHelp(REPORT_SPEC));
+      return 0;
     }
+    const dir = p.args.dir as string;
     if (!existsSync(join(dir, 'experiment.json'))) {
       console.error(`kindling experiment report: ${dir} holds no experiment (no experiment.json)`);
       return 2;
@@ -90,6 +69,14 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
     const rep = report(dir, readStoredExperiment(dir));
     console.log(rep.table);
     console.log(`\n${rep.results.runs.completed}/${rep.results.runs.planned} runs finished; results.json and report.html in ${dir} (${rep.html})`);
+    return 0;
+  }
+  if (argv.length === 0) {
+    process.stderr.write(formatHelp(EXPERIMENT_SPEC));
+    return 2;
+  }
+  if (wantsHelp(argv)) {
+    process.stdout.write(formatHelp(EXPERIMENT_SPEC));
     return 0;
   }
   let args: ExperimentArgs;

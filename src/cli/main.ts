@@ -1,7 +1,11 @@
 /**
- * `kindling <command>`: the command-line entry. Each command lives in its own module under src/cli.
- * Returns an exit code (never calls process.exit, so Dawn can shut down cleanly).
+ * `kindling <command>`: the command-line entry. Each command lives in its own module under src/cli and
+ * declares its arguments as a spec of the one parser (src/util/args.ts), which also writes its --help.
+ * Returns an exit code (never calls process.exit, so Dawn can shut down cleanly): 0 done, 1 failed,
+ * 2 a usage error (a UsageError from any command: unknown option, bad value, missing argument).
  */
+import { closest, formatHelp, UsageError, type CommandSpec } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
 import { runExperimentCommand } from './experiment.ts';
@@ -23,19 +27,16 @@ const COMMANDS: Record<string, Command> = {
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
 };
 
+export const MAIN_SPEC: CommandSpec = {
+  command: 'kindling',
+  summary: 'kindling: a from-scratch WebGPU training engine (procedural pretraining reproduction). Run `kindling <command> --help` for the options of a command.',
+  subcommands: Object.fromEntries(Object.entries(COMMANDS).map(([k, c]) => [k, c.summary])),
+  options: {},
+  env: DEVICE_ENV,
+};
+
 export function usage(): string {
-  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
-  return [
-    'kindling: a from-scratch WebGPU training engine (procedural pretraining reproduction)',
-    '',
-    'usage: kindling <command> [options]',
-    '',
-    'commands:',
-    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
-    '',
-    'environment: KINDLING_ADAPTER (adapter name or substring), KINDLING_BACKEND (vulkan, metal, d3d12, ...),',
-    '             KINDLING_SOFTWARE=1 (force the CPU adapter)',
-  ].join('\n');
+  return formatHelp(MAIN_SPEC).trimEnd();
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -46,12 +47,17 @@ export async function main(argv: string[]): Promise<number> {
   }
   const c = COMMANDS[cmd];
   if (!c) {
-    console.error(`kindling: unknown command "${cmd}"\n\n${usage()}`);
+    const near = closest(cmd, Object.keys(COMMANDS));
+    console.error(`kindling: unknown command "${cmd}"${near ? ` (did you mean "${near}"?)` : ''}\n\n${usage()}`);
     return 2;
   }
   try {
     return await c.run(rest);
   } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`kindling ${cmd}: ${e.message}\n(see kindling ${cmd} --help)`);
+      return 2;
+    }
     console.error(`kindling ${cmd}: ${(e as Error).message}`);
     if (process.env.KINDLING_DEBUG) console.error((e as Error).stack);
     return 1;

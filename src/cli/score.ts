@@ -6,18 +6,28 @@
  */
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadCheckpoint, SIDECAR_FILE } from '../io/checkpoint.ts';
 import { loadHfGpt2 } from '../model/hf_gpt2.ts';
 import { Engine } from '../../engine/engine.ts';
 import { argmax, crossEntropyRows } from '../../engine/ops/cross_entropy.ts';
 import type { GPTConfig } from '../model/config.ts';
 import { GPT } from '../model/gpt.ts';
+import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
 
-const HELP = `usage: kindling score --checkpoint <dir> --input <file.jsonl> [--output <file.jsonl>] [--batch-size N]
-  Each input line is a JSON array of token ids (or {"ids": [...]}). For each sequence, writes
-  {"loss": mean next-token loss over positions 0..n-2, "tokens": n-1, "predictions": [argmax at each position]}.
-  <dir> is a kindling checkpoint (kindling.json) or a Hugging Face GPT-2 directory (config.json + model.safetensors).`;
+export const SCORE_SPEC = {
+  command: 'kindling score',
+  summary:
+    'Each input line is a JSON array of token ids (or {"ids": [...]}). For each sequence, writes ' +
+    '{"loss": mean next-token loss over positions 0..n-2, "tokens": n-1, "predictions": [argmax at each position]}.',
+  options: {
+    checkpoint: { type: 'string', required: true, metavar: 'DIR', doc: 'a kindling checkpoint (kindling.json) or a Hugging Face GPT-2 directory (config.json + model.safetensors)' },
+    input: { type: 'string', required: true, metavar: 'FILE', doc: 'token sequences, one JSON array per line' },
+    output: { type: 'string', metavar: 'FILE', defaultDoc: 'stdout', doc: 'where the JSON lines go' },
+    'batch-size': { type: 'int', default: 16, min: 1, metavar: 'N', doc: 'sequences per forward pass' },
+  },
+  env: DEVICE_ENV,
+} as const satisfies CommandSpec;
 
 export function loadModelWeights(dir: string): { config: GPTConfig; weights: Map<string, Float32Array> } {
   if (existsSync(join(dir, SIDECAR_FILE))) {
@@ -35,14 +45,12 @@ export function loadModelWeights(dir: string): { config: GPTConfig; weights: Map
 }
 
 export async function runScoreCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { checkpoint: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, 'batch-size': { type: 'string' }, help: { type: 'boolean' } },
-  });
-  if (values.help || !values.checkpoint || !values.input) {
-    console.log(HELP);
-    return values.help ? 0 : 2;
+  const args = parseCommand(SCORE_SPEC, argv);
+  if (args.help) {
+    process.stdout.write(formatHelp(SCORE_SPEC));
+    return 0;
   }
+  const values = args.options;
   const seqs = readFileSync(values.input, 'utf8')
     .split('\n')
     .filter((l) => l.trim())
@@ -61,7 +69,7 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
   const engine = await Engine.create();
   const model = GPT.create(engine, { ...config, dropout: { embd: 0, attn: 0, resid: 0 } }, { weights });
   try {
-    const bs = Number(values['batch-size'] ?? 16);
+    const bs = values['batch-size'];
     for (let start = 0; start < seqs.length; start += bs) {
       const group = seqs.slice(start, start + bs);
       const T = Math.max(...group.map((s) => s.length));
@@ -101,6 +109,7 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
   } finally {
     model.destroy();
     engine.destroy();
-    if (out !== process.stdout) (out as ReturnType<typeof createWriteStream>).end();
+    // Resolve only once the file is flushed, so that the caller can read it.
+    if (out !== process.stdout) await new Promise<void>((resolve) => (out as ReturnType<typeof createWriteStream>).end(resolve));
   }
 }

@@ -13,37 +13,31 @@ import { Engine } from '../../engine/engine.ts';
 import { runComputeCheck } from '../../engine/selfcheck.ts';
 import { holdsExperiment, runExperiment } from '../experiments/runner.ts';
 import { loadExperiment } from '../experiments/schema.ts';
+import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
 
-const USAGE = `usage: kindling start [--out DIR] [--jobs N] [--fresh]
-
-  Prints the adapter, checks the engine on it, then runs the \`quick\` experiment preset
-  (src/experiments/presets/quick.yaml; kindling experiment quick): needle-in-a-haystack with no
-  pretraining, k-Dyck pretraining and shuffled k-Dyck, two seeds each. Prints the results table;
-  results.json and report.html go to DIR (default runs/quick).
-
-  --out DIR   experiment directory (default runs/quick). A previous quick run there is resumed;
-              anything else there is moved aside to DIR.old-<time>
-  --jobs N    worker processes (default 1)
-  --fresh     move a previous run aside and start over`;
+export const START_SPEC = {
+  command: 'kindling start',
+  summary:
+    'Prints the adapter, checks the engine on it, then runs the `quick` experiment preset ' +
+    '(src/experiments/presets/quick.yaml; kindling experiment quick): needle-in-a-haystack with no pretraining, ' +
+    'k-Dyck pretraining and shuffled k-Dyck, two seeds each. Prints the results table; results.json and ' +
+    'report.html go to DIR (default runs/quick).',
+  options: {
+    out: { type: 'string', default: 'runs/quick', metavar: 'DIR', doc: 'experiment directory. A previous quick run there is resumed; anything else there is moved aside to DIR.old-<time>' },
+    jobs: { type: 'int', default: 1, min: 1, metavar: 'N', doc: 'worker processes' },
+    fresh: { type: 'bool', default: false, doc: 'move a previous run aside and start over' },
+  },
+  env: DEVICE_ENV,
+} as const satisfies CommandSpec;
 
 export async function runStartCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(USAGE);
+  const args = parseCommand(START_SPEC, argv);
+  if (args.help) {
+    process.stdout.write(formatHelp(START_SPEC));
     return 0;
   }
-  let out = 'runs/quick';
-  let jobs = 1;
-  let fresh = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--out' && argv[i + 1]) out = argv[++i]!;
-    else if (a === '--jobs' && argv[i + 1] && Number.isInteger(Number(argv[i + 1])) && Number(argv[i + 1]) >= 1) jobs = Number(argv[++i]);
-    else if (a === '--fresh') fresh = true;
-    else {
-      console.error(`kindling start: unknown or incomplete option ${a}\n\n${USAGE}`);
-      return 2;
-    }
-  }
+  const { out, jobs, fresh } = args.options;
   const { experiment, text } = loadExperiment('quick');
   const engine = await Engine.create();
   let selfCheck: boolean;

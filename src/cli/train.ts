@@ -4,12 +4,25 @@
  * the run directory.
  */
 import { Engine } from '../../engine/engine.ts';
-import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaHelp, type ProceduralConfig } from '../train/config.ts';
+import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
 import { runProcedural } from '../train/procedural.ts';
+import { formatHelp, wantsHelp } from '../util/args.ts';
+import { DEVICE_ENV } from './env.ts';
+
+/** The procedural schema as a command: its keys are the options (spelled as in the YAML files). */
+export const TRAIN_SPEC = schemaCommand(PROCEDURAL_SCHEMA, {
+  command: 'kindling train',
+  summary:
+    'Stage-1 procedural pretraining (spec §4) with the reference config keys, as options or in a YAML file ' +
+    '(--config; the command line wins over the file, the file over the defaults). Writes checkpoints, ' +
+    'metrics.jsonl and the best model to the run directory. Keys and defaults: docs/training.md.',
+  env: DEVICE_ENV,
+  notes: 'Lists take several values (--key a b), a comma list (a,b) or a flow list ([a, b]); null sets a\nnullable key to null.',
+});
 
 export async function runTrainCommand(argv: string[]): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    console.log(`usage: kindling train --task <task> [--config file.yaml] [--key value ...]\n\n${schemaHelp(PROCEDURAL_SCHEMA)}`);
+  if (wantsHelp(argv)) {
+    process.stdout.write(formatHelp(TRAIN_SPEC));
     return 0;
   }
   let loaded;

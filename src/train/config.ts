@@ -12,7 +12,10 @@
  * Command line: `--key value`, `--key=value`; dashes and underscores are interchangeable
  * (`--max-steps` = `--max_steps`); booleans take `--flag`, `--no-flag` or `--flag true|false`; lists take
  * several values (`--weights_to_be_transferred attn ffn`), a comma list (`attn,ffn`) or a YAML flow
- * list (`[attn, ffn]`); `null` sets a nullable key to null. `--config <file>` names the YAML file.
+ * list (`[attn, ffn]`); `null` sets a nullable key to null. `--config <file>` names the YAML file. This is
+ * the grammar of every `kindling` command: the argv goes through the same parser core
+ * (src/util/args.ts, `scanArgs` over `schemaCommand(schema)`), and a schema's `--help` is that core's
+ * `formatHelp`.
  *
  * Validation: unknown keys are errors (with the closest known key suggested), types are coerced where
  * unambiguous (a numeric string for a number key: PyYAML reads `5e-4` as a string) and checked, ranges
@@ -32,6 +35,7 @@ import { HF_MODEL_SIZES, makeConfig, parseSize, type GPTConfig } from '../model/
 import { WEIGHT_DECAY_RULES } from '../model/hf_names.ts';
 import { HF_KINDS, PROCEDURAL_KINDS, type HfKind, type ProceduralKind, type ScheduleSpec } from './schedule.ts';
 import { COMPONENTS, EMB_INITS } from './transfer.ts';
+import { checkRange as checkRangeCore, closest, coerceValue, scanArgs, UsageError, type CommandSpec, type OptionSpec, type Scanned } from '../util/args.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -106,27 +110,9 @@ function canonicalKeys(schema: ConfigSchema): Map<string, string> {
   return m;
 }
 
-function levenshtein(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return dp[a.length]![b.length]!;
-}
-
 function unknownKey(schema: ConfigSchema, key: string, where: string): ConfigError {
-  const names = [...canonicalKeys(schema).keys()];
-  let best = '';
-  let bestD = Infinity;
-  for (const n of names) {
-    const d = levenshtein(key, n);
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  const hint = bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : '';
-  return new ConfigError(`${schema.name} config: unknown key "${key}" ${where}${hint}`);
+  const near = closestKey(schema, key);
+  return new ConfigError(`${schema.name} config: unknown key "${key}" ${where}${near ? ` (did you mean "${near}"?)` : ''}`);
 }
 
 function describeSource(src: Source | 'override', key: string, file: string | null): string {
@@ -136,82 +122,28 @@ function describeSource(src: Source | 'override', key: string, file: string | nu
   return 'from the default';
 }
 
-const TRUE = new Set(['true', 'yes', 'on', '1']);
-const FALSE = new Set(['false', 'no', 'off', '0']);
-
-/** Converts a raw value (YAML value or CLI string) to the key's type; throws a ConfigError. */
-function coerce(key: string, spec: KeySpec, raw: unknown, where: string, fromCli: boolean): unknown {
-  const bad = (what: string): ConfigError => new ConfigError(`${key}: expected ${what}, got ${JSON.stringify(raw)} (${where})`);
-  if (raw === null || (fromCli && raw === 'null')) {
-    if (spec.nullable) return null;
-    throw new ConfigError(`${key}: null is not allowed (${where})`);
-  }
-  switch (spec.type) {
-    case 'int':
-    case 'number': {
-      let n: number;
-      if (typeof raw === 'number') n = raw;
-      else if (typeof raw === 'string' && raw.trim() !== '' && !Number.isNaN(Number(raw.trim()))) n = Number(raw.trim());
-      else throw bad(spec.type === 'int' ? 'an integer' : 'a number');
-      if (!Number.isFinite(n)) throw bad('a finite number');
-      if (spec.type === 'int' && !Number.isSafeInteger(n)) throw bad('an integer');
-      return n;
-    }
-    case 'bool': {
-      if (typeof raw === 'boolean') return raw;
-      if (typeof raw === 'string' && TRUE.has(raw.toLowerCase())) return true;
-      if (typeof raw === 'string' && FALSE.has(raw.toLowerCase())) return false;
-      throw bad('true or false');
-    }
-    case 'string': {
-      if (typeof raw === 'string') return raw;
-      throw bad('a string (quote it in YAML)');
-    }
-    case 'list': {
-      let items: unknown[];
-      if (Array.isArray(raw)) items = raw;
-      else if (typeof raw === 'string') {
-        const s = raw.trim();
-        if (s.startsWith('[')) {
-          const parsed: unknown = parseYaml(s);
-          if (!Array.isArray(parsed)) throw bad('a list');
-          items = parsed;
-        } else items = s === '' ? [] : s.split(',').map((x) => x.trim());
-      } else throw bad('a list');
-      return items.map((x) => {
-        if (typeof x !== 'string') throw bad('a list of strings');
-        return x;
-      });
-    }
+/** Runs `fn`, turning the parser core's UsageErrors into ConfigErrors with the same message. */
+function asConfigError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof UsageError) throw new ConfigError(e.message);
+    throw e;
   }
 }
 
+/** Converts a raw value (YAML value or CLI string) to the key's type (src/util/args.ts); throws a ConfigError. */
+function coerce(key: string, spec: KeySpec, raw: unknown, where: string, fromCli: boolean): unknown {
+  return asConfigError(() => coerceValue(key, spec, raw, { where, cli: fromCli }));
+}
+
 function checkRange(key: string, spec: KeySpec, v: unknown, where: string): void {
-  if (v === null) return;
-  if (spec.type === 'int' || spec.type === 'number') {
-    const n = v as number;
-    if (spec.min !== undefined && (spec.exclusiveMin ? !(n > spec.min) : !(n >= spec.min))) {
-      throw new ConfigError(`${key}: must be ${spec.exclusiveMin ? '>' : '>='} ${spec.min}, got ${n} (${where})`);
-    }
-    if (spec.max !== undefined && !(n <= spec.max)) throw new ConfigError(`${key}: must be <= ${spec.max}, got ${n} (${where})`);
-  }
-  if (spec.choices) {
-    const items = spec.type === 'list' ? (v as string[]) : [v as string];
-    for (const x of items) {
-      if (!spec.choices.includes(x)) throw new ConfigError(`${key}: "${x}" is not one of ${spec.choices.join(', ')} (${where})`);
-    }
-  }
+  asConfigError(() => checkRangeCore(key, spec, v, where));
 }
 
 /** The closest key of a schema (canonical names and aliases) to `key`, or null when none is close. */
 export function closestKey(schema: ConfigSchema, key: string): string | null {
-  let best = '';
-  let bestD = Infinity;
-  for (const n of canonicalKeys(schema).keys()) {
-    const d = levenshtein(key, n);
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : null;
+  return closest(key, canonicalKeys(schema).keys());
 }
 
 /**
@@ -240,6 +172,28 @@ export function checkValue(schema: ConfigSchema, rawKey: string, raw: unknown, p
   }
 }
 
+/**
+ * A schema as a command spec of the parser core (src/util/args.ts): every key an option spelled as
+ * the key (underscores, as in the YAML files), its aliases accepted, plus `--config FILE`. Reference-only
+ * keys are accepted, hidden from help, and take a value only when one follows.
+ */
+export function schemaCommand(schema: ConfigSchema, extra: Partial<CommandSpec> = {}): CommandSpec {
+  const options: Record<string, OptionSpec> = {
+    config: { type: 'string', metavar: 'FILE', doc: 'YAML file with these keys (the command line wins over it, it wins over the defaults)' },
+  };
+  for (const [key, spec] of Object.entries(schema.keys)) {
+    const computed = typeof spec.default === 'function';
+    options[key] = {
+      ...spec,
+      default: computed ? undefined : spec.default,
+      defaultDoc: computed ? ((spec.default as { doc?: string }).doc ?? '(derived)') : undefined,
+      hidden: spec.ignored,
+      optionalValue: spec.ignored,
+    };
+  }
+  return { command: `kindling ${schema.name}`, ...extra, options };
+}
+
 export interface ParsedArgs {
   /** `--config` value, if given. */
   config: string | null;
@@ -249,68 +203,23 @@ export interface ParsedArgs {
   positional: string[];
 }
 
-/** Parses `--key value` style arguments against a schema (so it knows which keys are flags and lists). */
+/**
+ * Parses `--key value` style arguments against a schema (so it knows which keys are flags and lists),
+ * with the parser core every command uses (`scanArgs`); values stay raw until `loadConfig` coerces them.
+ */
 export function parseArgs(schema: ConfigSchema, argv: readonly string[]): ParsedArgs {
-  const canon = canonicalKeys(schema);
-  const out: ParsedArgs = { config: null, values: new Map(), positional: [] };
-  const seen = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('--') || arg === '--') {
-      out.positional.push(arg);
-      continue;
-    }
-    let name = arg.slice(2);
-    let inline: string | undefined;
-    const eq = name.indexOf('=');
-    if (eq >= 0) {
-      inline = name.slice(eq + 1);
-      name = name.slice(0, eq);
-    }
-    const norm = name.replace(/-/g, '_');
-    if (norm === 'config') {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new ConfigError('--config needs a file path');
-      out.config = v;
-      continue;
-    }
-    let key = canon.get(norm);
-    let negated = false;
-    if (!key && norm.startsWith('no_') && inline === undefined) {
-      const k = canon.get(norm.slice(3));
-      if (k && schema.keys[k]!.type === 'bool') {
-        key = k;
-        negated = true;
-      }
-    }
-    if (!key) throw unknownKey(schema, norm, 'on the command line');
-    if (seen.has(key)) throw new ConfigError(`${key}: given twice on the command line (--${seen.get(key)} and --${name})`);
-    seen.set(key, name);
-    const spec = schema.keys[key]!;
-    let value: unknown;
-    if (negated) value = false;
-    else if (inline !== undefined) value = inline;
-    else if (spec.type === 'bool' || spec.ignored) {
-      const next = argv[i + 1];
-      const takes = spec.ignored ? !next?.startsWith('--') : TRUE.has(next?.toLowerCase() ?? '') || FALSE.has(next?.toLowerCase() ?? '');
-      if (next !== undefined && takes) {
-        value = next;
-        i++;
-      } else value = true;
-    } else if (spec.type === 'list') {
-      const items: string[] = [];
-      while (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) items.push(argv[++i]!);
-      if (items.length === 0) throw new ConfigError(`--${name} needs at least one value`);
-      value = items.length === 1 ? items[0] : items.flatMap((x) => x.split(',').map((y) => y.trim()).filter((y) => y !== ''));
-    } else {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && !/^--?\d/.test(next))) throw new ConfigError(`--${name} needs a value`);
-      value = next;
-      i++;
-    }
-    out.values.set(key, value);
+  let scanned: Scanned;
+  try {
+    scanned = scanArgs(schemaCommand(schema), argv);
+  } catch (e) {
+    if (e instanceof UsageError && e.unknown) throw unknownKey(schema, e.unknown.name.replace(/-/g, '_'), 'on the command line');
+    if (e instanceof UsageError) throw new ConfigError(e.message);
+    throw e;
   }
-  return out;
+  if (scanned.help) throw new ConfigError(`${schema.name} config: --help is for commands (schemaHelp prints the keys)`);
+  const config = scanned.values.get('config');
+  scanned.values.delete('config');
+  return { config: typeof config === 'string' ? config : null, values: scanned.values, positional: scanned.positionals };
 }
 
 /** Reads a YAML mapping (text) into canonical keys → raw values. */

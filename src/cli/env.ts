@@ -1,0 +1,7 @@
+/** Environment variables the commands that open a WebGPU device read (engine/device.ts, main.ts); listed in their --help. */
+export const DEVICE_ENV: Readonly<Record<string, string>> = {
+  KINDLING_ADAPTER: 'adapter name or substring to use',
+  KINDLING_BACKEND: 'WebGPU backend (vulkan, metal, d3d12, ...)',
+  KINDLING_SOFTWARE: '1: force the CPU (software) adapter',
+  KINDLING_DEBUG: 'print the stack trace of an error',
+};
