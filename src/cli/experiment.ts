@@ -25,6 +25,7 @@ export const EXPERIMENT_SPEC = {
     out: { type: 'string', metavar: 'DIR', defaultDoc: 'runs/<name>', doc: 'experiment directory' },
     jobs: { type: 'int', default: 1, min: 1, metavar: 'N', doc: 'N worker processes on this machine' },
     shard: { type: 'string', metavar: 'i/n', doc: 'take only runs with index % n == i (n machines writing one shared DIR; then `kindling experiment report DIR` merges)' },
+    arms: { type: 'list', metavar: 'NAME', doc: 'only the arms whose name matches (`*` wildcards; e.g. `needle-*` runs the needle part of paper); the report covers what has finished' },
     resume: { type: 'bool', default: false, doc: 'continue the experiment in DIR: finished runs are kept, partial ones resume from their latest checkpoint (without it, a non-empty DIR is refused)' },
     worker: { type: 'bool', default: false, hidden: true, doc: 'internal: a worker process started by --jobs' },
   },
@@ -43,6 +44,7 @@ export interface ExperimentArgs {
   out: string | null;
   jobs: number;
   shard: Shard | null;
+  arms: string[] | null;
   resume: boolean;
   worker: boolean;
 }
@@ -51,7 +53,7 @@ export interface ExperimentArgs {
 export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   const p = parseCommand(EXPERIMENT_SPEC, argv);
   const o = p.options;
-  return { target: p.args.experiment as string, out: o.out ?? null, jobs: o.jobs, shard: o.shard === undefined ? null : parseShard(o.shard), resume: o.resume, worker: o.worker };
+  return { target: p.args.experiment as string, out: o.out ?? null, jobs: o.jobs, shard: o.shard === undefined ? null : parseShard(o.shard), arms: o.arms?.length ? [...o.arms] : null, resume: o.resume, worker: o.worker };
 }
 
 export async function runExperimentCommand(argv: string[]): Promise<number> {
@@ -94,7 +96,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   const dir = args.out ?? join('runs', loaded.experiment.name);
   let r;
   try {
-    r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, shard: args.shard, worker: args.worker });
+    r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, shard: args.shard, arms: args.arms, worker: args.worker });
   } catch (e) {
     if (e instanceof ExperimentError) {
       console.error(`kindling experiment: ${e.message}`);
@@ -106,6 +108,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   if (r.table) console.log(`\n${r.table}`);
   console.log(`\n${r.completed}/${r.planned} runs finished${r.html ? `; results.json and report.html in ${dir} (${r.html})` : ''}`);
   for (const f of r.failed) console.error(`failed: ${f.arm} seed ${f.seed}: ${f.error}`);
-  if (r.completed < r.planned) console.error(`${r.planned - r.completed} runs not finished${args.shard ? ' by this shard' : ''}: rerun with --resume${args.shard ? ', or merge the shards with `kindling experiment report DIR`' : ''}`);
-  return r.failed.length || (r.completed < r.planned && !args.shard) ? 1 : 0;
+  const partial = Boolean(args.shard || args.arms);
+  if (r.completed < r.planned) console.error(`${r.planned - r.completed} runs not finished${partial ? ' (outside this selection, or by other shards)' : ''}: rerun with --resume${partial ? ', or merge with `kindling experiment report DIR`' : ''}`);
+  return r.failed.length || (r.completed < r.planned && !partial) ? 1 : 0;
 }

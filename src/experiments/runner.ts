@@ -48,6 +48,8 @@ export interface RunnerOptions {
   /** Worker processes (default 1: run in this process). */
   jobs?: number;
   shard?: Shard | null;
+  /** Only the runs of arms whose name matches one of these patterns (`*` matches any text; the arm name includes its sweep point). */
+  arms?: readonly string[] | null;
   /** This process is a worker started by `jobs`: no directory checks, no aggregation. */
   worker?: boolean;
   /** Reuse an engine (tests); default: one Engine.create() for this process. */
@@ -361,6 +363,7 @@ async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<RunnerRes
   const tsx = import.meta.resolve('tsx');
   const args = ['--import', tsx, MAIN, 'experiment', join(o.dir, 'experiment.yaml'), '--out', o.dir, '--worker'];
   if (o.shard) args.push('--shard', `${o.shard.index}/${o.shard.count}`);
+  if (o.arms?.length) args.push('--arms', ...o.arms);
   const failed: RunnerResult['failed'] = [];
   const children = Array.from({ length: o.jobs! }, (_, w) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: process.env });
@@ -380,18 +383,37 @@ async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<RunnerRes
   return failed;
 }
 
+/** `*` wildcards → a whole-name regular expression. */
+function armPattern(p: string): RegExp {
+  return new RegExp(`^${p.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/** The planned runs of the arms matching any pattern (all runs without patterns); a pattern matching no arm is an error. */
+export function selectArms<R extends { arm: string }>(plan: readonly R[], patterns: readonly string[] | null, experiment: Experiment): R[] {
+  if (!patterns?.length) return [...plan];
+  const res = patterns.map(armPattern);
+  patterns.forEach((p, i) => {
+    if (!plan.some((r) => res[i]!.test(r.arm))) {
+      const names = [...new Set(plan.map((r) => r.arm))];
+      throw new ExperimentError(`--arms: "${p}" matches no arm of ${experiment.name} (arms: ${names.join(', ')})`);
+    }
+  });
+  return plan.filter((r) => res.some((re) => re.test(r.arm)));
+}
+
 /** Runs an experiment (or this process's share of it) and, unless a worker, aggregates and reports. */
 export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
   const plan = planExperiment(o.experiment);
-  const mine = o.shard ? plan.filter((r) => r.index % o.shard!.count === o.shard!.index) : plan;
+  const selected = selectArms(plan, o.arms ?? null, o.experiment);
+  const mine = o.shard ? selected.filter((r) => r.index % o.shard!.count === o.shard!.index) : selected;
   const board: BoardSink = o.board ?? (o.worker && process.send ? new IpcBoard((m) => process.send!(m)) : new ProgressBoard());
   const log = o.log ?? ((s: string) => board.log(s));
-  if (!o.worker) prepareDir(o.dir, o.experiment, o.text, { resume: o.resume, shard: o.shard });
+  if (!o.worker) prepareDir(o.dir, o.experiment, o.text, { resume: o.resume, shard: o.shard ?? (o.arms?.length ? { index: 0, count: 1 } : null) });
   const done = mine.filter((r) => existsSync(resultPath(o.dir, r))).length;
   if (!o.worker) {
     log(
       `experiment ${o.experiment.name}: ${plan.length} runs (${o.experiment.arms.length} arms × ${Math.max(1, plan.length / o.experiment.arms.length / o.experiment.seeds.length).toFixed(0)} sweep points × ${o.experiment.seeds.length} seeds` +
-        `${o.shard ? `; shard ${o.shard.index}/${o.shard.count}: ${mine.length}` : ''}), ${done} already finished; directory ${o.dir}`,
+        `${o.arms?.length ? `; arms ${o.arms.join(' ')}: ${selected.length}` : ''}${o.shard ? `; shard ${o.shard.index}/${o.shard.count}: ${mine.length}` : ''}), ${done} already finished; directory ${o.dir}`,
     );
   }
   let failed: RunnerResult['failed'];

@@ -1,6 +1,7 @@
 // Experiment files (src/experiments/schema.ts): validation with field paths, sweep expansion and
 // naming, per-arm overrides, the presets.
 import { describe, expect, it } from 'vitest';
+import { selectArms } from '../../src/experiments/runner.ts';
 import { armDirName, ExperimentError, loadExperiment, parseExperiment, planExperiment } from '../../src/experiments/schema.ts';
 
 const BASE = `
@@ -122,5 +123,18 @@ arms:
     const paper = planExperiment(loadExperiment('paper').experiment);
     expect(new Set(paper.map((r) => r.task))).toEqual(new Set(['condattendstream_30', 'additionstream_10', 'multiplication_5']));
     expect(() => loadExperiment('nope')).toThrow(/not a preset \(presets: quick, paper\)/);
+  });
+
+  it('--arms selects runs by arm name with * wildcards, and names the arms when a pattern matches none', () => {
+    const { experiment } = loadExperiment('paper');
+    const plan = planExperiment(experiment);
+    const needle = selectArms(plan, ['needle-*'], experiment);
+    expect(needle.length).toBe(9); // 3 arms × 3 seeds
+    expect(new Set(needle.map((r) => r.arm))).toEqual(new Set(['needle-none', 'needle-dyck', 'needle-dyck-shuffled']));
+    const two = selectArms(plan, ['needle-none', 'addition-eca'], experiment);
+    expect(two.length).toBe(6);
+    expect(new Set(two.map((r) => r.arm))).toEqual(new Set(['needle-none', 'addition-eca']));
+    expect(selectArms(plan, null, experiment).length).toBe(plan.length);
+    expect(() => selectArms(plan, ['needle.dyck'], experiment)).toThrow(/"needle\.dyck" matches no arm of paper \(arms: needle-none, /);
   });
 });
