@@ -634,14 +634,28 @@ const MASK_LOAD = /* wgsl */ `var ml = 1.0;
  * zc_k and refreshed when j0 reaches a multiple of 4 (keys are visited in order from 0).
  */
 function dropBlock(RB: number, R: number): string {
-  return rep(
-    R,
-    (k) =>
-      RB >= 4
-        ? rep(RB / 4, (g) => `let zz${g}_${k} = drop_keep4(bh * P.T + rc_${k}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t}_${k} = zz${g}_${k}[${t}];`, ' ')}`, '\n    ')
-        : `if ((j0 & 3u) == 0u) { zc_${k} = drop_keep4(bh * P.T + rc_${k}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u}_${k} = zc_${k}[(j0 + ${u}u) & 3u];`, ' ')}`,
-    '\n    ',
-  );
+  return rep(R, (k) => dropRow(RB, k), '\n    ');
+}
+function dropRow(RB: number, k: number): string {
+  return RB >= 4
+    ? rep(RB / 4, (g) => `let zz${g}_${k} = drop_keep4(bh * P.T + rc_${k}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t}_${k} = zz${g}_${k}[${t}];`, ' ')}`, '\n    ')
+    : `if ((j0 & 3u) == 0u) { zc_${k} = drop_keep4(bh * P.T + rc_${k}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u}_${k} = zc_${k}[(j0 + ${u}u) & 3u];`, ' ')}`;
+}
+
+/**
+ * WGSL: the condition under which row group k (the lane rows r_k = r0 + ρ + k·RB of every lane) has
+ * work in the key block j0..j0+RB−1 (forward, dq: some key j ≤ some row) or the query block
+ * i0..i0+RB−1 (dkv: some query i ≥ some key row), and the group is not past the last row. It is
+ * uniform over the subgroup (j0, i0, r0 and T are), so on lavapipe the skipped blocks cost a branch
+ * instead of the whole block under a zero mask: with R rows per lane and a causal mask, a
+ * workgroup's later row groups skip the key blocks past their rows (at T = 61, R = 4 about a
+ * quarter of the (row, key) pairs the kernel would otherwise visit). "true" where it always holds.
+ */
+function groupLive(RB: number, R: number, k: number, side: 'q' | 'kv'): string {
+  const c: string[] = [];
+  if (R > 1) c.push(side === 'q' ? `j0 <= r0 + ${k * RB}u` : `i0 >= r0 + ${k * RB}u`);
+  if (k > 0) c.push(`r0 + ${k * RB}u < P.T`);
+  return c.length ? c.join(' && ') : 'true';
 }
 
 /**
@@ -696,11 +710,12 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`), '\n    ')}
-#if ${o.dropout}
+#if ${o.dropout && RB < 4}
     ${dropBlock(RB, R)}
 #endif
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'q')}) {
+      ${o.dropout && RB >= 4 ? dropRow(RB, k) : ''}
       ${keys((u) => `let ok${u} = mu${u} && j0 + ${u}u <= r_${k}; let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, 0.0)`)}.x, ok${u});`, '\n      ')}
       let mn = max(m_${k}, ${maxOf(Array.from({ length: RB }, (_, u) => `s${u}`))});
       let al = exp(m_${k} - mn);
@@ -778,11 +793,12 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u}); let v${u}_${c} = subgroupShuffle(vl${c}, src${u});`), '\n    ')}
-#if ${o.dropout}
+#if ${o.dropout && RB < 4}
     ${dropBlock(RB, R)}
 #endif
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'q')}) {
+      ${o.dropout && RB >= 4 ? dropRow(RB, k) : ''}
       ${keys(
         (u) =>
           `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, ${vecs((c) => `dot(g${c}_${k}, v${u}_${c})`, ' + ')})`)}; ` +
@@ -875,7 +891,7 @@ ${sgPrologue(o, nvc)}
       '\n    ',
     )}
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
       ${qrows(
         (u) =>
           `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')})`)}; ` +

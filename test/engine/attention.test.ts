@@ -270,6 +270,29 @@ describe('attention dropout', () => {
     checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3, dropout: dr }, mask3), qkv3, dy3, s3, mask3, Z3);
   });
 
+  it('sg at hd 4 and the needle buckets’ T (21, 39, 61): default rows per lane and 8 (row groups that skip key blocks, groups past T), with padding and dropout', async (ctx) => {
+    const e = await engine();
+    ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
+    const dr = { p: 0.2, seed: 31, step: 4, stream: 2 };
+    for (const [ci, T] of [21, 39, 61].entries()) {
+      const st: Shape = { B: 3, T, H: 4, hd: 4 };
+      const dd = st.H * st.hd;
+      const q = randArray(st.B * st.T * 3 * dd, 560 + ci, -2, 2);
+      const g = randArray(st.B * st.T * dd, 570 + ci, -1, 1);
+      const mask = makeMask(st.B, st.T, 580 + ci, true);
+      const Z = dropoutFactors(st.B, st.H, st.T, dr);
+      for (const rowsPerLane of [undefined, 8])
+        for (const [m, drop] of [[undefined, undefined], [mask, undefined], [mask, dr]] as const) {
+          const o: AttentionOptions = { variant: 'sg', ...(rowsPerLane ? { rowsPerLane } : {}), ...(drop ? { dropout: drop } : {}) };
+          try {
+            checkAgainstRef(await runGpu(e, q, g, st, o, m), q, g, st, m, drop ? Z : undefined);
+          } catch (err) {
+            throw new Error(`T ${T} rowsPerLane ${rowsPerLane ?? 'default'} mask ${!!m} dropout ${!!drop}: ${(err as Error).message}`);
+          }
+        }
+    }
+  });
+
   it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async (ctx) => {
     const e = await engine();
     ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
