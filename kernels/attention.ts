@@ -39,6 +39,9 @@
  *              loaded once, one row per lane, and handed to the other lanes with subgroupShuffle —
  *              on lavapipe a load inside a loop costs several times a shuffle (one vpermd); see
  *              docs/performance.md, roofline section.
+ *              `backwardFusedSg`: dq, dk and dv in one kernel for rows of T ≤ 8R (one workgroup per
+ *              (b, h)), each pair's probability computed once; no op dispatches it yet (see its
+ *              comment and docs/performance.md, downstream step).
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { PHILOX_WGSL } from './random.ts';
@@ -634,14 +637,28 @@ const MASK_LOAD = /* wgsl */ `var ml = 1.0;
  * zc_k and refreshed when j0 reaches a multiple of 4 (keys are visited in order from 0).
  */
 function dropBlock(RB: number, R: number): string {
-  return rep(
-    R,
-    (k) =>
-      RB >= 4
-        ? rep(RB / 4, (g) => `let zz${g}_${k} = drop_keep4(bh * P.T + rc_${k}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t}_${k} = zz${g}_${k}[${t}];`, ' ')}`, '\n    ')
-        : `if ((j0 & 3u) == 0u) { zc_${k} = drop_keep4(bh * P.T + rc_${k}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u}_${k} = zc_${k}[(j0 + ${u}u) & 3u];`, ' ')}`,
-    '\n    ',
-  );
+  return rep(R, (k) => dropRow(RB, k), '\n    ');
+}
+function dropRow(RB: number, k: number): string {
+  return RB >= 4
+    ? rep(RB / 4, (g) => `let zz${g}_${k} = drop_keep4(bh * P.T + rc_${k}, (j0 >> 2u) + ${g}u); ${rep(4, (t) => `let z${4 * g + t}_${k} = zz${g}_${k}[${t}];`, ' ')}`, '\n    ')
+    : `if ((j0 & 3u) == 0u) { zc_${k} = drop_keep4(bh * P.T + rc_${k}, j0 >> 2u); }\n    ${rep(RB, (u) => `let z${u}_${k} = zc_${k}[(j0 + ${u}u) & 3u];`, ' ')}`;
+}
+
+/**
+ * WGSL: the condition under which row group k (the lane rows r_k = r0 + ρ + k·RB of every lane) has
+ * work in the key block j0..j0+RB−1 (forward, dq: some key j ≤ some row) or the query block
+ * i0..i0+RB−1 (dkv: some query i ≥ some key row), and the group is not past the last row. It is
+ * uniform over the subgroup (j0, i0, r0 and T are), so on lavapipe the skipped blocks cost a branch
+ * instead of the whole block under a zero mask: with R rows per lane and a causal mask, a
+ * workgroup's later row groups skip the key blocks past their rows (at T = 61, R = 4 about a
+ * quarter of the (row, key) pairs the kernel would otherwise visit). "true" where it always holds.
+ */
+function groupLive(RB: number, R: number, k: number, side: 'q' | 'kv'): string {
+  const c: string[] = [];
+  if (R > 1) c.push(side === 'q' ? `j0 <= r0 + ${k * RB}u` : `i0 >= r0 + ${k * RB}u`);
+  if (k > 0) c.push(`r0 + ${k * RB}u < P.T`);
+  return c.length ? c.join(' && ') : 'true';
 }
 
 /**
@@ -696,11 +713,12 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u});`), '\n    ')}
-#if ${o.dropout}
+#if ${o.dropout && RB < 4}
     ${dropBlock(RB, R)}
 #endif
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'q')}) {
+      ${o.dropout && RB >= 4 ? dropRow(RB, k) : ''}
       ${keys((u) => `let ok${u} = mu${u} && j0 + ${u}u <= r_${k}; let s${u} = select(${NEG}, ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, 0.0)`)}.x, ok${u});`, '\n      ')}
       let mn = max(m_${k}, ${maxOf(Array.from({ length: RB }, (_, u) => `s${u}`))});
       let al = exp(m_${k} - mn);
@@ -778,11 +796,12 @@ ${sgPrologue(o, nvc)}
     ${MASK_LOAD}
     ${keys((u) => `let src${u} = ${u * C}u + hc; let mu${u} = subgroupShuffle(ml, src${u}) > 0.5;`, '\n    ')}
     ${keys((u) => vecs((c) => `let k${u}_${c} = subgroupShuffle(kl${c}, src${u}); let v${u}_${c} = subgroupShuffle(vl${c}, src${u});`), '\n    ')}
-#if ${o.dropout}
+#if ${o.dropout && RB < 4}
     ${dropBlock(RB, R)}
 #endif
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'q')}) {
+      ${o.dropout && RB >= 4 ? dropRow(RB, k) : ''}
       ${keys(
         (u) =>
           `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(q${c}_${k}, k${u}_${c})`, ' + ')}, ${vecs((c) => `dot(g${c}_${k}, v${u}_${c})`, ' + ')})`)}; ` +
@@ -875,7 +894,7 @@ ${sgPrologue(o, nvc)}
       '\n    ',
     )}
     ${rows(
-      (k) => /* wgsl */ `{
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
       ${qrows(
         (u) =>
           `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')})`)}; ` +
@@ -888,6 +907,133 @@ ${sgPrologue(o, nvc)}
       ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
     }`,
     )}
+  }
+  ${rows(
+    (k) => /* wgsl */ `if (r_${k} < P.T) {
+    ${vecs((c) => `dqkv[ko_${k} + ${c}u] = dk${c}_${k} * P.scale;`)}
+    ${vecs((c) => `dqkv[vo_${k} + ${c}u] = dv${c}_${k};`)}
+  }`,
+    '\n  ',
+  )}
+}`,
+  });
+});
+
+/**
+ * Backward, fused dq + dk + dv for short rows (T ≤ 8R with subgroups of 8, one workgroup per (b, h)):
+ * lane ρ owns the key rows ρ + 8k, k < R (k·scale, v, dk, dv as in the dkv kernel), and the query
+ * rows go in blocks of 8, lane ρ loading query row i0 + ρ (q, dY, Y, lse; D_i = dY_i·Y_i computed
+ * there) and the others fetching it by shuffle, as in the dkv kernel. Every (query, key) pair's
+ * probability and ds are computed once instead of once in each of the dq and dkv kernels; each lane
+ * adds ds·k of its keys into 8 partial dq rows (one per query of the block), which a three-stage
+ * transposing butterfly (shuffle-xor 4, 2, 1; fixed order, so deterministic) sums over the lanes,
+ * leaving query i0 + ρ's dq in lane ρ. Row groups without causal work in a block are skipped
+ * (`groupLive`). Writes every slot of dqkv (q, k and v); no D output. The dq sums run in another
+ * order than the dq kernel's, so the results equal it to rounding, not bitwise.
+ */
+export const backwardFusedSg = memo((o: SubgroupOptions): KernelSpec => {
+  const nvc = checkSg(o);
+  if (o.split !== 1 || o.sg !== 8) throw new Error('attention: the fused backward needs split 1 and subgroups of 8');
+  const RB = 8;
+  const R = o.rowsPerLane;
+  const groups = 2 * R; // Philox calls (4 keys each) covering the workgroup's 8R keys
+  const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
+  const qrows = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
+  const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
+  const zOf = (u: number, k: number): string => {
+    let e = `zs${u}_0`;
+    for (let g = 1; g < groups; g++) e = `select(${e}, zs${u}_${g}, zg_${k} == ${g}u)`;
+    return `${e}[r_${k} & 3u]`;
+  };
+  // Transposing butterfly: values x{u}_{c}, u < 8 → lane ρ ends with Σ over lanes of x{ρ}_{c}.
+  const butterfly = (): string => {
+    const out: string[] = [];
+    let names = Array.from({ length: 8 }, (_, u) => `pq${u}`);
+    for (const [m, bit] of [
+      [4, 'b2'],
+      [2, 'b1'],
+      [1, 'b0'],
+    ] as const) {
+      const half = names.length / 2;
+      const next: string[] = [];
+      for (let u = 0; u < half; u++) {
+        const lo = names[u]!;
+        const hi = names[u + half]!;
+        const n = `t${m}_${u}`;
+        out.push(vecs((c) => `let ${n}_${c} = select(${lo}_${c}, ${hi}_${c}, ${bit}) + subgroupShuffleXor(select(${hi}_${c}, ${lo}_${c}, ${bit}), ${m}u);`));
+        next.push(n);
+      }
+      names = next;
+    }
+    return out.join('\n    ') + `\n    ${vecs((c) => `let dqr_${c} = ${names[0]}_${c};`)}`;
+  };
+  return kernel({
+    name: sgName('bwd.fused', o),
+    bindings: [
+      o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('y', 'array<vec4<f32>>'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
+    workgroupSize: [o.sg, 1, 1],
+    requires: ['subgroups'],
+    body: wgsl`
+#if ${o.dropout}
+${DROPOUT_WGSL}
+#endif
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${sgPrologue(o, nvc)}
+  let b2 = (lid.x & 4u) != 0u; let b1 = (lid.x & 2u) != 0u; let b0 = (lid.x & 1u) != 0u;
+  ${rows(
+    (k) =>
+      `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
+      `${vecs((c) => `let k${c}_${k} = ${qkvAt(o, 'kcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let v${c}_${k} = ${qkvAt(o, 'vcol', `rc_${k}`, c)};`)} ` +
+      `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
+      `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = r_${k} >> 2u;`,
+    '\n  ',
+  )}
+  for (var i0 = 0u; i0 < P.T; i0 = i0 + ${RB}u) {
+    let il = min(i0 + rho, tm1);            // the query row this lane loads
+    let qo = qcol + il * rs;
+    let yo = ycol + il * P.d4;
+    ${vecs((c) => `let ql${c} = ${qkvAt(o, 'qcol', 'il', c)};`)}
+    ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
+    let Ll = lse[bh * P.T + il];
+    let Dl = ${vecs((c) => `dot(gl${c}, y[yo + ${c}u])`, ' + ')};
+#if ${o.dropout}
+    ${rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, ${g}u);`, ' ')}
+#endif
+    ${qrows(
+      (u) =>
+        `${vecs((c) => `let q${u}_${c} = subgroupShuffle(ql${c}, ${u}u); let g${u}_${c} = subgroupShuffle(gl${c}, ${u}u);`)} ` +
+        `let L${u} = subgroupShuffle(Ll, ${u}u); let D${u} = subgroupShuffle(Dl, ${u}u); let iok${u} = i0 + ${u}u < P.T; ` +
+        `${vecs((c) => `var pq${u}_${c} = vec4<f32>(0.0);`)}` +
+        (o.dropout ? ` ${rep(groups, (g) => `let zs${u}_${g} = subgroupShuffle(zl${g}, ${u}u);`, ' ')}` : ''),
+      '\n    ',
+    )}
+    ${rows(
+      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
+      ${qrows(
+        (u) =>
+          `let sd${u} = vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')}); ` +
+          (o.dropout ? `let z${u} = ${zOf(u, k)}; ` : '') +
+          `let p${u} = select(0.0, exp(sd${u}.x - L${u}), iok${u} && keyOk_${k} && i0 + ${u}u >= r_${k}); ` +
+          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - D${u}); let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
+        '\n      ',
+      )}
+      ${vecs((c) => `dv${c}_${k} = dv${c}_${k} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n      ')}
+      ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
+      ${qrows((u) => vecs((c) => `pq${u}_${c} = pq${u}_${c} + ds${u} * k${c}_${k};`), '\n      ')}
+    }`,
+    )}
+    ${butterfly()}
+    if (i0 + rho < P.T) {
+      ${vecs((c) => `dqkv[qo + ${c}u] = dqr_${c};`)}
+    }
   }
   ${rows(
     (k) => /* wgsl */ `if (r_${k} < P.T) {

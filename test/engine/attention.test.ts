@@ -13,7 +13,9 @@ import {
   causalSelfAttention,
   type AttentionOptions,
 } from '../../engine/ops/attention.ts';
+import { TEX_SLOT, toTexture } from '../../engine/ops/common.ts';
 import type { Tensor } from '../../engine/tensor.ts';
+import * as K from '../../kernels/attention.ts';
 import { poison, randArray, relErr, rng, useEngine } from '../helpers/gpu.ts';
 import { dropoutFactors, philox4x32, refBackward, refForward, type Shape } from '../reference/attention.ts';
 
@@ -268,6 +270,70 @@ describe('attention dropout', () => {
     checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3 }, mask3), qkv3, dy3, s3, mask3);
     const Z3 = dropoutFactors(s3.B, s3.H, s3.T, dr);
     checkAgainstRef(await runGpu(e, qkv3, dy3, s3, { variant: 'sg', rowsPerLane: 3, dropout: dr }, mask3), qkv3, dy3, s3, mask3, Z3);
+  });
+
+  it('sg at hd 4 and the needle buckets’ T (21, 39, 61): default rows per lane and 8 (row groups that skip key blocks, groups past T), with padding and dropout', async (ctx) => {
+    const e = await engine();
+    ctx.skip(!availableAttentionVariants(e).includes('sg'), 'the sg variant needs the subgroups feature, which this adapter lacks');
+    const dr = { p: 0.2, seed: 31, step: 4, stream: 2 };
+    for (const [ci, T] of [21, 39, 61].entries()) {
+      const st: Shape = { B: 3, T, H: 4, hd: 4 };
+      const dd = st.H * st.hd;
+      const q = randArray(st.B * st.T * 3 * dd, 560 + ci, -2, 2);
+      const g = randArray(st.B * st.T * dd, 570 + ci, -1, 1);
+      const mask = makeMask(st.B, st.T, 580 + ci, true);
+      const Z = dropoutFactors(st.B, st.H, st.T, dr);
+      for (const rowsPerLane of [undefined, 8])
+        for (const [m, drop] of [[undefined, undefined], [mask, undefined], [mask, dr]] as const) {
+          const o: AttentionOptions = { variant: 'sg', ...(rowsPerLane ? { rowsPerLane } : {}), ...(drop ? { dropout: drop } : {}) };
+          try {
+            checkAgainstRef(await runGpu(e, q, g, st, o, m), q, g, st, m, drop ? Z : undefined);
+          } catch (err) {
+            throw new Error(`T ${T} rowsPerLane ${rowsPerLane ?? 'default'} mask ${!!m} dropout ${!!drop}: ${(err as Error).message}`);
+          }
+        }
+    }
+  });
+
+  it('sg fused backward (one workgroup per (b, h), T ≤ 8R; dispatched directly, no op picks it yet): hd 4 and 8 at T 21/39/61, with padding and dropout, texture path bitwise equal', async (ctx) => {
+    const e = await engine();
+    ctx.skip(!availableAttentionVariants(e).includes('sg') || e.device.info.subgroupMinSize !== 8 || e.device.info.subgroupMaxSize !== 8, 'needs subgroups of exactly 8');
+    const dr = { p: 0.2, seed: 41, step: 6, stream: 1 };
+    const fusedGrad = async (q: Float32Array, g: Float32Array, st: Shape, m: Float32Array | undefined, drop: typeof dr | undefined, useTex: boolean, R: number): Promise<Float32Array> => {
+      const { B, T, H, hd } = st;
+      const d = H * hd;
+      const qkv = e.tensor(q, [B, T, 3 * d]);
+      const dy = e.tensor(g, [B, T, d]);
+      const mask = m ? e.tensor(m, [B, T]) : undefined;
+      const o: AttentionOptions = { variant: 'sg', keyPadMask: mask, ...(drop ? { dropout: drop } : {}) };
+      const { y, lse } = attentionForward(qkv, H, o);
+      const dqkv = e.empty([B, T, 3 * d]);
+      poison(e, dqkv);
+      const src = useTex ? toTexture(e, qkv, 3 * d, B * T, TEX_SLOT.qkv) : qkv;
+      const u: Record<string, number> = { T, H, d4: d / 4, BH: B * H, scale: 1 / Math.sqrt(hd), useMask: mask ? 1 : 0 };
+      if (drop) Object.assign(u, { seed: drop.seed, step: drop.step, stream: drop.stream, p: drop.p, keepScale: 1 / (1 - drop.p) });
+      const spec = K.backwardFusedSg({ hd, sg: 8, split: 1, rowsPerLane: R, dropout: !!drop, tex: useTex });
+      e.dispatch(spec, [src, mask ?? qkv, y, dy, lse, dqkv], u, [1, B * H, 1]);
+      const out = (await dqkv.read()) as Float32Array;
+      for (const t of [qkv, dy, y, lse, dqkv, ...(mask ? [mask] : [])]) t.dispose();
+      return out;
+    };
+    for (const [ci, [T, hd, H]] of ([[21, 4, 4], [39, 4, 16], [61, 4, 4], [39, 8, 2], [61, 8, 2]] as const).entries()) {
+      const st: Shape = { B: 3, T, H, hd };
+      const dd = H * hd;
+      const q = randArray(st.B * T * 3 * dd, 600 + ci, -2, 2);
+      const g = randArray(st.B * T * dd, 610 + ci, -1, 1);
+      const mask = makeMask(st.B, T, 620 + ci, true);
+      const Z = dropoutFactors(st.B, H, T, dr);
+      const R = Math.ceil(T / 8);
+      for (const [m, drop] of [[undefined, undefined], [mask, undefined], [mask, dr]] as const) {
+        const got = await fusedGrad(q, g, st, m, drop, false, R);
+        const what = `T ${T} hd ${hd} mask ${!!m} dropout ${!!drop}`;
+        expect(relErr(got, refBackward(q, g, st, m, drop ? Z : undefined)), what).toBeLessThanOrEqual(1e-4);
+        if (3 * dd === 192) expect(await fusedGrad(q, g, st, m, drop, true, R), `${what} tex`).toEqual(got);
+        if (T === 39 && hd === 4) expect(await fusedGrad(q, g, st, m, drop, false, 8), `${what} R 8`).toEqual(got);
+      }
+    }
   });
 
   it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async (ctx) => {
