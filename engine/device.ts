@@ -10,6 +10,7 @@
  *   and device loss into a `DeviceLostError` with the reason.
  */
 import { create, globals } from 'webgpu';
+import { planFor, type KernelPlan } from './plan.ts';
 import { gpuWait } from './wait.ts';
 
 // Dawn's Node bindings export the WebGPU globals (GPUBufferUsage, GPUMapMode, ...); code that
@@ -66,7 +67,8 @@ export interface DeviceOptions {
    * Choose kernels and plans as for this kind of adapter instead of the one found (env
    * KINDLING_PLAN_AS=hardware|software): lets the CPU-only test machine run the GPU code paths
    * (shared-memory tiles, split-K, the GPU reduction plans and attention kernels) end to end.
-   * Changes choices only, never results' meaning; `info.software` reports the plan.
+   * Changes choices only, never results' meaning; `plan.kind` reports the plan, `info.software`
+   * still the adapter (engine/plan.ts).
    */
   planAs?: 'hardware' | 'software';
 }
@@ -185,6 +187,8 @@ export class Device {
     readonly gpu: GPUDevice,
     readonly adapter: GPUAdapter,
     readonly info: AdapterSummary,
+    /** Every kernel choice the ops make on this device (engine/plan.ts). */
+    readonly plan: KernelPlan,
   ) {
     const l = gpu.limits as unknown as Record<string, number>;
     const limits = {} as Record<string, number>;
@@ -241,17 +245,20 @@ export class Device {
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'kindling' });
     const backendName = backend ?? (process.platform === 'darwin' ? 'metal' : process.platform === 'win32' ? 'd3d12' : 'vulkan');
     const info = summarise(adapter, backendName);
-    const planAs = opts.planAs ?? process.env.KINDLING_PLAN_AS;
-    if (planAs === 'hardware' || planAs === 'software') info.software = planAs === 'software';
-    else if (planAs) throw new Error(`KINDLING_PLAN_AS / planAs must be "hardware" or "software", got "${planAs}"`);
-    return new Device(gpu, adapter, info);
+    const planAs = (opts.planAs ?? process.env.KINDLING_PLAN_AS) as KernelPlan['kind'] | undefined;
+    if (planAs && planAs !== 'hardware' && planAs !== 'software')
+      throw new Error(`KINDLING_PLAN_AS / planAs must be "hardware" or "software", got "${planAs}"`);
+    const features = new Set([...gpu.features] as string[]);
+    const plan = planFor(info, gpu.limits, features, { ...(planAs ? { planAs } : {}), textures: process.env.KINDLING_MATMUL_TEXTURE !== '0' });
+    return new Device(gpu, adapter, info, plan);
   }
 
-  /** One line: vendor, architecture, description, software or hardware, backend. */
+  /** One line: vendor, architecture, description, software or hardware, backend (and the plan where it differs). */
   describe(): string {
     const i = this.info;
     const name = [i.description || i.device, i.vendor && `vendor ${i.vendor}`, i.architecture && `arch ${i.architecture}`].filter(Boolean).join(', ');
-    return `${name} [${i.software ? 'software' : 'hardware'}, ${i.backend}]`;
+    const kind = i.software ? 'software' : 'hardware';
+    return `${name} [${kind}, ${i.backend}${this.plan.kind !== kind ? `, ${this.plan.kind} plan` : ''}]`;
   }
 
   hasFeature(f: string): boolean {

@@ -16,6 +16,7 @@ import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
 import { Tensor, type AnyTypedArray, type DType, numelOf } from './tensor.ts';
+import type { KernelPlan } from './plan.ts';
 import { gpuWait, spinOnHardware } from './wait.ts';
 
 /**
@@ -96,7 +97,13 @@ export class Engine {
     this.pool = new BufferPool(device);
     this.profiler = new Profiler(this);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
-    if (!device.info.software) spinOnHardware();
+    // Waits follow the adapter, not the plan (KernelPlan.wait): a software adapter shares the cores.
+    if (device.plan.wait.spin) spinOnHardware();
+  }
+
+  /** Every kernel choice of this engine's ops (engine/plan.ts; the device's plan). */
+  get plan(): KernelPlan {
+    return this.device.plan;
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Engine> {

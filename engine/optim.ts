@@ -46,8 +46,8 @@ export interface AdamWOptions {
   /** Items per invocation of the AdamW kernel (default 1, see `defaultUnroll`). */
   unroll?: number;
   /**
-   * Most workgroups the norm's first stage uses per chunk (default: 64 on software adapters, where
-   * fewer groups measured faster, see docs/kernels/adamw.md; 1024 otherwise).
+   * Most workgroups the norm's first stage uses per chunk (default `plan.adamw.normGroups`: 64 on
+   * the software plan, where fewer groups measured faster, see docs/kernels/adamw.md; 1024 otherwise).
    */
   normGroups?: number;
 }
@@ -78,8 +78,8 @@ export type AdamWStateInput = Partial<Omit<AdamWState, 'lastLr'>> & { step: numb
  * AdamW kernel items per invocation used when not given. 1 everywhere: on lavapipe, unrolling the
  * strided loop measured slower (docs/kernels/adamw.md); GPUs want one item per invocation anyway.
  */
-export function defaultUnroll(_engine: Engine): number {
-  return 1;
+export function defaultUnroll(engine: Engine): number {
+  return engine.plan.adamw.unroll;
 }
 
 export class AdamW {
@@ -124,7 +124,7 @@ export class AdamW {
       if (!(x >= 0 && x < 1)) throw new Error(`AdamW: ${k} must be in [0, 1), got ${x}`);
     if (!(this.eps >= 0)) throw new Error(`AdamW: eps must be >= 0, got ${this.eps}`);
 
-    const maxGroups = opts.normGroups ?? (this.engine.device.info.software ? 64 : 1024);
+    const maxGroups = opts.normGroups ?? this.engine.plan.adamw.normGroups;
     let base = 0;
     for (let c = 0; c < store.chunks; c++) {
       const groups = normGroups(store.chunkElements(c) / 4, maxGroups);

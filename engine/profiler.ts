@@ -5,6 +5,7 @@
  *   ...record and flush one or more steps...
  *   const p = await engine.profiler.stop();
  *   console.log(p.table());                 // per-kernel: calls, ms, share, GFLOP/s, GB/s
+ *   console.log(engine.profiler.describePlan()); // the kernel plan those kernels were chosen by
  *   writeFileSync('trace.json', p.chromeTrace()); // open in https://ui.perfetto.dev
  *
  * While active, every dispatch runs in its own compute pass with beginning/end timestamps (the only
@@ -12,6 +13,7 @@
  * times, not wall-clock.
  */
 import type { DispatchCost, Engine } from './engine.ts';
+import { describePlan } from './plan.ts';
 import { gpuWait } from './wait.ts';
 
 export interface DispatchTiming {
@@ -97,6 +99,14 @@ export class Profiler {
   private timings: { kernel: string; t0: bigint; t1: bigint; cost: DispatchCost }[] = [];
 
   constructor(private readonly engine: Engine) {}
+
+  /**
+   * The engine's kernel plan as text (engine/plan.ts): which variants the ops choose from, so a
+   * profile's kernel names can be read against it. Needs no profiling session.
+   */
+  describePlan(): string {
+    return describePlan(this.engine.plan);
+  }
 
   /** Whether timestamp queries are available on this device. */
   get supported(): boolean {

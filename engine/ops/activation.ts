@@ -47,8 +47,9 @@ function biasForward(x: Tensor, b: Tensor, withGelu: boolean, op: string): Tenso
   const y = e.empty(x.shape, 'f32', `${op}.y`);
   const v4 = cols % 4 === 0 && vec4able(x.numel, x, b, y);
   const cw = v4 ? cols / 4 : cols;
-  // Columns on x; rows split over at most 65535 (GPU) or 256 (lavapipe: fewer, longer invocations) on y.
-  const yGroups = Math.max(1, Math.min(rows, e.device.info.software ? 256 : 65535));
+  // Columns on x; rows split over at most plan.activation.maxRowGroups on y (65535 on the hardware
+  // plan, 256 on the software one: fewer, longer invocations).
+  const yGroups = Math.max(1, Math.min(rows, e.plan.activation.maxRowGroups));
   e.dispatch(K.biasForward({ vec4: v4, gelu: withGelu }), [x, b, y], { rows, cols: cw }, [Math.ceil(cw / K.ACT_COL_WG), yGroups, 1], {
     flops: (withGelu ? GELU_FLOPS + 1 : 1) * x.numel,
     bytes: 8 * x.numel + 4 * cols,

@@ -13,7 +13,7 @@
 import * as K from '../../kernels/attention.ts';
 import type { DispatchCost, Engine, TextureBinding } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, grid1d, TEX_SLOT, textureFits, toTexture, useTextures, vec4able } from './common.ts';
+import { engineOf, expectDtype, grid1d, TEX_SLOT, textureFits, toTexture, vec4able } from './common.ts';
 
 export type AttentionVariant = 'auto' | 'ref' | 'row' | 'tiled' | 'sg';
 
@@ -31,7 +31,7 @@ export interface AttentionOptions {
   /** f32 [B, T]: 1 = attend to this key, 0 = padded key (never attended to). */
   keyPadMask?: Tensor;
   dropout?: AttentionDropout;
-  /** Kernel variant; 'auto' picks per adapter and head dim. */
+  /** Kernel variant; 'auto' takes the engine plan's choice for the head dim and pass. */
   variant?: AttentionVariant;
   /** Rows per workgroup for the row/tiled variants (a multiple of 4). */
   wg?: number;
@@ -41,7 +41,7 @@ export interface AttentionOptions {
   split?: number;
   /** sg variant without split: rows per lane; default by hd. */
   rowsPerLane?: number;
-  /** sg variant: read qkv through a texture (default: on software adapters when it fits). */
+  /** sg variant: read qkv through a texture (default: `plan.attention.textures`, when it fits). */
   tex?: boolean;
 }
 
@@ -66,28 +66,12 @@ interface Plan {
 /** Default rows per workgroup, measured on lavapipe (row) / the usual GPU choice (tiled). */
 const ROW_WG = 16;
 const TILED_WG = 64;
-/** Largest head dim for which 'auto' picks the row variant on a software adapter without subgroups. */
-const ROW_MAX_HD = 32;
+export { HW_SG_BACKWARD_MIN_HD, ROW_MAX_HD } from '../plan.ts';
 
-/** The kernel variants this engine can run (sg needs the subgroups feature with a fixed size). */
+/** The kernel variants this engine can run (sg needs the subgroups feature with a fixed size): `plan.attention.runnable`. */
 export function availableAttentionVariants(e: Engine): Exclude<AttentionVariant, 'auto'>[] {
-  return subgroupSize(e) ? ['ref', 'row', 'tiled', 'sg'] : ['ref', 'row', 'tiled'];
+  return [...e.plan.attention.runnable];
 }
-
-/** The adapter's subgroup size when the subgroups feature is on and the size is fixed, else 0. */
-function subgroupSize(e: Engine): number {
-  const { subgroupMinSize: lo, subgroupMaxSize: hi } = e.device.info;
-  return e.device.hasFeature('subgroups') && lo > 0 && lo === hi ? lo : 0;
-}
-
-/**
- * Hardware adapters: the smallest head dim whose backward 'auto' runs on the sg kernels (split so a
- * lane holds 16 channels). Measured on an H200 at GPT-2 small's shape (hd 64): the sg split-4
- * backward beat every tiled wg × kb configuration, while the forward stays fastest tiled (numbers in
- * docs/performance.md, "On a real GPU", Attention). Not measured below hd 64 or with dropout, so
- * those keep the tiled kernels.
- */
-export const HW_SG_BACKWARD_MIN_HD = 64;
 
 function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[] = [], pass: 'fwd' | 'bwd' = 'fwd'): Plan {
   const e = engineOf(qkv, ...extra, ...(opts.keyPadMask ? [opts.keyPadMask] : []));
@@ -110,15 +94,9 @@ function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[
   }
   let variant = opts.variant ?? 'auto';
   const fastOk = hd % 4 === 0 && vec4able(4, qkv, ...extra);
-  const sgSize = subgroupSize(e);
-  if (variant === 'auto') {
-    // Hardware: tiled. lavapipe: sg; without subgroups, row — whose unrolled kernels its LLVM takes
-    // minutes to compile at large head dims, so those get the scalar ref kernels.
-    if (!fastOk) variant = 'ref';
-    else if (!e.device.info.software)
-      variant = pass === 'bwd' && sgSize && hd >= HW_SG_BACKWARD_MIN_HD && !(dropout && dropout.p > 0) && hd / 16 <= sgSize ? 'sg' : 'tiled';
-    else variant = sgSize ? 'sg' : hd <= ROW_MAX_HD ? 'row' : 'ref';
-  }
+  const sgSize = e.plan.attention.subgroupSize;
+  // 'auto': the plan's choice (engine/plan.ts, AttentionPlan.choose).
+  if (variant === 'auto') variant = e.plan.attention.choose(hd, pass, { fast: fastOk, dropout: !!(dropout && dropout.p > 0) });
   if (variant !== 'ref' && !fastOk) throw new Error(`causalSelfAttention: variant "${variant}" needs hd % 4 == 0 and 16-byte aligned tensors (hd = ${hd})`);
   if (variant === 'sg' && !sgSize) throw new Error('causalSelfAttention: variant "sg" needs the subgroups feature with a fixed subgroup size');
   const wg = variant === 'sg' ? sgSize : (opts.wg ?? (variant === 'tiled' ? TILED_WG : ROW_WG));
@@ -149,37 +127,16 @@ function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
   return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
 }
 
-/**
- * Lanes per row of the sg kernels: one up to hd = 32 (fastest), then enough that a lane holds at most
- * 32 channels of a row vector — splitting costs shuffles (slower than unsplit at hd 64) but keeps
- * lavapipe's compile time of the unrolled kernels to seconds instead of a minute (docs/performance.md).
- */
+/** Lanes per row of the sg kernels: `split`, else the plan's (`plan.attention.sgSplit`). */
 function sgSplit(p: Plan): number {
-  const nv = p.hd / 4;
-  let c = p.split ?? 1;
-  // Hardware: 4 vec4s (16 channels) per lane (H200, hd 64: split 4 beats 2, 8 and 16; see
-  // HW_SG_BACKWARD_MIN_HD); lavapipe: up to 8 vec4s per lane.
-  const perLane = p.e.device.info.software ? 8 : 4;
-  if (p.split === undefined) while (nv / c > perLane && nv % (2 * c) === 0 && 2 * c <= p.wg) c *= 2;
-  return c;
+  return p.split ?? p.e.plan.attention.sgSplit(p.hd, p.wg);
 }
 
-/**
- * Rows per lane of the sg kernels (only without split). A lane owns R query rows (forward, dq) or
- * key rows (dkv) 8 apart, so each loaded key (query) serves 8R rows. Measured on lavapipe (R = 2 → 4;
- * numbers in docs/performance.md, end-to-end step): 4 is faster for the forward at hd 32 and hd 4,
- * and for the backward at hd 4, but slower for the backward at hd 32 (its kernels hold more per
- * row). So the forward takes 4 and the backward 2, or 4 at hd ≤ 4; below 32 rows (a workgroup
- * covers 8R rows) 2 keeps the lanes busy.
- */
+/** Rows per lane of the sg kernels: 1 with split, else `rowsPerLane`, else the plan's (`plan.attention.sgRowsPerLane`). */
 function sgRowsPerLane(p: Plan, pass: 'fwd' | 'bwd'): number {
   if (sgSplit(p) > 1) return 1;
   if (p.rowsPerLane) return p.rowsPerLane;
-  // Tuned on lavapipe only; on an H200 the 4-rows backward with dropout at hd 4 failed to compile
-  // ("failed to validate local memory").
-  if (!p.e.device.info.software) return 1;
-  if (p.T < 32) return 2;
-  return pass === 'fwd' || p.hd <= 4 ? 4 : 2;
+  return p.e.plan.attention.sgRowsPerLane(p.T, p.hd, pass);
 }
 
 function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
@@ -187,15 +144,15 @@ function sgOpts(p: Plan, pass: 'fwd' | 'bwd'): K.SubgroupOptions {
 }
 
 /**
- * qkv as the sg kernels read it: through a texture of 3d/4 × B·T texels where textures are on (see
- * `useTextures`) and it fits (3d % 64 = 0, B·T ≤ the texture limit), else the buffer itself.
+ * qkv as the sg kernels read it: through a texture of 3d/4 × B·T texels where textures are on
+ * (`tex`, default `plan.attention.textures`) and it fits (3d % 64 = 0, B·T ≤ the texture limit), else the buffer itself.
  */
 function qkvSource(p: Plan, qkv: Tensor, opts: AttentionOptions): Tensor | TextureBinding {
   const rows = p.B * p.T;
   // Subgroups of 8 only: the path is measured and tested there (lavapipe's default 256-bit vectors);
   // with LP_NATIVE_VECTOR_WIDTH=512 (16 lanes) its results were wrong while the same kernels
   // reading the buffer were right.
-  if (p.variant !== 'sg' || p.wg !== 8 || !(opts.tex ?? useTextures(p.e)) || !textureFits(p.e, qkv, 3 * p.d, rows, 0, rows)) return qkv;
+  if (p.variant !== 'sg' || p.wg !== 8 || !(opts.tex ?? p.e.plan.attention.textures) || !textureFits(p.e, qkv, 3 * p.d, rows, 0, rows)) return qkv;
   return toTexture(p.e, qkv, 3 * p.d, rows, TEX_SLOT.qkv);
 }
 

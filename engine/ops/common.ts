@@ -42,13 +42,13 @@ export function gradTarget(t: Tensor): Tensor | null {
 }
 
 /**
- * Whether ops read big operands through textures on this engine: on software adapters (lavapipe's
+ * Whether ops read big operands through textures on this engine: on the software plan (lavapipe's
  * texel fetch clamps coordinates with SIMD instructions; its storage loads branch per lane), unless
- * KINDLING_MATMUL_TEXTURE=0. The operand is copied into a cached texture first (its cost: docs/performance.md):
+ * KINDLING_MATMUL_TEXTURE=0 (`plan.matmul.textures`, engine/plan.ts). The operand is copied into a cached texture first (its cost: docs/performance.md):
  * matmul A [M, K], B [K, N] or Bᵀ [N, K]; attention's qkv [B·T, 3d].
  */
 export function useTextures(engine: Engine): boolean {
-  return engine.device.info.software && process.env.KINDLING_MATMUL_TEXTURE !== '0';
+  return engine.plan.matmul.textures;
 }
 
 /**

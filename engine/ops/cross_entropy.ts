@@ -21,9 +21,8 @@ export interface RowOptions {
 }
 
 export function defaultRowVariant(e: Engine, V: number, N: number): K.RowVariant {
-  if (e.device.info.software) return 'thread';
-  // One invocation per row only pays on a GPU when rows are short and many.
-  return V <= 64 && N >= 16384 ? 'thread' : 'wg';
+  // The plan's choice (engine/plan.ts): 'thread' on the software plan; on the hardware plan only for short, many rows.
+  return e.plan.rows.choose(V, N);
 }
 
 function checkRows(logits: Tensor, targets: Tensor | null, mask: Tensor | null, op: string): { N: number; V: number } {

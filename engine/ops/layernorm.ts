@@ -8,19 +8,18 @@ import type { Engine } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { add } from './elementwise.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, sameShape, vec4able } from './common.ts';
-import { planChunks } from './reduce.ts';
 
 export type { LayerNormVariant } from '../../kernels/layernorm.ts';
 
 export interface LayerNormOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;
-  /** Force a kernel variant (default: 'thread' on software adapters, 'wg' on GPUs). */
+  /** Force a kernel variant (default: `plan.layernorm.variant`, 'thread' on the software plan, 'wg' on the hardware one). */
   variant?: K.LayerNormVariant;
 }
 
 export function defaultLayerNormVariant(e: Engine): K.LayerNormVariant {
-  return e.device.info.software ? 'thread' : 'wg';
+  return e.plan.layernorm.variant;
 }
 
 function resolve(e: Engine, o: number | LayerNormOptions | undefined): { eps: number; variant: K.LayerNormVariant } {
@@ -39,12 +38,7 @@ function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, nu
   return variant === 'thread' ? grid1d(rows, K.LN_THREAD_WG) : grid1d(rows, 1);
 }
 
-/**
- * On software adapters dγ, dβ are summed in one pass (an invocation per column over all rows) up to
- * this many rows: a second dispatch costs more than the chunked partial sums save; beyond, two
- * passes win (lavapipe, one pass vs two: docs/performance.md, end-to-end step).
- */
-export const LN_PARAMS_ONE_PASS_ROWS = 4096;
+export { LN_PARAMS_ONE_PASS_ROWS } from '../plan.ts';
 
 /** dγ, dβ = column sums of g·x̂ and g (two stages when the rows are many); null where added into a gradient directly or not wanted. */
 function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number, gamma: Tensor, beta: Tensor): [Tensor | null, Tensor | null] {
@@ -55,7 +49,8 @@ function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: num
   const dgamma = tg ?? e.empty([d], 'f32', 'dgamma');
   const dbeta = tb ?? e.empty([d], 'f32', 'dbeta');
   const acc = (tg ? K.LN_ACC_GAMMA : 0) | (tb ? K.LN_ACC_BETA : 0);
-  const { nChunks, chunkLen } = e.device.info.software && rows <= LN_PARAMS_ONE_PASS_ROWS ? { nChunks: 1, chunkLen: rows } : planChunks(e, d, rows, 16);
+  // One pass up to LN_PARAMS_ONE_PASS_ROWS rows on the software plan, else planChunks (engine/plan.ts).
+  const { nChunks, chunkLen } = e.plan.layernorm.paramChunks(d, rows);
   const cost = { flops: 5 * rows * d, bytes: 4 * (2 * rows * d + 2 * rows + 2 * nChunks * d) };
   const grid = grid1d(nChunks * d, K.LN_PARAMS_WG);
   if (nChunks === 1) {

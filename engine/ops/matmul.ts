@@ -2,7 +2,7 @@
  * Matrix products with autograd: `matmul` (2D and batched, transposed forms, broadcast operands),
  * `linear` (x·W + b with the Hugging Face Conv1D weight layout [in, out], bias fused in the
  * epilogue), `colsum` (the bias gradient), and the low-level `encodeMatmul` every product goes
- * through (variant choice, vec4 specialisation, B through a texture on software adapters, runtime
+ * through (variant from the engine's plan, vec4 specialisation, operands through textures on the software plan, runtime
  * bias/accumulate flags, dispatch cost).
  *
  * Gradients of parameters: when an operand is a leaf whose gradient is already allocated (a
@@ -14,7 +14,7 @@ import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture, useTextures } from './common.ts';
+import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
 
 export { useTextures } from './common.ts';
 
@@ -43,122 +43,44 @@ export interface MatmulProblem {
   accumulate?: boolean;
   variant?: string;
   /**
-   * Read B through a texture (subgroup variants on a software adapter, see `useTextures`): true or
+   * Read B through a texture (subgroup variants; default `plan.matmul.textures`): true or
    * false forces it where possible / off; default: automatic.
    */
   texB?: boolean;
-  /** Read A through a texture (subgroup variants, A not transposed, see `useTextures`): true or false forces it where possible / off; default: automatic. */
+  /** Read A through a texture (subgroup variants, A not transposed; default `plan.matmul.textures`): true or false forces it where possible / off; default: automatic. */
   texA?: boolean;
   /**
    * Split K into this many chunks (shared variants, batch 1): partial products into a scratch
-   * [S, M, N], then a summing pass that adds bias and C. Default: `chooseSplitK` (hardware only).
+   * [S, M, N], then a summing pass that adds bias and C. Default: `plan.matmul.splitK` (hardware plan only).
    */
   splitK?: number;
 }
 
-/** Products with fewer multiply-adds than this run the naive kernel (one small dispatch). */
-export const MATMUL_TINY = 32768;
+export {
+  MATMUL_TINY,
+  SHARED128_MIN_TILES,
+  SHARED128_SPLIT_MIN_TILES,
+  SPLITK_MAX_128,
+  SPLITK_MIN_CHUNK,
+  SPLITK_MIN_K,
+  SPLITK_TARGET_GROUPS,
+  SPLITK_TARGET_GROUPS_128,
+  COLSUM_ONE_PASS_ROWS,
+} from '../plan.ts';
 
-/**
- * Hardware adapters: the fewest 128×128 output tiles for which `shared128` is chosen over the 64×64
- * `shared` kernel (below it, 64×64 tiles keep more of the GPU's multiprocessors busy).
- */
-export const SHARED128_MIN_TILES = 128;
-
-/**
- * Hardware adapters: with K ≥ SPLITK_MIN_K, `shared128` in splits from this many 128×128 output
- * tiles (512×512 outputs). H200, GPT-2 small's products with 36–192 such tiles: 1.1–1.6× the 64×64
- * kernel with its own splits (768×768×4096 0.36 → 0.26 ms, 768×2304×4096 0.85 → 0.58 ms).
- */
-export const SHARED128_SPLIT_MIN_TILES = 32;
-
-/** Whether this engine can run the subgroup-broadcast register variants. */
+/** Whether this engine can run the subgroup-broadcast register variants (`plan.matmul.subgroupVariants`). */
 export function hasSubgroupVariants(engine: Engine): boolean {
-  const info = engine.device.info;
-  return engine.device.hasFeature('subgroups') && info.subgroupMinSize >= KM.SG_LANES;
+  return engine.plan.matmul.subgroupVariants;
 }
 
-/**
- * The variant for a product on this engine's adapter (visible in the kernel name, so the profiler
- * shows the choice). Measured on lavapipe (2 cores), see docs/kernels/matmul.md:
- *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
- *   software adapter with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg16x4` for
- *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows; 1.6–2×
- *     faster at 16×48×63000), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller, faster to
- *     compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4` for
- *     narrower products (from 2^20 on: a d = 64 model's step 63 → 51 ms, median of 5 alternating
- *     rounds, against the earlier 2^24 threshold); `sg64x16` (64 × 128 per workgroup) for wide, deep
- *     products whose B comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures
- *     the loads no longer dominate and the wider tile spends them on twice the multiply-adds —
- *     1.07–1.19× at 512³, 1024³, 2048×768×768 (nn) and 768×768×2048 (tn), median of 9 alternating
- *     pairs; for nt 0.83× (Bᵀ from a buffer) and 0.98–1.07× (through a texture), below K = 512
- *     mixed;
- *   software adapter without subgroups → `reg4x4`;
- *   hardware adapter → `shared128` (128×128 tiles, 8×8 per thread) when the product has at least
- *     SHARED128_MIN_TILES such tiles, or SHARED128_SPLIT_MIN_TILES and a K long enough for split-K,
- *     else the 64×64 `shared` kernel, or `reg4x4` when the output has fewer than 64·64·4 elements
- *     (too few 64×64 tiles to fill the GPU) and K is short.
- */
+/** The variant for a product on this engine: `plan.matmul.choose` (rules in engine/plan.ts). */
 export function chooseMatmulVariant(engine: Engine, M: number, N: number, K: number, batch = 1, transB = false): string {
-  const macs = M * N * K * batch;
-  if (macs < MATMUL_TINY) return 'naive';
-  if (engine.device.info.software) {
-    if (!hasSubgroupVariants(engine)) return 'reg4x4';
-    if (M <= 16) return 'sg16x4';
-    if (macs < 1 << 20 || M <= 64) return 'sg32x4';
-    if (!transB && N >= 256 && N % 64 === 0 && K >= 512 && useTextures(engine)) return 'sg64x16';
-    return N >= 48 ? 'sg64x8' : 'sg64x4';
-  }
-  // Small outputs: reg4x4, unless K is long enough to split over the GPU (chooseSplitK).
-  if (M * N * batch < 64 * 64 * 4) return batch === 1 && K >= SPLITK_MIN_K ? 'shared' : 'reg4x4';
-  const tiles128 = Math.ceil(M / 128) * Math.ceil(N / 128) * batch;
-  if (tiles128 >= SHARED128_MIN_TILES) return 'shared128';
-  // Fewer 128×128 tiles but a long K: split-K (chooseSplitK) fills the GPU with them instead.
-  if (batch === 1 && tiles128 >= SHARED128_SPLIT_MIN_TILES && K >= SPLITK_MIN_K) return 'shared128';
-  return 'shared';
+  return engine.plan.matmul.choose(M, N, K, batch, transB);
 }
 
-/** Split-K needs at least this long a K (shorter products keep one pass). */
-export const SPLITK_MIN_K = 1024;
-/** Split-K of the 64×64 `shared` kernel aims at about this many workgroups in all (a couple of waves on a big GPU). */
-export const SPLITK_TARGET_GROUPS = 256;
-/**
- * Split-K of `shared128` aims at about this many workgroups (several waves of 2 per multiprocessor
- * on a 132-SM GPU, so the last, partial wave costs little), in at most SPLITK_MAX_128 splits.
- */
-export const SPLITK_TARGET_GROUPS_128 = 1024;
-export const SPLITK_MAX_128 = 8;
-/** Each split covers at least this many k's. */
-export const SPLITK_MIN_CHUNK = 256;
-
-/**
- * Splits of K for a product on this engine (1 = no split): on hardware adapters, for the shared
- * variants of a single product whose output has too few tiles to fill the GPU and whose K is
- * long — the weight gradients xᵀ·dY (e.g. 128×384 outputs over K = 2048 rows: 12 workgroups of
- * 64×64 for the whole GPU), which would otherwise run one long K loop on a handful of
- * multiprocessors. `shared` aims at SPLITK_TARGET_GROUPS workgroups; `shared128` at
- * SPLITK_TARGET_GROUPS_128 (in at most SPLITK_MAX_128 splits), which also evens out the last wave of
- * mid-sized products (GPT-2's 4096×768 outputs over K = 3072: 1.25×). Each split covers at least
- * SPLITK_MIN_CHUNK k's and the partials must fit one storage binding. Software adapters have 2–16
- * cores that a few workgroups already fill.
- */
+/** Splits of K for a product on this engine (1 = no split): `plan.matmul.splitK` (rules in engine/plan.ts). */
 export function chooseSplitK(engine: Engine, variant: string, M: number, N: number, K: number, batch = 1): number {
-  if (engine.device.info.software || batch !== 1 || K < SPLITK_MIN_K) return 1;
-  if (!KM.takesSplitK(variant)) return 1;
-  const { tileM, tileN } = KM.matmulGeometry(variant);
-  const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN);
-  const byK = Math.floor(K / SPLITK_MIN_CHUNK);
-  // The partials [S, M, N] must fit one binding.
-  const byMemory = Math.floor(engine.device.limits.maxStorageBufferBindingSize / (M * N * 4));
-  let s: number;
-  if (variant === 'shared128') {
-    // H200, GPT-2 small's products over K = 2304–4096 (ms; splits): 192 tiles 0.84 (1) → 0.67 (4),
-    // 0.69–0.73 (6); 144 tiles 0.90 (2) → 0.74 (4), 0.69–0.74 (6), 0.70–0.72 (8); 108 tiles
-    // 0.72 (1), 0.57–0.58 (2, 4, 6, 8); 36 tiles 0.63 (1), 0.29 (4), 0.22 (6), 0.26 (8); from 576
-    // tiles no split is best (splitting 768 tiles in 2: 0.62 → 0.73).
-    s = Math.min(SPLITK_MAX_128, Math.floor(SPLITK_TARGET_GROUPS_128 / tiles));
-  } else s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
-  return Math.max(1, Math.min(s, byK, byMemory));
+  return engine.plan.matmul.splitK(variant, M, N, K, batch);
 }
 
 /**
@@ -190,9 +112,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
   const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
   const texB =
-    vecB && variant.startsWith('sg') && (p.texB ?? useTextures(engine)) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
+    vecB && variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
-  const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? useTextures(engine)) && textureFits(engine, a, K, M, sA, texARows);
+  const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
   if (splits > 1 && (batch !== 1 || !KM.takesSplitK(variant)))
     throw new Error(`matmul: splitK needs a single product (batch 1) and a shared variant, got batch ${batch}, ${variant}`);
@@ -209,7 +131,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     vecC: splits > 1 ? N % 4 === 0 : vecC,
     ...(texB ? { texB: true } : {}),
     ...(texA ? { texA: true } : {}),
-    ...(variant === 'shared' && engine.device.info.software ? { software: true } : {}),
+    ...(variant === 'shared' && engine.plan.matmul.softwareShared ? { software: true } : {}),
   });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
@@ -243,28 +165,20 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
 }
 
 /**
- * On software adapters colsum runs in one pass up to this many rows: the dispatch a second pass
- * costs (~0.13 ms on lavapipe) outweighs the parallel partial sums. Measured on lavapipe, one pass vs
- * two (median of 5): 544×256 0.21 vs 0.42 ms, 2048×128 0.42 vs 0.65, 2048×512 1.13 vs 1.50,
- * 4096×3072 9.9 vs 15.4; beyond, two passes win or tie (8192×128 1.55 vs 1.39, 63000×64 5.4 vs 4.5).
- */
-export const COLSUM_ONE_PASS_ROWS = 4096;
-
-/**
  * Column sums of X viewed as [R, N]: out[n] (+)= Σ_r X[r, n], deterministic (fixed order, no
  * atomics for a given shape and adapter kind). One pass (one invocation per column, rows in order)
- * when R ≤ COLSUM_CHUNK, or on a software adapter when R ≤ COLSUM_ONE_PASS_ROWS; else per-chunk
- * partial sums then a final pass. `passes` forces one or the other (tests). Chunks hold
- * COLSUM_CHUNK rows, or on hardware adapters about √R (`colsumChunkRows`), so that neither pass
- * runs a long serial loop: with 64-row chunks the needle model's 63 000-row bias gradients ended
- * in ~1 000 dependent additions per column (1.2 ms for 6 colsums on an H200, a tenth of its step).
- * `chunkRows` forces the chunk length (tests).
+ * where the plan says (`plan.matmul.colsumOnePass`: R ≤ COLSUM_CHUNK, or on the software plan
+ * R ≤ COLSUM_ONE_PASS_ROWS); else per-chunk partial sums then a final pass. `passes` forces one or
+ * the other (tests). Chunks hold `plan.matmul.colsumChunkRows(R)` rows (COLSUM_CHUNK, or on the
+ * hardware plan about √R, so that neither pass runs a long serial loop: with 64-row chunks the
+ * needle model's 63 000-row bias gradients ended in ~1 000 dependent additions per column, 1.2 ms
+ * for 6 colsums on an H200, a tenth of its step). `chunkRows` forces the chunk length (tests).
  */
 export function encodeColsum(engine: Engine, x: Bindable, R: number, N: number, out: Bindable, accumulate = false, passes?: 1 | 2, chunkRows?: number): void {
   if (N === 0) return;
   const vec4 = N % 4 === 0 && storageOf(x).offset % 16 === 0 && storageOf(out).offset % 16 === 0;
   const n = vec4 ? N / 4 : N;
-  const onePass = passes ? passes === 1 : R <= KM.COLSUM_CHUNK || (engine.device.info.software && R <= COLSUM_ONE_PASS_ROWS);
+  const onePass = passes ? passes === 1 : engine.plan.matmul.colsumOnePass(R);
   const chunk = chunkRows ?? colsumChunkRows(engine, R);
   const chunks = onePass ? 1 : Math.max(2, Math.ceil(R / chunk));
   const groups = Math.ceil(n / KM.COLSUM_WG);
@@ -282,9 +196,9 @@ export function encodeColsum(engine: Engine, x: Bindable, R: number, N: number, 
   partial.dispose();
 }
 
-/** Rows per chunk of a two-pass colsum: COLSUM_CHUNK, or on hardware adapters at least √R. */
+/** Rows per chunk of a two-pass colsum: `plan.matmul.colsumChunkRows` (COLSUM_CHUNK, or on the hardware plan at least √R). */
 export function colsumChunkRows(engine: Engine, R: number): number {
-  return engine.device.info.software ? KM.COLSUM_CHUNK : Math.max(KM.COLSUM_CHUNK, Math.ceil(Math.sqrt(R)));
+  return engine.plan.matmul.colsumChunkRows(R);
 }
 
 /** Sum over every leading dimension: x [..., N] → [N] (no autograd). */

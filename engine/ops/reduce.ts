@@ -12,31 +12,13 @@ import { expectDtype, grid1d, vec4able } from './common.ts';
 
 export type ReduceVariant = 'axis' | 'rows';
 
-/** Most invocations per region in sumOfSquares' first stage. */
-function sumsqThreads(e: Engine): number {
-  return e.device.info.software ? 4096 : 65536;
-}
-
-/** Invocations a reduction should expose before it is split into chunks (two stages). */
-function targetThreads(e: Engine): number {
-  return e.device.info.software ? 4096 : 65536;
-}
-
 /**
  * How to split a reduction of length n over `outputs` independent sums: chunks of chunkLen (the last
- * may be shorter). Depends only on the shape and the adapter kind, so results are reproducible.
- * On hardware adapters there are at most ⌈√n⌉ chunks: the final pass sums the chunks serially per
- * output, so 16 outputs over 63 000 rows (the needle model's LayerNorm dγ, dβ) made ~3 900 chunks of
- * 16 rows and a 3 900-step loop per output (slow on an H200: docs/performance.md, "On a real GPU",
- * Reductions); √n balances the two passes' loops (~250 steps each).
+ * may be shorter): `plan.reduce.chunks` (engine/plan.ts). Depends only on the shape and the plan's
+ * kind, so results are reproducible. On the hardware plan there are at most ⌈√n⌉ chunks.
  */
 export function planChunks(e: Engine, outputs: number, n: number, minChunk = 32): { nChunks: number; chunkLen: number } {
-  let nChunks = 1;
-  const target = targetThreads(e);
-  if (outputs < target && n > minChunk) nChunks = Math.min(Math.ceil(target / Math.max(1, outputs)), Math.ceil(n / minChunk));
-  if (!e.device.info.software) nChunks = Math.min(nChunks, Math.max(1, Math.ceil(Math.sqrt(n))));
-  const chunkLen = Math.max(1, Math.ceil(n / nChunks));
-  return { nChunks: Math.max(1, Math.ceil(n / chunkLen)), chunkLen };
+  return e.plan.reduce.chunks(outputs, n, minChunk);
 }
 
 export interface ReduceIntoOptions {
@@ -93,7 +75,7 @@ export function reduceAxisInto(e: Engine, x: Bindable, out: Bindable, outer: num
   const outOffset = opts.outOffset ?? 0;
   const accumulate = opts.accumulate ?? false;
   const scale = opts.scale ?? 1;
-  const rows = (opts.variant ?? (inner === 1 && !e.device.info.software && n >= 1024 ? 'rows' : 'axis')) === 'rows';
+  const rows = (opts.variant ?? e.plan.reduce.choose(inner, n)) === 'rows';
   if (rows && inner !== 1) throw new Error('reduce: the rows variant needs inner = 1');
   if (outer * inner === 0) return;
   if (n === 0) {
@@ -189,8 +171,8 @@ export function mean(x: Tensor, axis: number, opts: SumOptions = {}): Tensor {
 /**
  * Σ x² over every element of every tensor or storage region in `list` (a region's element count is
  * byteLength / 4), as a tensor [1]. Regions may be whole arena chunks (tens of millions of elements;
- * alignment padding is zero): one dispatch per region, a fixed number of invocations (at most 4096 on
- * software adapters, 65536 on GPUs; at least 256 elements or vec4s each) each summing a grid-strided
+ * alignment padding is zero): one dispatch per region, a fixed number of invocations (at most
+ * `plan.reduce.sumsqThreads`: 4096 on the software plan, 65536 on the hardware one; at least 256 elements or vec4s each) each summing a grid-strided
  * slice (vec4 when aligned) into its own partial, then one workgroup summing all partials in order.
  * The engine argument is needed when the list holds no Tensor.
  * Differentiable in its Tensor inputs (d/dx = 2x·g); storage regions get no gradient.
@@ -204,7 +186,7 @@ export function sumOfSquares(list: (Tensor | Storage)[], engine?: Engine): Tenso
     const vec4 = vec4able(n, b);
     const units = vec4 ? n / 4 : n;
     // At least 256 units per invocation; at most sumsqThreads() invocations per region.
-    const threads = Math.min(sumsqThreads(e), Math.ceil(units / 256));
+    const threads = Math.min(e.plan.reduce.sumsqThreads, Math.ceil(units / 256));
     return { b, n, vec4, units, threads };
   });
   const total = items.reduce((a, it) => a + it.threads, 0);

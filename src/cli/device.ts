@@ -1,4 +1,4 @@
-/** `kindling device`: the adapter in one line, then its features and the limits we got. */
+/** `kindling device`: the adapter in one line, then its features, the limits we got and the kernel plan. */
 import { Device, fmtBytes } from '../../engine/device.ts';
 import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
@@ -11,6 +11,7 @@ export const DEVICE_SPEC = {
   },
   env: DEVICE_ENV,
 } as const satisfies CommandSpec;
+import { describePlan } from '../../engine/plan.ts';
 
 export async function runDeviceCommand(argv: string[]): Promise<number> {
   const args = parseCommand(DEVICE_SPEC, argv);
@@ -21,7 +22,7 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
   const dev = await Device.create();
   try {
     if (args.options.json) {
-      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits }, null, 2));
+      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits, plan: dev.plan }, null, 2));
       return 0;
     }
     console.log(`adapter:  ${dev.describe()}`);
@@ -29,6 +30,7 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
     if (dev.info.subgroupMinSize) console.log(`subgroups: ${dev.info.subgroupMinSize}..${dev.info.subgroupMaxSize}`);
     console.log('limits:');
     for (const [k, v] of Object.entries(dev.limits)) console.log(`  ${k.padEnd(36)} ${/Size$/.test(k) && v >= 65536 ? `${fmtBytes(v)} (${v})` : v}`);
+    console.log(describePlan(dev.plan));
     return 0;
   } finally {
     dev.destroy();

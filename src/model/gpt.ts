@@ -376,7 +376,7 @@ export class GPT {
     if (mode === 'auto' && (c.dropout.embd > 0 || c.dropout.attn > 0 || c.dropout.resid > 0)) return undefined;
     const maxBuckets = mode === 'auto' ? BUCKET_MAX : Math.floor(mode);
     if (!(maxBuckets >= 2)) return undefined;
-    const fixed = mode === 'auto' ? BUCKET_FIXED_TOKENS[this.engine.device.info.software ? 'software' : 'hardware'] : 0;
+    const fixed = mode === 'auto' ? BUCKET_FIXED_TOKENS[this.engine.plan.kind] : 0;
     const len = new Int32Array(B); // last loss position + 1 (0: no loss in the row)
     for (let r = 0; r < B; r++)
       for (let t = T - 1; t >= 0; t--)

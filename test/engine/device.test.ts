@@ -11,7 +11,7 @@ describe('device', () => {
     const e = await engine();
     const line = e.device.describe();
     expect(line).not.toContain('\n');
-    expect(line).toMatch(/\[(software|hardware), \w+\]$/);
+    expect(line).toMatch(/\[(software|hardware), \w+(, (software|hardware) plan)?\]$/);
     // We ask for the adapter's largest limits, so the device has at least the WebGPU defaults.
     expect(e.device.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 1024 * 1024);
     expect(e.device.limits.maxComputeInvocationsPerWorkgroup).toBeGreaterThanOrEqual(256);

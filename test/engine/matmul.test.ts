@@ -11,7 +11,9 @@ import { Engine } from '../../engine/engine.ts';
 import { chooseMatmulVariant, chooseSplitK, colsum, colsumChunkRows, encodeColsum, encodeMatmul, hasSubgroupVariants, linear, matmul } from '../../engine/ops/matmul.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
+import { planFor } from '../../engine/plan.ts';
 import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
+import { refMatmul } from '../reference/matmul.ts';
 
 const engine = useEngine();
 const TOL = 1e-4;
@@ -27,17 +29,7 @@ async function variants(): Promise<string[]> {
   return ['naive', 'reg4x4', ...(hasSubgroupVariants(e) ? ['sg32x4', 'sg16x4', 'sg8x8'] : []), 'shared', 'shared128'];
 }
 
-/** float64 op(A)·op(B) for one batch entry; A stored [M,K] or [K,M], B stored [K,N] or [N,K]. */
-function ref64(a: ArrayLike<number>, b: ArrayLike<number>, M: number, N: number, K: number, tA: boolean, tB: boolean, aOff = 0, bOff = 0): Float64Array {
-  const out = new Float64Array(M * N);
-  for (let i = 0; i < M; i++)
-    for (let j = 0; j < N; j++) {
-      let s = 0;
-      for (let k = 0; k < K; k++) s += a[aOff + (tA ? k * M + i : i * K + k)]! * b[bOff + (tB ? j * K + k : k * N + j)]!;
-      out[i * N + j] = s;
-    }
-  return out;
-}
+const ref64 = refMatmul;
 
 function stored(rows: number, cols: number, t: boolean): [number, number] {
   return t ? [cols, rows] : [rows, cols];
@@ -236,18 +228,19 @@ describe('matmul kernels', () => {
     }
   });
 
-  it('chooses a variant per adapter and shape, visible in the kernel name', async () => {
+  it("chooses a variant by the engine's plan and the shape, visible in the kernel name", async () => {
     const e = await engine();
     const tiny = chooseMatmulVariant(e, 4, 4, 4);
     expect(tiny).toBe('naive');
     const big = chooseMatmulVariant(e, 2048, 384, 128);
-    if (e.device.info.software && hasSubgroupVariants(e)) {
+    const swPlan = e.plan.kind === 'software';
+    if (swPlan && hasSubgroupVariants(e)) {
       expect(chooseMatmulVariant(e, 16, 48, 63000)).toBe('sg16x4');
       // wide, deep products whose B goes through a texture take the 64×128 tile; Bᵀ does not
       expect(chooseMatmulVariant(e, 1024, 1024, 1024)).toBe(process.env.KINDLING_MATMUL_TEXTURE === '0' ? 'sg64x8' : 'sg64x16');
       expect(chooseMatmulVariant(e, 1024, 1024, 1024, 1, true)).toBe('sg64x8');
     }
-    if (e.device.info.software) expect(big).toMatch(hasSubgroupVariants(e) ? /^sg\d/ : /^reg\d/);
+    if (swPlan) expect(big).toMatch(hasSubgroupVariants(e) ? /^sg\d/ : /^reg\d/);
     else {
       expect(big).toBe('shared');
       expect(chooseMatmulVariant(e, 4096, 4096, 1024)).toBe('shared128');
@@ -370,15 +363,21 @@ describe('matmul kernels', () => {
     expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4', splitK: 2 })).toThrow(/splitK needs/);
   });
 
-  it('chooses split-K on hardware adapters only, for small outputs over long K', async () => {
+  it('chooses split-K on the hardware plan only, for small outputs over long K', async () => {
     const e = await engine();
-    const hw = { device: { info: { software: false }, limits: { maxStorageBufferBindingSize: 2 ** 31 - 4 } } } as unknown as Engine;
-    // Two-pass colsum chunks: 64 rows on software adapters, ~√R on hardware.
-    if (e.device.info.software) expect(colsumChunkRows(e, 63000)).toBe(64);
+    // The hardware plan of an adapter without subgroups and 2 GiB bindings, as an engine would hold it.
+    const planned = (maxStorageBufferBindingSize: number) =>
+      ({ plan: planFor({ software: false, subgroupMinSize: 0, subgroupMaxSize: 0 }, { maxStorageBufferBindingSize }, []) }) as unknown as Engine;
+    const hw = planned(2 ** 31 - 4);
+    // Two-pass colsum chunks: 64 rows on the software plan, ~√R on the hardware one.
+    const sw = planFor({ software: true, subgroupMinSize: 0, subgroupMaxSize: 0 }, { maxStorageBufferBindingSize: 2 ** 31 - 4 }, []);
+    expect(sw.matmul.colsumChunkRows(63000)).toBe(64);
+    if (e.plan.kind === 'software') expect(colsumChunkRows(e, 63000)).toBe(64);
     expect(colsumChunkRows(hw, 63000)).toBe(251);
     expect(colsumChunkRows(hw, 2048)).toBe(64);
-    // Software adapters never split.
-    if (e.device.info.software) expect(chooseSplitK(e, 'shared', 128, 384, 2048)).toBe(1);
+    // The software plan never splits.
+    if (e.plan.kind === 'software') expect(chooseSplitK(e, 'shared', 128, 384, 2048)).toBe(1);
+    expect(sw.matmul.splitK('shared', 128, 384, 2048)).toBe(1);
     // Small shape-(a) weight gradient: 12 tiles of 64×64 → 8 splits of 256 (K-limited).
     expect(chooseSplitK(hw, 'shared', 128, 384, 2048)).toBe(8);
     // GPT-2's 768×768 dW over 4096 rows: 144 tiles of 64 → split 2.
@@ -389,7 +388,7 @@ describe('matmul kernels', () => {
     expect(chooseSplitK(hw, 'shared128', 768, 3072, 4096)).toBe(7);
     // K-limited (chunks of ≥ 256 k's) and memory-limited (the [S, M, N] partials in one binding).
     expect(chooseSplitK(hw, 'shared128', 768, 768, 1024)).toBe(4);
-    const small = { device: { info: { software: false }, limits: { maxStorageBufferBindingSize: 32 << 20 } } } as unknown as Engine;
+    const small = planned(32 << 20);
     expect(chooseSplitK(small, 'shared128', 2048, 2048, 4096)).toBe(2);
     expect(chooseSplitK(hw, 'shared128', 2048, 2048, 4096)).toBe(4);
     // The variant follows: 128×128 tiles in splits for mid-sized outputs over long K, else 64×64.
