@@ -56,10 +56,18 @@
  * `at`; one texel fetch gives 4 rows × 8 k's to the 8 lanes): on lavapipe a texel fetch clamps the
  * lanes' coordinates with SIMD instructions where a storage load branches per lane.
  *
+ * Source: one shader per variant with its switches (forms, vec4 and texture operands, vec4 C,
+ * software loop bounds, subgroup lanes, colsum's accumulate) in place as wgsl-preprocessor
+ * `#if` / `#elif` / `#else` blocks; only the unrolled per-register lines (loops over a tile's rows,
+ * columns and k's) are generated with template strings.
+ *
  * The kernel name spells the variant and the specialisation, e.g. `matmul.sg64x8.nt[a4,b4,c4]`,
  * so the profiler shows which one ran.
  */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
+
+const rep = (n: number, f: (i: number) => string, sep = '\n'): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
 export interface MatmulKernelOptions {
   /** 'naive' | 'reg{TM}x{TN}[k{KU}][w{WG}]' | 'sg{TM}x{TN}' | 'shared' | 'shared128'. */
@@ -76,8 +84,9 @@ export interface MatmulKernelOptions {
    * Subgroup variants, vec4 B: read B through textureLoad from an rgba32float texture instead of a
    * storage buffer: B [K, N] as N/4 × K texels per batch entry (batch z's rows start at z·sB/N),
    * Bᵀ [N, K] as K/4 × N texels (rows start at z·sB/K). lavapipe clamps a texel fetch's
-   * coordinates with SIMD instructions where a storage load takes a compare-and-branch per lane:
-   * 10–16% faster at 1024³ (docs/kernels/matmul.md).
+   * coordinates with SIMD instructions where a storage load takes a compare-and-branch per lane, so
+   * the fetch is the cheaper load (measured in docs/kernels/matmul.md, "Operands through textures",
+   * and docs/performance.md, Matmul).
    */
   texB?: boolean;
   /**
@@ -226,7 +235,7 @@ function storeScalar(o: MatmulKernelOptions, ci: string, n: string, v: string): 
     var v = ${v};
     if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + ${scalarAt('bias', o.vecC, n)}; }
     if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + ${scalarAt('C', o.vecC, ci)}; }
-    ${o.vecC ? `C[(${ci}) >> 2u][(${ci}) & 3u]` : `C[${ci}]`} = v;
+    ${scalarAt('C', o.vecC, ci)} = v;
   }`;
 }
 
@@ -269,231 +278,215 @@ function regBody(o: MatmulKernelOptions, r: RegParams): string {
   if (o.vecC && W !== 4) throw new Error('matmul: vec4 C needs TN % 4 = 0');
   if (o.texB && !(SG && o.vecB)) throw new Error('matmul: texture B needs a subgroup variant and vec4 B');
   if (o.texA && !(SG && !o.transA && o.vecA && TM % 4 === 0)) throw new Error('matmul: texture A needs a subgroup variant, A not transposed, vec4 A, TM % 4 = 0');
-  const L: string[] = [];
-  const ln = (s: string) => L.push(s);
   const Z4 = 'vec4<f32>(0.0)';
-
-  // Row and column indices. Loads clamp them into range (once, before the K loop); lanes past the
-  // edge compute values that are never stored.
-  if (SG) ln(`  let sid = sgid % ${SG_LANES}u;`);
-  ln(`  let m0 = wid.y * ${TM}u;`);
-  ln(`  let n0 = (wid.x * WG_X + lid.x) * ${TN}u;`);
-  ln(`  let z = wid.z;`);
-  ln(`  let aB = z * P.sA;`);
-  ln(`  let bB = z * P.sB;`);
-  ln(`  let cB = z * P.sC;`);
-  ln(`  let kLast = max(P.K, 1u) - 1u;`);
-  ln(`  let k4Last = max(P.K >> 2u, 1u) - 1u;`);
   const clampRow = (e: string) => `min(${e}, P.M - 1u)`;
   const clampCol = (e: string) => `min(${e}, P.N - 1u)`;
-  if (SG) {
-    // Subgroup variants compute A's addresses in their row loop.
-    if (o.texA) ln(`  let aRow = aB / P.K;`);
-    if (o.transA && o.vecA) {
-      ln(`  let a4B = aB >> 2u;`);
-      ln(`  let M4 = P.M >> 2u;`);
-    }
-  } else if (!o.transA) {
-    // A[m, k] at aB + m·K + k: a row offset per row (in vec4 units when vecA).
-    for (let i = 0; i < TM; i++) ln(`  let ra${i} = ${o.vecA ? `(aB + ${clampRow(`m0 + ${i}u`)} * P.K) >> 2u` : `aB + ${clampRow(`m0 + ${i}u`)} * P.K`};`);
-  } else if (o.vecA) {
-    // A[k, m] at aB + k·M + m, vec4 along m: one group index per 4 rows.
-    for (let p = 0; p < TM / 4; p++) ln(`  let ga${p} = min((m0 >> 2u) + ${p}u, (P.M >> 2u) - 1u);`);
-    ln(`  let a4B = aB >> 2u;`);
-    ln(`  let M4 = P.M >> 2u;`);
-  } else {
-    for (let i = 0; i < TM; i++) ln(`  let ma${i} = ${clampRow(`m0 + ${i}u`)};`);
-  }
-  if (!o.transB) {
-    if (o.vecB) {
-      for (let g = 0; g < G; g++) ln(`  let gb${g} = min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u);`);
-      if (o.texB) ln(`  let bRow = bB / P.N;`);
-      ln(`  let b4B = bB >> 2u;`);
-      ln(`  let N4 = P.N >> 2u;`);
-    } else {
-      for (let j = 0; j < TN; j++) ln(`  let nb${j} = ${clampCol(`n0 + ${j}u`)};`);
-    }
-  } else if (o.texB) {
-    // Bᵀ: row n of B [N, K] is texture row bB/K + n.
-    for (let j = 0; j < TN; j++) ln(`  let rb${j} = bB / P.K + ${clampCol(`n0 + ${j}u`)};`);
-  } else {
-    // B[n, k] at bB + n·K + k.
-    for (let j = 0; j < TN; j++) ln(`  let rb${j} = ${o.vecB ? `(bB + ${clampCol(`n0 + ${j}u`)} * P.K) >> 2u` : `bB + ${clampCol(`n0 + ${j}u`)} * P.K`};`);
-  }
-  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) ln(`  var c${i}_${g} = ${splat('0.0')};`);
-
-  // One unrolled block of KU k's from k. The last block may run past K: indices are clamped and
-  // the values past K replaced by zeros (select, no branch), so there is no scalar tail loop.
-  const block = (): string[] => {
-    const B: string[] = [];
-    const b = (s: string) => B.push(`    ${s}`);
-    /** value of a K-indexed load, zero past K; `kk` is the first k the load covers. */
-    const guard = (v: string, kk: string, zero: string) => `select(${zero}, ${v}, ${kk} < P.K)`;
-    const kIdx = (u: string) => `min(k + ${u}, kLast)`;
-    const aExpr: string[][] = Array.from({ length: TM }, () => new Array<string>(KU));
+  /** value of a K-indexed load, zero past K; `kk` is the first k the load covers. */
+  const guard = (v: string, kk: string, zero: string) => `select(${zero}, ${v}, ${kk} < P.K)`;
+  const kIdx = (u: string) => `min(k + ${u}, kLast)`;
+  const bc = (v: string, lane: number) => `subgroupBroadcast(${v}, ${lane}u)`;
+  /** op(A)(m0 + i, k + u) inside a K block: a value the block's loads left in a register. */
+  const aAt = (i: number, u: number): string => {
     if (SG) {
-      // Lane l of the subgroup loads row i's element k + l of the K block (or, for Aᵀ with vec4,
-      // 4 rows' elements); subgroupBroadcast(v, u) then hands element k + u to every lane. One
-      // load site, in a loop over rows with an opaque bound, values parked in a private array.
-      const bc = (v: string, lane: number) => `subgroupBroadcast(${v}, ${lane}u)`;
-      const vec = (o.transA && o.vecA) || !!o.texA;
-      const n = vec ? TM / 4 : TM;
-      let load: string;
-      if (o.texA) {
-        // Texel (k/4 + l % 2, row 4i + l / 2): lane l holds k + 4·(l % 2) … + 3 of row 4i + l / 2.
-        const tx = `min((k >> 2u) + (sid & 1u), k4Last)`;
-        const ty = `aRow + min(m0 + 4u * i + (sid >> 1u), P.M - 1u)`;
-        load = guard(`textureLoad(A, vec2<u32>(${tx}, ${ty}), 0)`, 'k + 4u * (sid & 1u)', Z4);
-      } else if (!o.transA) {
-        const row = `(aB + min(m0 + i, P.M - 1u) * P.K)`;
-        const ks = kIdx('sid');
-        load = guard(o.vecA ? `A[(${row} >> 2u) + (${ks} >> 2u)][${ks} & 3u]` : `A[${row} + ${ks}]`, 'k + sid', '0.0');
-      } else if (o.vecA) load = guard(`A[a4B + ${kIdx('sid')} * M4 + min((m0 >> 2u) + i, M4 - 1u)]`, 'k + sid', Z4);
-      else load = guard(`A[aB + ${kIdx('sid')} * P.M + min(m0 + i, P.M - 1u)]`, 'k + sid', '0.0');
-      b(`var al: array<${vec ? 'vec4<f32>' : 'f32'}, ${n}>;`);
-      b(`for (var i = 0u; i < nA; i = i + 1u) { al[i] = ${load}; }`);
-      for (let i = 0; i < TM; i++)
-        for (let u = 0; u < KU; u++) {
-          if (o.texA) aExpr[i]![u] = bc(`al[${i >> 2}][${u & 3}]`, 2 * (i & 3) + (u >> 2));
-          else if (!o.transA) aExpr[i]![u] = bc(`al[${i}]`, u);
-          else aExpr[i]![u] = o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
-        }
-    } else if (!o.transA) {
-      for (let i = 0; i < TM; i++)
-        for (let u = 0; u < KU; u++) {
-          if (o.vecA) {
-            const q = u / 4;
-            if (u % 4 === 0) b(`let av${i}_${q} = ${guard(`A[ra${i} + min((k >> 2u) + ${q}u, k4Last)]`, `k + ${u}u`, Z4)};`);
-            aExpr[i]![u] = `av${i}_${Math.floor(u / 4)}[${u % 4}]`;
-          } else {
-            b(`let a${i}_${u} = ${guard(`A[ra${i} + ${kIdx(`${u}u`)}]`, `k + ${u}u`, '0.0')};`);
-            aExpr[i]![u] = `a${i}_${u}`;
-          }
-        }
-    } else {
-      for (let u = 0; u < KU; u++) {
-        if (o.vecA) {
-          for (let p = 0; p < TM / 4; p++) b(`let at${u}_${p} = ${guard(`A[a4B + ${kIdx(`${u}u`)} * M4 + ga${p}]`, `k + ${u}u`, Z4)};`);
-          for (let i = 0; i < TM; i++) aExpr[i]![u] = `at${u}_${Math.floor(i / 4)}[${i % 4}]`;
-        } else {
-          for (let i = 0; i < TM; i++) {
-            b(`let a${i}_${u} = ${guard(`A[aB + ${kIdx(`${u}u`)} * P.M + ma${i}]`, `k + ${u}u`, '0.0')};`);
-            aExpr[i]![u] = `a${i}_${u}`;
-          }
-        }
-      }
+      // Lane l loaded element k + l of the row (texA: k + 4·(l % 2) … + 3 of row 4i + l / 2);
+      // subgroupBroadcast(v, u) hands element k + u to every lane.
+      if (o.texA) return bc(`al[${i >> 2}][${u & 3}]`, 2 * (i & 3) + (u >> 2));
+      return o.transA && o.vecA ? bc(`al[${i >> 2}][${i % 4}]`, u) : bc(`al[${i}]`, u);
     }
-    // bv_u_g: op(B)(k+u, n0+W·g .. n0+W·g+W-1), zero past K.
-    if (SG && !o.vecB) {
-      // Scalar B (odd shapes): one load site in loops over the block's k's and the lane's columns.
-      const idx = o.transB ? `bB + min(n0 + j, P.N - 1u) * P.K + min(k + u, kLast)` : `bB + min(k + u, kLast) * P.N + min(n0 + j, P.N - 1u)`;
-      b(`var bl: array<f32, ${KU * TN}>;`);
-      b(`for (var u = 0u; u < nU; u = u + 1u) { for (var j = 0u; j < nJ; j = j + 1u) { bl[u * ${TN}u + j] = ${guard(`B[${idx}]`, 'k + u', '0.0')}; } }`);
-      for (let u = 0; u < KU; u++)
-        for (let g = 0; g < G; g++) b(`let bv${u}_${g} = ${vecOf(lanes.map((c) => `bl[${u * TN + W * g + c}]`))};`);
-    } else if (!o.transB) {
-      for (let u = 0; u < KU; u++)
-        for (let g = 0; g < G; g++) {
-          const v = o.texB
-            ? `textureLoad(B, vec2<u32>(gb${g}, bRow + ${kIdx(`${u}u`)}), 0)`
-            : o.vecB
-            ? `B[b4B + ${kIdx(`${u}u`)} * N4 + gb${g}]`
-            : vecOf(lanes.map((c) => `B[bB + ${kIdx(`${u}u`)} * P.N + nb${W * g + c}]`));
-          b(`let bv${u}_${g} = ${guard(v, `k + ${u}u`, splat('0.0'))};`);
-        }
-    } else {
-      // Row j of B (column n0+j of op(B)) is contiguous along k.
-      const bs: string[][] = Array.from({ length: TN }, () => new Array<string>(KU));
-      for (let j = 0; j < TN; j++)
-        for (let u = 0; u < KU; u++) {
-          if (o.vecB) {
-            const q = u / 4;
-            const v = o.texB ? `textureLoad(B, vec2<u32>(min((k >> 2u) + ${q}u, k4Last), rb${j}), 0)` : `B[rb${j} + min((k >> 2u) + ${q}u, k4Last)]`;
-            if (u % 4 === 0) b(`let bt${j}_${q} = ${guard(v, `k + ${u}u`, Z4)};`);
-            bs[j]![u] = `bt${j}_${Math.floor(u / 4)}[${u % 4}]`;
-          } else {
-            b(`let bs${j}_${u} = ${guard(`B[rb${j} + ${kIdx(`${u}u`)}]`, `k + ${u}u`, '0.0')};`);
-            bs[j]![u] = `bs${j}_${u}`;
-          }
-        }
-      for (let u = 0; u < KU; u++)
-        for (let g = 0; g < G; g++) b(`let bv${u}_${g} = ${vecOf(lanes.map((c) => bs[W * g + c]![u]!))};`);
-    }
-    // Each accumulator is written once per block: the block's products are summed in SSA values
-    // first (lavapipe stores every write to a loop-carried variable through the execution mask).
-    for (let i = 0; i < TM; i++) {
-      const as: string[] = [];
-      for (let u = 0; u < KU; u++) {
-        let a = aExpr[i]![u]!;
-        if (G > 1 && a.includes('(')) {
-          b(`let ab${i}_${u} = ${a};`);
-          a = `ab${i}_${u}`;
-        }
-        as.push(a);
-      }
-      for (let g = 0; g < G; g++) {
-        let e = `${splat(as[0]!)} * bv0_${g}`;
-        for (let u = 1; u < KU; u++) e = `fma(${splat(as[u]!)}, bv${u}_${g}, ${e})`;
-        b(`c${i}_${g} = c${i}_${g} + ${e};`);
-      }
-    }
-    return B;
+    if (!o.transA) return o.vecA ? `av${i}_${Math.floor(u / 4)}[${u % 4}]` : `a${i}_${u}`;
+    return o.vecA ? `at${u}_${Math.floor(i / 4)}[${i % 4}]` : `a${i}_${u}`;
   };
+  /** Bᵀ: op(B)(k + u, n0 + j), from row j of B. */
+  const btAt = (j: number, u: number): string => (o.vecB ? `bt${j}_${Math.floor(u / 4)}[${u % 4}]` : `bs${j}_${u}`);
+  /** `let bv{u}_{g} = value;`: op(B)(k+u, n0+W·g .. n0+W·g+W-1), for every u of the block and g. */
+  const bvLines = (value: (u: number, g: number) => string): string => rep(KU, (u) => rep(G, (g) => `    let bv${u}_${g} = ${value(u, g)};`));
+  const kGuard = (u: number, v: string, zero: string) => guard(v, `k + ${u}u`, zero);
 
-  if (SG) {
-    ln(`  let nA = select(${(o.transA && o.vecA) || o.texA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);`);
-    if (!o.vecB) {
-      ln(`  let nU = select(${KU}u, P.K, P.K == 0xffffffffu);`);
-      ln(`  let nJ = select(${TN}u, P.K, P.K == 0xffffffffu);`);
+  // Each accumulator is written once per block: the block's products are summed in SSA values
+  // first (lavapipe stores every write to a loop-carried variable through the execution mask).
+  const fmas = rep(TM, (i) => {
+    const lines: string[] = [];
+    const as = Array.from({ length: KU }, (_, u) => {
+      const a = aAt(i, u);
+      if (!(G > 1 && a.includes('('))) return a;
+      lines.push(`    let ab${i}_${u} = ${a};`);
+      return `ab${i}_${u}`;
+    });
+    for (let g = 0; g < G; g++) {
+      let e = `${splat(as[0]!)} * bv0_${g}`;
+      for (let u = 1; u < KU; u++) e = `fma(${splat(as[u]!)}, bv${u}_${g}, ${e})`;
+      lines.push(`    c${i}_${g} = c${i}_${g} + ${e};`);
     }
-  }
-  ln(`  let kEnd = P.K + ${KU - 1}u;`);
-  ln(`  for (var k = 0u; k < kEnd - kEnd % ${KU}u; k = k + ${KU}u) {`);
-  L.push(...block());
-  ln(`  }`);
+    return lines.join('\n');
+  });
 
-  // Epilogue: the accumulators go to a private array so one loop over rows stores them (one
-  // load/store site instead of TM, which keeps lavapipe's compile time down).
   const hasBias = `(P.flags & ${MATMUL_BIAS}u) != 0u`;
   const hasAcc = `(P.flags & ${MATMUL_ACCUMULATE}u) != 0u`;
-  for (let g = 0; g < G; g++) {
-    ln(`  var bias${g} = ${splat('0.0')};`);
-    if (o.vecC) ln(`  if (${hasBias}) { bias${g} = bias[min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u)]; }`);
-    else ln(`  if (${hasBias}) { bias${g} = ${vecOf(lanes.map((c) => `bias[${clampCol(`n0 + ${W * g + c}u`)}]`))}; }`);
-  }
-  ln(`  var cs: array<${VT}, ${TM * G}>;`);
-  for (let i = 0; i < TM; i++) for (let g = 0; g < G; g++) ln(`  cs[${i * G + g}] = c${i}_${g};`);
-  // An opaque bound (always TM): unrolled, lavapipe would expand TM copies of the stores.
-  ln(`  let rows = select(${TM}u, P.K, P.K == 0xffffffffu);`);
-  ln(`  for (var i = 0u; i < rows; i = i + 1u) {`);
-  ln(`    let m = m0 + i;`);
-  ln(`    if (m < P.M) {`);
-  for (let g = 0; g < G; g++) {
-    if (o.vecC) {
-      ln(`      if (n0 + ${4 * g}u < P.N) {`);
-      ln(`        let ci = ((cB + m * P.N) >> 2u) + (n0 >> 2u) + ${g}u;`);
-      ln(`        var v = cs[i * ${G}u + ${g}u] + bias${g};`);
-      ln(`        if (${hasAcc}) { v = v + C[ci]; }`);
-      ln(`        C[ci] = v;`);
-      ln(`      }`);
-    } else {
-      ln(`      {`);
-      ln(`        let v = cs[i * ${G}u + ${g}u] + bias${g};`);
-      ln(`        let ci = cB + m * P.N + n0 + ${W * g}u;`);
-      for (let c = 0; c < W; c++) {
-        const vc = W === 1 ? 'v' : `v[${c}]`;
-        ln(`        if (n0 + ${W * g + c}u < P.N) { var w = ${vc}; if (${hasAcc}) { w = w + C[ci + ${c}u]; } C[ci + ${c}u] = w; }`);
+  return wgsl`
+@compute @workgroup_size(WG_X, 1, 1)
+#if ${SG}
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) sgid: u32) {
+  let sid = sgid % ${SG_LANES}u;
+#else
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+#endif
+  let m0 = wid.y * ${TM}u;
+  let n0 = (wid.x * WG_X + lid.x) * ${TN}u;
+  let z = wid.z;
+  let aB = z * P.sA;
+  let bB = z * P.sB;
+  let cB = z * P.sC;
+  let kLast = max(P.K, 1u) - 1u;
+  let k4Last = max(P.K >> 2u, 1u) - 1u;
+  // Row and column indices. Loads clamp them into range (once, before the K loop); lanes past the
+  // edge compute values that are never stored.
+#if ${SG}
+  // Subgroup variants compute A's addresses in their row loop.
+#if ${o.texA}
+  let aRow = aB / P.K;
+#endif
+#elif ${!o.transA}
+  // A[m, k] at aB + m·K + k: a row offset per row (in vec4 units when vecA).
+${rep(TM, (i) => `  let ra${i} = ${o.vecA ? `(aB + ${clampRow(`m0 + ${i}u`)} * P.K) >> 2u` : `aB + ${clampRow(`m0 + ${i}u`)} * P.K`};`)}
+#elif ${o.vecA}
+  // A[k, m] at aB + k·M + m, vec4 along m: one group index per 4 rows.
+${rep(TM / 4, (p) => `  let ga${p} = min((m0 >> 2u) + ${p}u, (P.M >> 2u) - 1u);`)}
+#else
+${rep(TM, (i) => `  let ma${i} = ${clampRow(`m0 + ${i}u`)};`)}
+#endif
+#if ${o.transA && o.vecA}
+  let a4B = aB >> 2u;
+  let M4 = P.M >> 2u;
+#endif
+#if ${!o.transB && o.vecB}
+${rep(G, (g) => `  let gb${g} = min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u);`)}
+#if ${o.texB}
+  let bRow = bB / P.N;
+#endif
+  let b4B = bB >> 2u;
+  let N4 = P.N >> 2u;
+#elif ${!o.transB}
+${rep(TN, (j) => `  let nb${j} = ${clampCol(`n0 + ${j}u`)};`)}
+#elif ${o.texB}
+  // Bᵀ: row n of B [N, K] is texture row bB/K + n.
+${rep(TN, (j) => `  let rb${j} = bB / P.K + ${clampCol(`n0 + ${j}u`)};`)}
+#else
+  // B[n, k] at bB + n·K + k.
+${rep(TN, (j) => `  let rb${j} = ${o.vecB ? `(bB + ${clampCol(`n0 + ${j}u`)} * P.K) >> 2u` : `bB + ${clampCol(`n0 + ${j}u`)} * P.K`};`)}
+#endif
+${rep(TM, (i) => rep(G, (g) => `  var c${i}_${g} = ${splat('0.0')};`))}
+#if ${SG}
+  let nA = select(${(o.transA && o.vecA) || o.texA ? TM / 4 : TM}u, P.K, P.K == 0xffffffffu);
+#if ${!o.vecB}
+  let nU = select(${KU}u, P.K, P.K == 0xffffffffu);
+  let nJ = select(${TN}u, P.K, P.K == 0xffffffffu);
+#endif
+#endif
+  // One unrolled block of KU k's from k per iteration. The last block may run past K: indices are
+  // clamped and the values past K replaced by zeros (select, no branch), so there is no scalar tail.
+  let kEnd = P.K + ${KU - 1}u;
+  for (var k = 0u; k < kEnd - kEnd % ${KU}u; k = k + ${KU}u) {
+    // A. Subgroup variants: lane l loads row i's element k + l of the block (or, for Aᵀ with vec4,
+    // 4 rows' elements; texA: texel (k/4 + l % 2, row 4i + l / 2), k + 4·(l % 2) … + 3 of row
+    // 4i + l / 2), at one load site in a loop over rows with an opaque bound, into a private array.
+#if ${SG && o.texA}
+    var al: array<vec4<f32>, ${TM / 4}>;
+    for (var i = 0u; i < nA; i = i + 1u) {
+      al[i] = select(${Z4}, textureLoad(A, vec2<u32>(min((k >> 2u) + (sid & 1u), k4Last), aRow + min(m0 + 4u * i + (sid >> 1u), P.M - 1u)), 0),
+                     k + 4u * (sid & 1u) < P.K);
+    }
+#elif ${SG && !o.transA && o.vecA}
+    var al: array<f32, ${TM}>;
+    for (var i = 0u; i < nA; i = i + 1u) {
+      al[i] = select(0.0, A[((aB + min(m0 + i, P.M - 1u) * P.K) >> 2u) + (min(k + sid, kLast) >> 2u)][min(k + sid, kLast) & 3u], k + sid < P.K);
+    }
+#elif ${SG && !o.transA}
+    var al: array<f32, ${TM}>;
+    for (var i = 0u; i < nA; i = i + 1u) { al[i] = select(0.0, A[(aB + min(m0 + i, P.M - 1u) * P.K) + min(k + sid, kLast)], k + sid < P.K); }
+#elif ${SG && o.vecA}
+    var al: array<vec4<f32>, ${TM / 4}>;
+    for (var i = 0u; i < nA; i = i + 1u) { al[i] = select(${Z4}, A[a4B + min(k + sid, kLast) * M4 + min((m0 >> 2u) + i, M4 - 1u)], k + sid < P.K); }
+#elif ${SG}
+    var al: array<f32, ${TM}>;
+    for (var i = 0u; i < nA; i = i + 1u) { al[i] = select(0.0, A[aB + min(k + sid, kLast) * P.M + min(m0 + i, P.M - 1u)], k + sid < P.K); }
+#elif ${!o.transA && o.vecA}
+${rep(TM, (i) => rep(KU / 4, (q) => `    let av${i}_${q} = ${kGuard(4 * q, `A[ra${i} + min((k >> 2u) + ${q}u, k4Last)]`, Z4)};`))}
+#elif ${!o.transA}
+${rep(TM, (i) => rep(KU, (u) => `    let a${i}_${u} = ${kGuard(u, `A[ra${i} + ${kIdx(`${u}u`)}]`, '0.0')};`))}
+#elif ${o.vecA}
+${rep(KU, (u) => rep(TM / 4, (p) => `    let at${u}_${p} = ${kGuard(u, `A[a4B + ${kIdx(`${u}u`)} * M4 + ga${p}]`, Z4)};`))}
+#else
+${rep(KU, (u) => rep(TM, (i) => `    let a${i}_${u} = ${kGuard(u, `A[aB + ${kIdx(`${u}u`)} * P.M + ma${i}]`, '0.0')};`))}
+#endif
+    // B: bv{u}_{g} = op(B)(k + u, n0 + W·g … n0 + W·g + W - 1), zero past K.
+#if ${SG && !o.vecB}
+    // Scalar B (odd shapes): one load site in loops over the block's k's and the lane's columns.
+    var bl: array<f32, ${KU * TN}>;
+    for (var u = 0u; u < nU; u = u + 1u) {
+      for (var j = 0u; j < nJ; j = j + 1u) {
+#if ${o.transB}
+        bl[u * ${TN}u + j] = select(0.0, B[bB + min(n0 + j, P.N - 1u) * P.K + min(k + u, kLast)], k + u < P.K);
+#else
+        bl[u * ${TN}u + j] = select(0.0, B[bB + min(k + u, kLast) * P.N + min(n0 + j, P.N - 1u)], k + u < P.K);
+#endif
       }
-      ln(`      }`);
+    }
+${bvLines((u, g) => vecOf(lanes.map((c) => `bl[${u * TN + W * g + c}]`)))}
+#elif ${!o.transB && o.texB}
+${bvLines((u, g) => kGuard(u, `textureLoad(B, vec2<u32>(gb${g}, bRow + ${kIdx(`${u}u`)}), 0)`, Z4))}
+#elif ${!o.transB && o.vecB}
+${bvLines((u, g) => kGuard(u, `B[b4B + ${kIdx(`${u}u`)} * N4 + gb${g}]`, Z4))}
+#elif ${!o.transB}
+${bvLines((u, g) => kGuard(u, vecOf(lanes.map((c) => `B[bB + ${kIdx(`${u}u`)} * P.N + nb${W * g + c}]`)), splat('0.0')))}
+#else
+    // Row j of B (column n0 + j of op(B)) is contiguous along k.
+#if ${o.texB}
+${rep(TN, (j) => rep(KU / 4, (q) => `    let bt${j}_${q} = ${kGuard(4 * q, `textureLoad(B, vec2<u32>(min((k >> 2u) + ${q}u, k4Last), rb${j}), 0)`, Z4)};`))}
+#elif ${o.vecB}
+${rep(TN, (j) => rep(KU / 4, (q) => `    let bt${j}_${q} = ${kGuard(4 * q, `B[rb${j} + min((k >> 2u) + ${q}u, k4Last)]`, Z4)};`))}
+#else
+${rep(TN, (j) => rep(KU, (u) => `    let bs${j}_${u} = ${kGuard(u, `B[rb${j} + ${kIdx(`${u}u`)}]`, '0.0')};`))}
+#endif
+${bvLines((u, g) => vecOf(lanes.map((c) => btAt(W * g + c, u))))}
+#endif
+${fmas}
+  }
+  // Epilogue: the accumulators go to a private array so one loop over rows stores them (one
+  // load/store site instead of TM, which keeps lavapipe's compile time down); its bound is opaque
+  // (always TM): unrolled, lavapipe would expand TM copies of the stores.
+${rep(
+  G,
+  (g) => `  var bias${g} = ${splat('0.0')};
+  if (${hasBias}) { bias${g} = ${o.vecC ? `bias[min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u)]` : vecOf(lanes.map((c) => `bias[${clampCol(`n0 + ${W * g + c}u`)}]`))}; }`,
+)}
+  var cs: array<${VT}, ${TM * G}>;
+${rep(TM, (i) => rep(G, (g) => `  cs[${i * G + g}] = c${i}_${g};`))}
+  let rows = select(${TM}u, P.K, P.K == 0xffffffffu);
+  for (var i = 0u; i < rows; i = i + 1u) {
+    let m = m0 + i;
+    if (m < P.M) {
+#if ${o.vecC}
+${rep(
+  G,
+  (g) => `      if (n0 + ${4 * g}u < P.N) {
+        let ci = ((cB + m * P.N) >> 2u) + (n0 >> 2u) + ${g}u;
+        var v = cs[i * ${G}u + ${g}u] + bias${g};
+        if (${hasAcc}) { v = v + C[ci]; }
+        C[ci] = v;
+      }`,
+)}
+#else
+${rep(
+  G,
+  (g) => `      {
+        let v = cs[i * ${G}u + ${g}u] + bias${g};
+        let ci = cB + m * P.N + n0 + ${W * g}u;
+${rep(W, (c) => `        if (n0 + ${W * g + c}u < P.N) { var w = ${W === 1 ? 'v' : `v[${c}]`}; if (${hasAcc}) { w = w + C[ci + ${c}u]; } C[ci + ${c}u] = w; }`)}
+      }`,
+)}
+#endif
     }
   }
-  ln(`    }`);
-  ln(`  }`);
-
-  return /* wgsl */ `
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${SG ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
-${L.join('\n')}
 }`;
 }
 
@@ -516,33 +509,12 @@ function sharedBody(o: MatmulKernelOptions): string {
   const TILE = T * R; // 64
   const KT = SHARED_KT;
   const per = (TILE * KT) / (T * T); // elements of each operand tile loaded per thread
-  // Coalesced staging: the fastest-varying index follows the operand's contiguous dimension.
-  const aLoad = o.transA
-    ? `let mm = e % ${TILE}u; let kk = e / ${TILE}u;`
-    : `let kk = e % ${KT}u; let mm = e / ${KT}u;`;
-  const bLoad = o.transB
-    ? `let kk = e % ${KT}u; let nn = e / ${KT}u;`
-    : `let nn = e % ${TILE}u; let kk = e / ${TILE}u;`;
-  // Stores: one site in loops over the 4×4 sub-tile. Software: opaque bounds and a dynamic index
-  // into \`acc\` (lavapipe keeps it in memory and compiles fast). Hardware: constant bounds, and the
-  // row picked with selects so \`acc\` is only indexed by constants (it stays in registers).
+  // Software: loops lavapipe would unroll get opaque bounds (always the constant) and `acc` a
+  // dynamic index (lavapipe keeps it in memory and compiles fast). Hardware: constant bounds, and
+  // the stored row picked with selects so `acc` is only indexed by constants (it stays in registers).
   const sw = !!o.software;
   const pick = Array.from({ length: R - 1 }, (_, i) => i + 1).reduce((e, i) => `select(${e}, acc[${i}], i == ${i}u)`, 'acc[0]');
-  const stores = `  let nR = ${sw ? `select(${R}u, P.K, P.K == 0xffffffffu)` : `${R}u`};
-  for (var i = 0u; i < nR; i = i + 1u) {
-    let m = mBase + i;
-    let row = ${sw ? 'acc[i]' : pick};
-    if (m < P.M) {
-      for (var j = 0u; j < nR; j = j + 1u) {
-        let n = nBase + j;
-        if (n < P.N) {
-          let ci = cB + m * P.N + n;
-          ${storeScalar(o, 'ci', 'n', 'row[j]')}
-        }
-      }
-    }
-  }`;
-  return /* wgsl */ `
+  return wgsl`
 ${accessors(o)}
 
 var<workgroup> As: array<array<f32, ${TILE}>, ${KT}>;
@@ -554,14 +526,23 @@ ${SPLIT_BASES}
   let tileM = wid.y * ${TILE}u;
   let tileN = wid.x * ${TILE}u;
   let t = lid.y * WG_X + lid.x;
-  let nStage = ${sw ? `select(${per}u, P.K, P.K == 0xffffffffu)` : `${per}u`};
+#if ${sw}
+  let nStage = select(${per}u, P.K, P.K == 0xffffffffu);
+#else
+  let nStage = ${per}u;
+#endif
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${KT}u) {
     for (var r = 0u; r < nStage; r = r + 1u) {
       let e = t + r * ${T * T}u;
       {
-        ${aLoad}
+        // Coalesced staging: the fastest-varying index follows the operand's contiguous dimension.
+#if ${o.transA}
+        let mm = e % ${TILE}u; let kk = e / ${TILE}u;
+#else
+        let kk = e % ${KT}u; let mm = e / ${KT}u;
+#endif
         let m = tileM + mm;
         let k = k0 + kk;
         var v = 0.0;
@@ -569,7 +550,11 @@ ${SPLIT_BASES}
         As[kk][mm] = v;
       }
       {
-        ${bLoad}
+#if ${o.transB}
+        let kk = e % ${KT}u; let nn = e / ${KT}u;
+#else
+        let nn = e % ${TILE}u; let kk = e / ${TILE}u;
+#endif
         let n = tileN + nn;
         let k = k0 + kk;
         var v = 0.0;
@@ -590,7 +575,29 @@ ${SPLIT_BASES}
   }
   let mBase = tileM + lid.y * ${R}u;
   let nBase = tileN + lid.x * ${R}u;
-${stores}
+  // Stores: one site in loops over the 4×4 sub-tile.
+#if ${sw}
+  let nR = select(${R}u, P.K, P.K == 0xffffffffu);
+#else
+  let nR = ${R}u;
+#endif
+  for (var i = 0u; i < nR; i = i + 1u) {
+    let m = mBase + i;
+#if ${sw}
+    let row = acc[i];
+#else
+    let row = ${pick};
+#endif
+    if (m < P.M) {
+      for (var j = 0u; j < nR; j = j + 1u) {
+        let n = nBase + j;
+        if (n < P.N) {
+          let ci = cB + m * P.N + n;
+          ${storeScalar(o, 'ci', 'n', 'row[j]')}
+        }
+      }
+    }
+  }
 }`;
 }
 
@@ -602,81 +609,78 @@ ${stores}
  */
 function shared128Body(o: MatmulKernelOptions): string {
   const PAD = 33; // vec4 per staged k row: 32 + 1
-  const L: string[] = [];
-  const ln = (x: string) => L.push(x);
   // Staging of one operand: 128 rows (of M for A, of N for B) × 16 k's, two groups of 4 per thread.
-  const stage = (op: 'A' | 'B'): void => {
-    const kContig = op === 'A' ? !o.transA : !!o.transB; // contiguous along k in memory
+  // kContig (the operand is contiguous along k): thread idx takes 4 consecutive k's of row idx/4
+  // and stores them transposed (k-major); else 4 consecutive rows at k = idx/32, one vec4 of the
+  // staged tile. Vec4 loads: the contiguous dimension is a multiple of 4, so the 4 values are in
+  // range together.
+  const stage = (op: 'A' | 'B'): string => {
+    const kContig = op === 'A' ? !o.transA : !!o.transB;
     const vec = op === 'A' ? !!o.vecA : !!o.vecB;
-    const base = op === 'A' ? 'tileM' : 'tileN';
     const lim = op === 'A' ? 'P.M' : 'P.N';
     const arr = op === 'A' ? 'As' : 'Bs';
     const bb = op === 'A' ? 'aB' : 'bB';
     // Flat element index of op(x, k) in the operand's own layout.
     const flat = (x: string, k: string): string => (kContig ? `${bb} + (${x}) * P.K + (${k})` : `${bb} + (${k}) * ${lim} + (${x})`);
     const load = (x: string, k: string): string => (op === 'A' ? `loadA(aB, ${x}, ${k})` : `loadB(bB, ${k}, ${x})`);
-    // kContig: thread idx takes 4 consecutive k's of row idx/4 and stores them transposed (k-major);
-    // else 4 consecutive rows at k = idx/32, one vec4 of the staged tile.
     const xi = (i: number): string => (kContig ? 'x' : `x + ${i}u`);
     const ki = (i: number): string => (kContig ? `k + ${i}u` : 'k');
-    for (let g = 0; g < 2; g++) {
-      ln(`  {`);
-      ln(`    let idx = t + ${g * 256}u;`);
-      ln(kContig ? `    let r = idx >> 2u;\n    let kk = (idx & 3u) * 4u;` : `    let r = (idx & 31u) * 4u;\n    let kk = idx >> 5u;`);
-      ln(`    let x = ${base} + r;`);
-      ln(`    let k = k0 + kk;`);
-      ln(`    var v = vec4<f32>(0.0);`);
-      // Vec4 loads: the contiguous dimension is a multiple of 4, so the 4 values are in range together.
-      if (vec) ln(`    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }`);
-      else for (let i = 0; i < 4; i++) ln(`    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`);
-      if (kContig) for (let i = 0; i < 4; i++) ln(`    ${arr}[(kk + ${i}u) * ${PAD}u + (r >> 2u)][r & 3u] = v[${i}];`);
-      else ln(`    ${arr}[kk * ${PAD}u + (r >> 2u)] = v;`);
-      ln(`  }`);
-    }
+    return rep(
+      2,
+      (g) => wgsl`
+  {
+    let idx = t + ${g * 256}u;
+#if ${kContig}
+    let r = idx >> 2u;
+    let kk = (idx & 3u) * 4u;
+#else
+    let r = (idx & 31u) * 4u;
+    let kk = idx >> 5u;
+#endif
+    let x = ${op === 'A' ? 'tileM' : 'tileN'} + r;
+    let k = k0 + kk;
+    var v = vec4<f32>(0.0);
+#if ${vec}
+    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }
+#else
+${rep(4, (i) => `    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`)}
+#endif
+#if ${kContig}
+${rep(4, (i) => `    ${arr}[(kk + ${i}u) * ${PAD}u + (r >> 2u)][r & 3u] = v[${i}];`)}
+#else
+    ${arr}[kk * ${PAD}u + (r >> 2u)] = v;
+#endif
+  }`,
+    );
   };
-  ln(`  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + 16u) {`);
-  stage('A');
-  stage('B');
-  ln(`    workgroupBarrier();`);
-  ln(`    for (var kk = 0u; kk < 16u; kk = kk + 1u) {`);
-  ln(`      let a0 = As[kk * ${PAD}u + lid.y];`);
-  ln(`      let a1 = As[kk * ${PAD}u + 16u + lid.y];`);
-  ln(`      let b0 = Bs[kk * ${PAD}u + lid.x];`);
-  ln(`      let b1 = Bs[kk * ${PAD}u + 16u + lid.x];`);
   const comp = ['x', 'y', 'z', 'w'];
-  for (let i = 0; i < 8; i++) {
-    const a = `${i < 4 ? 'a0' : 'a1'}.${comp[i % 4]}`;
-    ln(`      c${i}_0 = fma(vec4<f32>(${a}), b0, c${i}_0);`);
-    ln(`      c${i}_1 = fma(vec4<f32>(${a}), b1, c${i}_1);`);
-  }
-  ln(`    }`);
-  ln(`    workgroupBarrier();`);
-  ln(`  }`);
-  // Epilogue.
-  for (let i = 0; i < 8; i++) {
-    ln(`  {`);
-    ln(`    let m = tileM + ${i < 4 ? 0 : 64}u + lid.y * 4u + ${i % 4}u;`);
-    ln(`    if (m < P.M) {`);
-    for (let g = 0; g < 2; g++) {
-      ln(`      {`);
-      ln(`        let n = tileN + ${g * 64}u + lid.x * 4u;`);
-      ln(`        let ci = cB + m * P.N + n;`);
-      if (o.vecC) {
-        ln(`        if (n < P.N) {`);
-        ln(`          var v = c${i}_${g};`);
-        ln(`          if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[n >> 2u]; }`);
-        ln(`          if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[ci >> 2u]; }`);
-        ln(`          C[ci >> 2u] = v;`);
-        ln(`        }`);
-      } else {
-        for (let j = 0; j < 4; j++) ln(`        if (n + ${j}u < P.N) ${storeScalar(o, `ci + ${j}u`, `n + ${j}u`, `c${i}_${g}[${j}]`)}`);
-      }
-      ln(`      }`);
+  const epilogue = rep(
+    8,
+    (i) => wgsl`
+  {
+    let m = tileM + ${i < 4 ? 0 : 64}u + lid.y * 4u + ${i % 4}u;
+    if (m < P.M) {
+${rep(
+  2,
+  (g) => wgsl`
+      {
+        let n = tileN + ${g * 64}u + lid.x * 4u;
+        let ci = cB + m * P.N + n;
+#if ${o.vecC}
+        if (n < P.N) {
+          var v = c${i}_${g};
+          if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[n >> 2u]; }
+          if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[ci >> 2u]; }
+          C[ci >> 2u] = v;
+        }
+#else
+${rep(4, (j) => `        if (n + ${j}u < P.N) ${storeScalar(o, `ci + ${j}u`, `n + ${j}u`, `c${i}_${g}[${j}]`)}`)}
+#endif
+      }`,
+)}
     }
-    ln(`    }`);
-    ln(`  }`);
-  }
-  const accs = Array.from({ length: 8 }, (_, i) => `  var c${i}_0 = vec4<f32>(0.0);\n  var c${i}_1 = vec4<f32>(0.0);`).join('\n');
+  }`,
+  );
   return /* wgsl */ `
 ${accessors(o)}
 
@@ -689,8 +693,22 @@ ${SPLIT_BASES}
   let tileM = wid.y * 128u;
   let tileN = wid.x * 128u;
   let t = lid.y * 16u + lid.x;
-${accs}
-${L.join('\n')}
+${rep(8, (i) => `  var c${i}_0 = vec4<f32>(0.0);\n  var c${i}_1 = vec4<f32>(0.0);`)}
+  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + 16u) {
+${stage('A')}
+${stage('B')}
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+      let a0 = As[kk * ${PAD}u + lid.y];
+      let a1 = As[kk * ${PAD}u + 16u + lid.y];
+      let b0 = Bs[kk * ${PAD}u + lid.x];
+      let b1 = Bs[kk * ${PAD}u + 16u + lid.x];
+${rep(8, (i) => `      c${i}_0 = fma(vec4<f32>(${i < 4 ? 'a0' : 'a1'}.${comp[i % 4]}), b0, c${i}_0);\n      c${i}_1 = fma(vec4<f32>(${i < 4 ? 'a0' : 'a1'}.${comp[i % 4]}), b1, c${i}_1);`)}
+    }
+    workgroupBarrier();
+  }
+  // Epilogue.
+${epilogue}
 }`;
 }
 
@@ -792,14 +810,18 @@ export const colsumFinal = memo(({ vec4, accumulate }: { vec4: boolean; accumula
     bindings: [ro('partial', `array<${t}>`), rw('out', `array<${t}>`)],
     uniforms: [['chunks', 'u32'], ['N', 'u32']],
     workgroupSize: [COLSUM_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;
   if (n >= P.N) { return; }
   var s = ${t}(0.0);
   for (var c = 0u; c < P.chunks; c = c + 1u) { s = s + partial[c * P.N + n]; }
-  out[n] = ${accumulate ? 'out[n] + s' : 's'};
+#if ${accumulate}
+  out[n] = out[n] + s;
+#else
+  out[n] = s;
+#endif
 }`,
   });
 });
