@@ -37,6 +37,7 @@ import {
 } from '../train/config.ts';
 import { COMPONENTS, EMB_INITS } from '../train/transfer.ts';
 import type { ArmRole } from './types.ts';
+import { levenshtein } from '../util/args.ts';
 
 export class ExperimentError extends Error {
   constructor(message: string) {
@@ -150,16 +151,6 @@ const STAGE2_RESERVED: Record<string, string> = {
   embedding_init_strategy: 'use transfer.embedding_init',
 };
 
-function levenshtein(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return dp[a.length]![b.length]!;
-}
 
 function unknown(path: string, key: string, known: readonly string[]): ExperimentError {
   let best = '';
