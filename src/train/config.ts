@@ -48,20 +48,14 @@ export type KeyType = 'int' | 'number' | 'string' | 'bool' | 'list';
 export type Source = 'cli' | 'yaml' | 'default';
 type Values = Record<string, unknown>;
 
-export interface KeySpec {
+/**
+ * A configuration key: the option fields of src/util/args.ts (doc, required, nullable, choices, range,
+ * aliases; the command line is built from them by `schemaCommand`) with a default that may be computed.
+ */
+export interface KeySpec extends Pick<OptionSpec, 'doc' | 'required' | 'nullable' | 'choices' | 'min' | 'max' | 'exclusiveMin' | 'aliases'> {
   type: KeyType;
-  doc: string;
   /** A value, or a function of the values resolved so far (explicit ones and earlier keys' defaults). */
   default?: unknown;
-  required?: boolean;
-  nullable?: boolean;
-  /** Allowed strings (string keys) or list items (list keys). */
-  choices?: readonly string[];
-  min?: number;
-  max?: number;
-  /** Strictly greater than `min`. */
-  exclusiveMin?: boolean;
-  aliases?: readonly string[];
   /** Accepted for compatibility with the reference's files; no effect here. */
   ignored?: boolean;
 }

@@ -3,18 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runDataCommand } from '../../src/cli/data.ts';
+import { runData as run } from '../helpers/data_cli.ts';
 
-async function run(argv: string[], isTTY = false): Promise<{ code: number; out: string; err: string; bytes: Buffer }> {
-  const chunks: Buffer[] = [];
-  let err = '';
-  const code = await runDataCommand(argv, {
-    stdout: { write: (c: string | Uint8Array) => void chunks.push(Buffer.from(c)), isTTY },
-    stderr: { write: (c: string) => void (err += c) },
-  });
-  const bytes = Buffer.concat(chunks);
-  return { code, out: bytes.toString('utf8'), err, bytes };
-}
 
 describe('kindling data export', () => {
   it('writes one JSON line per sample with ids, targets and loss positions (§11 vectors)', async () => {

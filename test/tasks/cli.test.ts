@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { runDataCommand } from '../../src/cli/data.ts';
+import { runData as run } from '../helpers/data_cli.ts';
 
 const NEEDLE_42 = [
   147, 76, 142, 36, 138, 104, 152, 112, 155, 1, 134, 98, 133, 104, 140, 21, 139, 90, 143, 55, 137, 44, 154, 36, 148, 20, 150, 28, 144,
@@ -14,16 +14,6 @@ const golden = JSON.parse(readFileSync(new URL('./golden.json', import.meta.url)
   samples: Record<string, Record<string, { ids: number[]; wanted: number[]; wanted_fixed: number[] }[]>>;
 };
 
-async function run(argv: string[], isTTY = false): Promise<{ code: number; out: string; err: string; bytes: Buffer }> {
-  const chunks: Buffer[] = [];
-  let err = '';
-  const code = await runDataCommand(argv, {
-    stdout: { write: (c: string | Uint8Array) => void chunks.push(Buffer.from(c)), isTTY },
-    stderr: { write: (c: string) => void (err += c) },
-  });
-  const bytes = Buffer.concat(chunks);
-  return { code, out: bytes.toString('utf8'), err, bytes };
-}
 
 describe('kindling data export <downstream id> (real process)', () => {
   it('the first needle line is the §11 vector', () => {
