@@ -122,7 +122,9 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   }
   try {
     log(`adapter: ${e.device.describe()}${tf ? '; peer: TensorFlow.js WebGPU on the same Dawn adapter' : ''}`);
-    const extra = opts.variants ?? (e.device.info.software ? (hasSubgroupVariants(e) ? ['reg4x4', 'sg32x4', 'sg64x4', 'sg64x8'] : ['reg4x4']) : ['reg4x4', 'shared', 'shared128']);
+    // The variants compared are the plan's candidates (KINDLING_PLAN_AS may differ from the adapter);
+    // the case list and the batched timing follow the adapter itself.
+    const extra = opts.variants ?? (e.device.plan.kind === 'software' ? (hasSubgroupVariants(e) ? ['reg4x4', 'sg32x4', 'sg64x4', 'sg64x8'] : ['reg4x4']) : ['reg4x4', 'shared', 'shared128']);
     const hw = !e.device.info.software;
     let cases = opts.quick ? MATMUL_CASES.filter((c) => c.name !== '1024³') : hw ? [...MATMUL_CASES, ...MATMUL_GPU_CASES] : MATMUL_CASES;
     if (opts.cases?.length) cases = cases.filter((c) => opts.cases!.some((n) => c.name.includes(n)));

@@ -1,4 +1,4 @@
-// Pointwise, normalisation, embedding, loss, dropout and reduction kernels: time and GB/s per kernel
+// Pointwise, normalisation, embedding, loss, dropout, reduction, row-gather and elementwise kernels: time and GB/s per kernel
 // (each dispatch of an op replayed alone many times in one submit; bytes = the dispatch's declared
 // traffic, every input read and every output written once), and wall time per op (record + submit +
 // wait, median) for the fused/unfused pairs. Wall times through mitata (benchmarks/timing.ts).
@@ -18,7 +18,9 @@ import { Engine, storageOf } from '../engine/engine.ts';
 import { addBias, biasGelu, biasGeluUnfused, gelu } from '../engine/ops/activation.ts';
 import { argmax, crossEntropy } from '../engine/ops/cross_entropy.ts';
 import { dropout } from '../engine/ops/dropout.ts';
+import { accumulate, add, mul } from '../engine/ops/elementwise.ts';
 import { embedding } from '../engine/ops/embedding.ts';
+import { gatherRows } from '../engine/ops/gather.ts';
 import { addLayerNorm, addLayerNormUnfused, layerNorm } from '../engine/ops/layernorm.ts';
 import { sum, sumOfSquares } from '../engine/ops/reduce.ts';
 import type { Tensor } from '../engine/tensor.ts';
@@ -102,6 +104,12 @@ export async function runPointwiseBench(
     const logits = t(fill(ceRows * V, 12, 3), [ceRows, V], true);
     const targets = t(Int32Array.from(fill(ceRows, 13), (v) => Math.floor((v * 0.5 + 0.5) * V) % V), [ceRows]);
     const mask = t(Float32Array.from(fill(ceRows, 14), (v) => (v > -0.6 ? 1 : 0)), [ceRows]);
+    // A quarter of the rows, distinct (the backward's requirement), in scattered order: i·7919 mod rows
+    // is a permutation of the rows (rows is a power of two, 7919 odd).
+    const gatherHost = Int32Array.from({ length: rows / 4 }, (_, i) => (i * 7919) % rows);
+    const gatherIdx = t(gatherHost, [rows / 4]);
+    const gG = t(fill((rows / 4) * d, 18), [rows / 4, d]);
+    const acc = t(new Float32Array(rows * ff), [rows, ff]);
     const big = e.createStorage('sumsq bench', 4 * 16_000_000);
     e.write(big, fill(16_000_000, 15));
 
@@ -128,6 +136,10 @@ export async function runPointwiseBench(
       ['sum over rows', () => void sum(h4, 0)],
       ['sum over columns', () => void sum(h4, 1)],
       ['sumOfSquares 16M', () => void sumOfSquares([big], e)],
+      ['gatherRows fwd+bwd (rows/4)', withGrad(() => gatherRows(x, gatherIdx, { idxHost: gatherHost }), gG)],
+      ['add fwd+bwd', withGrad(() => add(x, r), gD)],
+      ['mul fwd+bwd', withGrad(() => mul(x, r), gD)],
+      ['accumulate in place', () => accumulate(acc, h4)],
     ];
     if (shape === 'small') list.splice(9, 0, ['embedding scan fwd+bwd', withGrad(() => embedding(ids, wte, wpe), t(fill(B * T * d, 17), [B, T, d]))]);
 

@@ -64,8 +64,8 @@ export const MATMUL_TINY = 32768;
 export const SHARED128_MIN_TILES = 128;
 /**
  * Hardware plan: with K ≥ SPLITK_MIN_K, `shared128` in splits from this many 128×128 output
- * tiles (512×512 outputs). H200, GPT-2 small's products with 36–192 such tiles: 1.1–1.6× the 64×64
- * kernel with its own splits (768×768×4096 0.36 → 0.26 ms, 768×2304×4096 0.85 → 0.58 ms).
+ * tiles (512×512 outputs): measured faster than the 64×64 kernel with its own splits for GPT-2
+ * small's products of 36–192 such tiles on an H200 (docs/kernels/matmul.md, "The GPU tiles").
  */
 export const SHARED128_SPLIT_MIN_TILES = 32;
 /** Split-K needs at least this long a K (shorter products keep one pass). */
@@ -81,10 +81,9 @@ export const SPLITK_MAX_128 = 8;
 /** Each split covers at least this many k's. */
 export const SPLITK_MIN_CHUNK = 256;
 /**
- * Software plan: colsum runs in one pass up to this many rows: the dispatch a second pass costs
- * (~0.13 ms on lavapipe) outweighs the parallel partial sums. Measured on lavapipe, one pass vs
- * two (median of 5): 544×256 0.21 vs 0.42 ms, 2048×128 0.42 vs 0.65, 2048×512 1.13 vs 1.50,
- * 4096×3072 9.9 vs 15.4; beyond, two passes win or tie (8192×128 1.55 vs 1.39, 63000×64 5.4 vs 4.5).
+ * Software plan: colsum runs in one pass up to this many rows: the dispatch a second pass costs on
+ * lavapipe outweighs the parallel partial sums; beyond, two passes measured faster or equal
+ * (docs/performance.md, "What the dispatch and texture changes bought").
  */
 export const COLSUM_ONE_PASS_ROWS = 4096;
 /**
@@ -199,19 +198,18 @@ function matmulVariants(kind: PlanKind, sg: boolean, textures: boolean): string[
 function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean, limits: PlanLimits): MatmulPlan {
   const sw = kind === 'software';
   /**
-   * Measured on lavapipe (2 cores), see docs/kernels/matmul.md:
+   * Measured on lavapipe (2 cores); the numbers are in docs/kernels/matmul.md, "Selection":
    *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
    *   software plan with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg16x4` for
-   *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows; 1.6–2×
-   *     faster at 16×48×63000), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller, faster to
-   *     compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4` for
-   *     narrower products (from 2^20 on: a d = 64 model's step 63 → 51 ms, median of 5 alternating
-   *     rounds, against the earlier 2^24 threshold); `sg64x16` (64 × 128 per workgroup) for wide, deep
-   *     products whose B comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures
-   *     the loads no longer dominate and the wider tile spends them on twice the multiply-adds —
-   *     1.07–1.19× at 512³, 1024³, 2048×768×768 (nn) and 768×768×2048 (tn), median of 9 alternating
-   *     pairs; for nt 0.83× (Bᵀ from a buffer) and 0.98–1.07× (through a texture), below K = 512
-   *     mixed;
+   *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows, and
+   *     the 16-row tile measured faster), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller,
+   *     faster to compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4`
+   *     for narrower products (from 2^20 on: small models' steps measured faster than with the
+   *     earlier 2^24 threshold); `sg64x16` (64 × 128 per workgroup) for wide, deep products whose B
+   *     comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures the loads no
+   *     longer dominate and the wider tile spends them on twice the multiply-adds — faster for those
+   *     nn and tn products; not for nt (slower from a buffer, no clear gain through a texture), and
+   *     mixed below K = 512;
    *   software plan without subgroups → `reg4x4`;
    *   hardware plan → `shared128` (128×128 tiles, 8×8 per thread) when the product has at least
    *     SHARED128_MIN_TILES such tiles, or SHARED128_SPLIT_MIN_TILES and a K long enough for split-K,
@@ -242,7 +240,7 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
    * rows: 12 workgroups of 64×64 for the whole GPU), which would otherwise run one long K loop on a
    * handful of multiprocessors. `shared` aims at SPLITK_TARGET_GROUPS workgroups; `shared128` at
    * SPLITK_TARGET_GROUPS_128 (in at most SPLITK_MAX_128 splits), which also evens out the last wave
-   * of mid-sized products (GPT-2's 4096×768 outputs over K = 3072: 1.25×). Each split covers at
+   * of mid-sized products (GPT-2's 4096×768 outputs over K = 3072). Each split covers at
    * least SPLITK_MIN_CHUNK k's and the partials must fit one storage binding. The software plan
    * never splits: 2–16 cores that a few workgroups already fill.
    */
@@ -256,10 +254,8 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
     const byMemory = Math.floor(limits.maxStorageBufferBindingSize / (M * N * 4));
     let s: number;
     if (variant === 'shared128') {
-      // H200, GPT-2 small's products over K = 2304–4096 (ms; splits): 192 tiles 0.84 (1) → 0.67 (4),
-      // 0.69–0.73 (6); 144 tiles 0.90 (2) → 0.74 (4), 0.69–0.74 (6), 0.70–0.72 (8); 108 tiles
-      // 0.72 (1), 0.57–0.58 (2, 4, 6, 8); 36 tiles 0.63 (1), 0.29 (4), 0.22 (6), 0.26 (8); from 576
-      // tiles no split is best (splitting 768 tiles in 2: 0.62 → 0.73).
+      // The rule fits the H200 sweep of GPT-2 small's products over K = 2304–4096: 36–192 tiles
+      // fastest in 4–8 splits, from 576 tiles unsplit (docs/kernels/matmul.md, "The GPU tiles").
       s = Math.min(SPLITK_MAX_128, Math.floor(SPLITK_TARGET_GROUPS_128 / tiles));
     } else s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
     return Math.max(1, Math.min(s, byK, byMemory));

@@ -825,19 +825,17 @@ ${sgPrologue(o, nvc)}
 });
 
 /**
- * Backward, key side, subgroup-shared: the workgroup owns its key rows like the forward owns query
- * rows (k·scale, v and the dk, dv accumulators); query rows r0, r0 + RB, … go in blocks of RB, lane
- * (ρ, c) loading chunk c of query row i0 + ρ (and its lse, D), the others fetching it by shuffle.
- * Dropout: the lanes of query row i0 + ρ draw its factors for the workgroup's keys (one Philox call
- * per 4 keys), shuffled to the key lanes as well. Writes the k and v slots of dqkv.
+ * The generator parts the key-side backward kernels share (backwardDkvSg, backwardFusedSg): the lane
+ * owns key rows r_k (k·scale, v, the dk and dv accumulators, the key's padding value) and visits the
+ * query rows in blocks of RB, lane ρ loading query row i0 + ρ (q, dY, lse) for the others to fetch by
+ * shuffle; per (query, key) pair it forms p, ds and, with dropout, the factor z from `groups` Philox
+ * calls of 4 keys each.
  */
-export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
+function sgKeySide(o: SubgroupOptions, groups: number) {
   const nvc = checkSg(o);
   const C = o.split;
   const RB = o.sg / C;
   const R = o.rowsPerLane;
-  const owned = sgRowsPerWorkgroup(o);
-  const groups = Math.max(1, owned / 4); // Philox calls (4 keys each) covering the workgroup's keys
   const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
   const qrows = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
   const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
@@ -846,6 +844,71 @@ export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
     for (let g = 1; g < groups; g++) e = `select(${e}, zs${u}_${g}, zg_${k} == ${g}u)`;
     return `${e}[r_${k} & 3u]`;
   };
+  return {
+    nvc,
+    C,
+    RB,
+    R,
+    groups,
+    vecs,
+    qrows,
+    rows,
+    /** Per owned key row k: its dqkv offsets, k·scale and v, zeroed dk and dv, keyOk_k, and zg_k = `zg(k)` (its Philox group). */
+    keyRows: (zg: (k: number) => string): string =>
+      rows(
+        (k) =>
+          `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
+          `${vecs((c) => `let k${c}_${k} = ${qkvAt(o, 'kcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let v${c}_${k} = ${qkvAt(o, 'vcol', `rc_${k}`, c)};`)} ` +
+          `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
+          `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = ${zg(k)};`,
+        '\n  ',
+      ),
+    /** The query row il this lane loads in the block from i0: its dqkv offset qo, dY offset yo, q (ql), dY (gl) and lse (Ll). */
+    loadQuery: (): string => `let il = min(i0 + rho, tm1);            // the query row whose chunk this lane loads
+    let qo = qcol + il * rs;
+    let yo = ycol + il * P.d4;
+    ${vecs((c) => `let ql${c} = ${qkvAt(o, 'qcol', 'il', c)};`)}
+    ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
+    let Ll = lse[bh * P.T + il];`,
+    /**
+     * Row group k against the block's queries (shuffled in as q{u}_c, g{u}_c, L{u}, D{u}, iok{u},
+     * zs{u}_g): p, ds and the dk, dv updates, then `extra` (more updates from the same ds).
+     */
+    pairs: (k: number, extra = ''): string => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
+      ${qrows(
+        (u) =>
+          `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')})`)}; ` +
+          (o.dropout ? `let z${u} = ${zOf(u, k)}; ` : '') +
+          `let p${u} = select(0.0, exp(sd${u}.x - L${u}), iok${u} && keyOk_${k} && i0 + ${u}u >= r_${k}); ` +
+          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - D${u}); let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
+        '\n      ',
+      )}
+      ${vecs((c) => `dv${c}_${k} = dv${c}_${k} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n      ')}
+      ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
+      ${extra}
+    }`,
+    /** Writes the owned key rows' k and v slots of dqkv. */
+    storeKeyRows: (): string =>
+      rows(
+        (k) => /* wgsl */ `if (r_${k} < P.T) {
+    ${vecs((c) => `dqkv[ko_${k} + ${c}u] = dk${c}_${k} * P.scale;`)}
+    ${vecs((c) => `dqkv[vo_${k} + ${c}u] = dv${c}_${k};`)}
+  }`,
+        '\n  ',
+      ),
+  };
+}
+
+/**
+ * Backward, key side, subgroup-shared: the workgroup owns its key rows like the forward owns query
+ * rows (k·scale, v and the dk, dv accumulators); query rows r0, r0 + RB, … go in blocks of RB, lane
+ * (ρ, c) loading chunk c of query row i0 + ρ (and its lse, D), the others fetching it by shuffle.
+ * Dropout: the lanes of query row i0 + ρ draw its factors for the workgroup's keys (one Philox call
+ * per 4 keys), shuffled to the key lanes as well. Writes the k and v slots of dqkv.
+ */
+export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
+  const ks = sgKeySide(o, Math.max(1, sgRowsPerWorkgroup(o) / 4)); // Philox calls (4 keys each) covering the workgroup's keys
+  const { C, RB, groups, vecs, qrows, rows } = ks;
   return kernel({
     name: sgName('bwd.dkv', o),
     bindings: [
@@ -866,22 +929,10 @@ ${DROPOUT_WGSL}
 ${rowSumWgsl(C)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-${sgPrologue(o, nvc)}
-  ${rows(
-    (k) =>
-      `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
-      `${vecs((c) => `let k${c}_${k} = ${qkvAt(o, 'kcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let v${c}_${k} = ${qkvAt(o, 'vcol', `rc_${k}`, c)};`)} ` +
-      `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
-      `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = (r_${k} >> 2u) - (r0 >> 2u);`,
-    '\n  ',
-  )}
+${sgPrologue(o, ks.nvc)}
+  ${ks.keyRows((k) => `(r_${k} >> 2u) - (r0 >> 2u)`)}
   for (var i0 = r0; i0 < P.T; i0 = i0 + ${RB}u) {
-    let il = min(i0 + rho, tm1);            // the query row whose chunk this lane loads
-    let qo = qcol + il * rs;
-    let yo = ycol + il * P.d4;
-    ${vecs((c) => `let ql${c} = ${qkvAt(o, 'qcol', 'il', c)};`)}
-    ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
-    let Ll = lse[bh * P.T + il];
+    ${ks.loadQuery()}
     let Dl = dD[bh * P.T + il];
 #if ${o.dropout}
     ${rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, (r0 >> 2u) + ${g}u);`, ' ')}
@@ -893,28 +944,9 @@ ${sgPrologue(o, nvc)}
         (o.dropout ? ` ${rep(groups, (g) => `let zs${u}_${g} = subgroupShuffle(zl${g}, src${u});`, ' ')}` : ''),
       '\n    ',
     )}
-    ${rows(
-      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
-      ${qrows(
-        (u) =>
-          `let sd${u} = ${rowSum2(C, `vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')})`)}; ` +
-          (o.dropout ? `let z${u} = ${zOf(u, k)}; ` : '') +
-          `let p${u} = select(0.0, exp(sd${u}.x - L${u}), iok${u} && keyOk_${k} && i0 + ${u}u >= r_${k}); ` +
-          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - D${u}); let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
-        '\n      ',
-      )}
-      ${vecs((c) => `dv${c}_${k} = dv${c}_${k} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n      ')}
-      ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
-    }`,
-    )}
+    ${rows((k) => ks.pairs(k))}
   }
-  ${rows(
-    (k) => /* wgsl */ `if (r_${k} < P.T) {
-    ${vecs((c) => `dqkv[ko_${k} + ${c}u] = dk${c}_${k} * P.scale;`)}
-    ${vecs((c) => `dqkv[vo_${k} + ${c}u] = dv${c}_${k};`)}
-  }`,
-    '\n  ',
-  )}
+  ${ks.storeKeyRows()}
 }`,
   });
 });
@@ -932,19 +964,9 @@ ${sgPrologue(o, nvc)}
  * order than the dq kernel's, so the results equal it to rounding, not bitwise.
  */
 export const backwardFusedSg = memo((o: SubgroupOptions): KernelSpec => {
-  const nvc = checkSg(o);
+  const ks = sgKeySide(o, 2 * o.rowsPerLane); // Philox calls (4 keys each) covering the workgroup's 8R keys
   if (o.split !== 1 || o.sg !== 8) throw new Error('attention: the fused backward needs split 1 and subgroups of 8');
-  const RB = 8;
-  const R = o.rowsPerLane;
-  const groups = 2 * R; // Philox calls (4 keys each) covering the workgroup's 8R keys
-  const vecs = (f: (c: number) => string, sep = ' '): string => rep(nvc, f, sep);
-  const qrows = (f: (u: number) => string, sep = ' '): string => rep(RB, f, sep);
-  const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
-  const zOf = (u: number, k: number): string => {
-    let e = `zs${u}_0`;
-    for (let g = 1; g < groups; g++) e = `select(${e}, zs${u}_${g}, zg_${k} == ${g}u)`;
-    return `${e}[r_${k} & 3u]`;
-  };
+  const { RB, groups, vecs, qrows, rows } = ks;
   // Transposing butterfly: values x{u}_{c}, u < 8 → lane ρ ends with Σ over lanes of x{ρ}_{c}.
   const butterfly = (): string => {
     const out: string[] = [];
@@ -986,23 +1008,11 @@ ${DROPOUT_WGSL}
 #endif
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-${sgPrologue(o, nvc)}
+${sgPrologue(o, ks.nvc)}
   let b2 = (lid.x & 4u) != 0u; let b1 = (lid.x & 2u) != 0u; let b0 = (lid.x & 1u) != 0u;
-  ${rows(
-    (k) =>
-      `let ko_${k} = kcol + rc_${k} * rs; let vo_${k} = vcol + rc_${k} * rs; ` +
-      `${vecs((c) => `let k${c}_${k} = ${qkvAt(o, 'kcol', `rc_${k}`, c)} * P.scale;`)} ${vecs((c) => `let v${c}_${k} = ${qkvAt(o, 'vcol', `rc_${k}`, c)};`)} ` +
-      `${vecs((c) => `var dk${c}_${k} = vec4<f32>(0.0);`)} ${vecs((c) => `var dv${c}_${k} = vec4<f32>(0.0);`)} ` +
-      `let keyOk_${k} = r_${k} < P.T && (P.useMask == 0u || kmask[b * P.T + rc_${k}] > 0.5); let zg_${k} = r_${k} >> 2u;`,
-    '\n  ',
-  )}
+  ${ks.keyRows((k) => `r_${k} >> 2u`)}
   for (var i0 = 0u; i0 < P.T; i0 = i0 + ${RB}u) {
-    let il = min(i0 + rho, tm1);            // the query row this lane loads
-    let qo = qcol + il * rs;
-    let yo = ycol + il * P.d4;
-    ${vecs((c) => `let ql${c} = ${qkvAt(o, 'qcol', 'il', c)};`)}
-    ${vecs((c) => `let gl${c} = dy[yo + ${c}u];`)}
-    let Ll = lse[bh * P.T + il];
+    ${ks.loadQuery()}
     let Dl = ${vecs((c) => `dot(gl${c}, y[yo + ${c}u])`, ' + ')};
 #if ${o.dropout}
     ${rep(groups, (g) => `let zl${g} = drop_keep4(bh * P.T + il, ${g}u);`, ' ')}
@@ -1015,33 +1025,13 @@ ${sgPrologue(o, nvc)}
         (o.dropout ? ` ${rep(groups, (g) => `let zs${u}_${g} = subgroupShuffle(zl${g}, ${u}u);`, ' ')}` : ''),
       '\n    ',
     )}
-    ${rows(
-      (k) => /* wgsl */ `if (${groupLive(RB, R, k, 'kv')}) {
-      ${qrows(
-        (u) =>
-          `let sd${u} = vec2<f32>(${vecs((c) => `dot(k${c}_${k}, q${u}_${c})`, ' + ')}, ${vecs((c) => `dot(v${c}_${k}, g${u}_${c})`, ' + ')}); ` +
-          (o.dropout ? `let z${u} = ${zOf(u, k)}; ` : '') +
-          `let p${u} = select(0.0, exp(sd${u}.x - L${u}), iok${u} && keyOk_${k} && i0 + ${u}u >= r_${k}); ` +
-          `let ds${u} = p${u} * (sd${u}.y${o.dropout ? ` * z${u}` : ''} - D${u}); let pz${u} = p${u}${o.dropout ? ` * z${u}` : ''};`,
-        '\n      ',
-      )}
-      ${vecs((c) => `dv${c}_${k} = dv${c}_${k} + ${qrows((u) => `pz${u} * g${u}_${c}`, ' + ')};`, '\n      ')}
-      ${vecs((c) => `dk${c}_${k} = dk${c}_${k} + ${qrows((u) => `ds${u} * q${u}_${c}`, ' + ')};`, '\n      ')}
-      ${qrows((u) => vecs((c) => `pq${u}_${c} = pq${u}_${c} + ds${u} * k${c}_${k};`), '\n      ')}
-    }`,
-    )}
+    ${rows((k) => ks.pairs(k, qrows((u) => vecs((c) => `pq${u}_${c} = pq${u}_${c} + ds${u} * k${c}_${k};`), '\n      ')))}
     ${butterfly()}
     if (i0 + rho < P.T) {
       ${vecs((c) => `dqkv[qo + ${c}u] = dqr_${c};`)}
     }
   }
-  ${rows(
-    (k) => /* wgsl */ `if (r_${k} < P.T) {
-    ${vecs((c) => `dqkv[ko_${k} + ${c}u] = dk${c}_${k} * P.scale;`)}
-    ${vecs((c) => `dqkv[vo_${k} + ${c}u] = dv${c}_${k};`)}
-  }`,
-    '\n  ',
-  )}
+  ${ks.storeKeyRows()}
 }`,
   });
 });

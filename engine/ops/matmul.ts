@@ -171,8 +171,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
  * R ≤ COLSUM_ONE_PASS_ROWS); else per-chunk partial sums then a final pass. `passes` forces one or
  * the other (tests). Chunks hold `plan.matmul.colsumChunkRows(R)` rows (COLSUM_CHUNK, or on the
  * hardware plan about √R, so that neither pass runs a long serial loop: with 64-row chunks the
- * needle model's 63 000-row bias gradients ended in ~1 000 dependent additions per column, 1.2 ms
- * for 6 colsums on an H200, a tenth of its step). `chunkRows` forces the chunk length (tests).
+ * needle model's 63 000-row bias gradients ended in ~1 000 dependent additions per column, slow on
+ * an H200: docs/performance.md, "On a real GPU", Reductions). `chunkRows` forces the chunk length
+ * (tests).
  */
 export function encodeColsum(engine: Engine, x: Bindable, R: number, N: number, out: Bindable, accumulate = false, passes?: 1 | 2, chunkRows?: number): void {
   if (N === 0) return;

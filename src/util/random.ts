@@ -29,7 +29,8 @@ export interface MT19937State {
 /** 32-bit Mersenne Twister, identical to mt19937ar.c / CPython's _randommodule.c / numpy's mt19937. */
 export class MT19937 {
   // The state words are kept as Int32Array: V8 then keeps every intermediate in int32 registers
-  // (Uint32Array loads of values >= 2^31 would box doubles), which is ~2x faster; the bits are the same.
+  // (Uint32Array loads of values >= 2^31 would box doubles), which measured faster (docs/performance.md,
+  // "Host code"); the bits are the same.
   private readonly mt = new Int32Array(N);
   private mti = N + 1;
 

@@ -17,7 +17,8 @@ import { TEX_SLOT, toTexture } from '../../engine/ops/common.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import * as K from '../../kernels/attention.ts';
 import { poison, randArray, relErr, rng, useEngine } from '../helpers/gpu.ts';
-import { dropoutFactors, philox4x32, refBackward, refForward, type Shape } from '../reference/attention.ts';
+import { dropoutFactors, refBackward, refForward, type Shape } from '../reference/attention.ts';
+import { philox4x32 } from '../reference/random.ts';
 
 const engine = useEngine();
 

@@ -4,82 +4,11 @@ import { biasGelu, gelu } from '../../engine/ops/activation.ts';
 import { add, mul } from '../../engine/ops/elementwise.ts';
 import { layerNorm } from '../../engine/ops/layernorm.ts';
 import { sum } from '../../engine/ops/reduce.ts';
-import { randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { fdGrad, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { geluGrad64 } from '../reference/activation.ts';
+import { compositeGrad, compositeLoss } from '../reference/autograd.ts';
 
 const engine = useEngine();
-
-const K0 = Math.sqrt(2 / Math.PI);
-const K1 = 0.044715;
-// 0.5·x·(1 + tanh(u)) written as x·σ(2u) (the same function; no cancellation of 1 + tanh in the tails)
-const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
-const gelu64 = (x: number) => x * sigmoid(2 * K0 * (x + K1 * x * x * x));
-const geluGrad64 = (x: number) => {
-  const s = sigmoid(2 * K0 * (x + K1 * x * x * x));
-  return s + 2 * x * s * (1 - s) * K0 * (1 + 3 * K1 * x * x);
-};
-
-/** float64 forward of the composite: loss = Σ_r w_r · Σ_c biasGelu(LN(x)·γ + β, b)[r, c]. */
-function compositeLoss(x: ArrayLike<number>, g: ArrayLike<number>, be: ArrayLike<number>, b: ArrayLike<number>, w: ArrayLike<number>, R: number, d: number): number {
-  let loss = 0;
-  for (let r = 0; r < R; r++) {
-    let m = 0;
-    for (let c = 0; c < d; c++) m += x[r * d + c]!;
-    m /= d;
-    let v = 0;
-    for (let c = 0; c < d; c++) v += (x[r * d + c]! - m) ** 2;
-    const rs = 1 / Math.sqrt(v / d + 1e-5);
-    for (let c = 0; c < d; c++) loss += w[r]! * gelu64((x[r * d + c]! - m) * rs * g[c]! + be[c]! + b[c]!);
-  }
-  return loss;
-}
-
-/** float64 analytic gradients of compositeLoss. */
-function compositeGrad(x: ArrayLike<number>, g: ArrayLike<number>, be: ArrayLike<number>, b: ArrayLike<number>, w: ArrayLike<number>, R: number, d: number) {
-  const dx = new Float64Array(R * d);
-  const dg = new Float64Array(d);
-  const dbe = new Float64Array(d);
-  const db = new Float64Array(d);
-  for (let r = 0; r < R; r++) {
-    let m = 0;
-    for (let c = 0; c < d; c++) m += x[r * d + c]!;
-    m /= d;
-    let v = 0;
-    for (let c = 0; c < d; c++) v += (x[r * d + c]! - m) ** 2;
-    const rs = 1 / Math.sqrt(v / d + 1e-5);
-    const gy = new Float64Array(d);
-    let a = 0;
-    let bb = 0;
-    for (let c = 0; c < d; c++) {
-      const xh = (x[r * d + c]! - m) * rs;
-      const d1 = w[r]! * geluGrad64(xh * g[c]! + be[c]! + b[c]!);
-      db[c]! += d1;
-      dbe[c]! += d1;
-      dg[c]! += d1 * xh;
-      gy[c] = d1;
-      a += d1 * g[c]!;
-      bb += d1 * g[c]! * xh;
-    }
-    a /= d;
-    bb /= d;
-    for (let c = 0; c < d; c++) {
-      const xh = (x[r * d + c]! - m) * rs;
-      dx[r * d + c] = rs * (gy[c]! * g[c]! - a - xh * bb);
-    }
-  }
-  return { dx, dg, dbe, db };
-}
-
-function fdGrad(f: (x: Float64Array) => number, x: ArrayLike<number>, h = 1e-6): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const p = Float64Array.from(x);
-    const m = Float64Array.from(x);
-    p[i]! += h;
-    m[i]! -= h;
-    out[i] = (f(p) - f(m)) / (2 * h);
-  }
-  return out;
-}
 
 describe('autograd', () => {
   it('a tensor used twice gets the sum of its gradients', async () => {

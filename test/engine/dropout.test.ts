@@ -6,56 +6,14 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { PHILOX_WGSL } from '../../kernels/random.ts';
 import { kernel, ro, rw } from '../../kernels/spec.ts';
 import { poison, poisonPool, randn, useEngine } from '../helpers/gpu.ts';
+import { keepRef } from '../reference/dropout.ts';
+import { PHILOX_KAT as KAT, philox4x32 } from '../reference/random.ts';
 
 const engine = useEngine();
 
-
-// ---------------------------------------------------------------- TypeScript Philox4x32-10 reference
-// Written from Salmon et al. (SC'11) / Random123 with BigInt products, independent of the WGSL.
-const M0 = 0xd2511f53n;
-const M1 = 0xcd9e8d57n;
-const W0 = 0x9e3779b9;
-const W1 = 0xbb67ae85;
-const MASK32 = 0xffffffffn;
-
-function mulhilo(m: bigint, x: number): [number, number] {
-  const p = m * BigInt(x >>> 0);
-  return [Number(p >> 32n), Number(p & MASK32)];
-}
-
-function philox4x32_10(ctr: readonly number[], key: readonly number[]): number[] {
-  let [c0, c1, c2, c3] = ctr.map((v) => v >>> 0) as [number, number, number, number];
-  let [k0, k1] = key.map((v) => v >>> 0) as [number, number];
-  for (let r = 0; r < 10; r++) {
-    const [hi0, lo0] = mulhilo(M0, c0);
-    const [hi1, lo1] = mulhilo(M1, c2);
-    [c0, c1, c2, c3] = [(hi1 ^ c1 ^ k0) >>> 0, lo1, (hi0 ^ c3 ^ k1) >>> 0, lo0];
-    k0 = (k0 + W0) >>> 0;
-    k1 = (k1 + W1) >>> 0;
-  }
-  return [c0, c1, c2, c3];
-}
-
-/** The keep mask of element i under the convention of kernels/dropout.ts. */
-function keepRef(n: number, p: number, seed: number, step: number, stream: number): boolean[] {
-  const pf = Math.fround(p);
-  const out: boolean[] = [];
-  for (let q = 0; q * 4 < n; q++) {
-    const w = philox4x32_10([q, stream, 0, 0], [seed, step]);
-    for (let j = 0; j < 4 && q * 4 + j < n; j++) out.push((w[j]! >>> 8) / 16777216 >= pf);
-  }
-  return out;
-}
-
-const KAT: { ctr: number[]; key: number[]; out: number[] }[] = [
-  { ctr: [0, 0, 0, 0], key: [0, 0], out: [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8] },
-  { ctr: [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], key: [0xffffffff, 0xffffffff], out: [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd] },
-  { ctr: [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], key: [0xa4093822, 0x299f31d0], out: [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1] },
-];
-
 describe('Philox4x32-10', () => {
   it('the TypeScript reference reproduces the published known-answer vectors', () => {
-    for (const k of KAT) expect(philox4x32_10(k.ctr, k.key)).toEqual(k.out);
+    for (const k of KAT) expect(philox4x32(k.ctr, k.key)).toEqual(k.out);
   });
 
   it('the WGSL generator (kernels/random.ts) reproduces them too', async () => {

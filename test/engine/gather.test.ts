@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { POISON, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
+import { gatherRef, scatterRef } from '../reference/gather.ts';
 
 const engine = useEngine();
 
@@ -16,22 +17,6 @@ function distinctRows(M: number, N: number, seed: number, bad = 0): Int32Array {
   const out = Int32Array.from(all.slice(0, M - bad));
   const oob = [-1, N, N + 7, -2147483648, 2147483647];
   return Int32Array.from([...out, ...oob.slice(0, bad)]);
-}
-
-function gatherRef(x: Float32Array, idx: Int32Array, N: number, d: number): Float64Array {
-  const out = new Float64Array(idx.length * d);
-  idx.forEach((r, i) => {
-    if (r >= 0 && r < N) for (let c = 0; c < d; c++) out[i * d + c] = x[r * d + c]!;
-  });
-  return out;
-}
-
-function scatterRef(g: Float32Array, idx: Int32Array, N: number, d: number, init?: Float32Array): Float64Array {
-  const dx = init ? Float64Array.from(init) : new Float64Array(N * d);
-  idx.forEach((r, i) => {
-    if (r >= 0 && r < N) for (let c = 0; c < d; c++) dx[r * d + c]! += g[i * d + c]!;
-  });
-  return dx;
 }
 
 // [M, N, d, out-of-range indices]

@@ -13,7 +13,7 @@ import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
 import { planFor } from '../../engine/plan.ts';
 import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
-import { refMatmul } from '../reference/matmul.ts';
+import { lossOf, refGrads, refLinear, refMatmul } from '../reference/matmul.ts';
 
 const engine = useEngine();
 const TOL = 1e-4;
@@ -462,48 +462,6 @@ describe('matmul kernels', () => {
 
 // ------------------------------------------------------------------------------------ backward
 
-/** float64 op(X) as a dense [rows, cols] accessor. */
-function opAt(x: ArrayLike<number>, rows: number, cols: number, t: boolean, off = 0) {
-  return (i: number, j: number) => x[off + (t ? j * rows + i : i * cols + j)]!;
-}
-
-/**
- * Analytic float64 gradients of L = Σ G ⊙ (op(A)·op(B)) for (possibly batched / broadcast)
- * operands, in each operand's stored layout.
- */
-function refGrads(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: boolean, bB: boolean) {
-  const dA = new Float64Array(a.length);
-  const dB = new Float64Array(b.length);
-  for (let z = 0; z < batch; z++) {
-    const ao = aB ? z * M * K : 0;
-    const bo = bB ? z * K * N : 0;
-    const A = opAt(a, M, K, tA, ao);
-    const Bm = opAt(b, K, N, tB, bo);
-    for (let i = 0; i < M; i++)
-      for (let k = 0; k < K; k++) {
-        let s = 0;
-        for (let j = 0; j < N; j++) s += g[z * M * N + i * N + j]! * Bm(k, j);
-        dA[ao + (tA ? k * M + i : i * K + k)] += s;
-      }
-    for (let k = 0; k < K; k++)
-      for (let j = 0; j < N; j++) {
-        let s = 0;
-        for (let i = 0; i < M; i++) s += A(i, k) * g[z * M * N + i * N + j]!;
-        dB[bo + (tB ? j * K + k : k * N + j)] += s;
-      }
-  }
-  return { dA, dB };
-}
-
-function lossOf(a: Float64Array, b: Float64Array, g: Float64Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number, aB: boolean, bB: boolean): number {
-  let L = 0;
-  for (let z = 0; z < batch; z++) {
-    const c = ref64(a, b, M, N, K, tA, tB, aB ? z * M * K : 0, bB ? z * K * N : 0);
-    for (let i = 0; i < M * N; i++) L += g[z * M * N + i]! * c[i]!;
-  }
-  return L;
-}
-
 describe('matmul backward', () => {
   it('the float64 reference gradient matches central differences', () => {
     const [M, N, K, batch] = [3, 4, 5, 2];
@@ -585,26 +543,6 @@ describe('matmul backward', () => {
 });
 
 describe('linear', () => {
-  /** float64 y = x·W + b and its gradients for upstream gradient G. */
-  function refLinear(x: Float32Array, w: Float32Array, bias: Float32Array, g: Float32Array, R: number, I: number, O: number) {
-    const y = new Float64Array(R * O);
-    const dx = new Float64Array(R * I);
-    const dw = new Float64Array(I * O);
-    const db = new Float64Array(O);
-    for (let r = 0; r < R; r++)
-      for (let o = 0; o < O; o++) {
-        let s = bias[o]!;
-        for (let i = 0; i < I; i++) s += x[r * I + i]! * w[i * O + o]!;
-        y[r * O + o] = s;
-        db[o] += g[r * O + o]!;
-        for (let i = 0; i < I; i++) {
-          dx[r * I + i] += g[r * O + o]! * w[i * O + o]!;
-          dw[i * O + o] += x[r * I + i]! * g[r * O + o]!;
-        }
-      }
-    return { y, dx, dw, db };
-  }
-
   it('forward (bias fused) and backward on odd and aligned shapes, 3D input', async () => {
     const e = await engine();
     let seed = 8000;

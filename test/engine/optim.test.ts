@@ -7,55 +7,9 @@ import { AdamW, type AdamWOptions } from '../../engine/optim.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import { loadCheckpoint, readSidecar, saveCheckpoint } from '../../src/io/checkpoint.ts';
 import { POISON, randArray, randn, relErr, useEngine } from '../helpers/gpu.ts';
+import { type RefHp, type RefParam, refNorm, refStep } from '../reference/optim.ts';
 
 const engine = useEngine();
-
-// ------------------------------------------------------------------ float64 reference
-
-interface RefParam {
-  name: string;
-  p: Float64Array;
-  m: Float64Array;
-  v: Float64Array;
-  decay: boolean;
-  trainable: boolean;
-}
-
-interface RefHp {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  maxGradNorm: number | null;
-}
-
-function refNorm(grads: Map<string, Float32Array>): number {
-  let s = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) s += g[i]! * g[i]!;
-  return Math.sqrt(s);
-}
-
-/** One AdamW step in float64 (PyTorch's formulas), gradients as float32 values. Returns the pre-clip norm. */
-function refStep(params: RefParam[], grads: Map<string, Float32Array>, lr: number, t: number, hp: RefHp): number {
-  const norm = refNorm(grads);
-  const coef = hp.maxGradNorm !== null ? Math.min(1, hp.maxGradNorm / (norm + 1e-6)) : 1;
-  const bc1 = 1 - hp.beta1 ** t;
-  const bc2 = 1 - hp.beta2 ** t;
-  for (const q of params) {
-    if (!q.trainable) continue;
-    const g = grads.get(q.name)!;
-    for (let i = 0; i < q.p.length; i++) {
-      const gi = g[i]! * coef;
-      if (q.decay) q.p[i] = q.p[i]! - lr * hp.weightDecay * q.p[i]!;
-      q.m[i] = hp.beta1 * q.m[i]! + (1 - hp.beta1) * gi;
-      q.v[i] = hp.beta2 * q.v[i]! + (1 - hp.beta2) * gi * gi;
-      const mh = q.m[i]! / bc1;
-      const vh = q.v[i]! / bc2;
-      q.p[i] = q.p[i]! - (lr * mh) / (Math.sqrt(vh) + hp.eps);
-    }
-  }
-  return norm;
-}
 
 // ------------------------------------------------------------------ fixtures
 
