@@ -380,7 +380,7 @@ const PROCEDURAL_KEYS = {
   save_every_steps: { type: 'int', default: byTrainer(10, 100), min: 1, doc: 'validate and checkpoint every N optimizer steps' },
   save_total_limit: { type: 'int', default: 1, min: 0, doc: 'checkpoints kept per prefix' },
   patience: { type: 'int', default: byTrainer(50, 1000001), min: 0, doc: 'validations without improvement before stopping (0: never)' },
-  resume: { type: 'bool', default: false, doc: 'resume from the latest checkpoint of the run directory (its stored config must match: docs/training.md, Resume)' },
+  resume: { type: 'bool', default: false, doc: 'resume from the latest checkpoint of the run directory (its stored config must match, up to the keys docs/training.md lists)' },
   overwrite: { type: 'bool', default: false, doc: 'delete the checkpoints, best/ and metrics.jsonl already in the run directory and start over' },
   use_curriculum: { type: 'bool', default: false, doc: 'curriculum on the sequence length (§2.12)' },
   curriculum_start: { type: 'int', default: 2, min: 1, doc: 'curriculum: first length' },

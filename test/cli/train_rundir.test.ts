@@ -35,7 +35,7 @@ const TINY: Record<string, string> = {
 };
 /** The command line: TINY with `extra` (`--key value` replaces TINY's value; `--resume`, `--overwrite` are flags). */
 function argv(saveDir: string, extra: string[]): string[] {
-  const values = { ...TINY, save_dir: saveDir };
+  const values: Record<string, string> = { ...TINY, save_dir: saveDir };
   const flags: string[] = [];
   for (let i = 0; i < extra.length; i++) {
     const key = extra[i]!.slice(2);

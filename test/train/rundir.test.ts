@@ -8,6 +8,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saveCheckpoint } from '../../src/io/checkpoint.ts';
+import { ConfigError, loadConfig, PROCEDURAL_SCHEMA, type ProceduralConfig } from '../../src/train/config.ts';
+import { openProceduralRun } from '../../src/train/procedural.ts';
 import { configDifferences, openRunDir, type OpenOptions, RUN_LOCK, RunDirError, runEntries } from '../../src/train/rundir.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kindling-rundir-'));
@@ -207,5 +209,43 @@ describe('resume', () => {
   it('configDifferences compares values as JSON and skips the keys that may change', () => {
     expect(configDifferences({ a: [1, 2], b: null, c: 1 }, { a: [1, 2], b: null, c: 2, d: 3 }, ['c'])).toEqual({ differ: [], notStored: ['d'] });
     expect(configDifferences({ a: [1, 2], b: 'x' }, { a: [2, 1], b: null }, [])).toEqual({ differ: ['a: [1,2] → [2,1]', 'b: "x" → null'], notStored: [] });
+  });
+});
+
+describe('procedural resume rules (openProceduralRun)', () => {
+  const load = (saveDir: string, argv: string[]) => loadConfig<ProceduralConfig>(PROCEDURAL_SCHEMA, { argv: ['--task', 'dyck', '--save_dir', saveDir, ...argv] }).values;
+
+  it('for Dyck, max_steps may change under a constant schedule but not when it is a decaying schedule horizon', () => {
+    const saveDir = fresh();
+    const stored = load(saveDir, ['--run_name', 'r', '--max_steps', '100', '--lr_schedule', 'cosine']);
+    checkpoint(join(saveDir, 'r', 'step-50'), 50, stored);
+    const e = refusal(() => openProceduralRun(load(saveDir, ['--run_name', 'r', '--max_steps', '200', '--lr_schedule', 'cosine', '--resume']), () => undefined));
+    expect(e.exitCode).toBe(2);
+    expect(e.message.split('\n')[1]).toBe("  max_steps: 100 → 200 (for dyck it is the cosine schedule's horizon: 100 → 200 steps)");
+
+    const saveDir2 = fresh();
+    checkpoint(join(saveDir2, 'r', 'step-50'), 50, load(saveDir2, ['--run_name', 'r', '--max_steps', '100']));
+    const o = openProceduralRun(load(saveDir2, ['--run_name', 'r', '--max_steps', '200', '--resume']), () => undefined);
+    expect(o.resumeFrom?.step).toBe(50);
+    o.lock.release();
+  });
+
+  it('resume and overwrite together are a config error naming both', () => {
+    expect(() => load(fresh(), ['--resume', '--overwrite'])).toThrow(
+      new ConfigError('resume and overwrite exclude each other: resume continues the run directory, overwrite deletes it (give one of them)'),
+    );
+  });
+
+  it('a resume that finds no checkpoint under the default run name points to the run with another max_steps', () => {
+    const saveDir = fresh();
+    const stored = load(saveDir, ['--max_steps', '100']);
+    checkpoint(join(saveDir, 'dyck-128-2_4_16-100steps', 'step-50'), 50, stored);
+    const logs: string[] = [];
+    const o = openProceduralRun(load(saveDir, ['--max_steps', '200', '--resume']), (s) => void logs.push(s));
+    expect(o.resumeFrom).toBeNull();
+    expect(logs).toEqual([
+      `note: ${join(saveDir, 'dyck-128-2_4_16-100steps')} holds checkpoints of this task and size with another max_steps; the default run name includes max_steps, so to resume one of them with a new max_steps, pass its directory name as --run_name`,
+    ]);
+    o.lock.release();
   });
 });
