@@ -8,7 +8,9 @@ import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { saveCheckpoint } from '../../src/io/checkpoint.ts';
-import { ConfigError, loadConfig, PROCEDURAL_SCHEMA, type ProceduralConfig } from '../../src/train/config.ts';
+import type { Engine } from '../../engine/engine.ts';
+import { ALGORITHMIC_SCHEMA, type AlgorithmicConfig, ConfigError, loadConfig, PROCEDURAL_SCHEMA, type ProceduralConfig } from '../../src/train/config.ts';
+import { runDownstream } from '../../src/train/downstream.ts';
 import { openProceduralRun } from '../../src/train/procedural.ts';
 import { configDifferences, openRunDir, type OpenOptions, RUN_LOCK, RunDirError, runEntries } from '../../src/train/rundir.ts';
 
@@ -247,5 +249,25 @@ describe('procedural resume rules (openProceduralRun)', () => {
       `note: ${join(saveDir, 'dyck-128-2_4_16-100steps')} holds checkpoints of this task and size with another max_steps; the default run name includes max_steps, so to resume one of them with a new max_steps, pass its directory name as --run_name`,
     ]);
     o.lock.release();
+  });
+});
+
+describe('stage-2 run directories (runDownstream)', () => {
+  const load = (argv: string[]) => loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, { argv: ['--task', 'condattendstream_30', ...argv] }).values;
+  // The run directory is taken before the engine is used: these refusals need no device.
+  const noEngine = null as unknown as Engine;
+
+  it('refuses an existing run without resume or overwrite, and a resume with another config', async () => {
+    const dir = fresh();
+    finishedRun(dir, load([]));
+    const before = snapshot(dir);
+    const e1 = await runDownstream(noEngine, load([]), { runDir: dir }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(RunDirError);
+    expect((e1 as RunDirError).message).toMatch(/already holds a run \(best, metrics\.jsonl, step-2, step-4\); pass resume to continue it, overwrite to delete it/);
+    const e2 = await runDownstream(noEngine, load(['--seed', '3', '--output_dir', 'elsewhere']), { runDir: dir, resume: true }).catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(RunDirError);
+    expect((e2 as RunDirError).message.split('\n').slice(1, -1)).toEqual(['  seed: 42 → 3']);
+    expect(snapshot(dir)).toEqual(before);
+    expect(existsSync(join(dir, RUN_LOCK))).toBe(false);
   });
 });
