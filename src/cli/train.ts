@@ -5,7 +5,8 @@
  */
 import { Engine } from '../../engine/engine.ts';
 import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
-import { runProcedural } from '../train/procedural.ts';
+import { openProceduralRun, runProcedural } from '../train/procedural.ts';
+import { RunDirError } from '../train/rundir.ts';
 import { formatHelp, wantsHelp } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
 
@@ -15,7 +16,9 @@ export const TRAIN_SPEC = schemaCommand(PROCEDURAL_SCHEMA, {
   summary:
     'Stage-1 procedural pretraining (spec §4) with the reference config keys, as options or in a YAML file ' +
     '(--config; the command line wins over the file, the file over the defaults). Writes checkpoints, ' +
-    'metrics.jsonl and the best model to the run directory. Keys and defaults: docs/training.md.',
+    'metrics.jsonl and the best model to the run directory (save_dir/run name), which takes one run: a run directory ' +
+    'in use by another process is refused (exit 1), one that holds a run needs --resume or --overwrite (exit 2), and ' +
+    'a resume whose config differs from the checkpoint\'s is refused naming the keys (exit 2). Keys and defaults: docs/training.md.',
   env: DEVICE_ENV,
   notes: 'Lists take several values (--key a b), a comma list (a,b) or a flow list ([a, b]); null sets a\nnullable key to null.',
 });
@@ -36,21 +39,43 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     throw e;
   }
   console.log(describeConfig(PROCEDURAL_SCHEMA, loaded));
-  const engine = await Engine.create();
+  const log = (s: string) => console.log(s);
+  // The run directory is taken (locked, checked) before the device starts, so a refusal is immediate.
+  let opened;
   try {
-    console.log(`device: ${engine.device.describe()}`);
-    const run = await runProcedural(engine, loaded.values);
-    const r = run.result;
-    const last = r.evals[r.evals.length - 1];
-    console.log(
-      `done: ${r.steps} steps${r.stoppedEarly ? ' (early stop)' : ''}; final train loss ${r.losses[r.losses.length - 1]?.loss.toFixed(4)}` +
-        (last ? `; validation loss ${last.loss.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%` : '') +
-        `\nrun directory: ${run.runDir}`,
-    );
-    run.trainer.destroy();
-    run.model.destroy();
-    return 0;
+    opened = openProceduralRun(loaded.values, log);
+  } catch (e) {
+    if (e instanceof RunDirError) {
+      console.error(`kindling train: ${e.message}`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+  try {
+    if (opened.complete) {
+      console.log(`done: the run in ${opened.runDir} is already complete (${opened.resumeFrom!.name} reached max_steps ${opened.resumeFrom!.step}); nothing to train`);
+      return 0;
+    }
+    const engine = await Engine.create();
+    try {
+      console.log(`device: ${engine.device.describe()}`);
+      const run = await runProcedural(engine, loaded.values, { log, opened });
+      const r = run.result;
+      const last = r.evals[r.evals.length - 1];
+      const loss = r.losses[r.losses.length - 1];
+      console.log(
+        `done: ${r.steps} steps${r.stoppedEarly ? ' (early stop)' : ''}` +
+          (loss ? `; final train loss ${loss.loss.toFixed(4)}` : '') +
+          (last ? `; validation loss ${last.loss.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%` : '') +
+          `\nrun directory: ${run.runDir}`,
+      );
+      run.trainer.destroy();
+      run.model.destroy();
+      return 0;
+    } finally {
+      engine.destroy();
+    }
   } finally {
-    engine.destroy();
+    opened.lock.release();
   }
 }

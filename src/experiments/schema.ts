@@ -141,6 +141,7 @@ const STAGE1_RESERVED: Record<string, string> = {
   save_dir: 'the runner caches stage 1 under DIR/stage1/',
   run_name: 'the runner names stage-1 directories by the hash of their settings',
   resume: 'use `kindling experiment --resume`',
+  overwrite: 'the runner resumes stage 1; start an experiment over in a new --out',
 };
 const STAGE2_RESERVED: Record<string, string> = {
   task: 'set `task` at the top level or on the arm',

@@ -374,7 +374,8 @@ const PROCEDURAL_KEYS = {
   save_every_steps: { type: 'int', default: byTrainer(10, 100), min: 1, doc: 'validate and checkpoint every N optimizer steps' },
   save_total_limit: { type: 'int', default: 1, min: 0, doc: 'checkpoints kept per prefix' },
   patience: { type: 'int', default: byTrainer(50, 1000001), min: 0, doc: 'validations without improvement before stopping (0: never)' },
-  resume: { type: 'bool', default: false, doc: 'resume from the latest checkpoint of the run directory' },
+  resume: { type: 'bool', default: false, doc: 'resume from the latest checkpoint of the run directory (its stored config must match, up to the keys docs/training.md lists)' },
+  overwrite: { type: 'bool', default: false, doc: 'delete the checkpoints, best/ and metrics.jsonl already in the run directory and start over' },
   use_curriculum: { type: 'bool', default: false, doc: 'curriculum on the sequence length (§2.12)' },
   curriculum_start: { type: 'int', default: 2, min: 1, doc: 'curriculum: first length' },
   curriculum_step_size: { type: 'int', default: 2, min: 1, doc: 'curriculum: length increment' },
@@ -392,8 +393,28 @@ export const PROCEDURAL_SCHEMA: ConfigSchema = {
     checkSize('gpt2_size', v.gpt2_size);
     if (v.task === 'stack' && (v.vocab_size as number) < 3) throw new ConfigError('vocab_size: the stack task needs at least 3');
     if (v.use_curriculum && isDyck(v)) throw new ConfigError('use_curriculum: only the algorithmic tasks have a curriculum');
+    if (v.resume && v.overwrite) throw new ConfigError('resume and overwrite exclude each other: resume continues the run directory, overwrite deletes it (give one of them)');
   },
 };
+
+/**
+ * PROCEDURAL_SCHEMA keys that may differ between a checkpoint and the run that resumes it: where the
+ * run lives, how often it saves, when it stops, and the reference-only keys. Any other difference is
+ * a different run, and resume refuses it (src/train/rundir.ts).
+ */
+export const PROCEDURAL_RESUME_MAY_CHANGE: readonly string[] = [
+  'max_steps',
+  'save_every_steps',
+  'save_total_limit',
+  'patience',
+  'resume',
+  'overwrite',
+  'save_dir',
+  'run_name',
+  ...Object.entries(PROCEDURAL_KEYS)
+    .filter(([, s]) => (s as KeySpec).ignored)
+    .map(([k]) => k),
+];
 
 /** §4: total = epochs·steps_per_epoch (algorithmic trainer) or max_steps (Dyck; epochs·steps_per_epoch when null). */
 export function proceduralTotalSteps(c: ProceduralConfig): number {
@@ -523,6 +544,24 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
     }
   },
 };
+
+/**
+ * ALGORITHMIC_SCHEMA keys that may differ between a checkpoint and the run that resumes it: save and
+ * log cadence, evaluation batching, where runs live, the checkpoint the initial weights came from
+ * (a resume replaces them by the checkpoint's), and the reference-only keys. max_steps may not: it is
+ * the schedule's horizon.
+ */
+export const ALGORITHMIC_RESUME_MAY_CHANGE: readonly string[] = [
+  'save_steps',
+  'logging_steps',
+  'save_total_limit',
+  'per_device_eval_batch_size',
+  'output_dir',
+  'pretrained_model_path',
+  ...Object.entries(ALGORITHMIC_KEYS)
+    .filter(([, s]) => (s as KeySpec).ignored)
+    .map(([k]) => k),
+];
 
 export function algorithmicScheduleSpec(c: AlgorithmicConfig): ScheduleSpec {
   return { family: 'hf', kind: c.lr_scheduler_type as HfKind, baseLr: c.learning_rate, warmupSteps: c.warmup_steps, totalSteps: c.max_steps };

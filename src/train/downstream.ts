@@ -15,8 +15,12 @@
  *
  * Curves are rebuilt from the run's metrics.jsonl, which a resume first truncates to the checkpoint's
  * step, so a killed-and-resumed run reports exactly what an uninterrupted run reports.
+ *
+ * The run directory follows src/train/rundir.ts: locked while the run writes it, an existing run
+ * refused without `resume` or `overwrite`, and a resume checked against the checkpoint's stored
+ * config (ALGORITHMIC_RESUME_MAY_CHANGE lists the keys that may differ).
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../io/checkpoint.ts';
 import type { Engine } from '../../engine/engine.ts';
@@ -25,7 +29,8 @@ import { DownstreamStream, makeTestSet, toBatch } from '../data/tasks/harness.ts
 import { createDownstreamTask, type DownstreamTask } from '../data/tasks/index.ts';
 import { GPT } from '../model/gpt.ts';
 import { JsonlWriter } from '../util/jsonl.ts';
-import { type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
+import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
+import { METRICS_FILE, openRunDir, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
 import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
@@ -46,6 +51,8 @@ export interface DownstreamOptions {
   runDir: string;
   /** Continue from the latest checkpoint in runDir (if any). */
   resume?: boolean;
+  /** Delete the checkpoints and metrics already in runDir and start over (without it or `resume`, an existing run is refused). */
+  overwrite?: boolean;
   /** Initialise from a weight mixture instead of `pretrained_model_path`. */
   mixture?: DownstreamMixture | null;
   /** The trainer's own progress bar (default false: callers show their own). */
@@ -73,7 +80,6 @@ export interface DownstreamResult {
   transfer: TransferResult | null;
 }
 
-export const METRICS_FILE = 'metrics.jsonl';
 
 function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): TransferResult | null {
   const target = algorithmicModelConfig(c);
@@ -105,22 +111,6 @@ function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): Transfer
   return transferInit(toStateDict(ck.params, ck.shapes), target, { seed: c.seed, transfer, embInit: c.embedding_init_strategy as EmbInit, train });
 }
 
-/** Keeps the metrics records of steps ≤ `step` (a resume drops what the killed run logged after its checkpoint). */
-function truncateMetrics(path: string, step: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .filter((l) => {
-      try {
-        return (JSON.parse(l) as { step: number }).step <= step;
-      } catch {
-        return false; // a line cut by the kill
-      }
-    });
-  writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
-}
-
 /** The curves of a run directory's metrics.jsonl. */
 export function readCurves(path: string): { curve: [number, number][]; lossCurve: [number, number][]; evalLossCurve: [number, number][] } {
   const curve: [number, number][] = [];
@@ -146,6 +136,32 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
   if (task.seqLen > modelConfig.nPositions) throw new Error(`${c.task}: sequences of ${task.seqLen} tokens exceed n_positions ${modelConfig.nPositions}`);
   if (task.vocabSize > modelConfig.vocabSize) throw new Error(`${c.task}: vocabulary ${task.vocabSize} exceeds vocab_size ${modelConfig.vocabSize}`);
 
+  const opened = openRunDir(opts.runDir, {
+    resume: opts.resume ?? false,
+    overwrite: opts.overwrite ?? false,
+    resumeFlag: 'resume',
+    overwriteFlag: 'overwrite',
+    what: 'run directory',
+    config: c as unknown as Record<string, unknown>,
+    log,
+    rules: { mayChange: ALGORITHMIC_RESUME_MAY_CHANGE, maxSteps: c.max_steps, maxStepsKey: 'max_steps' },
+  });
+  try {
+    return await trainDownstream(engine, c, opts, task, modelConfig, opened.resumeFrom?.path ?? null, log);
+  } finally {
+    opened.lock.release();
+  }
+}
+
+async function trainDownstream(
+  engine: Engine,
+  c: AlgorithmicConfig,
+  opts: DownstreamOptions,
+  task: DownstreamTask,
+  modelConfig: ReturnType<typeof algorithmicModelConfig>,
+  resumePath: string | null,
+  log: (s: string) => void,
+): Promise<DownstreamResult> {
   const test = makeTestSet(task, c.seed, c.eval_size);
   const evalBatches: Batch[] = [];
   for (let i = 0; i < test.length; i += c.per_device_eval_batch_size) evalBatches.push(toBatch(task, test.slice(i, i + c.per_device_eval_batch_size)));
@@ -190,7 +206,10 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
   });
   try {
     let resumedFrom: number | null = null;
-    if (opts.resume) resumedFrom = trainer.resumeLatest();
+    if (resumePath) {
+      trainer.restore(loadCheckpoint(resumePath));
+      resumedFrom = trainer.step;
+    }
     if (resumedFrom === null) {
       rmSync(metricsPath, { force: true });
       const r0 = await trainer.evaluate(evalBatches);

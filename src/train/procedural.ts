@@ -10,6 +10,7 @@ import { ProceduralLoader } from '../data/procedural/dataset.ts';
 import type { TaskName } from '../data/procedural/registry.ts';
 import { GPT } from '../model/gpt.ts';
 import {
+  PROCEDURAL_RESUME_MAY_CHANGE,
   type ProceduralConfig,
   proceduralModelConfig,
   proceduralRunName,
@@ -19,6 +20,9 @@ import {
 } from './config.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type BatchSource, type TrainerOptions, type TrainResult } from './trainer.ts';
+import { latestCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
+import { METRICS_FILE, openRunDir, type OpenRunDir, truncateMetrics } from './rundir.ts';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Micro-batch g of the concatenated epochs of a loader. */
@@ -46,16 +50,96 @@ export interface ProceduralRun {
   trainer: Trainer;
 }
 
-/** Build model, data and trainer from a procedural config and train (resuming if asked). */
-export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval'] } = {}): Promise<ProceduralRun> {
+/** The optimizer steps a procedural config trains: epochs·steps_per_epoch, capped by max_steps. */
+export function proceduralMaxSteps(c: ProceduralConfig): number {
+  const total = proceduralTotalSteps(c);
+  return Math.min(total, c.max_steps ?? total);
+}
+
+/** The run directory of a procedural config: save_dir/run name. */
+export function proceduralRunDir(c: ProceduralConfig): string {
+  return join(c.save_dir, proceduralRunName(c));
+}
+
+/**
+ * Takes the run directory of a procedural config for this process (src/train/rundir.ts): locks it,
+ * refuses an existing run without resume/overwrite, clears it for overwrite, and checks a resume
+ * against the checkpoint's stored config. Touches no GPU, so a command can refuse before starting
+ * the device. The caller releases `lock`.
+ */
+export function openProceduralRun(c: ProceduralConfig, log: (s: string) => void): OpenRunDir {
+  const runDir = proceduralRunDir(c);
+  const opened = openRunDir(runDir, {
+    resume: c.resume,
+    overwrite: c.overwrite,
+    what: 'save_dir or run_name',
+    config: c as unknown as Record<string, unknown>,
+    log,
+    rules: {
+      mayChange: PROCEDURAL_RESUME_MAY_CHANGE,
+      maxSteps: proceduralMaxSteps(c),
+      maxStepsKey: 'max_steps',
+      derived: (stored) => {
+        // For the Dyck tasks max_steps is also the schedule's horizon: it may change only under a constant schedule.
+        if (c.lr_schedule === 'constant') return [];
+        try {
+          const before = proceduralTotalSteps(stored as unknown as ProceduralConfig);
+          const after = proceduralTotalSteps(c);
+          return before === after ? [] : [`max_steps: ${String(stored.max_steps)} → ${String(c.max_steps)} (for ${c.task} it is the ${c.lr_schedule} schedule's horizon: ${before} → ${after} steps)`];
+        } catch {
+          return [];
+        }
+      },
+    },
+  });
+  if (c.resume && !opened.resumeFrom && c.run_name === null) {
+    // The default run name includes max_steps: a resume with another max_steps looks in another directory.
+    const prefix = `${c.task}-${c.seq_length}-${c.gpt2_size}-`;
+    const others = existsSync(c.save_dir)
+      ? readdirSync(c.save_dir).filter((n) => n.startsWith(prefix) && /^\d+steps$/.test(n.slice(prefix.length)) && join(c.save_dir, n) !== runDir && latestCheckpoint(join(c.save_dir, n)))
+      : [];
+    if (others.length) {
+      log(
+        `note: ${others.map((n) => join(c.save_dir, n)).join(', ')} holds checkpoints of this task and size with another max_steps; ` +
+          'the default run name includes max_steps, so to resume one of them with a new max_steps, pass its directory name as --run_name',
+      );
+    }
+  }
+  return opened;
+}
+
+/**
+ * Build model, data and trainer from a procedural config and train (resuming if asked). Takes the
+ * run directory (`openProceduralRun`) unless the caller passes one it opened, and releases what it
+ * took when it returns or throws.
+ */
+export async function runProcedural(
+  engine: Engine,
+  c: ProceduralConfig,
+  opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval']; opened?: OpenRunDir } = {},
+): Promise<ProceduralRun> {
   const log = opts.log ?? ((s: string) => console.log(s));
+  const opened = opts.opened ?? openProceduralRun(c, log);
+  try {
+    return await trainProcedural(engine, c, opened, opts, log);
+  } finally {
+    if (!opts.opened) opened.lock.release();
+  }
+}
+
+async function trainProcedural(
+  engine: Engine,
+  c: ProceduralConfig,
+  opened: OpenRunDir,
+  opts: { progress?: boolean; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval'] },
+  log: (s: string) => void,
+): Promise<ProceduralRun> {
   const task = c.task as TaskName;
   const taskConfig = proceduralTaskConfig(c);
   const loader = new ProceduralLoader(task, taskConfig as never, { batchSize: c.batch_size, stepsPerEpoch: c.steps_per_epoch * c.gradient_accumulation_steps });
   const modelConfig = proceduralModelConfig(c);
-  const total = proceduralTotalSteps(c);
-  const maxSteps = Math.min(total, c.max_steps ?? total);
-  const runDir = join(c.save_dir, proceduralRunName(c));
+  const maxSteps = proceduralMaxSteps(c);
+  const runDir = opened.runDir;
   const model = GPT.create(engine, modelConfig, { seed: c.seed, decay: c.weight_decay_rule as never });
   const schedule = makeSchedule(proceduralScheduleSpec(c));
   const validation = loader.validationBatches(0);
@@ -75,7 +159,7 @@ export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: {
     evalEvery: c.save_every_steps,
     evalBatches: () => validation,
     patience: c.patience || undefined,
-    metricsPath: join(runDir, 'metrics.jsonl'),
+    metricsPath: join(runDir, METRICS_FILE),
     checkpointDir: runDir,
     saveEvery: c.save_every_steps,
     keepCheckpoints: c.save_total_limit || undefined,
@@ -85,12 +169,22 @@ export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: {
     onLog: opts.onLog,
     onEval: opts.onEval,
   });
-  if (c.resume) {
-    const from = trainer.resumeLatest();
-    log(from === null ? 'resume: no checkpoint yet, starting fresh' : `resume: continuing from step ${from}`);
+  try {
+    if (c.resume) {
+      const from = opened.resumeFrom;
+      if (from) {
+        trainer.restore(loadCheckpoint(from.path));
+        truncateMetrics(join(runDir, METRICS_FILE), from.step);
+      }
+      log(!from ? 'resume: no checkpoint yet, starting fresh' : opened.complete ? `resume: ${from.name} already reached max_steps ${maxSteps}; nothing to train` : `resume: continuing from step ${from.step}`);
+    }
+    const result = await trainer.run();
+    return { runDir, validation, result, model, trainer };
+  } catch (e) {
+    trainer.destroy();
+    model.destroy();
+    throw e;
   }
-  const result = await trainer.run();
-  return { runDir, validation, result, model, trainer };
 }
 
 /** Dyck and Dyck-shuffle: token ids k..2k-1 are closing brackets (spec §2.7). */
