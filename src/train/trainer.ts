@@ -17,6 +17,7 @@ import {
   latestCheckpoint,
   loadCheckpoint,
   pruneCheckpoints,
+  readSidecar,
   saveCheckpoint,
   checkpointName,
   STEP_PREFIX,
@@ -299,6 +300,10 @@ export class Trainer {
     if (typeof best === 'number') this.bestAcc = best;
     const since = ck.metadata.evals_since_best;
     if (typeof since === 'number') this.evalsSinceBest = since;
+    // A run killed after writing best/ but before its next step-N: best/ holds a better accuracy than
+    // the step checkpoint knew of, and the resumed run must not replace it with a worse model.
+    const saved = this.o.checkpointDir ? savedBestAccuracy(this.o.checkpointDir) : null;
+    if (saved !== null && saved > this.bestAcc) this.bestAcc = saved;
   }
 
   /** Resume from the latest `step-N` checkpoint in the run directory, if any. Returns its step. */
@@ -313,5 +318,15 @@ export class Trainer {
   destroy(): void {
     this.lossSum.dispose();
     this.optimizer.destroy();
+  }
+}
+
+/** The accuracy recorded in a run directory's complete `best/` checkpoint, or null. */
+export function savedBestAccuracy(runDir: string): number | null {
+  try {
+    const v = readSidecar(join(runDir, checkpointName('best'))).metadata?.best_accuracy;
+    return typeof v === 'number' ? v : null;
+  } catch {
+    return null;
   }
 }

@@ -2,7 +2,7 @@
  * The trainer end to end on the GPU: memorising a fixed batch, bitwise-exact resume from a
  * checkpoint, gradient accumulation equal to the big batch, frozen parameters untouched.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { createTask } from '../../src/data/procedural/registry.ts';
 import { batchFromIndices, packBatch, type Batch } from '../../src/data/procedural/batch.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { GPT } from '../../src/model/gpt.ts';
-import { Trainer, type BatchSource } from '../../src/train/trainer.ts';
+import { savedBestAccuracy, Trainer, type BatchSource } from '../../src/train/trainer.ts';
 import { useEngine } from '../helpers/gpu.ts';
 
 const engine = useEngine();
@@ -87,6 +87,35 @@ describe('trainer', () => {
     expect(pieced.map((x) => x.step)).toEqual(full.losses.map((x) => x.step));
     for (let i = 0; i < pieced.length; i++) expect(pieced[i]!.loss).toBe(full.losses[i]!.loss);
     for (const [n, v] of full.w) expect(Buffer.from(second.w.get(n)!.buffer).equals(Buffer.from(v.buffer)), n).toBe(true);
+  });
+
+  it('a resume keeps a best/ saved after the step checkpoint it restores (never replaced by a worse model)', async () => {
+    const e = await engine();
+    const dir = join(tmp, 'best-after-step');
+    const fixed = batchFromIndices(task, [0, 1, 2, 3]);
+    const make = (maxSteps: number) => {
+      const model = GPT.create(e, cfg(), { seed: 5 });
+      const t = new Trainer({
+        model, data: source(4), maxSteps, lr: () => 1e-3, logEvery: 1, evalEvery: 1, evalBatches: () => [fixed],
+        checkpointDir: dir, saveEvery: 2, saveBest: true, progress: false,
+      });
+      return { model, t };
+    };
+    const a = make(2);
+    await a.t.run();
+    a.t.destroy();
+    a.model.destroy();
+    const stepBest = loadCheckpoint(join(dir, 'step-2')).metadata.best_accuracy as number;
+    expect(savedBestAccuracy(dir)).toBe(stepBest);
+    // As if the killed run had evaluated once more and saved a better best/ before dying.
+    const sidecar = join(dir, 'best', 'kindling.json');
+    writeFileSync(sidecar, readFileSync(sidecar, 'utf8').replace(/"best_accuracy": [^,}\n]+/, '"best_accuracy": 2'));
+    expect(savedBestAccuracy(dir)).toBe(2);
+    const b = make(2);
+    expect(b.t.resumeLatest()).toBe(2);
+    expect((await b.t.run()).bestAccuracy).toBe(2);
+    b.t.destroy();
+    b.model.destroy();
   });
 
   it('gradient accumulation over 2 micro-batches equals one batch of twice the size', async () => {
