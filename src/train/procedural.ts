@@ -18,7 +18,7 @@ import {
   proceduralTotalSteps,
 } from './config.ts';
 import { makeSchedule } from './schedule.ts';
-import { Trainer, type BatchSource, type TrainerOptions, type TrainResult } from './trainer.ts';
+import { Trainer, type BatchSource, type NonFinitePolicy, type StopRequest, type TrainerOptions, type TrainResult } from './trainer.ts';
 import { join } from 'node:path';
 
 /** Micro-batch g of the concatenated epochs of a loader. */
@@ -47,7 +47,7 @@ export interface ProceduralRun {
 }
 
 /** Build model, data and trainer from a procedural config and train (resuming if asked). */
-export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval'] } = {}): Promise<ProceduralRun> {
+export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval']; stop?: StopRequest } = {}): Promise<ProceduralRun> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const task = c.task as TaskName;
   const taskConfig = proceduralTaskConfig(c);
@@ -69,6 +69,8 @@ export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: {
     maxSteps,
     lr: schedule,
     optimizer: { weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    nonFinite: c.nonfinite as NonFinitePolicy,
+    stop: opts.stop,
     gradAccum: c.gradient_accumulation_steps,
     seed: c.seed,
     logEvery: Math.max(1, Math.min(50, c.save_every_steps)),
