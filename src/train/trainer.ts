@@ -182,6 +182,7 @@ export class Trainer {
   /** The last `step-N` checkpoint written or resumed from (what --resume continues from). */
   lastCheckpoint: string | null = null;
   private savedAt = -1;
+  private bar: Progress | null = null;
   private inflight: Promise<unknown>[] = [];
   private metrics: JsonlWriter | null;
   private bestAcc = -Infinity;
@@ -299,6 +300,9 @@ export class Trainer {
     try {
       return await this.runLoop();
     } catch (e) {
+      // End the progress line so the message that follows starts on its own line.
+      this.bar?.finish(`stopped at step ${this.step}`);
+      this.bar = null;
       if (e instanceof NonFiniteError) throw e;
       const msg = e instanceof Error ? e.message : String(e);
       throw new TrainingError(`training stopped at step ${this.step}: ${msg}; ${lastCheckpointText(this.lastCheckpoint)}`, this.step, this.lastCheckpoint, { cause: e });
@@ -310,7 +314,7 @@ export class Trainer {
     const logEvery = o.logEvery ?? 10;
     const losses: TrainResult['losses'] = [];
     const evals: TrainResult['evals'] = [];
-    const bar = o.progress === false ? null : new Progress({ label: 'train', total: o.maxSteps, unit: 'step' });
+    const bar = (this.bar = o.progress === false ? null : new Progress({ label: 'train', total: o.maxSteps, unit: 'step' }));
     let tLast = performance.now();
     let stepsSince = 0;
     let tokensSince = 0;
@@ -390,6 +394,7 @@ export class Trainer {
       await this.saveStep();
     }
     bar?.finish(`loss ${lastLoss.toFixed(4)}`);
+    this.bar = null;
     return { steps: this.step, losses, evals, bestAccuracy: this.bestAcc, stoppedEarly, skippedSteps: this.skippedSteps, interrupted, lastCheckpoint: this.lastCheckpoint };
   }
 
