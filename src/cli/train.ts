@@ -22,7 +22,11 @@ export const TRAIN_SPEC = schemaCommand(PROCEDURAL_SCHEMA, {
     '(--config; the command line wins over the file, the file over the defaults). Writes checkpoints, ' +
     'metrics.jsonl and the best model to the run directory. Keys and defaults: docs/training.md.',
   env: DEVICE_ENV,
-  notes: 'Lists take several values (--key a b), a comma list (a,b) or a flow list ([a, b]); null sets a\nnullable key to null.',
+  notes:
+    'Lists take several values (--key a b), a comma list (a,b) or a flow list ([a, b]); null sets a\nnullable key to null.\n' +
+    'SIGINT or SIGTERM: the step in flight finishes, a step-N checkpoint is written and named, exit 130\n' +
+    '(SIGINT) or 143 (SIGTERM); continue with --resume true. A second signal exits at once.\n' +
+    'A non-finite loss or gradient norm stops the run with exit 1 (nonfinite: skip skips such steps).',
 });
 
 /** Exit codes of a run ended by a signal (128 + the signal number, as shells report). */
