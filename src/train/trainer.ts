@@ -5,7 +5,8 @@
  *
  * One optimizer step = upload every micro-batch, then record (zero grads → forward/backward per
  * micro-batch → clip + AdamW) and submit once. The loss and gradient norm stay on the device and are
- * read back only at log steps. At most two steps are in flight.
+ * read back only at log steps (the step gate's counts also before a checkpoint write). At most two
+ * steps are in flight.
  *
  * Non-finite steps: every step's loss and gradient norm go through the optimizer's step gate
  * (kernels/norm.ts `stepGate`), which counts non-finite steps on the device and records the first
@@ -92,7 +93,13 @@ export class TrainingError extends Error {
   }
 }
 
-/** "the last checkpoint is X" / "no checkpoint was written", for messages. */
+/** Index of the first NaN or ±Inf in x, or -1. */
+function firstNonFinite(x: Float32Array): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return i;
+  return -1;
+}
+
+/** "last checkpoint: X" / "no checkpoint was written", for messages. */
 export function lastCheckpointText(path: string | null): string {
   return path ? `last checkpoint: ${path}` : 'no checkpoint was written';
 }
@@ -425,7 +432,7 @@ export class Trainer {
     const opt = await this.optimizer.checkpoint();
     for (const [kind, map] of [['weight', params], ['first moment of', opt.m], ['second moment of', opt.v]] as const)
       for (const [name, x] of map) {
-        const i = x.findIndex((v) => !Number.isFinite(v));
+        const i = firstNonFinite(x);
         if (i >= 0)
           throw new NonFiniteError(
             `non-finite training by step ${this.step}: ${kind} ${name}[${i}] is ${x[i]}; refusing to write ${dir}; training stopped, ${lastCheckpointText(this.lastCheckpoint)}`,
