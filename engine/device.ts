@@ -71,6 +71,13 @@ export interface DeviceOptions {
    * still the adapter (engine/plan.ts).
    */
   planAs?: 'hardware' | 'software';
+  /**
+   * Use at most these limits instead of the adapter's maxima (e.g. a smaller maxBufferSize, as a
+   * smaller device has): they are requested (WebGPU raises a request below its default to the
+   * default) and `Device.limits`, which the engine plans and checks buffers against, is capped to
+   * them, so what exceeds them fails as it would on such a device, with the sizes named.
+   */
+  limits?: Partial<Record<(typeof MAX_LIMITS)[number], number>>;
 }
 
 export interface AdapterSummary {
@@ -189,11 +196,12 @@ export class Device {
     readonly info: AdapterSummary,
     /** Every kernel choice the ops make on this device (engine/plan.ts). */
     readonly plan: KernelPlan,
+    caps: DeviceOptions['limits'] = {},
   ) {
     const l = gpu.limits as unknown as Record<string, number>;
     const limits = {} as Record<string, number>;
     for (const k of [...MAX_LIMITS, 'minStorageBufferOffsetAlignment', 'minUniformBufferOffsetAlignment', 'maxUniformBufferBindingSize'])
-      limits[k] = l[k]!;
+      limits[k] = Math.min(l[k]!, (caps as Record<string, number | undefined>)[k] ?? Infinity);
     this.limits = limits as Device['limits'];
     this.features = new Set([...gpu.features] as string[]);
     liveDevices++;
@@ -239,7 +247,7 @@ export class Device {
 
     const requiredLimits: Record<string, number> = {};
     const al = adapter.limits as unknown as Record<string, number>;
-    for (const k of MAX_LIMITS) if (typeof al[k] === 'number') requiredLimits[k] = al[k]!;
+    for (const k of MAX_LIMITS) if (typeof al[k] === 'number') requiredLimits[k] = Math.min(al[k]!, opts.limits?.[k] ?? Infinity);
     const disabled = new Set(opts.disableFeatures ?? (process.env.KINDLING_DISABLE_FEATURES ?? '').split(',').filter(Boolean));
     const requiredFeatures = WANTED_FEATURES.filter((f) => adapter!.features.has(f) && !disabled.has(f)) as GPUFeatureName[];
     const gpu = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'kindling' });
@@ -250,7 +258,7 @@ export class Device {
       throw new Error(`KINDLING_PLAN_AS / planAs must be "hardware" or "software", got "${planAs}"`);
     const features = new Set([...gpu.features] as string[]);
     const plan = planFor(info, gpu.limits, features, { ...(planAs ? { planAs } : {}), textures: process.env.KINDLING_MATMUL_TEXTURE !== '0' });
-    return new Device(gpu, adapter, info, plan);
+    return new Device(gpu, adapter, info, plan, opts.limits);
   }
 
   /** One line: vendor, architecture, description, software or hardware, backend (and the plan where it differs). */

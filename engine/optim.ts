@@ -11,8 +11,13 @@
  * `step(lr)` records:
  *   1. `norm.sumsq_chunk` once per gradient chunk → partial sums (fixed order, no atomics),
  *   2. `norm.sumsq_finish` → gnorm = [‖g‖, ‖g‖²] in a small device buffer,
- *   3. `adamw.vec4` once per chunk, which reads gnorm, scales g by min(1, maxNorm / (‖g‖ + 1e-6)),
+ *   3. with `gate` given: `norm.step_gate`, which clears gnorm's finite flag when the step's loss is
+ *      not finite and sums good losses / counts bad steps into the caller's accumulator,
+ *   4. `adamw.vec4` once per chunk, which reads gnorm, scales g by min(1, maxNorm / (‖g‖ + 1e-6)),
  *      and updates p, m, v where the element's trainable bit is set (decay where its decay bit is).
+ *      With `skipNonFinite`, a step whose gradient norm (or gated loss) is NaN or ±Inf writes
+ *      nothing: p, m and v stay bitwise as they were. The step counter t still advances (it is a
+ *      CPU uniform recorded before the flag exists), so later bias corrections count skipped steps.
  * The learning rate, the step t and the bias corrections are uniforms: schedules never recompile.
  * The step counter and the learning rate of the last step live on the CPU; `state()`/`loadState()`
  * save and restore them, and `store.readOptimizerState()`/`loadOptimizerState()` the moments (resume
@@ -22,7 +27,7 @@
  * Gradient accumulation: the caller scales the losses; step() uses whatever the gradient arena holds.
  */
 import { adamw, ADAMW_WG, type AdamWVariant } from '../kernels/adamw.ts';
-import { normGroups, sumSquaresChunk, sumSquaresFinish } from '../kernels/norm.ts';
+import { normGroups, stepGate, sumSquaresChunk, sumSquaresFinish } from '../kernels/norm.ts';
 import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 import { grid1d } from './ops/common.ts';
@@ -50,6 +55,21 @@ export interface AdamWOptions {
    * the software plan, where fewer groups measured faster, see docs/kernels/adamw.md; 1024 otherwise).
    */
   normGroups?: number;
+  /**
+   * Leave the weights and moments untouched on a step whose gradient norm (or, with `step`'s gate,
+   * loss) is not finite (default false: the update runs and spreads the NaN). Implies tracking the norm.
+   */
+  skipNonFinite?: boolean;
+}
+
+/** `step`'s optional finiteness gate (kernels/norm.ts `stepGate`). */
+export interface StepGate {
+  /** The step's loss, shape [1]. */
+  loss: Tensor;
+  /** Accumulator, at least 6 f32: [Σ good losses, good steps, bad steps, first bad loss, its ‖g‖, its step]. */
+  acc: Tensor;
+  /** Recorded as the step of the first bad step. */
+  step: number;
 }
 
 /** What a checkpoint stores besides the moments. */
@@ -90,6 +110,7 @@ export class AdamW {
   weightDecay: number;
   maxGradNorm: number | null;
   trackGradNorm: boolean;
+  skipNonFinite: boolean;
   readonly variant: AdamWVariant;
   readonly unroll: number;
   /** Steps taken (the t of the last update). */
@@ -101,6 +122,7 @@ export class AdamW {
   /** [‖g‖, ‖g‖², 0, 0] */
   private readonly gnorm: Storage;
   private readonly gnormTensor: Tensor;
+  private readonly gnormAll: Tensor;
   private readonly partials: Storage;
   /** Per chunk: stage-1 workgroups and their first partial. */
   private readonly normPlan: { groups: number; base: number }[] = [];
@@ -118,6 +140,7 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.maxGradNorm = opts.maxGradNorm ?? null;
     this.trackGradNorm = opts.trackGradNorm ?? true;
+    this.skipNonFinite = opts.skipNonFinite ?? false;
     this.variant = opts.variant ?? 'vec4';
     this.unroll = opts.unroll ?? defaultUnroll(this.engine);
     for (const [k, x] of [['beta1', this.beta1], ['beta2', this.beta2]] as const)
@@ -135,6 +158,7 @@ export class AdamW {
     this.partials = this.engine.createStorage('adamw.gnorm_partials', Math.max(16, base * 4));
     this.gnorm = this.engine.createStorage('adamw.gnorm', 16);
     this.gnormTensor = new Tensor(this.engine, [1], 'f32', this.gnorm, 'arena', { name: 'grad_norm' });
+    this.gnormAll = new Tensor(this.engine, [4], 'f32', this.gnorm, 'arena', { name: 'grad_norm_state' });
   }
 
   private get clipping(): boolean {
@@ -169,12 +193,16 @@ export class AdamW {
    * Take one step with learning rate `lr` (default: this.lr): record the gradient norm (when
    * clipping or tracking it) and one AdamW dispatch per chunk. Nothing is submitted or read back.
    */
-  step(lr: number = this.lr): void {
+  step(lr: number = this.lr, gate?: StepGate): void {
     if (!Number.isFinite(lr)) throw new Error(`AdamW.step: learning rate ${lr} is not finite`);
     const e = this.engine;
     const s = this.store;
     const clip = this.clipping;
-    if (clip || this.trackGradNorm) this.recordGradNorm();
+    if (clip || this.trackGradNorm || this.skipNonFinite || gate) this.recordGradNorm();
+    if (gate) {
+      if (gate.acc.numel < 6) throw new Error(`AdamW.step: the gate accumulator needs 6 elements, got ${gate.acc.numel}`);
+      e.dispatch(stepGate, [gate.loss, this.gnorm, gate.acc], { step: gate.step }, [1, 1, 1], { flops: 4, bytes: 40 });
+    }
     this.t++;
     this.lastLr = lr;
     const t = this.t;
@@ -193,6 +221,7 @@ export class AdamW {
       bc1: 1 - Math.pow(this.beta1, t),
       bc2: 1 - Math.pow(this.beta2, t),
       max_norm: clip ? this.maxGradNorm! : 0,
+      skip: this.skipNonFinite ? 1 : 0,
     };
     const spec = adamw({ variant: this.variant, unroll: this.unroll });
     const v4 = this.variant === 'vec4';
@@ -217,6 +246,14 @@ export class AdamW {
    */
   lastGradNorm(): Tensor {
     return this.gnormTensor;
+  }
+
+  /**
+   * The device tensor [‖g‖, ‖g‖², finite flag, 0] of the last step, shape [4]: the flag is 1 when the
+   * gradient norm (and the gated loss) was finite, 0 when the step was non-finite.
+   */
+  lastGradState(): Tensor {
+    return this.gnormAll;
   }
 
   /** Step counter and hyperparameters (the moments are in the store: `readOptimizerState()`). */

@@ -21,7 +21,10 @@
  * rounded once (as PyTorch does with its Python-float scalars): computed in f32 from β2 = f32(0.999),
  * 1 − β2 is off by 1.3e-5 relative, and 1 − β2^t at t = 1 likewise.
  *
- * `gnorm[0]` holds the global gradient norm written by kernels/norm.ts earlier in the same pass.
+ * `gnorm[0]` holds the global gradient norm written by kernels/norm.ts earlier in the same pass, and
+ * `gnorm[2]` its finiteness flag (1.0 finite, 0.0 not; `norm.step_gate` also clears it for a
+ * non-finite loss). With the `skip` uniform set, a step whose flag is 0 writes nothing: the weights
+ * and both moments stay bitwise what they were.
  *
  * Variants: `vec4` (vec4s, the one used) and `scalar` (single elements, the reference), each with an
  * `unroll` specialisation (U items per invocation at i, i + stride, …). All do the same f32 operations
@@ -48,6 +51,7 @@ export const ADAMW_UNIFORMS: [string, 'u32' | 'f32'][] = [
   ['bc1', 'f32'], // 1 − β1^t (float64 on the CPU, rounded to f32)
   ['bc2', 'f32'], // 1 − β2^t
   ['max_norm', 'f32'],
+  ['skip', 'u32'], // 1: leave p, m, v untouched when gnorm[2] == 0 (a non-finite step)
 ];
 
 const UPDATE = /* wgsl */ `
@@ -107,6 +111,7 @@ ${UPDATE}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = ${FLAT_INDEX};
   if (j >= P.stride) { return; }
+  if (P.skip != 0u && gnorm[2] == 0.0) { return; }
 ${calls}
 }`,
   });

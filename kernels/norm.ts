@@ -8,7 +8,8 @@
  *                                accumulator, folds it, and the workgroup tree-reduces the 256
  *                                values in shared memory; partials[base + w] = the result.
  *   stage 2 `norm.sumsq_finish`  one workgroup: invocation j sums partials j, j + WG, … in order,
- *                                tree reduction, out[0] = √total, out[1] = total.
+ *                                tree reduction, out[0] = √total, out[1] = total, out[2] = 1 when
+ *                                the total is finite, else 0 (out[3] is left alone).
  *
  * The order of every addition depends only on (chunk sizes, G), never on scheduling, so the result is
  * bitwise reproducible. Chunks are bound whole as array<vec4<f32>> (arena chunks hold a multiple of 4
@@ -48,7 +49,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 }`,
 });
 
-/** Stage 2: total of `count` partials; out[0] = sqrt(total), out[1] = total. Grid: [1, 1, 1]. */
+/**
+ * Finiteness of an f32 by its exponent bits. WGSL lets compilers assume floats are finite, so a
+ * comparison such as `x != x` may be folded away; the bit test cannot be.
+ */
+export const IS_FINITE = /* wgsl */ `
+fn is_finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u; }`;
+
+/**
+ * Stage 2: total of `count` partials; out[0] = sqrt(total), out[1] = total, out[2] = 1.0 when the
+ * total is finite (a NaN or ±Inf gradient, or a sum of squares that overflows f32, gives 0.0).
+ * Grid: [1, 1, 1].
+ */
 export const sumSquaresFinish: KernelSpec = kernel({
   name: 'norm.sumsq_finish',
   bindings: [ro('partials'), rw('out')],
@@ -56,6 +68,7 @@ export const sumSquaresFinish: KernelSpec = kernel({
   workgroupSize: [NORM_WG, 1, 1],
   body: /* wgsl */ `
 ${sharedArray('sh', 'f32')}
+${IS_FINITE}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   var acc = 0.0;
@@ -64,6 +77,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
   if (lid.x == 0u) {
     out[0] = sqrt(sh[0]);
     out[1] = sh[0];
+    out[2] = select(0.0, 1.0, is_finite(sh[0]));
   }
 }`,
 });
@@ -72,3 +86,39 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
 export function normGroups(n4: number, maxGroups: number): number {
   return Math.max(1, Math.min(maxGroups, Math.ceil(n4 / NORM_WG)));
 }
+
+/**
+ * The finiteness gate of one training step, after `norm.sumsq_finish` and before the AdamW update
+ * (one invocation). `loss[0]` is the step's loss, `gnorm` the optimizer's [‖g‖, ‖g‖², ok, ·].
+ * The step is good when ok = 1 (finite gradient norm) and the loss is finite; then
+ *   acc[0] += loss, acc[1] += 1                      (sum and count of good steps)
+ * otherwise gnorm[2] = 0 (an AdamW update with `skip` set leaves everything untouched) and
+ *   acc[2] += 1                                       (non-finite steps)
+ *   acc[3], acc[4], acc[5] = loss, ‖g‖, P.step        (of the first non-finite step since acc was cleared)
+ * Counts are f32: exact up to 2^24 steps between clears.
+ */
+export const stepGate: KernelSpec = kernel({
+  name: 'norm.step_gate',
+  bindings: [ro('loss'), rw('gnorm'), rw('acc')],
+  uniforms: [['step', 'u32']],
+  workgroupSize: [1, 1, 1],
+  body: /* wgsl */ `
+${IS_FINITE}
+@compute @workgroup_size(1, 1, 1)
+fn main() {
+  let l = loss[0];
+  let ok = gnorm[2] != 0.0 && is_finite(l);
+  if (ok) {
+    acc[0] = acc[0] + l;
+    acc[1] = acc[1] + 1.0;
+  } else {
+    gnorm[2] = 0.0;
+    if (acc[2] == 0.0) {
+      acc[3] = l;
+      acc[4] = gnorm[0];
+      acc[5] = f32(P.step);
+    }
+    acc[2] = acc[2] + 1.0;
+  }
+}`,
+});

@@ -367,6 +367,7 @@ const PROCEDURAL_KEYS = {
   weight_decay: { type: 'number', default: 0.01, min: 0, doc: 'AdamW decoupled weight decay' },
   weight_decay_rule: { type: 'string', default: 'all', choices: WEIGHT_DECAY_RULES, doc: 'which parameters decay (all = reference)' },
   max_grad_norm: { type: 'number', default: 1.0, min: 0, aliases: ['grad_clip'], doc: 'global gradient-norm clip (0: off)' },
+  nonfinite: { type: 'string', default: 'stop', choices: ['stop', 'skip'], doc: 'a step with a NaN/Inf loss or gradient norm: stop the run (exit 1) or skip the step' },
   dropout: { type: 'number', default: 0.1, min: 0, max: 0.999, doc: 'embd/attn/resid dropout (reference: 0.1)' },
   seed: { type: 'int', default: 42, min: 0, max: 0xffffffff, doc: 'seed for data and init' },
   save_dir: { type: 'string', default: 'runs/procedural', doc: 'run directories go under it' },

@@ -19,7 +19,7 @@ import {
   proceduralTotalSteps,
 } from './config.ts';
 import { makeSchedule } from './schedule.ts';
-import { Trainer, type BatchSource, type TrainerOptions, type TrainResult } from './trainer.ts';
+import { Trainer, type BatchSource, type NonFinitePolicy, type StopRequest, type TrainerOptions, type TrainResult } from './trainer.ts';
 import { latestCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
 import { METRICS_FILE, openRunDir, type OpenRunDir, truncateMetrics } from './rundir.ts';
 import { existsSync, readdirSync } from 'node:fs';
@@ -116,7 +116,7 @@ export function openProceduralRun(c: ProceduralConfig, log: (s: string) => void)
 export async function runProcedural(
   engine: Engine,
   c: ProceduralConfig,
-  opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval']; opened?: OpenRunDir } = {},
+  opts: { progress?: boolean; log?: (s: string) => void; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval']; opened?: OpenRunDir; stop?: StopRequest } = {},
 ): Promise<ProceduralRun> {
   const log = opts.log ?? ((s: string) => console.log(s));
   const opened = opts.opened ?? openProceduralRun(c, log);
@@ -131,7 +131,7 @@ async function trainProcedural(
   engine: Engine,
   c: ProceduralConfig,
   opened: OpenRunDir,
-  opts: { progress?: boolean; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval'] },
+  opts: { progress?: boolean; onLog?: TrainerOptions['onLog']; onEval?: TrainerOptions['onEval']; stop?: StopRequest },
   log: (s: string) => void,
 ): Promise<ProceduralRun> {
   const task = c.task as TaskName;
@@ -153,6 +153,8 @@ async function trainProcedural(
     maxSteps,
     lr: schedule,
     optimizer: { weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    nonFinite: c.nonfinite as NonFinitePolicy,
+    stop: opts.stop,
     gradAccum: c.gradient_accumulation_steps,
     seed: c.seed,
     logEvery: Math.max(1, Math.min(50, c.save_every_steps)),

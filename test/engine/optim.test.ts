@@ -351,3 +351,78 @@ describe('AdamW recording, determinism, resume', () => {
     store.destroy();
   });
 });
+
+describe('AdamW skipNonFinite', () => {
+  const bitsEqual = (a: Map<string, Float32Array>, b: Map<string, Float32Array>): boolean =>
+    [...a].every(([n, x]) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(b.get(n)!.buffer, b.get(n)!.byteOffset, b.get(n)!.byteLength)));
+
+  for (const [label, bad] of [
+    ['a NaN gradient', NaN],
+    ['an infinite gradient', Infinity],
+    ['a finite gradient whose sum of squares overflows f32', 3e30],
+  ] as const) {
+    it(`a step with ${label} leaves weights and moments bitwise unchanged; the next finite step updates`, async () => {
+      const e = await engine();
+      const store = ParameterStore.create(e, decls(31), { maxChunkBytes: 4096 });
+      const opt = new AdamW(store, { maxGradNorm: 1, weightDecay: 0.1, skipNonFinite: true });
+      await runSteps(e, store, opt, 1, 2);
+      const before = { p: await store.readAll(), ...(await store.readOptimizerState()) };
+      const g = gradsFor(store, 3);
+      g.get('w17x3')![5] = bad;
+      writeGrads(e, store, g);
+      opt.step(lrAt(3));
+      const state = await opt.lastGradState().read();
+      expect(Number.isFinite(state[0]!)).toBe(false);
+      expect(state[2]).toBe(0);
+      const after = { p: await store.readAll(), ...(await store.readOptimizerState()) };
+      for (const k of ['p', 'm', 'v'] as const) expect(bitsEqual(before[k], after[k]), k).toBe(true);
+      await runSteps(e, store, opt, 4, 4);
+      expect((await opt.lastGradState().read())[2]).toBe(1);
+      const next = await store.readAll();
+      expect(bitsEqual(before.p, next)).toBe(false);
+      for (const x of next.values()) expect(x.every(Number.isFinite)).toBe(true);
+      opt.destroy();
+      store.destroy();
+    });
+  }
+
+  it('without skipNonFinite a NaN gradient reaches the weights (the flag only gates when asked)', async () => {
+    const e = await engine();
+    const store = ParameterStore.create(e, decls(32));
+    const opt = new AdamW(store, { maxGradNorm: null, weightDecay: 0 });
+    const g = gradsFor(store, 1);
+    g.get('w17x3')![0] = NaN;
+    writeGrads(e, store, g);
+    opt.step(1e-3);
+    expect((await opt.lastGradState().read())[2]).toBe(0);
+    expect(Number.isNaN((await store.readAll()).get('w17x3')![0]!)).toBe(true);
+    opt.destroy();
+    store.destroy();
+  });
+
+  it('the step gate skips a step whose loss is not finite though the gradient is, and accumulates the good losses', async () => {
+    const e = await engine();
+    const store = ParameterStore.create(e, decls(33));
+    const opt = new AdamW(store, { maxGradNorm: 1, weightDecay: 0.1, skipNonFinite: true });
+    const acc = e.zeros([8], 'f32', 'acc');
+    const loss = e.zeros([1], 'f32', 'loss');
+    const losses = [1.5, Infinity, 2.25, NaN];
+    let before = await store.readAll();
+    for (let t = 1; t <= losses.length; t++) {
+      writeGrads(e, store, gradsFor(store, t));
+      e.write(loss, new Float32Array([losses[t - 1]!]));
+      opt.step(lrAt(t), { loss, acc, step: 10 + t });
+      const now = await store.readAll();
+      expect(bitsEqual(before, now), `step ${t}`).toBe(!Number.isFinite(losses[t - 1]!));
+      before = now;
+    }
+    const a = await acc.read();
+    // Σ good losses, good steps, bad steps, first bad loss, its grad norm, its step
+    expect([a[0], a[1], a[2], a[3], a[5]]).toEqual([3.75, 2, 2, Infinity, 12]);
+    expect(a[4]).toBeCloseTo(refNorm(gradsFor(store, 2)), 3);
+    acc.dispose();
+    loss.dispose();
+    opt.destroy();
+    store.destroy();
+  });
+});
