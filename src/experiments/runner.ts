@@ -19,7 +19,7 @@
  * with a result.json and resumes the others from their latest checkpoint.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import { tryLock } from './lock.ts';
 import { writeReports } from './report.ts';
 import { type Experiment, ExperimentError, type MixturePartPlan, type PlannedRun, planExperiment, type Stage1Plan, stage1Settings, stableJson } from './schema.ts';
 import type { ExperimentResults, RunRecord, Stage1Record } from './types.ts';
+import { makeDirs } from '../util/dirs.ts';
 
 export interface Shard {
   index: number;
@@ -116,7 +117,7 @@ export function prepareDir(dir: string, experiment: Experiment, text: string, op
     if (!opts.resume && !opts.shard) throw new ExperimentError(`${dir} already holds this experiment; pass --resume to continue it (finished runs are kept, partial ones resume)`);
     return;
   }
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileSync(join(dir, 'experiment.yaml'), text);
   writeJsonAtomic(meta, { name: experiment.name, description: experiment.description, created: new Date().toISOString(), experiment });
 }
@@ -184,7 +185,7 @@ class Context {
 
   private async trainStage1(p: Stage1Plan, id: string, run: PlannedRun, dir: string): Promise<void> {
     const c: ProceduralConfig = { ...p.config, save_dir: join(this.dir, 'stage1'), run_name: p.key, resume: true };
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     writeJsonAtomic(join(dir, 'settings.json'), stage1Settings(p.config));
     const t0 = performance.now();
     const total = Math.min(c.max_steps ?? Infinity, c.epochs * c.steps_per_epoch);
@@ -272,7 +273,7 @@ class Context {
       };
     }
     const c = { ...run.stage2, pretrained_model_path: pretrained };
-    mkdirSync(runDir, { recursive: true });
+    makeDirs(runDir);
     const elapsedFile = join(runDir, 'elapsed.json');
     const before = existsSync(elapsedFile) ? readJson<{ elapsed_s: number }>(elapsedFile).elapsed_s : 0;
     const t0 = performance.now();
