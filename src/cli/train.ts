@@ -39,7 +39,15 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   const engine = await Engine.create();
   try {
     console.log(`device: ${engine.device.describe()}`);
-    const run = await runProcedural(engine, loaded.values);
+    let run;
+    try {
+      run = await runProcedural(engine, loaded.values);
+    } catch (e) {
+      // Checks at the start of the run that depend on the machine (the size check) are configuration errors too.
+      if (!(e instanceof ConfigError)) throw e;
+      console.error(`kindling train: ${e.message}`);
+      return 2;
+    }
     const r = run.result;
     const last = r.evals[r.evals.length - 1];
     console.log(
