@@ -34,6 +34,7 @@ import { writeReports } from './report.ts';
 import { type Experiment, ExperimentError, type MixturePartPlan, type PlannedRun, planExperiment, type Stage1Plan, stage1Settings, stableJson } from './schema.ts';
 import type { ExperimentResults, RunRecord, Stage1Record } from './types.ts';
 import { makeDirs } from '../util/dirs.ts';
+import { assertDownstreamFits, assertProceduralFits } from '../train/fits.ts';
 
 export interface Shard {
   index: number;
@@ -344,7 +345,15 @@ async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<Runn
     const lock = tryLock(join(ctx.dir, 'locks', `run-${lockName(run.dir)}`));
     if (!lock) continue; // a live process is on it
     try {
-      if (!existsSync(resultPath(ctx.dir, run))) await ctx.execute(run);
+      if (!existsSync(resultPath(ctx.dir, run))) {
+        // Both stages are sized before either trains: stage 2 is not refused after stage 1's hours.
+        for (const p of [run.stage1, run.mixture?.attn, run.mixture?.ffn]) {
+          const s1 = p && 'config' in p ? p : p && 'stage1' in p ? p.stage1 : null;
+          if (s1) assertProceduralFits(ctx.engine, s1.config);
+        }
+        assertDownstreamFits(ctx.engine, run.stage2);
+        await ctx.execute(run);
+      }
     } catch (e) {
       const error = (e as Error).message;
       failed.push({ arm: run.arm, seed: run.seed, error });

@@ -29,7 +29,7 @@ import { type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
 import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
-import { assertTrainingFits } from './fits.ts';
+import { assertDownstreamFits } from './fits.ts';
 
 export type MixtureOrigin = 'attn' | 'ffn' | 'random';
 
@@ -147,11 +147,7 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
   if (task.seqLen > modelConfig.nPositions) throw new Error(`${c.task}: sequences of ${task.seqLen} tokens exceed n_positions ${modelConfig.nPositions}`);
   if (task.vocabSize > modelConfig.vocabSize) throw new Error(`${c.task}: vocabulary ${task.vocabSize} exceeds vocab_size ${modelConfig.vocabSize}`);
 
-  assertTrainingFits(
-    engine,
-    modelConfig, Math.max(c.per_device_train_batch_size, c.per_device_eval_batch_size), task.seqLen,
-    'lower per_device_train_batch_size / per_device_eval_batch_size, or n_layer / n_embd',
-  );
+  assertDownstreamFits(engine, c);
   const test = makeTestSet(task, c.seed, c.eval_size);
   const evalBatches: Batch[] = [];
   for (let i = 0; i < test.length; i += c.per_device_eval_batch_size) evalBatches.push(toBatch(task, test.slice(i, i + c.per_device_eval_batch_size)));

@@ -17,7 +17,7 @@ import {
   proceduralTaskConfig,
   proceduralTotalSteps,
 } from './config.ts';
-import { assertTrainingFits } from './fits.ts';
+import { assertProceduralFits } from './fits.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type BatchSource, type TrainerOptions, type TrainResult } from './trainer.ts';
 import { join } from 'node:path';
@@ -52,8 +52,7 @@ export async function runProcedural(engine: Engine, c: ProceduralConfig, opts: {
   const log = opts.log ?? ((s: string) => console.log(s));
   const task = c.task as TaskName;
   const taskConfig = proceduralTaskConfig(c);
-  const planned = proceduralModelConfig(c);
-  assertTrainingFits(engine, planned, c.batch_size, planned.nPositions, 'lower batch_size (raise gradient_accumulation_steps to keep the effective batch), seq_length or gpt2_size');
+  assertProceduralFits(engine, c);
   const loader = new ProceduralLoader(task, taskConfig as never, { batchSize: c.batch_size, stepsPerEpoch: c.steps_per_epoch * c.gradient_accumulation_steps });
   const modelConfig = proceduralModelConfig(c);
   const total = proceduralTotalSteps(c);

@@ -2,7 +2,7 @@
 // message naming the key, the path or the numbers. The cases the issue names as commands run as real
 // `kindling` processes; the streaming of long exports runs in-process with the chunks captured.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,10 +15,10 @@ const dir = mkdtempSync(join(tmpdir(), 'kindling-limits-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `kindling …` as a process; fails the test when it takes longer than `seconds`. */
-function kindling(args: string[], seconds = 30): { code: number | null; err: string; ms: number } {
+function kindling(args: string[], seconds = 30): { code: number | null; out: string; err: string; ms: number } {
   const t0 = Date.now();
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: seconds * 1000 });
-  return { code: r.status, err: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: ')).join('\n'), ms: Date.now() - t0 };
+  return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: ')).join('\n'), ms: Date.now() - t0 };
 }
 
 const TRAIN = ['train', '--max_steps', '2', '--save_every_steps', '1', '--steps_per_epoch', '2'];
@@ -37,7 +37,7 @@ describe('kindling train: refused before work starts (real process)', () => {
     const r = kindling([...TRAIN, '--task', 'sort', '--gpt2_size', '1024_16_2048', '--batch_size', '1', '--save_dir', dir]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/^kindling train: model 1024_16_2048 \(vocab 23, context 41\), batch 1: /);
-    expect(r.err).toContain('(51,567,005,696)');
+    expect(r.err).toContain('51,567,005,696'); // the parameters, in either the software or the hardware message
     expect(r.err).toMatch(/more than this machine's [\d.]+ GiB/);
     expect(r.err).toMatch(/gpt2_size|smaller model/);
     expect(r.ms).toBeLessThan(20_000);
@@ -62,6 +62,35 @@ describe('kindling train: refused before work starts (real process)', () => {
       expect(r.code).toBe(2);
       expect(r.err).toContain('kindling train: batch_size: must be >= 1, got 0 (from --batch_size)');
     }
+  }, 40_000);
+});
+
+describe('kindling experiment: both stages sized before either trains (real process)', () => {
+  it('a stage-2 model over the limits fails every run at once, and no stage 1 is trained', () => {
+    const file = join(dir, 'big-stage2.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: big-stage2',
+        'task: condattendstream_10',
+        'seeds: [0]',
+        'stage1: {task: dyck, k: 2, seq_length: 16, gpt2_size: 2_4_16, batch_size: 8, max_steps: 2, save_every_steps: 1}',
+        // 1024 layers of width 2048: 51.6 billion parameters, over any machine's memory
+        'stage2: {max_steps: 2, n_positions: 32, n_layer: 1024, n_head: 16, n_embd: 2048, per_device_train_batch_size: 4, per_device_eval_batch_size: 4, eval_steps: 1}',
+        'arms:',
+        '  - {name: none, role: baseline}',
+        '  - {name: dyck, role: procedural}',
+      ].join('\n'),
+    );
+    const out = join(dir, 'big-stage2');
+    const r = kindling(['experiment', file, '--out', out]);
+    expect(r.code).toBe(1);
+    // "training needs about …" on a software adapter, "a checkpoint holds …" on a hardware one
+    const why = String.raw`model 1024_16_2048 \(vocab 256, context 32\), batch 4: (training needs about|a checkpoint holds)`;
+    expect(`${r.out}${r.err}`).toMatch(new RegExp(`failed: none seed 0: ${why}`));
+    expect(`${r.out}${r.err}`).toMatch(new RegExp(`failed: dyck seed 0: ${why}`));
+    expect(r.ms).toBeLessThan(20_000);
+    expect(readdirSync(out).sort()).toEqual(['experiment.json', 'experiment.yaml', 'locks']);
   }, 40_000);
 });
 
