@@ -252,9 +252,14 @@ function rangeOf(p: Parsed): { start: number; count: number } {
   return { start: (p.values.start as number | undefined) ?? 0, count: p.values.count as number };
 }
 
+/** Characters of text, and numbers of a JSON list, handed on at a time: no line is ever built whole. */
+const TEXT_PIECE = 1 << 16;
+const LIST_PIECE = 1 << 14;
+
 /** Writes with backpressure; stops quietly once the consumer has gone away (e.g. EPIPE from `| head`). */
 class Writer {
   private broken = false;
+  private pending = '';
   private readonly gone: Promise<void>;
   constructor(private readonly out: OutStream) {
     this.gone = new Promise<void>((resolve) => {
@@ -266,6 +271,17 @@ class Writer {
   }
   get closed(): boolean {
     return this.broken;
+  }
+  /** Queues text, handing it to the stream in pieces of about TEXT_PIECE characters. */
+  async text(s: string): Promise<void> {
+    this.pending += s;
+    if (this.pending.length >= TEXT_PIECE) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.pending === '') return;
+    const t = this.pending;
+    this.pending = '';
+    await this.write(t);
   }
   async write(chunk: string | Uint8Array): Promise<void> {
     if (this.broken) return;
@@ -407,11 +423,20 @@ async function preview(p: Parsed, io: DataCommandIO): Promise<number> {
   return 0;
 }
 
-function encodeBinary(
+/** Largest count of samples a bin file holds: N is a u32 in the header. */
+export const BIN_MAX_SAMPLES = 0xffffffff;
+
+/**
+ * The bin format, streamed: the header, then the ids of every row (from one pass over `rows()`), then
+ * the loss masks (from a second pass), in pieces of about 1 MiB, so memory stays that of one piece
+ * whatever N·T is. `rows` must give the same N rows each time it is called.
+ */
+async function writeBinary(
+  w: Writer,
   shape: { contextLength: number; vocabSize: number; padId: number },
-  samples: readonly Pick<Sample, 'ids' | 'lossMask'>[],
-): Uint8Array[] {
-  const N = samples.length;
+  N: number,
+  rows: () => Iterable<Pick<Sample, 'ids' | 'lossMask'>>,
+): Promise<void> {
   const T = shape.contextLength;
   const header = Buffer.alloc(32);
   header.write('KDPROC01', 0, 'ascii');
@@ -421,22 +446,91 @@ function encodeBinary(
   header.writeUInt32LE(shape.vocabSize, 20);
   header.writeInt32LE(shape.padId, 24);
   header.writeUInt32LE(1, 28);
-  const ids = Buffer.alloc(N * T * 4);
-  const mask = Buffer.alloc(N * T);
-  samples.forEach((s, b) => {
-    for (let i = 0; i < T; i++) ids.writeInt32LE(i < s.ids.length ? s.ids[i] : shape.padId, (b * T + i) * 4);
-    mask.set(s.lossMask, b * T);
-  });
-  return [header, ids, mask];
+  await w.write(header);
+  const perPiece = Math.max(1, Math.floor((1 << 20) / (4 * T)));
+  for (const section of ['ids', 'mask'] as const) {
+    const width = section === 'ids' ? 4 : 1;
+    let piece = Buffer.alloc(perPiece * T * width);
+    let n = 0;
+    let written = 0;
+    for (const s of rows()) {
+      if (w.closed) return;
+      const at = n * T;
+      if (section === 'ids') {
+        const ids = new Int32Array(T).fill(shape.padId);
+        ids.set(s.ids.subarray(0, T));
+        for (let i = 0; i < T; i++) piece.writeInt32LE(ids[i]!, (at + i) * 4);
+      } else {
+        piece.fill(0, at, at + T);
+        piece.set(s.lossMask.subarray(0, T), at);
+      }
+      written++;
+      if (++n === perPiece) {
+        await w.write(piece);
+        piece = Buffer.alloc(perPiece * T * width);
+        n = 0;
+      }
+    }
+    if (n > 0) await w.write(piece.subarray(0, n * T * width));
+    if (written !== N) throw new Error(`bin export: ${written} rows where the header says ${N}`);
+  }
+}
+
+/** `{"name":[…],…}\n` written in pieces: the numbers of each list LIST_PIECE at a time. */
+async function writeJsonLine(w: Writer, fields: readonly (readonly [string, Int32Array | { positionsOf: Uint8Array }])[]): Promise<void> {
+  let sep = '{';
+  for (const [name, v] of fields) {
+    await w.text(`${sep}"${name}":[`);
+    sep = ',';
+    if (v instanceof Int32Array) {
+      for (let i = 0; i < v.length; i += LIST_PIECE) await w.text((i > 0 ? ',' : '') + v.subarray(i, i + LIST_PIECE).join(','));
+    } else {
+      const m = v.positionsOf;
+      let first = true;
+      let list: number[] = [];
+      for (let p = 0; p <= m.length; p++) {
+        if (p < m.length && m[p]) list.push(p);
+        if (list.length === LIST_PIECE || (p === m.length && list.length > 0)) {
+          await w.text((first ? '' : ',') + list.join(','));
+          first = false;
+          list = [];
+        }
+      }
+    }
+    await w.text(']');
+  }
+  await w.text('}\n');
+}
+
+/**
+ * Checks the export's counts against what the format and the seeding can address before writing
+ * anything: N fits the bin header's u32, and sample seeds seed + idx stay within numpy's 2^32 - 1.
+ */
+function checkExportRange(p: Parsed, task: ProceduralTask | undefined, start: number, count: number): void {
+  if (p.values.format === 'bin' && count > BIN_MAX_SAMPLES) {
+    throw new UsageError(`--count: the bin format holds at most ${BIN_MAX_SAMPLES} samples (N is a u32 in its header), got ${count}; use several files or --format json`, 'count');
+  }
+  if (task && task.randomAccess && count > 0) {
+    const last = task.config.seed + start + count - 1;
+    if (last > 0xffffffff) {
+      throw new UsageError(
+        `--start/--count: sample idx uses RandomState(seed + idx), and seed + idx must stay <= 4294967295; ` +
+          `seed ${task.config.seed} + start ${start} + count ${count} - 1 = ${last}`,
+        'count',
+      );
+    }
+  }
 }
 
 async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
   const downstream = p.downstream;
   const task = downstream ? undefined : buildTask(p);
   const { start, count } = rangeOf(p);
+  checkExportRange(p, task, start, count);
   const seed = downstream ? downstreamSeed(p) : 0;
   const format = p.values.format as 'json' | 'bin';
   const outputPath = p.values.output as string | undefined;
+  if (format === 'bin' && !outputPath && io.stdout.isTTY) throw new UsageError('refusing to write binary data to a terminal; use --output FILE or a pipe');
   const file = outputPath !== undefined ? createWriteStream(outputPath) : undefined;
   if (file) {
     await new Promise<void>((resolve, reject) => {
@@ -446,31 +540,35 @@ async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
   }
   const w = new Writer(file ?? io.stdout);
   if (downstream) {
-    const rows = downstreamRows(downstream, seed, start, count);
+    const rows = function* (): Generator<{ ids: Int32Array; lossMask: Uint8Array }> {
+      const rng = new PyRandom(seed);
+      for (let i = 0; i < start; i++) downstream.genSingle(rng);
+      for (let i = 0; i < count; i++) {
+        const ids = downstream.genSingle(rng);
+        yield { ids, lossMask: downstream.wanted(ids) };
+      }
+    };
     if (format === 'json') {
-      for (let i = 0; i < count && !w.closed; i++) {
-        const wanted = downstream.wanted(rows[i]);
-        const lp = Array.from(wanted.keys()).filter((q) => wanted[q] === 1);
-        await w.write(`{"ids":[${rows[i].join(',')}],"loss_positions":[${lp.join(',')}]}\n`);
+      for (const r of rows()) {
+        if (w.closed) break;
+        await writeJsonLine(w, [['ids', r.ids], ['loss_positions', { positionsOf: r.lossMask }]]);
       }
     } else {
-      if (!file && io.stdout.isTTY) throw new UsageError('refusing to write binary data to a terminal; use --output FILE or a pipe');
-      const shape = { contextLength: downstream.seqLen, vocabSize: downstream.vocabSize, padId: downstream.padId };
-      for (const chunk of encodeBinary(shape, rows.map((ids) => ({ ids, lossMask: downstream.wanted(ids) })))) await w.write(chunk);
+      await writeBinary(w, { contextLength: downstream.seqLen, vocabSize: downstream.vocabSize, padId: downstream.padId }, count, rows);
     }
   } else if (!task) {
     throw new Error('unreachable');
   } else if (format === 'json') {
     for (let i = 0; i < count && !w.closed; i++) {
       const s = task.sample(start + i);
-      await w.write(
-        `{"ids":[${s.ids.join(',')}],"targets":[${s.targets.join(',')}],"loss_positions":[${lossPositions(s).join(',')}]}\n`,
-      );
+      await writeJsonLine(w, [['ids', s.ids], ['targets', s.targets], ['loss_positions', { positionsOf: s.lossMask }]]);
     }
   } else {
-    if (!file && io.stdout.isTTY) throw new UsageError('refusing to write binary data to a terminal; use --output FILE or a pipe');
-    for (const chunk of encodeBinary(task, task.samples(start, count))) await w.write(chunk);
+    await writeBinary(w, task, count, function* () {
+      for (let i = 0; i < count; i++) yield task.sample(start + i);
+    });
   }
+  await w.flush();
   if (file) await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())));
   return 0;
 }

@@ -7,9 +7,10 @@
  * says where, and exits 130 (SIGINT) or 143 (SIGTERM); `--resume true` continues from it. A second
  * signal exits at once with the same code, writing nothing more.
  */
+import { existsSync, rmdirSync } from 'node:fs';
 import { Engine } from '../../engine/engine.ts';
 import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
-import { openProceduralRun, runProcedural } from '../train/procedural.ts';
+import { openProceduralRun, proceduralRunDir, runProcedural } from '../train/procedural.ts';
 import { RunDirError } from '../train/rundir.ts';
 import type { StopRequest } from '../train/trainer.ts';
 import { formatHelp, wantsHelp } from '../util/args.ts';
@@ -77,6 +78,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   const log = (s: string) => console.log(s);
   // The run directory is taken (locked, checked) before the device starts, so a refusal is immediate.
   let opened;
+  const createdRunDir = !existsSync(proceduralRunDir(loaded.values));
   try {
     opened = openProceduralRun(loaded.values, log);
   } catch (e) {
@@ -95,7 +97,18 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     try {
       console.log(`device: ${engine.device.describe()}`);
       const stop: StopRequest = { signal: null };
-      const run = await withStopSignals(stop, () => runProcedural(engine, loaded.values, { log, opened, stop }));
+      let run;
+      try {
+        run = await withStopSignals(stop, () => runProcedural(engine, loaded.values, { log, opened, stop }));
+      } catch (e) {
+        // Checks at the start of the run that depend on the machine (the size check) are configuration errors too.
+        if (!(e instanceof ConfigError)) throw e;
+        console.error(`kindling train: ${e.message}`);
+        // Nothing was trained: leave no empty run directory behind (rmdir fails on anything written).
+        opened.lock.release();
+        if (createdRunDir) rmdirSafe(opened.runDir);
+        return 2;
+      }
       const r = run.result;
       if (r.interrupted) {
         console.error(
@@ -122,5 +135,14 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     }
   } finally {
     opened.lock.release();
+  }
+}
+
+/** Removes an empty directory; leaves a non-empty or missing one alone. */
+function rmdirSafe(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty, or already gone */
   }
 }

@@ -8,6 +8,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
+import { makeDirs } from '../util/dirs.ts';
 
 export interface LockOwner {
   pid: number;
@@ -77,7 +78,7 @@ export function isStale(path: string, staleMs = DEFAULT_STALE_MS): boolean {
 
 /** Takes the lock, or returns null when a live owner holds it. A stale lock is retaken. */
 export function tryLock(path: string, staleMs = DEFAULT_STALE_MS): Lock | null {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       mkdirSync(path);

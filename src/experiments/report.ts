@@ -5,10 +5,11 @@
  * final accuracies per arm). The HTML is one self-contained file: inline CSS and SVG, no script, no
  * network. Every text taken from the records (arm names come from user YAML) is escaped.
  */
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { aggregate, readRunRecords } from './aggregate.ts';
 import type { ArmRole, ArmSummary, ExperimentResults } from './types.ts';
+import { makeDirs } from '../util/dirs.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Formatting
@@ -630,7 +631,7 @@ export function htmlReport(results: ExperimentResults): string {
  * `dir/report.html`. Returns the Markdown paper table and the path of the HTML report.
  */
 export function writeReports(dir: string, results: ExperimentResults): { table: string; html: string } {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   writeFileSync(join(dir, 'results.md'), markdownReport(results));
   const html = join(dir, 'report.html');

@@ -19,7 +19,7 @@
  * with a result.json and resumes the others from their latest checkpoint.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,8 @@ import { tryLock } from './lock.ts';
 import { writeReports } from './report.ts';
 import { type Experiment, ExperimentError, type MixturePartPlan, type PlannedRun, planExperiment, type Stage1Plan, stage1Settings, stableJson } from './schema.ts';
 import type { ExperimentResults, RunRecord, Stage1Record } from './types.ts';
+import { makeDirs } from '../util/dirs.ts';
+import { assertDownstreamFits, assertProceduralFits } from '../train/fits.ts';
 
 export interface Shard {
   index: number;
@@ -116,7 +118,7 @@ export function prepareDir(dir: string, experiment: Experiment, text: string, op
     if (!opts.resume && !opts.shard) throw new ExperimentError(`${dir} already holds this experiment; pass --resume to continue it (finished runs are kept, partial ones resume)`);
     return;
   }
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileSync(join(dir, 'experiment.yaml'), text);
   writeJsonAtomic(meta, { name: experiment.name, description: experiment.description, created: new Date().toISOString(), experiment });
 }
@@ -184,7 +186,7 @@ class Context {
 
   private async trainStage1(p: Stage1Plan, id: string, run: PlannedRun, dir: string): Promise<void> {
     const c: ProceduralConfig = { ...p.config, save_dir: join(this.dir, 'stage1'), run_name: p.key, resume: true };
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     writeJsonAtomic(join(dir, 'settings.json'), stage1Settings(p.config));
     const t0 = performance.now();
     const total = Math.min(c.max_steps ?? Infinity, c.epochs * c.steps_per_epoch);
@@ -272,7 +274,7 @@ class Context {
       };
     }
     const c = { ...run.stage2, pretrained_model_path: pretrained };
-    mkdirSync(runDir, { recursive: true });
+    makeDirs(runDir);
     const elapsedFile = join(runDir, 'elapsed.json');
     const before = existsSync(elapsedFile) ? readJson<{ elapsed_s: number }>(elapsedFile).elapsed_s : 0;
     const t0 = performance.now();
@@ -343,7 +345,15 @@ async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<Runn
     const lock = tryLock(join(ctx.dir, 'locks', `run-${lockName(run.dir)}`));
     if (!lock) continue; // a live process is on it
     try {
-      if (!existsSync(resultPath(ctx.dir, run))) await ctx.execute(run);
+      if (!existsSync(resultPath(ctx.dir, run))) {
+        // Both stages are sized before either trains: stage 2 is not refused after stage 1's hours.
+        for (const p of [run.stage1, run.mixture?.attn, run.mixture?.ffn]) {
+          const s1 = p && 'config' in p ? p : p && 'stage1' in p ? p.stage1 : null;
+          if (s1) assertProceduralFits(ctx.engine, s1.config);
+        }
+        assertDownstreamFits(ctx.engine, run.stage2);
+        await ctx.execute(run);
+      }
     } catch (e) {
       const error = (e as Error).message;
       failed.push({ arm: run.arm, seed: run.seed, error });

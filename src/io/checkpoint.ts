@@ -23,6 +23,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readSafetensors, sha256File, writeSafetensorsFile } from './safetensors.ts';
+import { makeDirs } from '../util/dirs.ts';
 
 export const MODEL_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -275,7 +276,7 @@ export function saveCheckpoint(dir: string, ckpt: CheckpointData, opts: SaveOpti
     }
   }
 
-  fs.mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   removeStaleTemps(dir);
   fs.rmSync(path.join(dir, SIDECAR_FILE), { force: true });
   const tmps: string[] = [];

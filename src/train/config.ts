@@ -30,7 +30,7 @@
 import * as fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { createDownstreamTask, DOWNSTREAM_FAMILIES, type DownstreamTask, isDownstreamTaskId, PAPER_TASK_IDS } from '../data/tasks/index.ts';
-import { contextLength, isTaskName, modelVocabSize, resolveConfig, TASK_NAMES, type TaskName } from '../data/procedural/registry.ts';
+import { contextLength, isTaskName, MIN_TRAINING_LENGTH, modelVocabSize, resolveConfig, TASK_NAMES, type TaskName } from '../data/procedural/registry.ts';
 import { HF_MODEL_SIZES, makeConfig, parseSize, type GPTConfig } from '../model/config.ts';
 import { WEIGHT_DECAY_RULES } from '../model/hf_names.ts';
 import { HF_KINDS, PROCEDURAL_KINDS, type HfKind, type ProceduralKind, type ScheduleSpec } from './schedule.ts';
@@ -395,6 +395,14 @@ export const PROCEDURAL_SCHEMA: ConfigSchema = {
     if (v.task === 'stack' && (v.vocab_size as number) < 3) throw new ConfigError('vocab_size: the stack task needs at least 3');
     if (v.use_curriculum && isDyck(v)) throw new ConfigError('use_curriculum: only the algorithmic tasks have a curriculum');
     if (v.resume && v.overwrite) throw new ConfigError('resume and overwrite exclude each other: resume continues the run directory, overwrite deletes it (give one of them)');
+    // Lengths whose samples carry no loss position would train on nothing (validation accuracy 0/0).
+    const min = MIN_TRAINING_LENGTH[v.task as TaskName];
+    if (min && (v.seq_length as number) < min.min) {
+      throw new ConfigError(`seq_length: the ${String(v.task)} task needs at least ${min.min} to have any loss position (${min.why}), got ${String(v.seq_length)}`);
+    }
+    if (min && v.use_curriculum && (v.curriculum_start as number) < min.min) {
+      throw new ConfigError(`curriculum_start: the ${String(v.task)} task needs at least ${min.min} to have any loss position (${min.why}), got ${String(v.curriculum_start)}`);
+    }
   },
 };
 

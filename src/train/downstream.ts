@@ -34,6 +34,7 @@ import { METRICS_FILE, openRunDir, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
 import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
+import { assertDownstreamFits } from './fits.ts';
 
 export type MixtureOrigin = 'attn' | 'ffn' | 'random';
 
@@ -147,6 +148,7 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
     rules: { mayChange: ALGORITHMIC_RESUME_MAY_CHANGE, maxSteps: c.max_steps, maxStepsKey: 'max_steps' },
   });
   try {
+    assertDownstreamFits(engine, c);
     return await trainDownstream(engine, c, opts, task, modelConfig, opened.resumeFrom?.path ?? null, log);
   } finally {
     opened.lock.release();

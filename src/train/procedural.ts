@@ -18,6 +18,7 @@ import {
   proceduralTaskConfig,
   proceduralTotalSteps,
 } from './config.ts';
+import { assertProceduralFits } from './fits.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type BatchSource, type NonFinitePolicy, type StopRequest, type TrainerOptions, type TrainResult } from './trainer.ts';
 import { latestCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
@@ -136,6 +137,7 @@ async function trainProcedural(
 ): Promise<ProceduralRun> {
   const task = c.task as TaskName;
   const taskConfig = proceduralTaskConfig(c);
+  assertProceduralFits(engine, c);
   const loader = new ProceduralLoader(task, taskConfig as never, { batchSize: c.batch_size, stepsPerEpoch: c.steps_per_epoch * c.gradient_accumulation_steps });
   const modelConfig = proceduralModelConfig(c);
   const maxSteps = proceduralMaxSteps(c);

@@ -1,10 +1,11 @@
 /** Append-only JSON-lines writer for metrics (one object per line, flushed on every write). */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { makeDirs } from './dirs.ts';
 
 export class JsonlWriter {
   constructor(readonly path: string) {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirs(dirname(path));
   }
 
   write(record: Record<string, unknown>): void {

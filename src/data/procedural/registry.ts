@@ -188,6 +188,25 @@ export function contextLength(name: TaskName, config: Readonly<TaskConfig>): num
   }
 }
 
+/**
+ * The shortest length (seq_length L, or the Dyck length n) at which every sample of the task has a
+ * loss position, with the reason shorter ones have none. The generators accept shorter lengths (the
+ * samples are well formed, only empty of targets); a training config must not use them.
+ */
+export const MIN_TRAINING_LENGTH: { readonly [N in TaskName]: { readonly min: number; readonly why?: string } } = {
+  sort: { min: 1 },
+  reverse: { min: 1 },
+  identity: { min: 1 },
+  set: { min: 1 },
+  union: { min: 2, why: 'each half holds floor(L/2) tokens, so L = 1 leaves both halves and the union empty' },
+  delete: { min: 2, why: 'L = 1 deletes the only input token whenever the query equals it (always with vocab_size 2), leaving no output' },
+  stack: { min: 2, why: 'the sequence is cut to 2L tokens, so L = 1 leaves no room for the stack after SEP' },
+  dyck: { min: 2, why: 'the loss is on positions 0..n-2, none for n = 1' },
+  dyck_shuffle: { min: 2, why: 'the loss is on positions 0..n-2, none for n = 1' },
+  ww: { min: 1 },
+  eca: { min: 1 },
+};
+
 /** Special token ids: PAD always, SEP where the task has one. */
 export function specialTokens(name: TaskName, config: Readonly<TaskConfig>): { pad: number; sep?: number } {
   if (name === 'dyck' || name === 'dyck_shuffle') return { pad: 2 * (config as DyckConfig).k };

@@ -1,0 +1,141 @@
+/**
+ * Memory a training run needs, estimated before anything is allocated, and the check that refuses a
+ * run that cannot fit (the adapter's buffer limits, the machine's memory).
+ *
+ *   const fp = trainingFootprint(cfg, { batch: 64, seqLen: 41 });
+ *   fp.totalBytes          // parameters + gradients + AdamW moments + activations of one micro-batch
+ *   fitProblem(fp, { maxStorageBufferBindingSize, maxBufferSize }, { hostBytes: os.totalmem(), software: true })
+ *                          // null, or the message: the numbers and what to change
+ *
+ * All tensors are float32 (4 bytes an element). With N parameters, B sequences of T tokens, width d,
+ * H heads, L layers and vocabulary V:
+ *
+ *   parameters, gradients, AdamW m, AdamW v   4 · N · 4 bytes
+ *   activations of one micro-batch            4 · (L · (24·B·T·d + B·H·T) + 4·B·T·d + 3·B·T·V) bytes
+ *
+ * Per layer the forward keeps about 20·B·T·d values for the backward (qkv 3, attention output 1,
+ * projection and its dropout 2, residual and LayerNorm 2, MLP hidden before and after GELU 8, MLP
+ * output and its dropout 2, residual and LayerNorm 2) and the fused attention B·H·T log-sum-exps; 4·B·T·d
+ * more covers the MLP-hidden gradient in flight during the backward. Outside the layers: the embedding
+ * sum and its dropout, and the residual-stream gradient (4·B·T·d), and the logits, their softmax and
+ * their gradient (3·B·T·V, the dense head; a sparse batch needs less). It is an estimate of the peak,
+ * on the high side, so a refused run would not have fitted with any reasonable margin.
+ *
+ * The largest single buffer is the largest of wte/lm_head (V·d), wpe (P·d), an MLP weight (4d·d), the
+ * logits (B·T·V) and the MLP hidden (B·T·4d); a kernel binds it whole, so it must fit in the adapter's
+ * maxStorageBufferBindingSize (and maxBufferSize). Parameters, gradients and moments live in arenas of
+ * chunks no larger than that limit, so only their total matters.
+ */
+import { paramCount, sizeString, type GPTConfig } from './config.ts';
+
+const F32 = 4;
+
+export interface FootprintInput {
+  /** Sequences per micro-batch. */
+  batch: number;
+  /** Tokens per sequence (at most the model's nPositions). */
+  seqLen: number;
+}
+
+export interface Footprint {
+  params: number;
+  paramBytes: number;
+  gradBytes: number;
+  /** AdamW m and v. */
+  optimizerBytes: number;
+  /** Activations of one micro-batch (forward intermediates kept for the backward, and its gradients). */
+  activationBytes: number;
+  totalBytes: number;
+  /** The largest single buffer, named. */
+  largest: { what: string; bytes: number };
+}
+
+export function trainingFootprint(c: Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'vocabSize' | 'nPositions' | 'tied'>, io: FootprintInput): Footprint {
+  const { nLayer: L, nHead: H, nEmbd: d, vocabSize: V, nPositions: P } = c;
+  const { batch: B, seqLen: T } = io;
+  const params = paramCount(c);
+  const paramBytes = params * F32;
+  const activationBytes = F32 * (L * (24 * B * T * d + B * H * T) + 4 * B * T * d + 3 * B * T * V);
+  const candidates: { what: string; bytes: number }[] = [
+    { what: `token embedding wte [${V}, ${d}]`, bytes: V * d * F32 },
+    { what: `position embedding wpe [${P}, ${d}]`, bytes: P * d * F32 },
+    { what: `MLP weight [${d}, ${4 * d}]`, bytes: 4 * d * d * F32 },
+    { what: `logits [${B}·${T}, ${V}]`, bytes: B * T * V * F32 },
+    { what: `MLP hidden activations [${B}·${T}, ${4 * d}]`, bytes: B * T * 4 * d * F32 },
+  ];
+  const largest = candidates.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  return {
+    params,
+    paramBytes,
+    gradBytes: paramBytes,
+    optimizerBytes: 2 * paramBytes,
+    activationBytes,
+    totalBytes: 4 * paramBytes + activationBytes,
+    largest,
+  };
+}
+
+/** Bytes in binary units with three significant digits: 1536 → "1.50 KiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toPrecision(3)} ${units[i]}`;
+}
+
+export interface AdapterLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+export interface HostMemory {
+  /** The machine's memory (os.totalmem()). */
+  hostBytes: number;
+  /** A software adapter (lavapipe): its GPU memory is host memory, so the whole footprint must fit there. */
+  software: boolean;
+}
+
+const HINT = 'use a smaller batch (with gradient accumulation to keep the effective batch), a shorter context, or a smaller model';
+
+/**
+ * Why a run of this footprint cannot fit, or null. `what` names the run (model size, vocabulary,
+ * context, batch) in the message, `hint` says what to change (in the run's own keys). On a hardware adapter the GPU's memory is not known to WebGPU: only
+ * the buffer limits are checked there, and the host must hold a checkpoint's copy of the parameters
+ * and both moments (12·N bytes).
+ */
+export function fitProblem(fp: Footprint, limits: AdapterLimits, mem: HostMemory, what: string, hint = HINT): string | null {
+  const bind = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  if (fp.largest.bytes > bind) {
+    const limitName = limits.maxStorageBufferBindingSize <= limits.maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
+    return (
+      `${what}: the largest buffer, the ${fp.largest.what}, needs ${formatBytes(fp.largest.bytes)}, over this adapter's ${limitName} ` +
+      `of ${formatBytes(bind)}; ${hint}`
+    );
+  }
+  const breakdown =
+    `parameters ${formatBytes(fp.paramBytes)} (${fp.params.toLocaleString('en-US')}), gradients ${formatBytes(fp.gradBytes)}, ` +
+    `AdamW moments ${formatBytes(fp.optimizerBytes)}, activations of one micro-batch ${formatBytes(fp.activationBytes)}`;
+  if (mem.software && fp.totalBytes > mem.hostBytes) {
+    return (
+      `${what}: training needs about ${formatBytes(fp.totalBytes)} (${breakdown}), more than this machine's ` +
+      `${formatBytes(mem.hostBytes)} of memory, which the software adapter uses as GPU memory; ${hint}`
+    );
+  }
+  const hostCopy = 3 * fp.paramBytes;
+  if (!mem.software && hostCopy > mem.hostBytes) {
+    return (
+      `${what}: a checkpoint holds the parameters and both AdamW moments in host memory, ${formatBytes(hostCopy)} ` +
+      `(${fp.params.toLocaleString('en-US')} parameters), more than this machine's ${formatBytes(mem.hostBytes)}; use a smaller model`
+    );
+  }
+  return null;
+}
+
+/** "model 2_4_16 (vocab 23, context 41), batch 64" for fitProblem's messages. */
+export function describeRun(c: Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'vocabSize' | 'nPositions'>, batch: number): string {
+  return `model ${sizeString(c)} (vocab ${c.vocabSize}, context ${c.nPositions}), batch ${batch}`;
+}
