@@ -252,14 +252,19 @@ function rangeOf(p: Parsed): { start: number; count: number } {
   return { start: (p.values.start as number | undefined) ?? 0, count: p.values.count as number };
 }
 
-/** Writes with backpressure; stops quietly once the consumer has gone away (e.g. EPIPE from `| head`). */
+/**
+ * Writes with backpressure; stops once the stream fails. The consumer going away (EPIPE from `| head`)
+ * ends the output quietly; any other failure (ENOSPC on a full disk, EIO) is kept in `error`.
+ */
 class Writer {
   private broken = false;
   private readonly gone: Promise<void>;
+  error: unknown = null;
   constructor(private readonly out: OutStream) {
     this.gone = new Promise<void>((resolve) => {
-      out.on?.('error', () => {
+      out.on?.('error', (e) => {
         this.broken = true;
+        if ((e as NodeJS.ErrnoException | null)?.code !== 'EPIPE') this.error = e;
         resolve();
       });
     });
@@ -471,7 +476,16 @@ async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
     if (!file && io.stdout.isTTY) throw new UsageError('refusing to write binary data to a terminal; use --output FILE or a pipe');
     for (const chunk of encodeBinary(task, task.samples(start, count))) await w.write(chunk);
   }
-  if (file) await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  if (file && !w.closed) {
+    await new Promise<void>((resolve) =>
+      file.end((e?: Error | null) => {
+        if (e && (e as NodeJS.ErrnoException).code !== 'EPIPE') w.error ??= e;
+        resolve();
+      }),
+    );
+  }
+  // A failed write (ENOSPC, EIO) surfaces as the stream's 'error' event, also when it happens at the final flush.
+  if (w.error) throw new Error(`cannot write ${outputPath ?? 'stdout'}: ${(w.error as Error).message ?? String(w.error)}`);
   return 0;
 }
 
