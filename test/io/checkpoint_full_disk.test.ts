@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 vi.mock('node:fs', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs')>();
   const openSync = (p: import('node:fs').PathLike, flags?: import('node:fs').OpenMode, mode?: import('node:fs').Mode): number =>
-    /[/\\]full-disk[/\\]/.test(String(p)) && flags === 'w' ? fs.openSync('/dev/full', 'w') : fs.openSync(p, flags, mode);
+    /[/\\]full-disk[/\\]/.test(String(p)) && flags === 'w' ? fs.openSync('/dev/full', 'w') : fs.openSync(p, flags ?? 'r', mode);
   return { ...fs, default: { ...fs, openSync }, openSync };
 });
 
