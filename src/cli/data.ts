@@ -256,15 +256,20 @@ function rangeOf(p: Parsed): { start: number; count: number } {
 const TEXT_PIECE = 1 << 16;
 const LIST_PIECE = 1 << 14;
 
-/** Writes with backpressure; stops quietly once the consumer has gone away (e.g. EPIPE from `| head`). */
+/**
+ * Writes with backpressure; stops once the stream fails. The consumer going away (EPIPE from `| head`)
+ * ends the output quietly; any other failure (ENOSPC on a full disk, EIO) is kept in `error`.
+ */
 class Writer {
   private broken = false;
   private pending = '';
   private readonly gone: Promise<void>;
+  error: unknown = null;
   constructor(private readonly out: OutStream) {
     this.gone = new Promise<void>((resolve) => {
-      out.on?.('error', () => {
+      out.on?.('error', (e) => {
         this.broken = true;
+        if ((e as NodeJS.ErrnoException | null)?.code !== 'EPIPE') this.error = e;
         resolve();
       });
     });
@@ -569,7 +574,16 @@ async function exportCommand(p: Parsed, io: DataCommandIO): Promise<number> {
     });
   }
   await w.flush();
-  if (file) await new Promise<void>((resolve, reject) => file.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  if (file && !w.closed) {
+    await new Promise<void>((resolve) =>
+      file.end((e?: Error | null) => {
+        if (e && (e as NodeJS.ErrnoException).code !== 'EPIPE') w.error ??= e;
+        resolve();
+      }),
+    );
+  }
+  // A failed write (ENOSPC, EIO) surfaces as the stream's 'error' event, also when it happens at the final flush.
+  if (w.error) throw new Error(`cannot write ${outputPath ?? 'stdout'}: ${(w.error as Error).message ?? String(w.error)}`);
   return 0;
 }
 

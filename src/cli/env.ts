@@ -3,5 +3,5 @@ export const DEVICE_ENV: Readonly<Record<string, string>> = {
   KINDLING_ADAPTER: 'adapter name or substring to use',
   KINDLING_BACKEND: 'WebGPU backend (vulkan, metal, d3d12, ...)',
   KINDLING_SOFTWARE: '1: force the CPU (software) adapter',
-  KINDLING_DEBUG: 'print the stack trace of an error',
+  KINDLING_DEBUG: '1: print the stack trace after the one-line message of an error',
 };

@@ -2,9 +2,17 @@
  * `kindling <command>`: the command-line entry. Each command lives in its own module under src/cli and
  * declares its arguments as a spec of the one parser (src/util/args.ts), which also writes its --help.
  * Returns an exit code (never calls process.exit, so Dawn can shut down cleanly): 0 done, 1 failed,
- * 2 a usage error (a UsageError from any command: unknown option, bad value, missing argument).
+ * 2 a usage error (a UsageError from any command: unknown option, bad value, missing argument) or a bad
+ * configuration (ConfigError, ExperimentError).
+ *
+ * Any other error of a command prints one line, `kindling <command>: <message>` (the stack too when
+ * KINDLING_DEBUG is set), and exits 1. `runCli` (what bin/kindling.js and a direct run call) also
+ * catches what escapes the promise chain — an 'error' event nobody listens to, a rejection nobody
+ * awaits — and reports it the same way instead of Node's stack dump.
  */
 import { closest, formatHelp, UsageError, type CommandSpec } from '../util/args.ts';
+import { ExperimentError } from '../experiments/schema.ts';
+import { ConfigError } from '../train/config.ts';
 import { DEVICE_ENV } from './env.ts';
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
@@ -54,17 +62,52 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await c.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`kindling ${cmd}: ${e.message}\n(see kindling ${cmd} --help)`);
-      return 2;
-    }
-    console.error(`kindling ${cmd}: ${(e as Error).message}`);
-    if (process.env.KINDLING_DEBUG) console.error((e as Error).stack);
-    return 1;
+    return reportError(cmd, e);
   }
+}
+
+/** The one-line report of an error that ended command `cmd`; returns the exit code (2 usage/config, else 1). */
+export function reportError(cmd: string, e: unknown): number {
+  const message = e instanceof Error ? e.message || e.name : String(e);
+  const prefix = cmd ? `kindling ${cmd}` : 'kindling';
+  if (e instanceof UsageError) {
+    console.error(`${prefix}: ${message}\n(see ${prefix} --help)`);
+    return 2;
+  }
+  console.error(`${prefix}: ${message}`);
+  if (process.env.KINDLING_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
+  return e instanceof ConfigError || e instanceof ExperimentError ? 2 : 1;
+}
+
+/**
+ * Runs the CLI as a process: sets process.exitCode from `main`, and turns an uncaught exception or an
+ * unhandled rejection (anything that escapes a command's promise) into the same one-line report and
+ * exit 1.
+ */
+export async function runCli(argv: string[]): Promise<void> {
+  const name = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? argv[0] : '';
+  const fatal = (e: unknown): void => {
+    reportError(name, e);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fatal);
+  process.on('unhandledRejection', fatal);
+  // stdout redirected to a full disk (`> /dev/full`) fails asynchronously: keep the error, wait for
+  // the last write, and report it. EPIPE (the reader went away, `| head`) is not an error.
+  let stdoutError: NodeJS.ErrnoException | null = null;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => void (stdoutError ??= e));
+  const code = await main(argv);
+  if (process.stdout.writableLength > 0 && !stdoutError) await new Promise<void>((resolve) => process.stdout.once('drain', resolve).once('error', resolve));
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  const err = stdoutError as NodeJS.ErrnoException | null;
+  // A command that failed has reported its own error already.
+  if (err && err.code !== 'EPIPE' && code === 0) {
+    reportError(name, new Error(`cannot write stdout: ${err.message}`));
+    process.exitCode = 1;
+  } else process.exitCode = code;
 }
 
 // Run directly: `node --import tsx src/cli/main.ts <command>` (what the npm scripts do).
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  process.exitCode = await main(process.argv.slice(2));
+  await runCli(process.argv.slice(2));
 }

@@ -4,7 +4,7 @@
  * argmax prediction at every position. Works on our checkpoints and on Hugging Face GPT-2 directories
  * (model.safetensors + config.json).
  */
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint, SIDECAR_FILE } from '../io/checkpoint.ts';
 import { loadHfGpt2 } from '../model/hf_gpt2.ts';
@@ -12,7 +12,9 @@ import { Engine } from '../../engine/engine.ts';
 import { argmax, crossEntropyRows } from '../../engine/ops/cross_entropy.ts';
 import type { GPTConfig } from '../model/config.ts';
 import { GPT } from '../model/gpt.ts';
-import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
+import { formatHelp, parseCommand, UsageError, type CommandSpec } from '../util/args.ts';
+import { inputDirProblem, inputFileProblem, OutputError, OutputFile } from '../util/files.ts';
+import { JsonlError, readJsonl } from '../util/jsonl.ts';
 import { DEVICE_ENV } from './env.ts';
 
 export const SCORE_SPEC = {
@@ -29,7 +31,13 @@ export const SCORE_SPEC = {
   env: DEVICE_ENV,
 } as const satisfies CommandSpec;
 
-export function loadModelWeights(dir: string): { config: GPTConfig; weights: Map<string, Float32Array> } {
+/**
+ * The weights of a kindling checkpoint (verified against the checksums of its kindling.json) or of a
+ * Hugging Face directory. A directory without kindling.json is read as a Hugging Face one, with a
+ * warning through `warn`: nothing checks its files (and a kindling checkpoint without it is an
+ * interrupted save).
+ */
+export function loadModelWeights(dir: string, warn: (line: string) => void = () => undefined): { config: GPTConfig; weights: Map<string, Float32Array> } {
   if (existsSync(join(dir, SIDECAR_FILE))) {
     const ck = loadCheckpoint(dir);
     const config = ck.config as GPTConfig;
@@ -37,11 +45,26 @@ export function loadModelWeights(dir: string): { config: GPTConfig; weights: Map
     if (config.tied) weights.delete('lm_head.weight');
     return { config, weights };
   }
+  warn(
+    `warning: ${dir} has no ${SIDECAR_FILE}: reading it as a Hugging Face GPT-2 directory, without checksums to verify its files ` +
+      `(a kindling checkpoint without ${SIDECAR_FILE} is an interrupted save)`,
+  );
   const hf = loadHfGpt2(dir);
   const config: GPTConfig = hf.config;
   const weights = new Map([...hf.tensors].map(([k, v]) => [k, v.data as Float32Array]));
   if (config.tied) weights.delete('lm_head.weight');
   return { config: { ...config, dropout: { embd: 0, attn: 0, resid: 0 } }, weights };
+}
+
+/** The token sequences of a score input file; errors name the file and the line. */
+function readSequences(file: string): { line: number; ids: number[] }[] {
+  return readJsonl(file).map(({ line, value }) => {
+    const ids = Array.isArray(value) ? value : (value as { ids?: unknown } | null)?.ids;
+    if (!Array.isArray(ids) || ids.length < 1 || ids.some((x) => !Number.isInteger(x))) {
+      throw new JsonlError(file, line, 'expected a JSON array of integer token ids (or {"ids": [...]})');
+    }
+    return { line, ids: ids as number[] };
+  });
 }
 
 export async function runScoreCommand(argv: string[]): Promise<number> {
@@ -51,23 +74,38 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const values = args.options;
-  const seqs = readFileSync(values.input, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l, i) => {
-      const j = JSON.parse(l) as number[] | { ids: number[] };
-      const ids = Array.isArray(j) ? j : j.ids;
-      if (!Array.isArray(ids) || ids.length < 1 || ids.some((x) => !Number.isInteger(x))) throw new Error(`${values.input}:${i + 1}: expected a JSON array of integer token ids`);
-      return ids;
-    });
-  const { config, weights } = loadModelWeights(values.checkpoint);
-  for (const [i, s] of seqs.entries()) {
-    if (s.length > config.nPositions) throw new Error(`sequence ${i + 1} has ${s.length} tokens; the model's context is ${config.nPositions}`);
-    for (const t of s) if (t < 0 || t >= config.vocabSize) throw new Error(`sequence ${i + 1}: token ${t} is outside the vocabulary (0..${config.vocabSize - 1})`);
+  const inputProblem = inputFileProblem(values.input);
+  if (inputProblem) throw new UsageError(`--input: ${values.input} ${inputProblem}`, 'input');
+  const ckProblem = inputDirProblem(values.checkpoint);
+  if (ckProblem) throw new UsageError(`--checkpoint: ${values.checkpoint} ${ckProblem}`, 'checkpoint');
+  const lines = readSequences(values.input);
+  const seqs = lines.map((l) => l.ids);
+  const { config, weights } = loadModelWeights(values.checkpoint, (w) => process.stderr.write(`${w}\n`));
+  for (const { line, ids } of lines) {
+    if (ids.length > config.nPositions) throw new JsonlError(values.input, line, `${ids.length} tokens; the model's context is ${config.nPositions}`);
+    for (const t of ids) if (t < 0 || t >= config.vocabSize) throw new JsonlError(values.input, line, `token ${t} is outside the vocabulary (0..${config.vocabSize - 1})`);
   }
-  const out = values.output ? createWriteStream(values.output) : process.stdout;
-  const engine = await Engine.create();
+  // Opened before the device, so that a bad path fails at once; an existing file is replaced only
+  // once every line is written.
+  let file: OutputFile | null = null;
+  if (values.output !== undefined) {
+    try {
+      file = new OutputFile(values.output);
+    } catch (e) {
+      if (e instanceof OutputError) throw new UsageError(`--output: ${e.message}`, 'output');
+      throw e;
+    }
+  }
+  const out = file ?? process.stdout;
+  let engine: Engine;
+  try {
+    engine = await Engine.create();
+  } catch (e) {
+    file?.abort();
+    throw e;
+  }
   const model = GPT.create(engine, { ...config, dropout: { embd: 0, attn: 0, resid: 0 } }, { weights });
+  let ok = false;
   try {
     const bs = values['batch-size'];
     for (let start = 0; start < seqs.length; start += bs) {
@@ -105,11 +143,12 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
         out.write(JSON.stringify({ loss: n > 0 ? sum / n : null, tokens: n, predictions: Array.from(preds.subarray(b * T, b * T + s.length)) }) + '\n');
       });
     }
+    file?.commit();
+    ok = true;
     return 0;
   } finally {
+    if (!ok) file?.abort();
     model.destroy();
     engine.destroy();
-    // Resolve only once the file is flushed, so that the caller can read it.
-    if (out !== process.stdout) await new Promise<void>((resolve) => (out as ReturnType<typeof createWriteStream>).end(resolve));
   }
 }

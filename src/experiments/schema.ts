@@ -38,6 +38,7 @@ import {
 import { COMPONENTS, EMB_INITS } from '../train/transfer.ts';
 import type { ArmRole } from './types.ts';
 import { levenshtein } from '../util/args.ts';
+import { inputFileProblem } from '../util/files.ts';
 
 export class ExperimentError extends Error {
   constructor(message: string) {
@@ -378,6 +379,8 @@ export function loadExperiment(fileOrPreset: string): { experiment: Experiment; 
     if (!/[/\\]|\.ya?ml$/.test(fileOrPreset) && existsSync(preset)) file = preset;
     else throw new ExperimentError(`${fileOrPreset}: no such file, and not a preset (presets: ${listPresets().join(', ')})`);
   }
+  const problem = inputFileProblem(file);
+  if (problem) throw new ExperimentError(`${fileOrPreset} ${problem} (an experiment YAML file, or a preset: ${listPresets().join(', ')})`);
   const text = readFileSync(file, 'utf8');
   return { experiment: parseExperiment(text, basename(file)), file, text };
 }

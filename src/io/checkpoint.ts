@@ -205,8 +205,16 @@ function fsyncDir(dir: string): void {
 function writeFileAtomic(dir: string, file: string, write: (tmp: string) => FileRecord, tmps: string[]): FileRecord {
   const tmp = tmpName(dir, file);
   tmps.push(tmp);
-  const rec = write(tmp);
-  fs.renameSync(tmp, path.join(dir, file));
+  let rec: FileRecord;
+  try {
+    rec = write(tmp);
+    fs.renameSync(tmp, path.join(dir, file));
+  } catch (e) {
+    // Name the file: Node's own message (`ENOSPC: no space left on device, write`) has no path.
+    const err = new CheckpointError(`cannot write checkpoint file ${path.join(dir, file)}: ${e instanceof Error ? e.message : String(e)}`);
+    if (e instanceof Error && 'code' in e) Object.assign(err, { code: (e as NodeJS.ErrnoException).code });
+    throw err;
+  }
   tmps.splice(tmps.indexOf(tmp), 1);
   return rec;
 }

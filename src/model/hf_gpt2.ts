@@ -29,6 +29,7 @@ export interface HfGpt2 {
  */
 export function loadHfGpt2(dir: string): HfGpt2 {
   const cfgPath = path.join(dir, HF_CONFIG_FILE);
+  if (!fs.existsSync(dir)) throw new CheckpointError(`${dir} does not exist`);
   if (!fs.existsSync(cfgPath)) throw new CheckpointError(`${dir}: no ${HF_CONFIG_FILE} (expected a Hugging Face model directory)`);
   let hfConfig: Record<string, unknown>;
   try {

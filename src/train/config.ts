@@ -36,6 +36,7 @@ import { WEIGHT_DECAY_RULES } from '../model/hf_names.ts';
 import { HF_KINDS, PROCEDURAL_KINDS, type HfKind, type ProceduralKind, type ScheduleSpec } from './schedule.ts';
 import { COMPONENTS, EMB_INITS } from './transfer.ts';
 import { checkRange as checkRangeCore, closest, coerceValue, scanArgs, UsageError, type CommandSpec, type OptionSpec, type Scanned } from '../util/args.ts';
+import { inputFileProblem } from '../util/files.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -247,6 +248,8 @@ export function loadConfig<V = Values>(schema: ConfigSchema, opts: LoadOptions =
   let yaml = new Map<string, unknown>();
   if (file !== null) {
     if (!fs.existsSync(file)) throw new ConfigError(`config file not found: ${file}`);
+    const problem = inputFileProblem(file);
+    if (problem) throw new ConfigError(`--config: ${file} ${problem}`);
     yaml = readYaml(schema, fs.readFileSync(file, 'utf8'), file);
   } else if (opts.text !== undefined) {
     yaml = readYaml(schema, opts.text, null);

@@ -28,7 +28,7 @@ import type { Batch } from '../data/procedural/batch.ts';
 import { DownstreamStream, makeTestSet, toBatch } from '../data/tasks/harness.ts';
 import { createDownstreamTask, type DownstreamTask } from '../data/tasks/index.ts';
 import { GPT } from '../model/gpt.ts';
-import { JsonlWriter } from '../util/jsonl.ts';
+import { JsonlWriter, readJsonl } from '../util/jsonl.ts';
 import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
 import { METRICS_FILE, openRunDir, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
@@ -118,9 +118,9 @@ export function readCurves(path: string): { curve: [number, number][]; lossCurve
   const lossCurve: [number, number][] = [];
   const evalLossCurve: [number, number][] = [];
   if (!existsSync(path)) return { curve, lossCurve, evalLossCurve };
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const r = JSON.parse(line) as Record<string, number>;
+  // A malformed line throws a JsonlError naming the file and the line; a last line cut by a kill is dropped.
+  for (const { value } of readJsonl(path, { skipBadLast: true })) {
+    const r = value as Record<string, number>;
     if (typeof r.eval_accuracy === 'number') {
       curve.push([r.step!, r.eval_accuracy]);
       evalLossCurve.push([r.step!, r.eval_loss!]);
