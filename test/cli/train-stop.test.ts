@@ -85,7 +85,9 @@ describe('kindling train under signals (real processes)', () => {
 
   it('a second SIGINT exits at once with 130 and says so', async () => {
     const dir = join(tmp, 'twice');
-    const r = await interrupt(dir, [], ['SIGINT', 'SIGINT'], 0);
+    // 5 ms apart: two standard signals pending at once merge into one; 5 ms is far longer than the
+    // delivery of the first and far shorter than the step and checkpoint write it starts.
+    const r = await interrupt(dir, [], ['SIGINT', 'SIGINT'], 5);
     expect(r.code, r.err).toBe(130);
     expect(r.err).toContain('second signal (SIGINT): exiting at once');
     expect(r.err).not.toContain('interrupted by SIGINT at step');
