@@ -42,6 +42,16 @@ describe('packConcatenated (C4 training, §7.1)', () => {
     expect(exact.ret).toBe(0);
   });
 
+  it('many short documents (the queue compacts in place) give the same stream', async () => {
+    const docs = Array.from({ length: 2001 }, (_, i) => ({ text: 'abcdefg'.slice(0, 1 + (i % 7)) }));
+    const stream = docs.flatMap((d) => toy(d.text)); // 2001 = 285·7 + 6 docs: 285 cycles of 1..7 chars (28 each) = 7980, + 1+…+6 = 8001 tokens
+    expect(stream.length).toBe(8001);
+    const { seqs, ret } = await collect(packConcatenated(docs, toy, 5));
+    expect(seqs.length).toBe(1600);
+    expect(ret).toBe(1);
+    expect(seqs.flatMap((s) => s.ids)).toEqual(stream.slice(0, 8000));
+  });
+
   it('GPT-2: documents are encoded one by one (no merge across the join)', async () => {
     expect(encodeGpt2('Hello world')).toEqual([15496, 995]);
     expect(encodeGpt2(' Hello world')).toEqual([18435, 995]);
