@@ -14,6 +14,7 @@ import { closest, formatHelp, UsageError, type CommandSpec } from '../util/args.
 import { ExperimentError } from '../experiments/schema.ts';
 import { ConfigError } from '../train/config.ts';
 import { DEVICE_ENV } from './env.ts';
+import { runCorporaCommand } from './corpora.ts';
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
 import { runExperimentCommand } from './experiment.ts';
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, Command> = {
   start: { summary: 'the main job (what `npm start` runs): adapter, engine self-check and a demo', run: runStartCommand },
   device: { summary: 'print the WebGPU adapter, its features and limits', run: runDeviceCommand },
   data: { summary: 'preview or export procedural pretraining data (kindling data --help)', run: runDataCommand },
+  corpora: { summary: 'semantic corpora (C4, CodeParrot, DeepMind-Math): `corpora stats` counts documents, tokens and packed sequences', run: runCorporaCommand },
   train: { summary: 'procedural pretraining (stage 1) with the reference config keys (kindling train --help)', run: runTrainCommand },
   experiment: { summary: 'run an experiment file or preset (quick, paper): arms × sweeps × seeds, then results.json and report.html', run: runExperimentCommand },
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
