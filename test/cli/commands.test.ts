@@ -1,24 +1,15 @@
 // Every `kindling` command through main(), in-process: `--help` exits 0 with the help generated from
 // its spec (src/util/args.ts), and a bad option exits 2 with the option named. No command gets far
 // enough to open a device.
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { captureOutput } from '../helpers/console.ts';
 
-let out = '';
-let err = '';
-beforeEach(() => {
-  out = '';
-  err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (out += a.join(' ') + '\n'));
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (err += a.join(' ') + '\n'));
-});
-afterEach(() => vi.restoreAllMocks());
+const io = captureOutput();
 
 async function run(...argv: string[]): Promise<number> {
-  out = '';
-  err = '';
+  io.out = '';
+  io.err = '';
   return main(argv);
 }
 
@@ -26,30 +17,30 @@ async function run(...argv: string[]): Promise<number> {
 async function expectHelp(argv: string[], usage: string, expected: string[]): Promise<void> {
   for (const h of ['--help', '-h']) {
     expect(await run(...argv, h), `${argv.join(' ')} ${h}`).toBe(0);
-    expect(out.split('\n')[0]).toBe(`usage: ${usage}`);
-    expect(out).toContain('\n  -h, --help');
-    for (const e of expected) expect(out).toContain(e);
-    expect(err).toBe('');
+    expect(io.out.split('\n')[0]).toBe(`usage: ${usage}`);
+    expect(io.out).toContain('\n  -h, --help');
+    for (const e of expected) expect(io.out).toContain(e);
+    expect(io.err).toBe('');
   }
 }
 
 /** Exit 2, and stderr names the command and contains every `expected` piece. */
 async function expectUsageError(argv: string[], expected: string[]): Promise<void> {
   expect(await run(...argv), argv.join(' ')).toBe(2);
-  expect(err).toMatch(new RegExp(`^kindling ${argv[0]}: `));
-  for (const e of expected) expect(err).toContain(e);
+  expect(io.err).toMatch(new RegExp(`^kindling ${argv[0]}: `));
+  for (const e of expected) expect(io.err).toContain(e);
 }
 
 describe('kindling (main)', () => {
   it('help, and an unknown command with a suggestion', async () => {
     for (const argv of [[], ['--help'], ['-h'], ['help']]) {
       expect(await run(...argv)).toBe(0);
-      expect(out).toContain('usage: kindling <command> [options]');
-      expect(out).toMatch(/\n {2}experiment +run an experiment file/);
-      expect(out).toContain('KINDLING_ADAPTER');
+      expect(io.out).toContain('usage: kindling <command> [options]');
+      expect(io.out).toMatch(/\n {2}experiment +run an experiment file/);
+      expect(io.out).toContain('KINDLING_ADAPTER');
     }
     expect(await run('trian')).toBe(2);
-    expect(err).toContain('kindling: unknown command "trian" (did you mean "train"?)');
+    expect(io.err).toContain('kindling: unknown command "trian" (did you mean "train"?)');
   });
 });
 
@@ -81,19 +72,19 @@ describe('kindling data', () => {
     await expectUsageError(['data', 'export', 'sort', '--format', 'csv'], ['--format: "csv" is not one of json, bin']);
     await expectUsageError(['data', 'list', '--bogus'], ['unknown option --bogus']);
     expect(await run('data')).toBe(2);
-    expect(err).toContain('usage: kindling data <command>');
+    expect(io.err).toContain('usage: kindling data <command>');
   });
 
   it('underscores work for its dashed options', async () => {
     expect(await run('data', 'export', 'sort', '--seq_length', '8', '--vocab_size=10')).toBe(0);
-    expect(JSON.parse(out).ids).toEqual([7, 4, 8, 5, 7, 3, 7, 8, 10, 3, 4, 5, 7, 7, 7, 8, 8]);
+    expect(JSON.parse(io.out).ids).toEqual([7, 4, 8, 5, 7, 3, 7, 8, 10, 3, 4, 5, 7, 7, 7, 8, 8]);
   });
 });
 
 describe('kindling train', () => {
   it('--help lists the schema keys as options; bad options exit 2', async () => {
     await expectHelp(['train'], 'kindling train --task VALUE [options]', ['--config FILE', '--max_steps N', 'also --grad_clip', '--lr X', 'one of: sort, reverse']);
-    expect(out).not.toContain('wandb');
+    expect(io.out).not.toContain('wandb');
     await expectUsageError(['train', '--task', 'sort', '--max-stepz', '3'], ['unknown key "max_stepz" on the command line (did you mean "max_steps"?)']);
     await expectUsageError(['train', '--task', 'sort', '--lr', 'fast'], ['lr: expected a number, got "fast" (from --lr)']);
     await expectUsageError(['train', '--task', 'sortt'], ['task: "sortt" is not one of sort']);
@@ -103,7 +94,7 @@ describe('kindling train', () => {
 describe('kindling experiment', () => {
   it('--help for run and report; bad options exit 2', async () => {
     await expectHelp(['experiment'], 'kindling experiment <experiment> [options]', ['kindling experiment report <dir>', '--shard i/n', '--resume', 'quick, paper']);
-    expect(out).not.toContain('--worker');
+    expect(io.out).not.toContain('--worker');
     await expectHelp(['experiment', 'report'], 'kindling experiment report <dir> [options]', ['experiment directory']);
     await expectUsageError(['experiment', 'quick', '--job', '2'], ['unknown option --job (did you mean --jobs?)']);
     await expectUsageError(['experiment', 'quick', '--jobs', 'two'], ['--jobs: expected an integer, got "two"']);
@@ -111,7 +102,7 @@ describe('kindling experiment', () => {
     await expectUsageError(['experiment', 'quick', 'paper'], ['unexpected argument "paper"']);
     await expectUsageError(['experiment', 'report'], ['missing <dir>']);
     expect(await run('experiment')).toBe(2);
-    expect(err).toContain('usage: kindling experiment <experiment> [options]');
+    expect(io.err).toContain('usage: kindling experiment <experiment> [options]');
   });
 });
 

@@ -6,8 +6,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { captureOutput } from '../helpers/console.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kindling-corpora-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -32,24 +33,14 @@ describe('kindling corpora stats (real process)', () => {
 });
 
 describe('kindling corpora stats (in-process)', () => {
-  let out = '';
-  let err = '';
-  beforeEach(() => {
-    out = '';
-    err = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((out += String(c)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((err += String(c)), true));
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (out += a.join(' ') + '\n'));
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (err += a.join(' ') + '\n'));
-  });
-  afterEach(() => vi.restoreAllMocks());
+  const io = captureOutput();
   const run = (...argv: string[]): Promise<number> => main(['corpora', ...argv]);
 
   it('c4 --eval: each document its own sequence', async () => {
     expect(await run('stats', 'c4', c4, '--context', '4', '--eval')).toBe(0);
-    expect(lastJson(out)).toMatchObject({ documents: 3, tokens: 6, sequences: 3, skipped: 1 });
+    expect(lastJson(io.out)).toMatchObject({ documents: 3, tokens: 6, sequences: 3, skipped: 1 });
     expect(await run('stats', 'c4', c4, '--context', '1', '--eval', '--max-documents', '2')).toBe(0);
-    expect(lastJson(out)).toMatchObject({ documents: 2, tokens: 4, sequences: 4 });
+    expect(lastJson(io.out)).toMatchObject({ documents: 2, tokens: 4, sequences: 4 });
   });
 
   it('codeparrot: EOS after each document is packed but not counted in tokens', async () => {
@@ -58,7 +49,7 @@ describe('kindling corpora stats (in-process)', () => {
     writeFileSync(join(d, 'file-000000000001.json.gz'), gzipSync('{"content":"Hello world"}\n{"content":"Hello world"}\n'));
     // 15496 995 EOS 15496 995 EOS → two 3-token sequences
     expect(await run('stats', 'codeparrot', d, '--context', '3')).toBe(0);
-    expect(lastJson(out)).toMatchObject({ corpus: 'codeparrot', documents: 2, characters: 22, tokens: 4, sequences: 2, droppedTokens: 0, skipped: 0 });
+    expect(lastJson(io.out)).toMatchObject({ corpus: 'codeparrot', documents: 2, characters: 22, tokens: 4, sequences: 2, droppedTokens: 0, skipped: 0 });
   });
 
   it('dmmath: problems, characters, character tokens, packed sequences', async () => {
@@ -67,41 +58,41 @@ describe('kindling corpora stats (in-process)', () => {
     writeFileSync(join(d, 'arithmetic__add_or_sub.txt'), 'What is 1+1?\n2\né?\n3\n');
     // [BOS] 12 [SEP] 1 = 15 and [BOS] 2 [SEP] 1 = 5: exactly one 20-token sequence; é is UNK
     expect(await run('stats', 'dmmath', join(root, 'math'), '--modules', 'all', '--context', '20')).toBe(0);
-    expect(lastJson(out)).toMatchObject({ corpus: 'dmmath', tokenizer: 'char', problems: 2, characters: 16, tokens: 16, unknownCharacters: 1, sequences: 1, skipped: 0 });
+    expect(lastJson(io.out)).toMatchObject({ corpus: 'dmmath', tokenizer: 'char', problems: 2, characters: 16, tokens: 16, unknownCharacters: 1, sequences: 1, skipped: 0 });
     expect(await run('stats', 'dmmath', join(root, 'math'), '--modules', 'all', '--context', '19')).toBe(0);
-    expect(lastJson(out)).toMatchObject({ problems: 2, sequences: 2 });
+    expect(lastJson(io.out)).toMatchObject({ problems: 2, sequences: 2 });
   });
 
   it('errors: a missing path and --strict exit 1 naming the file; bad arguments exit 2', async () => {
     expect(await run('stats', 'c4', join(root, 'missing'))).toBe(1);
-    expect(err).toContain(`kindling corpora: ${join(root, 'missing')}: no such file or directory`);
-    err = '';
+    expect(io.err).toContain(`kindling corpora: ${join(root, 'missing')}: no such file or directory`);
+    io.err = '';
     expect(await run('stats', 'c4', c4, '--strict')).toBe(1);
-    expect(err).toContain(`${join(c4, 'c4-train.00000-of-00002.json.gz')}:3: not JSON`);
-    expect(err).toContain('(strict: not skipped)');
-    err = '';
+    expect(io.err).toContain(`${join(c4, 'c4-train.00000-of-00002.json.gz')}:3: not JSON`);
+    expect(io.err).toContain('(strict: not skipped)');
+    io.err = '';
     expect(await run('stats', 'c5', c4)).toBe(2);
-    expect(err).toContain('<corpus>: "c5" is not one of c4, codeparrot, dmmath (did you mean "c4"?)');
+    expect(io.err).toContain('<corpus>: "c5" is not one of c4, codeparrot, dmmath (did you mean "c4"?)');
     expect(await run('stats', 'c4', c4, '--tokenizer', 'tokenizer.json')).toBe(2);
-    expect(err).toContain('only "gpt2" is available for c4');
+    expect(io.err).toContain('only "gpt2" is available for c4');
     expect(await run('stats', 'dmmath', c4, '--tokenizer', 'gpt2')).toBe(2);
     expect(await run('stats', 'codeparrot', c4, '--eval')).toBe(2);
-    expect(err).toContain('--eval applies to c4 only');
+    expect(io.err).toContain('--eval applies to c4 only');
     expect(await run('stats', 'c4')).toBe(2);
-    expect(err).toContain('missing <path>');
+    expect(io.err).toContain('missing <path>');
     expect(await run('statz')).toBe(2);
-    expect(err).toContain('unknown command "statz" (did you mean "stats"?)');
+    expect(io.err).toContain('unknown command "statz" (did you mean "stats"?)');
   });
 
   it('help', async () => {
     expect(await run('stats', '--help')).toBe(0);
-    expect(out.split('\n')[0]).toBe('usage: kindling corpora stats <corpus> <path> [options]');
-    expect(out).toContain('--tokenizer VALUE');
-    out = '';
+    expect(io.out.split('\n')[0]).toBe('usage: kindling corpora stats <corpus> <path> [options]');
+    expect(io.out).toContain('--tokenizer VALUE');
+    io.out = '';
     expect(await run('--help')).toBe(0);
-    expect(out).toContain('stats <corpus> <path>');
-    out = '';
+    expect(io.out).toContain('stats <corpus> <path>');
+    io.out = '';
     expect(await main(['--help'])).toBe(0);
-    expect(out).toMatch(/\n {2}corpora +semantic corpora/);
+    expect(io.out).toMatch(/\n {2}corpora +semantic corpora/);
   });
 });
