@@ -103,9 +103,10 @@ const HINT = 'use a smaller batch (with gradient accumulation to keep the effect
 
 /**
  * Why a run of this footprint cannot fit, or null. `what` names the run (model size, vocabulary,
- * context, batch) in the message, `hint` says what to change (in the run's own keys). On a hardware adapter the GPU's memory is not known to WebGPU: only
- * the buffer limits are checked there, and the host must hold a checkpoint's copy of the parameters
- * and both moments (12·N bytes).
+ * context, batch) in the message, `hint` says what to change (in the run's own keys). A checkpoint
+ * reads the parameters and both moments into host memory (12·N bytes). On a software adapter the
+ * footprint and that copy share the machine's memory; on a hardware adapter the GPU's memory is not
+ * known to WebGPU, so only the buffer limits and the host copy are checked.
  */
 export function fitProblem(fp: Footprint, limits: AdapterLimits, mem: HostMemory, what: string, hint = HINT): string | null {
   const bind = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
@@ -119,13 +120,15 @@ export function fitProblem(fp: Footprint, limits: AdapterLimits, mem: HostMemory
   const breakdown =
     `parameters ${formatBytes(fp.paramBytes)} (${fp.params.toLocaleString('en-US')}), gradients ${formatBytes(fp.gradBytes)}, ` +
     `AdamW moments ${formatBytes(fp.optimizerBytes)}, activations of one micro-batch ${formatBytes(fp.activationBytes)}`;
-  if (mem.software && fp.totalBytes > mem.hostBytes) {
+  // A checkpoint reads the parameters and both moments back into host memory (12·N bytes).
+  const hostCopy = 3 * fp.paramBytes;
+  if (mem.software && fp.totalBytes + hostCopy > mem.hostBytes) {
     return (
-      `${what}: training needs about ${formatBytes(fp.totalBytes)} (${breakdown}), more than this machine's ` +
-      `${formatBytes(mem.hostBytes)} of memory, which the software adapter uses as GPU memory; ${hint}`
+      `${what}: training needs about ${formatBytes(fp.totalBytes + hostCopy)} (${breakdown}, and a checkpoint's host copy of the ` +
+      `parameters and moments ${formatBytes(hostCopy)}), more than this machine's ${formatBytes(mem.hostBytes)} of memory, which the ` +
+      `software adapter uses as GPU memory; ${hint}`
     );
   }
-  const hostCopy = 3 * fp.paramBytes;
   if (!mem.software && hostCopy > mem.hostBytes) {
     return (
       `${what}: a checkpoint holds the parameters and both AdamW moments in host memory, ${formatBytes(hostCopy)} ` +

@@ -62,10 +62,15 @@ describe('fitProblem', () => {
     expect(fp.activationBytes).toBe(607085032 * 4);
     const msg = fitProblem(fp, LAVAPIPE, { hostBytes: 23.5 * GiB, software: true }, describeRun(xl, 8));
     expect(msg).toBe(
-      'model 48_25_1600 (vocab 23, context 41), batch 8: training needs about 24.3 GiB (parameters 5.50 GiB (1,475,664,000), ' +
-        "gradients 5.50 GiB, AdamW moments 11.0 GiB, activations of one micro-batch 2.26 GiB), more than this machine's 23.5 GiB of memory, " +
-        'which the software adapter uses as GPU memory; use a smaller batch (with gradient accumulation to keep the effective batch), a shorter context, or a smaller model',
+      'model 48_25_1600 (vocab 23, context 41), batch 8: training needs about 40.7 GiB (parameters 5.50 GiB (1,475,664,000), ' +
+        "gradients 5.50 GiB, AdamW moments 11.0 GiB, activations of one micro-batch 2.26 GiB, and a checkpoint's host copy of the parameters " +
+        "and moments 16.5 GiB), more than this machine's 23.5 GiB of memory, which the software adapter uses as GPU memory; " +
+        'use a smaller batch (with gradient accumulation to keep the effective batch), a shorter context, or a smaller model',
     );
+    // Batch 1: 22.3 GiB on the device fits 23.5 GiB alone, but not with the checkpoint's 16.5 GiB host copy.
+    const one = trainingFootprint(xl, { batch: 1, seqLen: 41 });
+    expect(one.totalBytes).toBeLessThan(23.5 * GiB);
+    expect(fitProblem(one, LAVAPIPE, { hostBytes: 23.5 * GiB, software: true }, 'xl')).toMatch(/^xl: training needs about 38\.8 GiB .*host copy of the parameters and moments 16\.5 GiB/);
     // On a hardware adapter only the host's checkpoint copy (12·N bytes) counts: it fits there.
     expect(fitProblem(fp, LAVAPIPE, { hostBytes: 23.5 * GiB, software: false }, 'xl')).toBeNull();
     expect(fitProblem(fp, LAVAPIPE, { hostBytes: 8 * GiB, software: false }, 'xl')).toContain('a checkpoint holds the parameters and both AdamW moments in host memory, 16.5 GiB');
