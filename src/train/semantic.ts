@@ -426,6 +426,27 @@ async function loadData(c: SemanticConfig, p: Plan, tok: TextTokenizer, log: (s:
   return { train, validation, order: 'sequential' };
 }
 
+/** Fails (CorpusError / ConfigError naming the key) when a semantic config's data cannot be found. */
+export async function checkSemanticInputs(c: SemanticConfig): Promise<void> {
+  if (c.task === 'c4') {
+    await requireInputs(c.values.train_data, 'train_data', 'C4 training shards (*.json, *.jsonl, *.json.gz, *.parquet)');
+    await requireInputs(c.values.validation_data, 'validation_data', 'C4 validation shards (*.json, *.jsonl, *.json.gz, *.parquet)');
+  } else if (c.task === 'codeparrot') {
+    await requireInputs(c.values.dataset_name_train, 'dataset_name_train', 'CodeParrot training files on disk (a Hub id is not downloaded)');
+    await requireInputs(c.values.dataset_name_valid, 'dataset_name_valid', 'CodeParrot validation files on disk (a Hub id is not downloaded)');
+  } else {
+    for (const [key, dir] of [['train_dir', c.values.train_dir], ['validation_dir', c.values.validation_dir]] as const) {
+      if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CorpusError(`${key}: ${dir}: no such directory (DM-Math: the mathematics_dataset-v1.0 folder and its interpolate/ split)`);
+    }
+  }
+}
+
+/** The size check of a semantic run (before anything trains). */
+export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok: TextTokenizer = GPT2_TOKENIZER): void {
+  const p = plan(c, tok);
+  assertTrainingFits(engine, p.model, Math.max(p.microBatch, p.evalBatch), p.model.nPositions, 'lower the micro-batch or evaluation batch, the context, or the model size');
+}
+
 // ------------------------------------------------------------------------------------------------
 // Running
 
@@ -539,7 +560,7 @@ export async function runSemantic(engine: Engine, c: SemanticConfig, opts: Seman
   const log = opts.log ?? (() => undefined);
   const tok = opts.tokenizer ?? GPT2_TOKENIZER;
   const p = plan(c, tok);
-  assertTrainingFits(engine, p.model, Math.max(p.microBatch, p.evalBatch), p.model.nPositions, 'lower the micro-batch or evaluation batch, the context, or the model size');
+  assertSemanticFits(engine, c, tok);
   const opened = openRunDir(opts.runDir, {
     resume: opts.resume ?? false,
     overwrite: opts.overwrite ?? false,
