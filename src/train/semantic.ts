@@ -85,7 +85,7 @@ export type SemanticConfig = { task: 'c4'; values: C4Config } | { task: 'codepar
  * Where `kindling corpora build english` writes the embedded English corpus (C4-style shards); the
  * semantic-quick preset reads it. One constant: change it here and in the preset.
  */
-export const ENGLISH_CORPUS_DIR = 'data/corpora/english';
+export const ENGLISH_CORPUS_DIR = 'data/corpora/c4/en';
 
 // ------------------------------------------------------------------------------------------------
 // The unified plan of a run

@@ -108,7 +108,7 @@ describe('semantic stage 2: C4', () => {
     const e = await engine();
     await expect(runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER })).rejects.toThrow(/already holds a run/);
     await expect(
-      runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/english/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER }),
+      runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/c4/en/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER }),
     ).rejects.toThrow(/kindling corpora build english/);
   });
 });
