@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ArmRole, ArmSummary, ExperimentResults, RunRecord, Stage1Record } from './types.ts';
+import type { ArmRole, ArmSummary, DataSaved, DataSavedArm, ExperimentResults, RunRecord, SemanticRun, Stage1Record } from './types.ts';
 
 const ROLES: readonly ArmRole[] = ['baseline', 'procedural', 'shuffled'];
 
@@ -100,6 +100,7 @@ function summariseArm(records: RunRecord[]): ArmSummary {
       eval_loss_curve: r.eval_loss_curve ?? [],
       stage1: r.stage1 ?? null,
       completed: r.completed,
+      ...(r.semantic ? { semantic: r.semantic } : {}),
     })),
     mean,
     std,
@@ -122,13 +123,89 @@ export function aggregate(records: RunRecord[], experiment: string): ExperimentR
     const m = (r.machine ?? '').trim();
     if (m && !machines.includes(m)) machines.push(m);
   }
+  const arms = [...groups.values()].map(summariseArm);
+  const saved = dataSaved(arms);
   return {
     experiment,
-    arms: [...groups.values()].map(summariseArm),
+    arms,
     elapsed_s: records.reduce((a, r) => a + (Number.isFinite(r.elapsed_s) ? r.elapsed_s : 0), 0),
     machine: machines.join('; '),
     runs: { planned: records.length, completed: records.filter((r) => r.completed === true).length },
+    ...(saved.length ? { data_saved: saved } : {}),
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Data saved (spec §7.4)
+
+/**
+ * The tokens at which a validation-loss curve ([tokens, loss] by increasing tokens) first reaches
+ * `target` (loss ≤ target): `interpolated` between the evaluation before and the first one at or below
+ * the target, linearly in tokens; `firstEval` the tokens of that evaluation (the paper's reading).
+ * Both null when no evaluation reaches it. Non-finite losses are skipped.
+ */
+export function tokensToReach(curve: readonly (readonly [number, number])[], target: number): { interpolated: number | null; firstEval: number | null } {
+  const pts = curve.filter(([t, l]) => Number.isFinite(t) && Number.isFinite(l));
+  for (let i = 0; i < pts.length; i++) {
+    const [t, l] = pts[i]!;
+    if (l > target) continue;
+    if (i === 0) return { interpolated: t, firstEval: t };
+    const [t0, l0] = pts[i - 1]!;
+    return { interpolated: t0 + ((l0 - target) / (l0 - l)) * (t - t0), firstEval: t };
+  }
+  return { interpolated: null, firstEval: null };
+}
+
+/** [tokens, loss] of a semantic run. */
+const lossByTokens = (s: SemanticRun): [number, number][] => s.evals.map((e) => [e[1], e[2]]);
+
+/** The mean over seeds at every tokens value all seeds evaluated. */
+function meanCurve(curves: [number, number][][]): [number, number][] {
+  return curveStats(curves).map(([t, mean]) => [t, mean]);
+}
+
+/**
+ * For every semantic task with a baseline arm: the baseline's mean final validation loss is the target;
+ * each other arm's mean curve (and each seed's) gives the tokens to reach it, and the data saved.
+ */
+export function dataSaved(arms: readonly ArmSummary[]): DataSaved[] {
+  const out: DataSaved[] = [];
+  const tasks = [...new Set(arms.filter((a) => a.seeds.some((s) => s.semantic)).map((a) => a.task))];
+  for (const task of tasks) {
+    const of = arms.filter((a) => a.task === task);
+    const base = of.find((a) => a.role === 'baseline');
+    if (!base) continue;
+    const baseRuns = base.seeds.map((s) => s.semantic).filter((x): x is SemanticRun => !!x);
+    if (baseRuns.length === 0) continue;
+    const target = meanStd(baseRuns.map((r) => r.final_loss)).mean;
+    const baseTokens = Math.max(...baseRuns.map((r) => (r.evals.length ? r.evals[r.evals.length - 1]![1] : NaN)));
+    const saved = (t: number | null) => (t === null || !(baseTokens > 0) ? null : 1 - t / baseTokens);
+    const result: DataSavedArm[] = [];
+    for (const a of of) {
+      if (a === base) continue;
+      const runs = a.seeds.filter((s) => s.semantic);
+      if (runs.length === 0) continue;
+      const curve = meanCurve(runs.map((s) => lossByTokens(s.semantic!)));
+      const reach = tokensToReach(curve, target);
+      const proc = meanStd(runs.map((s) => s.semantic!.procedural_tokens)).mean;
+      result.push({
+        arm: a.name,
+        role: a.role,
+        procedural_tokens: proc,
+        tokens_to_reach: reach.interpolated,
+        tokens_to_reach_first_eval: reach.firstEval,
+        data_saved: saved(reach.interpolated),
+        data_saved_with_procedural: reach.interpolated === null ? null : saved(reach.interpolated + proc),
+        seeds: runs.map((s) => {
+          const t = tokensToReach(lossByTokens(s.semantic!), target).interpolated;
+          return { seed: s.seed, tokens_to_reach: t, data_saved: saved(t) };
+        }),
+        final_loss: meanStd(runs.map((s) => s.semantic!.final_loss)).mean,
+      });
+    }
+    out.push({ task, baseline: base.name, target_loss: target, baseline_tokens: baseTokens, arms: result });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -142,6 +219,20 @@ function num(v: unknown): number {
 function pairs(v: unknown): [number, number][] {
   if (!Array.isArray(v)) return [];
   return v.filter((p) => Array.isArray(p) && p.length >= 2).map((p) => [num(p[0]), num(p[1])] as [number, number]);
+}
+
+function toSemantic(raw: Record<string, any>, fail: (why: string) => never): SemanticRun {
+  if (!Array.isArray(raw.evals)) fail('`semantic.evals` must be a list');
+  return {
+    tokens_per_step: num(raw.tokens_per_step),
+    procedural_tokens: num(raw.procedural_tokens),
+    evals: (raw.evals as unknown[]).filter(Array.isArray).map((e) => {
+      const x = e as unknown[];
+      return [num(x[0]), num(x[1]), num(x[2]), num(x[3]), x[4] === null || x[4] === undefined ? null : num(x[4])];
+    }),
+    final_loss: num(raw.final_loss),
+    final_perplexity: num(raw.final_perplexity),
+  };
 }
 
 /** Check the fields the aggregation relies on and turn JSON nulls back into NaN. */
@@ -179,6 +270,7 @@ function toRecord(raw: unknown, file: string): RunRecord {
     elapsed_s: num(r.elapsed_s),
     machine: typeof r.machine === 'string' ? r.machine : '',
     completed: r.completed === true,
+    ...(r.semantic && typeof r.semantic === 'object' ? { semantic: toSemantic(r.semantic, fail) } : {}),
   };
 }
 

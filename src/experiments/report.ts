@@ -8,7 +8,8 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { aggregate, readRunRecords } from './aggregate.ts';
-import type { ArmRole, ArmSummary, ExperimentResults } from './types.ts';
+import type { ArmRole, ArmSummary, DataSaved, ExperimentResults } from './types.ts';
+import { isSemanticTask } from '../train/semantic.ts';
 import { makeDirs } from '../util/dirs.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -111,6 +112,74 @@ function tasksOf(results: ExperimentResults): string[] {
   const tasks: string[] = [];
   for (const a of results.arms) if (!tasks.includes(a.task)) tasks.push(a.task);
   return tasks;
+}
+
+const algorithmicOnly = (results: ExperimentResults): ExperimentResults => ({ ...results, arms: results.arms.filter((a) => !isSemanticTask(a.task)) });
+
+/** Tokens as 1.23M / 45.6k / 789. */
+export function fmtTokens(t: number | null): string {
+  if (t === null || !Number.isFinite(t)) return '–';
+  if (t >= 1e9) return `${(t / 1e9).toFixed(2)}B`;
+  if (t >= 1e6) return `${(t / 1e6).toFixed(2)}M`;
+  if (t >= 1e3) return `${(t / 1e3).toFixed(1)}k`;
+  return t.toFixed(0);
+}
+
+const fmtSaved = (x: number | null): string => (x === null || !Number.isFinite(x) ? 'not reached' : `${(100 * x).toFixed(1)}%`);
+
+/**
+ * A semantic task's table: per arm, the final validation loss and perplexity (mean ± std over seeds),
+ * DM-Math's problem accuracy, and against the baseline's final loss the tokens to reach it and the data saved.
+ */
+export function semanticTable(results: ExperimentResults, task: string): Table {
+  const arms = results.arms.filter((a) => a.task === task);
+  const ds = results.data_saved?.find((d) => d.task === task);
+  const math = task === 'deepmind_math';
+  const headers = ['Arm', 'Role', 'Stage 1', 'Final validation loss', 'Perplexity', ...(math ? ['Problem accuracy (%)'] : []), 'Procedural tokens', 'Tokens to reach baseline loss', 'First evaluation there', 'Data saved', 'Data saved, procedural tokens counted'];
+  const rows = arms.map((a) => {
+    const runs = a.seeds.map((s) => s.semantic).filter((x) => !!x);
+    const loss = meanStdOf(runs.map((r) => r!.final_loss));
+    const ppl = meanStdOf(runs.map((r) => r!.final_perplexity));
+    const d = ds?.arms.find((x) => x.arm === a.name);
+    const isBase = ds?.baseline === a.name;
+    return [
+      a.name,
+      a.role,
+      stage1Cell(a),
+      `${fmtNum(loss.mean, 4)} ± ${fmtNum(loss.std, 4)}`,
+      fmtNum(ppl.mean, 2),
+      ...(math ? [`${pct(a.mean)} ± ${pct(a.std)}`] : []),
+      fmtTokens(runs.length ? meanStdOf(runs.map((r) => r!.procedural_tokens)).mean : null),
+      isBase ? `${fmtTokens(ds!.baseline_tokens)} (baseline)` : fmtTokens(d?.tokens_to_reach ?? null),
+      isBase ? '–' : fmtTokens(d?.tokens_to_reach_first_eval ?? null),
+      isBase ? '–' : d ? fmtSaved(d.data_saved) : '–',
+      isBase ? '–' : d ? fmtSaved(d.data_saved_with_procedural) : '–',
+    ];
+  });
+  return { headers, rows };
+}
+
+function meanStdOf(xs: number[]): { mean: number; std: number } {
+  const v = xs.filter(Number.isFinite);
+  if (!v.length) return { mean: NaN, std: NaN };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  return { mean, std: Math.sqrt(v.reduce((a, x) => a + (x - mean) ** 2, 0) / v.length) };
+}
+
+const fmtNum = (x: number, d: number): string => (Number.isFinite(x) ? x.toFixed(d) : '–');
+
+/** The data-saved sentence of a task. */
+export function dataSavedText(d: DataSaved): string {
+  const lines = [`Target: the baseline (${d.baseline}) final validation loss ${fmtNum(d.target_loss, 4)} after ${fmtTokens(d.baseline_tokens)} tokens.`];
+  for (const a of d.arms) {
+    lines.push(
+      a.tokens_to_reach === null
+        ? `${a.arm}: does not reach it within its ${fmtTokens(d.baseline_tokens)} tokens (final loss ${fmtNum(a.final_loss, 4)}).`
+        : `${a.arm}: reaches it after ${fmtTokens(a.tokens_to_reach)} tokens (first evaluation at or below it: ${fmtTokens(a.tokens_to_reach_first_eval)}); data saved ${fmtSaved(a.data_saved)}, ${fmtSaved(a.data_saved_with_procedural)} counting its ${fmtTokens(a.procedural_tokens)} procedural tokens.` +
+            (a.seeds.length > 1 ? ` Per seed: ${a.seeds.map((s) => `seed ${s.seed} ${fmtSaved(s.data_saved)}`).join(', ')}.` : ''),
+    );
+  }
+  return lines.join('\n');
 }
 
 /** The arm with the highest mean (NaN means lose; ties → first). */
@@ -262,7 +331,17 @@ export function markdownReport(results: ExperimentResults): string {
     `Runs: ${results.runs.completed} of ${results.runs.planned} completed · elapsed ${fmtDuration(results.elapsed_s)}` +
       (results.machine ? ` · machine: ${results.machine}` : ''),
   );
-  parts.push(`## Final test accuracy (%, mean ± std over seeds)\n\n${tableMd(paperTable(results))}`);
+  const algo = algorithmicOnly(results);
+  if (algo.arms.length || results.arms.length === 0) parts.push(`## Final test accuracy (%, mean ± std over seeds)\n\n${tableMd(paperTable(algo))}`);
+  for (const task of tasksOf(results).filter(isSemanticTask)) {
+    const d = results.data_saved?.find((x) => x.task === task);
+    parts.push(
+      `## ${task}: validation loss and data saved\n\n` +
+        `Data saved = 1 − tokens_arm / tokens_baseline, where tokens_arm is where the arm's mean validation-loss curve reaches the baseline's final loss (linear between evaluations); "counted" adds the arm's procedural tokens to tokens_arm (spec §7.4–7.5).\n\n` +
+        tableMd(semanticTable(results, task)) +
+        (d ? `\n\n${dataSavedText(d).split('\n').map((l) => `- ${mdCell(l)}`).join('\n')}` : '\n\nNo baseline arm: nothing to measure the data saved against.'),
+    );
+  }
   const partial = results.arms.some((a) => a.seeds.some((x) => !x.completed));
   parts.push(`## Arms\n\n${tableMd(armTable(results))}${partial ? '\n\n* = run not completed (partial record).' : ''}`);
   const warnings = stage1Warnings(results);
@@ -571,6 +650,65 @@ function taskCharts(results: ExperimentResults, task: string): string {
   return `${finalsChart(results, task)}\n<div class="pair">\n${acc}\n${loss}\n</div>`;
 }
 
+/** A semantic task in report.html: its table, the data saved, validation loss (and DM-Math problem accuracy) against tokens. */
+function semanticSection(results: ExperimentResults, task: string): string {
+  const arms = results.arms.filter((a) => a.task === task);
+  const d = results.data_saved?.find((x) => x.task === task);
+  const seeds = [...new Set(arms.flatMap((a) => a.seeds.map((s) => s.seed)))].sort((a, b) => a - b);
+  type Seed = ArmSummary['seeds'][number];
+  const series = (pick: (s: Seed) => [number, number][], what: string): Series[] =>
+    arms.flatMap((a) =>
+      a.seeds.map((s) => {
+        const st = seedStyle(seeds.indexOf(s.seed));
+        return { arm: a, seed: s.seed, colour: armColour(results, a), dash: st.dash, opacity: st.opacity, points: pick(s), title: `${a.name}, seed ${s.seed}: ${what}` };
+      }),
+    );
+  const legend = [
+    ...arms.map((a) => ({ colour: armColour(results, a), label: `${a.name} (${a.role})` })),
+    ...(seeds.length > 1 ? seeds.map((s, i) => ({ colour: '#555', label: `seed ${s}`, ...seedStyle(i) })) : []),
+  ];
+  const o: string[] = [];
+  o.push(tableHtml(semanticTable(results, task)));
+  if (d) o.push(dataSavedText(d).split('\n').map((l) => `<p class="note">${esc(l)}</p>`).join('\n'));
+  else o.push(`<p class="note">No baseline arm: nothing to measure the data saved against.</p>`);
+  const charts = [
+    lineChart({
+      title: 'Validation loss against training tokens (one line per arm × seed)',
+      xLabel: 'stage-2 training tokens',
+      yLabel: 'validation loss',
+      autoLog: true,
+      series: series((s) => (s.semantic ? s.semantic.evals.map((e) => [e[1], e[2]] as [number, number]) : []), 'validation loss'),
+      refs: d ? [{ label: `baseline final loss ${d.target_loss.toFixed(3)}`, value: d.target_loss }] : [],
+      legend,
+    }),
+  ];
+  if (task === 'deepmind_math')
+    charts.push(
+      lineChart({
+        title: 'Problem accuracy against training tokens',
+        xLabel: 'stage-2 training tokens',
+        yLabel: 'problem accuracy',
+        yRange: [0, 1],
+        yFormat: (v) => `${Math.round(v * 100)}%`,
+        series: series((s) => (s.semantic ? s.semantic.evals.map((e) => [e[1], e[4] ?? NaN] as [number, number]) : []), 'problem accuracy'),
+        legend,
+      }),
+    );
+  else
+    charts.push(
+      lineChart({
+        title: 'Training loss against step',
+        xLabel: 'stage-2 step',
+        yLabel: 'training loss',
+        autoLog: true,
+        series: series((s) => s.loss_curve, 'training loss'),
+        legend,
+      }),
+    );
+  o.push(`<div class="pair">\n${charts.join('\n')}\n</div>`);
+  return o.join('\n');
+}
+
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:24px auto;max-width:1600px;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}h3{font-size:15px}
@@ -601,8 +739,11 @@ export function htmlReport(results: ExperimentResults): string {
     `<p class="meta">Machine: <b>${esc(results.machine || '–')}</b> · elapsed <b>${esc(fmtDuration(results.elapsed_s))}</b> · ` +
       `runs completed <b>${results.runs.completed} / ${results.runs.planned}</b></p>`,
   );
-  o.push(`<h2>Final test accuracy (%, mean ± std over seeds)</h2>`);
-  o.push(tableHtml(paperTable(results)));
+  const algo = algorithmicOnly(results);
+  if (algo.arms.length || results.arms.length === 0) {
+    o.push(`<h2>Final test accuracy (%, mean ± std over seeds)</h2>`);
+    o.push(tableHtml(paperTable(algo)));
+  }
   const warnings = stage1Warnings(results);
   for (const w of warnings) o.push(`<p class="warn">⚠ ${esc(w)}</p>`);
   o.push(`<h2>Arms</h2>`);
@@ -610,6 +751,10 @@ export function htmlReport(results: ExperimentResults): string {
   o.push(`<p class="note">${results.arms.some((a) => a.seeds.some((x) => !x.completed)) ? '* = run not completed (partial record). ' : ''}Stage 1: ✓ learned its language in every seed, ✗ not.</p>`);
   for (const task of tasksOf(results)) {
     o.push(`<h2>${esc(taskLabel(task))}</h2>`);
+    if (isSemanticTask(task)) {
+      o.push(semanticSection(results, task));
+      continue;
+    }
     if (PAPER[task]) o.push(`<p class="note">Dashed grey: the paper's values (§8.1).</p>`);
     o.push(taskCharts(results, task));
     if (isNeedle(task)) {
@@ -636,7 +781,12 @@ export function writeReports(dir: string, results: ExperimentResults): { table: 
   writeFileSync(join(dir, 'results.md'), markdownReport(results));
   const html = join(dir, 'report.html');
   writeFileSync(html, htmlReport(results));
-  return { table: tableMd(paperTable(results)), html };
+  const semantic = tasksOf(results).filter(isSemanticTask);
+  const table = [
+    ...(semantic.length < tasksOf(results).length ? [tableMd(paperTable(algorithmicOnly(results)))] : []),
+    ...semantic.map((t) => tableMd(semanticTable(results, t))),
+  ].join('\n\n');
+  return { table, html };
 }
 
 /** The experiment's name: `dir/experiment.json`'s `name` if present, else the directory's name. */

@@ -24,7 +24,8 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../../engine/engine.ts';
-import type { ProceduralConfig } from '../train/config.ts';
+import { type ProceduralConfig, proceduralModelConfig } from '../train/config.ts';
+import { assertSemanticFits, checkSemanticInputs, runSemantic, SEMANTIC_RUNNER_KEYS, type SemanticConfig } from '../train/semantic.ts';
 import { type DownstreamMixture, runDownstream } from '../train/downstream.ts';
 import { runProcedural, stage1Gate } from '../train/procedural.ts';
 import { aggregate } from './aggregate.ts';
@@ -251,6 +252,64 @@ class Context {
     return { checkpoint: s.checkpoint, record: this.stage1Record(s.stored), label: part.stage1.arm };
   }
 
+  /** Stage 2 of a semantic run (spec §7) and its result.json. */
+  private async executeSemantic(
+    run: PlannedRun,
+    sem: SemanticConfig,
+    o: { id: string; runDir: string; stage1: Stage1Record | null; pretrained: string | null; elapsedFile: string; before: number; t0: number },
+  ): Promise<RunRecord> {
+    const k = SEMANTIC_RUNNER_KEYS[sem.task];
+    const c = { task: sem.task, values: { ...sem.values, [k.pretrained]: o.pretrained ?? (sem.task === 'c4' ? null : '') } } as SemanticConfig;
+    const total = (c.values as Record<string, unknown>)[k.maxSteps] as number;
+    let accuracy: number | null = null;
+    let loss: number | null = null;
+    const show = (step: number) => this.board.update(o.id, { arm: run.arm, seed: run.seed, stage: 'stage 2', step, total, accuracy, loss });
+    const r = await runSemantic(this.engine, c, {
+      runDir: o.runDir,
+      resume: true,
+      log: this.log,
+      onLog: (rec) => {
+        loss = rec.loss;
+        show(rec.step);
+      },
+      onEval: (step, ev) => {
+        accuracy = typeof ev.problem_accuracy === 'number' ? ev.problem_accuracy : ev.accuracy;
+        writeJsonAtomic(o.elapsedFile, { elapsed_s: o.before + (performance.now() - o.t0) / 1000 });
+        show(step);
+      },
+    });
+    const problems = sem.task === 'deepmind_math';
+    const acc = (ev: (typeof r.evals)[number]) => (problems ? (ev.problemAccuracy ?? NaN) : ev.accuracy);
+    const last = r.evals[r.evals.length - 1];
+    const s1 = run.stage1 && o.stage1 ? proceduralTokens(run.stage1.config, o.stage1.steps) : 0;
+    const record: RunRecord = {
+      experiment: this.experiment.name,
+      arm: run.arm,
+      role: run.role,
+      task: run.task,
+      seed: run.seed,
+      point: run.point,
+      stage1: o.stage1,
+      final_accuracy: last ? acc(last) : NaN,
+      curve: r.evals.map((ev) => [ev.step, acc(ev)]),
+      loss_curve: r.lossCurve,
+      eval_loss_curve: r.evals.map((ev) => [ev.step, ev.loss]),
+      elapsed_s: o.before + (performance.now() - o.t0) / 1000,
+      machine: this.machine,
+      completed: r.steps >= total,
+      semantic: {
+        tokens_per_step: r.tokensPerStep,
+        procedural_tokens: s1,
+        evals: r.evals.map((ev) => [ev.step, ev.tokens, ev.loss, ev.perplexity, ev.problemAccuracy]),
+        final_loss: last ? last.loss : NaN,
+        final_perplexity: last ? last.perplexity : NaN,
+      },
+    };
+    writeJsonAtomic(join(o.runDir, RESULT_FILE), record);
+    this.board.done(o.id, `${run.arm} seed ${run.seed}: final validation loss ${record.semantic!.final_loss.toFixed(4)} (perplexity ${record.semantic!.final_perplexity.toFixed(2)}) after ${r.steps} steps`);
+    return record;
+  }
+
   /** Runs (or resumes) one planned run and writes its result.json. */
   async execute(run: PlannedRun): Promise<RunRecord> {
     const id = run.dir;
@@ -278,13 +337,14 @@ class Context {
         elapsed_s: parts.reduce((s, p) => s + p.elapsed_s, 0),
       };
     }
-    const c = { ...run.stage2, pretrained_model_path: pretrained };
     makeDirs(runDir);
     const elapsedFile = join(runDir, 'elapsed.json');
     const before = existsSync(elapsedFile) ? readJson<{ elapsed_s: number }>(elapsedFile).elapsed_s : 0;
     const t0 = performance.now();
     let accuracy: number | null = null;
     let loss: number | null = null;
+    if (run.semantic) return this.executeSemantic(run, run.semantic, { id, runDir, stage1, pretrained, elapsedFile, before, t0 });
+    const c = { ...run.stage2!, pretrained_model_path: pretrained };
     const show = (step: number) => this.board.update(id, { arm: run.arm, seed: run.seed, stage: 'stage 2', step, total: c.max_steps, accuracy, loss });
     const r = await runDownstream(this.engine, c, {
       runDir,
@@ -323,6 +383,11 @@ class Context {
   }
 }
 
+/** Tokens a stage 1 trained on: steps · batch · accumulation · context. */
+export function proceduralTokens(config: ProceduralConfig, steps: number): number {
+  return steps * config.batch_size * config.gradient_accumulation_steps * proceduralModelConfig(config).nPositions;
+}
+
 export function resultPath(dir: string, run: PlannedRun): string {
   return join(dir, run.dir, RESULT_FILE);
 }
@@ -356,7 +421,8 @@ async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<Runn
           const s1 = p && 'config' in p ? p : p && 'stage1' in p ? p.stage1 : null;
           if (s1) assertProceduralFits(ctx.engine, s1.config);
         }
-        assertDownstreamFits(ctx.engine, run.stage2);
+        if (run.stage2) assertDownstreamFits(ctx.engine, run.stage2);
+        if (run.semantic) assertSemanticFits(ctx.engine, run.semantic);
         await ctx.execute(run);
       }
     } catch (e) {
@@ -423,6 +489,17 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
   const mine = o.shard ? selected.filter((r) => r.index % o.shard!.count === o.shard!.index) : selected;
   const board: BoardSink = o.board ?? (o.worker && process.send ? new IpcBoard((m) => process.send!(m)) : new ProgressBoard());
   const log = o.log ?? ((s: string) => board.log(s));
+  // A missing corpus is reported before any stage 1 trains (and before DIR is created).
+  if (!o.worker) {
+    const checked = new Set<string>();
+    for (const r of mine) {
+      if (!r.semantic) continue;
+      const key = stableJson(r.semantic.values);
+      if (checked.has(key)) continue;
+      checked.add(key);
+      await checkSemanticInputs(r.semantic);
+    }
+  }
   if (!o.worker) prepareDir(o.dir, o.experiment, o.text, { resume: o.resume, shard: o.shard ?? (o.arms?.length ? { index: 0, count: 1 } : null) });
   const done = mine.filter((r) => existsSync(resultPath(o.dir, r))).length;
   if (!o.worker) {

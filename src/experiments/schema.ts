@@ -36,6 +36,7 @@ import {
   type ProceduralConfig,
 } from '../train/config.ts';
 import { COMPONENTS, EMB_INITS } from '../train/transfer.ts';
+import { isSemanticTask, SEMANTIC_RUNNER_KEYS, SEMANTIC_SCHEMAS, SEMANTIC_TASKS, type SemanticConfig, type SemanticTask } from '../train/semantic.ts';
 import type { ArmRole } from './types.ts';
 import { levenshtein } from '../util/args.ts';
 import { inputFileProblem } from '../util/files.ts';
@@ -126,8 +127,10 @@ export interface PlannedRun {
   dir: string;
   stage1: Stage1Plan | null;
   mixture: { attn: MixturePartPlan; ffn: MixturePartPlan; spec: MixtureSpec } | null;
-  /** Stage-2 config; `pretrained_model_path` is a placeholder until stage 1 exists. */
-  stage2: AlgorithmicConfig;
+  /** Stage-2 config of an algorithmic task (null for a semantic one); `pretrained_model_path` is a placeholder until stage 1 exists. */
+  stage2: AlgorithmicConfig | null;
+  /** Stage-2 config of a semantic task (`c4`, `codeparrot`, `deepmind_math`; null otherwise); its pretrained path is a placeholder until stage 1 exists. */
+  semantic: SemanticConfig | null;
   transfer: TransferSpec;
 }
 
@@ -215,6 +218,24 @@ function wrap<T>(fn: () => T): T {
 }
 
 const DEFAULT_TRANSFER: TransferSpec = { components: ['everything'], embedding_init: 'average', trained: ['everything'], mixture: null };
+/** Semantic arms (spec §7): attention, MLP and LayerNorm transfer; embeddings (token and position) fresh. */
+const SEMANTIC_TRANSFER: TransferSpec = { components: ['attn', 'ffn', 'ln'], embedding_init: 'average', trained: ['everything'], mixture: null };
+
+/** The stage-2 schema of a task and the keys the runner sets in it. */
+function stage2Schema(task: string | null): { schema: ConfigSchema; reserved: Record<string, string> } {
+  if (task === null || !isSemanticTask(task)) return { schema: ALGORITHMIC_SCHEMA, reserved: STAGE2_RESERVED };
+  const k = SEMANTIC_RUNNER_KEYS[task];
+  return {
+    schema: SEMANTIC_SCHEMAS[task],
+    reserved: {
+      [k.pretrained]: "the runner passes the arm's stage-1 checkpoint",
+      [k.transfer]: 'use transfer.components',
+      [k.trained]: 'use transfer.trained',
+      [k.embInit]: 'use transfer.embedding_init',
+      [k.output]: 'runs go under DIR/runs/',
+    },
+  };
+}
 
 function mixtureSource(x: unknown, path: string): MixtureSource {
   if (isMapping(x)) {
@@ -284,8 +305,10 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
     learned = v;
   }
   const stage1 = stageBlock(PROCEDURAL_SCHEMA, top.stage1, 'stage1', STAGE1_RESERVED);
-  const stage2 = stageBlock(ALGORITHMIC_SCHEMA, top.stage2, 'stage2', STAGE2_RESERVED);
-  const transfer = transferBlock(top.transfer, 'transfer', DEFAULT_TRANSFER);
+  const semantic = topTask !== null && isSemanticTask(topTask);
+  const s2 = stage2Schema(topTask);
+  const stage2 = stageBlock(s2.schema, top.stage2, 'stage2', s2.reserved);
+  const transfer = transferBlock(top.transfer, 'transfer', semantic ? SEMANTIC_TRANSFER : DEFAULT_TRANSFER);
 
   if (!Array.isArray(top.arms) || top.arms.length === 0) throw new ExperimentError('arms: expected a non-empty list of arms ({name, role, ...})');
   const arms: ArmDef[] = top.arms.map((raw, i) => {
@@ -296,6 +319,9 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
     const role = str(a.role, `${path}.role`, { choices: ROLES }) as ArmRole;
     const task = a.task === undefined ? topTask : str(a.task, `${path}.task`);
     if (task === null) throw new ExperimentError(`${path}.task: no downstream task (set \`task\` at the top level or on the arm)`);
+    if (isSemanticTask(task) !== semantic || (semantic && task !== topTask)) {
+      throw new ExperimentError(`${path}.task: "${task}": an experiment on a semantic corpus (${SEMANTIC_TASKS.join(', ')}) sets it once at the top level, and its arms all train on it`);
+    }
     const armTransfer = transferBlock(a.transfer, `${path}.transfer`, transfer);
     let armStage1: Values | null = stageBlock(PROCEDURAL_SCHEMA, a.stage1, `${path}.stage1`, STAGE1_RESERVED);
     if (role === 'baseline') {
@@ -303,6 +329,7 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
       if (a.transfer !== undefined) throw new ExperimentError(`${path}.transfer: a baseline arm transfers nothing`);
       armStage1 = null;
     } else if (armTransfer.mixture) {
+      if (semantic) throw new ExperimentError(`${path}.transfer.mixture: weight mixtures are implemented for algorithmic tasks only`);
       if (role !== 'procedural') throw new ExperimentError(`${path}.role: a weight mixture arm has role procedural (its parts name their own stage 1)`);
       if (a.stage1 !== undefined) throw new ExperimentError(`${path}.stage1: a weight-mixture arm takes its weights from transfer.mixture's parts, not its own stage 1`);
       armStage1 = null;
@@ -316,7 +343,7 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
         throw new ExperimentError(`${path}.stage1.shuffled: true trains the shuffled control; give the arm role: shuffled`);
       }
     }
-    return { name: armName, role, task, stage1: armStage1, stage2: stageBlock(ALGORITHMIC_SCHEMA, a.stage2, `${path}.stage2`, STAGE2_RESERVED), transfer: armTransfer };
+    return { name: armName, role, task, stage1: armStage1, stage2: stageBlock(s2.schema, a.stage2, `${path}.stage2`, s2.reserved), transfer: armTransfer };
   });
   const names = new Set<string>();
   arms.forEach((a, i) => {
@@ -352,11 +379,11 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
         if (key === 'mixture' || !(TRANSFER_KEYS as readonly string[]).includes(key)) throw unknown('sweeps.transfer', key, TRANSFER_KEYS.filter((x) => x !== 'mixture'));
         return key === 'embedding_init' ? str(v, `${path}[${j}]`, { choices: EMB_INITS }) : strList(v, `${path}[${j}]`, COMPONENTS);
       }
-      const schema = stage === 'stage1' ? PROCEDURAL_SCHEMA : ALGORITHMIC_SCHEMA;
+      const schema = stage === 'stage1' ? PROCEDURAL_SCHEMA : s2.schema;
       const known = Object.entries(schema.keys).flatMap(([n, spec]) => [n, ...(spec.aliases ?? [])]);
       if (!known.includes(key)) throw unknown(`sweeps.${stage}`, key, known);
       const r = wrap(() => checkValue(schema, key, v, `${path}[${j}]`));
-      const reserved = stage === 'stage1' ? STAGE1_RESERVED : STAGE2_RESERVED;
+      const reserved = stage === 'stage1' ? STAGE1_RESERVED : s2.reserved;
       if (reserved[r.key]) throw new ExperimentError(`${path}: set by the runner (${reserved[r.key]})`);
       canon = r.key;
       return r.value;
@@ -387,7 +414,7 @@ export function loadExperiment(fileOrPreset: string): { experiment: Experiment; 
 
 export function listPresets(): string[] {
   try {
-    return ['quick', 'paper'].filter((p) => existsSync(join(PRESETS_DIR, `${p}.yaml`)));
+    return ['quick', 'paper', 'semantic-quick'].filter((p) => existsSync(join(PRESETS_DIR, `${p}.yaml`)));
   } catch {
     return [];
   }
@@ -452,6 +479,24 @@ function resolve<V>(schema: ConfigSchema, values: Values, path: string): V {
   }
 }
 
+/** A semantic run's stage-2 config: the block's values plus what the runner sets (transfer, output). */
+function semanticStage2(task: SemanticTask, values: Values, transferring: boolean, transfer: TransferSpec, dir: string, path: string): SemanticConfig {
+  const k = SEMANTIC_RUNNER_KEYS[task];
+  const v: Values = {
+    ...values,
+    [k.pretrained]: transferring ? STAGE1_PLACEHOLDER : task === 'c4' ? null : '',
+    [k.transfer]: transfer.components,
+    [k.trained]: transfer.trained,
+    [k.embInit]: transfer.embedding_init,
+    [k.output]: dir,
+  };
+  const resolved = resolve<Values>(SEMANTIC_SCHEMAS[task], v, path);
+  if (task === 'c4') {
+    for (const key of ['train_data', 'validation_data']) if (resolved[key] === null) throw new ExperimentError(`${path}: stage2.${key} is required (the C4 shards to ${key === 'train_data' ? 'train on' : 'validate on'})`);
+  }
+  return { task, values: resolved } as SemanticConfig;
+}
+
 /** Expands arms × sweep points × seeds into runs with resolved configs. */
 export function planExperiment(exp: Experiment): PlannedRun[] {
   const runs: PlannedRun[] = [];
@@ -487,6 +532,12 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
           mixture = { attn: part(m.attn), ffn: part(m.ffn), spec: m };
         }
         const transferring = arm.role !== 'baseline';
+        const dir = join('runs', armDirName(label), `seed-${seed}`);
+        let stage2: AlgorithmicConfig | null = null;
+        let semantic: SemanticConfig | null = null;
+        if (isSemanticTask(arm.task)) {
+          semantic = semanticStage2(arm.task, { seed, ...exp.stage2, ...arm.stage2, ...sub(point, 'stage2') }, transferring, transfer, dir, `arms[${ai}] (${arm.name}) stage 2`);
+        } else {
         const stage2Values: Values = {
           seed,
           ...exp.stage2,
@@ -498,7 +549,8 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
           weights_to_be_trained: transfer.trained,
           embedding_init_strategy: transfer.embedding_init,
         };
-        const stage2 = resolve<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, stage2Values, `arms[${ai}] (${arm.name}) stage 2`);
+        stage2 = resolve<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, stage2Values, `arms[${ai}] (${arm.name}) stage 2`);
+        }
         runs.push({
           index: runs.length,
           arm: label,
@@ -507,10 +559,11 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
           task: arm.task,
           seed,
           point,
-          dir: join('runs', armDirName(label), `seed-${seed}`),
+          dir,
           stage1,
           mixture,
           stage2,
+          semantic,
           transfer,
         });
       }

@@ -46,6 +46,55 @@ export interface RunRecord {
   /** Adapter and host the run ran on. */
   machine: string;
   completed: boolean;
+  /** Semantic tasks (c4, codeparrot, deepmind_math) only; absent for algorithmic ones. */
+  semantic?: SemanticRun;
+}
+
+/**
+ * A semantic run (spec §7). For these, `final_accuracy` and `curve` hold the problem accuracy (DM-Math)
+ * or the validation token accuracy (C4, CodeParrot), and `eval_loss_curve` the validation loss.
+ */
+export interface SemanticRun {
+  /** Training tokens per optimizer step: micro-batch · accumulation · context (padding counted). */
+  tokens_per_step: number;
+  /** Tokens of the run's stage 1 (steps · batch · accumulation · context); 0 without one. */
+  procedural_tokens: number;
+  /** [step, tokens seen, validation loss, perplexity, problem accuracy (DM-Math) or null] per evaluation, step 0 first. */
+  evals: [number, number, number, number, number | null][];
+  final_loss: number;
+  final_perplexity: number;
+}
+
+/** How many tokens a warmed arm needs to reach the baseline's final validation loss (spec §7.4). */
+export interface DataSavedArm {
+  arm: string;
+  role: ArmRole;
+  /** Mean over seeds of the arm's procedural (stage-1) tokens. */
+  procedural_tokens: number;
+  /** Tokens where the arm's mean validation-loss curve first reaches the target, interpolating linearly between evaluations; null: not reached. */
+  tokens_to_reach: number | null;
+  /** The paper's reading (§7.4): tokens at the first evaluation whose mean loss is ≤ the target; null: not reached. */
+  tokens_to_reach_first_eval: number | null;
+  /** 1 − tokens_to_reach / baseline_tokens (additive reading: semantic tokens only); null when not reached. */
+  data_saved: number | null;
+  /** 1 − (tokens_to_reach + procedural_tokens) / baseline_tokens (substitutive: procedural tokens counted); null when not reached. */
+  data_saved_with_procedural: number | null;
+  /** The same, per seed, each seed's curve against the same target. */
+  seeds: { seed: number; tokens_to_reach: number | null; data_saved: number | null }[];
+  /** Mean over seeds of the final validation loss. */
+  final_loss: number;
+}
+
+/** The data-saved measurement of one semantic task. */
+export interface DataSaved {
+  task: string;
+  /** The baseline arm the target comes from (the task's first arm with role baseline). */
+  baseline: string;
+  /** Mean over the baseline's seeds of its final validation loss. */
+  target_loss: number;
+  /** Tokens the baseline trained on (its last evaluation). */
+  baseline_tokens: number;
+  arms: DataSavedArm[];
 }
 
 /** Per-arm aggregate over seeds. */
@@ -64,6 +113,8 @@ export interface ArmSummary {
     eval_loss_curve: [number, number][];
     stage1: Stage1Record | null;
     completed: boolean;
+    /** Semantic tasks only. */
+    semantic?: SemanticRun;
   }[];
   /** Mean, standard deviation (population, over seeds) and best of the final accuracies. */
   mean: number;
@@ -82,4 +133,6 @@ export interface ExperimentResults {
   machine: string;
   /** Runs planned, and how many finished. */
   runs: { planned: number; completed: number };
+  /** Semantic tasks with a baseline: the tokens each other arm needs to reach the baseline's final validation loss. Absent without one. */
+  data_saved?: DataSaved[];
 }

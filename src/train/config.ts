@@ -614,6 +614,13 @@ const C4_KEYS = {
   eval_dataset_local_path: { type: 'string', nullable: true, default: null, doc: 'cached evaluation set' },
   download_eval_dataset: { type: 'bool', default: false, doc: 'download and cache the evaluation set' },
   overwrite_eval_cache: { type: 'bool', default: false, doc: 'rebuild the evaluation cache' },
+  // Not in the reference (it streams allenai/c4 from the Hub): where the local shards are.
+  train_data: { type: 'string', nullable: true, default: null, doc: 'training shards: a file, directory or glob of C4 JSON lines (gzipped or not) or Parquet (required to train)' },
+  validation_data: { type: 'string', nullable: true, default: null, doc: 'validation shards, same forms (required to train)' },
+  max_train_documents: { type: 'int', default: 100000, min: 1, doc: 'training documents read (the first N; spec §7.1: 100,000)' },
+  max_eval_documents: { type: 'int', default: 1000, min: 1, doc: 'validation documents read (the first N; spec §7.1: 1000)' },
+  per_device_eval_batch_size: { type: 'int', default: 8, min: 1, doc: 'evaluation batch (sequences; HF default 8)' },
+  save_total_limit: { type: 'int', nullable: true, default: null, min: 1, doc: 'step checkpoints kept (null: all)' },
   ...ignoredKeys('report_to', 'wandb_mode', 'wandb_project', 'wandb_name'),
 } as const satisfies Record<string, KeySpec>;
 
@@ -625,8 +632,27 @@ export const C4_SCHEMA: ConfigSchema = {
   validate: (v) => {
     checkSize('gpt2_size', v.gpt2_size);
     if (v.reinit === false) throw new ConfigError('reinit: false (continue from the pretrained HF model) is not supported; keep reinit: true');
+    if (v.use_callback === true) throw new ConfigError('use_callback: the extra fixed-step checkpoints are not implemented; use save_steps');
+    if (v.use_c4_1m === true) throw new ConfigError('use_c4_1m: point train_data at the shards you want and set max_train_documents instead');
+    if (v.download_eval_dataset === true) throw new ConfigError('download_eval_dataset: nothing is downloaded; point validation_data at local C4 validation shards');
   },
 };
+
+/** C4_SCHEMA keys that may differ between a checkpoint and the run that resumes it. */
+export const C4_RESUME_MAY_CHANGE: readonly string[] = [
+  'save_steps',
+  'logging_steps',
+  'save_total_limit',
+  'per_device_eval_batch_size',
+  'output_dir',
+  'pretrained_path',
+  'eval_dataset_local_path',
+  'download_eval_dataset',
+  'overwrite_eval_cache',
+  ...Object.entries(C4_KEYS)
+    .filter(([, s]) => (s as KeySpec).ignored)
+    .map(([k]) => k),
+];
 
 export function c4ScheduleSpec(c: C4Config): ScheduleSpec {
   return { family: 'hf', kind: 'cosine_with_min_lr', baseLr: c.lr, warmupSteps: c.warmup_steps, totalSteps: c.max_steps, minLrRate: c.min_lr_rate };
@@ -696,6 +722,19 @@ const DEEPMIND_MATH_KEYS = {
 export type DeepmindMathConfig = ConfigValues<typeof DEEPMIND_MATH_KEYS>;
 
 export const DEEPMIND_MATH_SCHEMA: ConfigSchema = { name: 'deepmind_math', keys: DEEPMIND_MATH_KEYS, validate: requireOutputDir };
+
+/** CODEPARROT_SCHEMA / DEEPMIND_MATH_SCHEMA keys that may differ between a checkpoint and the run that resumes it. */
+export const ACCELERATE_RESUME_MAY_CHANGE: readonly string[] = [
+  'logging_steps',
+  'valid_batch_size',
+  'output_dir',
+  'pretrained_model',
+  'gradient_checkpointing',
+  'mixed_precision',
+  ...Object.entries(ACCELERATE_COMMON)
+    .filter(([, s]) => (s as KeySpec).ignored)
+    .map(([k]) => k),
+];
 
 export function accelerateScheduleSpec(c: CodeparrotConfig | DeepmindMathConfig): ScheduleSpec {
   return { family: 'hf', kind: c.lr_scheduler_type as HfKind, baseLr: c.learning_rate, warmupSteps: c.num_warmup_steps, totalSteps: c.max_train_steps };

@@ -120,6 +120,12 @@ export interface TrainerOptions {
   /** Evaluate every N steps (and at the end) with `evalBatches`. */
   evalEvery?: number;
   evalBatches?: () => Iterable<Batch>;
+  /**
+   * Replaces `Trainer.evaluate` at the periodic evaluations (e.g. to add a metric such as problem
+   * accuracy). Keys of the result beyond loss, accuracy and tokens are written to metrics.jsonl as
+   * `eval_<key>`.
+   */
+  evaluate?: (batches: Iterable<Batch>) => Promise<EvalResult>;
   /** Stop after this many evaluations without a better validation accuracy. */
   patience?: number;
   metricsPath?: string;
@@ -369,9 +375,9 @@ export class Trainer {
       const doEval = o.evalBatches && o.evalEvery && (this.step % o.evalEvery === 0 || isLast);
       let improved = false;
       if (doEval) {
-        const r = await this.evaluate(o.evalBatches!());
+        const r = await (o.evaluate ? o.evaluate(o.evalBatches!()) : this.evaluate(o.evalBatches!()));
         evals.push({ step: this.step, ...r });
-        this.metrics?.write({ step: this.step, eval_loss: r.loss, eval_accuracy: r.accuracy, eval_tokens: r.tokens });
+        this.metrics?.write(evalRecord(this.step, r));
         o.onEval?.(this.step, r);
         if (r.accuracy > this.bestAcc) {
           this.bestAcc = r.accuracy;
@@ -501,6 +507,13 @@ export class Trainer {
     this.stepLoss.dispose();
     this.optimizer.destroy();
   }
+}
+
+/** The metrics.jsonl line of an evaluation: step, eval_loss, eval_accuracy, eval_tokens, and `eval_<key>` for any other key. */
+export function evalRecord(step: number, r: EvalResult): Record<string, number> {
+  const out: Record<string, number> = { step, eval_loss: r.loss, eval_accuracy: r.accuracy, eval_tokens: r.tokens };
+  for (const [k, v] of Object.entries(r)) if (k !== 'loss' && k !== 'accuracy' && k !== 'tokens') out[`eval_${k}`] = v;
+  return out;
 }
 
 /** The accuracy recorded in a run directory's complete `best/` checkpoint, or null. */

@@ -56,8 +56,8 @@ describe('experiment schema', () => {
     expect(d.dir).toBe('runs/dyck@stage1.lr=0.003,stage2.max_steps=40/seed-1');
     expect(d.stage1!.config.lr).toBe(0.003);
     expect(d.stage1!.config.seed).toBe(1);
-    expect(d.stage2.max_steps).toBe(40);
-    expect(d.stage2.seed).toBe(1);
+    expect(d.stage2!.max_steps).toBe(40);
+    expect(d.stage2!.seed).toBe(1);
     expect(d.point).toEqual({ 'stage1.lr': 0.003, 'stage2.max_steps': 40 });
     // Stage-1 settings do not depend on the stage-2 point: runs share one cached stage 1 per seed and lr.
     const keys = new Set(plan.filter((r) => r.baseArm === 'dyck').map((r) => r.stage1!.key));
@@ -83,13 +83,13 @@ arms:
     const [none, eca] = planExperiment(exp);
     expect(none!.task).toBe('condattendstream_2');
     expect(none!.stage1).toBeNull();
-    expect(none!.stage2.weights_to_be_transferred).toEqual([]);
-    expect(none!.stage2.pretrained_model_path).toBeNull();
+    expect(none!.stage2!.weights_to_be_transferred).toEqual([]);
+    expect(none!.stage2!.pretrained_model_path).toBeNull();
     expect(eca!.task).toBe('additionstream_10');
-    expect(eca!.stage2.task).toBe('additionstream_10');
-    expect(eca!.stage2.max_steps).toBe(30);
-    expect(eca!.stage2.vocab_size).toBe(31);
-    expect(eca!.stage2.weights_to_be_transferred).toEqual(['attn']);
+    expect(eca!.stage2!.task).toBe('additionstream_10');
+    expect(eca!.stage2!.max_steps).toBe(30);
+    expect(eca!.stage2!.vocab_size).toBe(31);
+    expect(eca!.stage2!.weights_to_be_transferred).toEqual(['attn']);
     expect(eca!.stage1!.config).toMatchObject({ task: 'eca', seq_length: 8, lr: 0.01, k: 2, max_steps: 20, seed: 3 });
   });
 
@@ -122,7 +122,7 @@ arms:
     }
     const paper = planExperiment(loadExperiment('paper').experiment);
     expect(new Set(paper.map((r) => r.task))).toEqual(new Set(['condattendstream_30', 'additionstream_10', 'multiplication_5']));
-    expect(() => loadExperiment('nope')).toThrow(/not a preset \(presets: quick, paper\)/);
+    expect(() => loadExperiment('nope')).toThrow(/not a preset \(presets: quick, paper, semantic-quick\)/);
   });
 
   it('--arms selects runs by arm name with * wildcards, and names the arms when a pattern matches none', () => {
