@@ -107,7 +107,7 @@ export async function buildCode(opts: CodeOptions): Promise<BuildReport> {
       const p = `Lib/${rel}`;
       const record = { repo_name: repo, path: p, copies: '1', size: String(bytes.length), content, license: CODE_LICENSE };
       (isValidPath(p) ? valid : train).add(record, content);
-      bar?.update(i + 1);
+      if (i + 1 < files.length) bar?.update(i + 1);
     });
     bar?.finish();
     const name = (i: number) => `file-${pad(i + 1, 12)}.json.gz`;

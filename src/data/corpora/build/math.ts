@@ -84,7 +84,7 @@ export async function buildMath(opts: MathOptions): Promise<BuildReport> {
       c.documents += problems.length;
       c.characters += chars;
       c.bytes += Buffer.byteLength(text);
-      bar?.update(++done, `${split}/${name}`);
+      if (++done < nFiles) bar?.update(done, `${split}/${name}`);
     };
     for (const m of MATH_MODULES) {
       const seen = new Set<string>();
