@@ -115,7 +115,11 @@ export async function buildFolder(dir: string, opts: BuildOptions, build: (tmp: 
  * (a record is never split), written under temporary names; `finish` renames them with `name(i, n)`
  * (i 0-based, n the shard count) and returns the counts. `text` gives the characters counted.
  */
+let writers = 0;
+
 export class ShardWriter {
+  /** Keeps the temporary names of two writers in one folder apart. */
+  private readonly id = writers++;
   private lines: string[] = [];
   private pendingChars = 0;
   private readonly tmpFiles: string[] = [];
@@ -139,7 +143,7 @@ export class ShardWriter {
 
   private flush(): void {
     if (this.lines.length === 0) return;
-    const file = path.join(this.dir, `.shard-${this.tmpFiles.length}.tmp.json.gz`);
+    const file = path.join(this.dir, `.shard-${this.id}-${this.tmpFiles.length}.tmp.json.gz`);
     const gz = gzipSync(this.lines.join('\n') + '\n', { level: 9 });
     const out = new OutputFile(file);
     out.write(gz);
