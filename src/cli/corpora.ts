@@ -96,7 +96,7 @@ const fmtInt = (n: number): string => n.toLocaleString('en-US');
 export function describeBuild(r: BuildReport): string {
   const parts = Object.entries(r.splits).map(([s, c]) => `${s} ${fmtInt(c.files)} file(s), ${fmtInt(c.documents)} ${r.corpus === 'math' ? 'problems' : 'documents'}, ${fmtInt(c.characters)} characters`);
   const t = totals(r);
-  const excluded = Object.entries(r.excluded).map(([k, v]) => `${v} ${k}`);
+  const excluded = Object.entries(r.excluded).map(([k, v]) => `${k} ${v}`);
   const head = r.skipped ? `${r.corpus}: already built in ${r.dir} (--force rebuilds)` : `${r.corpus}: wrote ${r.dir}`;
   return `${head}: ${parts.join('; ')} (${(t.bytes / 1e6).toFixed(1)} MB on disk)${excluded.length ? `; left out: ${excluded.join(', ')}` : ''}`;
 }

@@ -62,11 +62,11 @@ export function listPythonFiles(root: string, includeTests: boolean): { files: s
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isSymbolicLink()) {
-        if (e.name.endsWith('.py')) skip('symbolic link');
+        if (e.name.endsWith('.py')) skip('symbolic links');
       } else if (e.isDirectory()) {
         if (SKIPPED_DIRS.has(e.name) || e.name.startsWith('config-')) continue;
         if (!includeTests && TEST_DIRS.has(e.name)) {
-          skip('test folder');
+          skip('test folders');
           continue;
         }
         walk(r);
@@ -92,24 +92,24 @@ export async function buildCode(opts: CodeOptions): Promise<BuildReport> {
     const decoder = new TextDecoder('utf-8', { fatal: true });
     const bar = opts.progress ? new Progress({ label: 'code', total: files.length, unit: 'files', stream: opts.progress }) : null;
     files.forEach((rel, i) => {
+      if (i > 0) bar?.update(i);
       const bytes = fs.readFileSync(path.join(lib.dir, rel));
       let content: string;
       try {
         content = decoder.decode(bytes);
       } catch {
-        excluded['not valid UTF-8'] = (excluded['not valid UTF-8'] ?? 0) + 1;
+        excluded['files not valid UTF-8'] = (excluded['files not valid UTF-8'] ?? 0) + 1;
         return;
       }
       if (content.trim() === '') {
-        excluded['empty'] = (excluded['empty'] ?? 0) + 1;
+        excluded['empty files'] = (excluded['empty files'] ?? 0) + 1;
         return;
       }
       const p = `Lib/${rel}`;
       const record = { repo_name: repo, path: p, copies: '1', size: String(bytes.length), content, license: CODE_LICENSE };
       (isValidPath(p) ? valid : train).add(record, content);
-      if (i + 1 < files.length) bar?.update(i + 1);
     });
-    bar?.finish();
+    bar?.finish('', files.length);
     const name = (i: number) => `file-${pad(i + 1, 12)}.json.gz`;
     const splits = { train: train.finish(name), valid: valid.finish(name) };
     if (splits.train.documents === 0 || splits.valid.documents === 0) throw new CorpusError(`${lib.dir}: ${files.length} file(s) give an empty ${splits.train.documents === 0 ? 'train' : 'valid'} split`);

@@ -96,7 +96,7 @@ export async function buildMath(opts: MathOptions): Promise<BuildReport> {
       write('interpolate', m.name, generateFile(m, 'interpolate', evalN, seed, seen));
       if (m.extrapolate) write('extrapolate', m.extrapolate, generateFile(m, 'extrapolate', evalN, seed, seen));
     }
-    bar?.finish();
+    bar?.finish('', done);
     return {
       corpus: 'math',
       format: 'dmmath',
