@@ -29,14 +29,19 @@ export interface MathOptions extends BuildOptions {
 const TRAIN_LEVEL: Partial<Record<MathSplit, Level>> = { 'train-easy': 0, 'train-medium': 1, 'train-hard': 2 };
 
 /**
- * The problems of one file. Each file has its own generator, seeded with the words
- * [seed, module index, split index], so one file does not depend on the others. interpolate draws
+ * The seed of one file's generator: seed + (module index << 32) + ((split index + 1) << 64), i.e.
+ * CPython's `random.Random(that)`, so each file has its own stream.
+ */
+export const fileSeed = (seed: number, module: MathModule, split: MathSplit): bigint => BigInt(seed) + (BigInt(MATH_MODULES.indexOf(module)) << 32n) + (BigInt(MATH_SPLITS.indexOf(split) + 1) << 64n);
+
+/**
+ * The problems of one file, from the generator seeded with fileSeed, so one file does not depend on
+ * the others. interpolate draws
  * a level 0–2 per problem, extrapolate uses level 3. `exclude` holds questions that must not occur
  * (the module's training questions, for interpolate and extrapolate): such a draw is drawn again.
  */
 export function generateFile(module: MathModule, split: MathSplit, count: number, seed: number, exclude?: ReadonlySet<string>): GeneratedProblem[] {
-  const rng = new PyRandom(0);
-  rng.seedByArray([seed, MATH_MODULES.indexOf(module), MATH_SPLITS.indexOf(split)]);
+  const rng = new PyRandom(fileSeed(seed, module, split));
   const out: GeneratedProblem[] = [];
   for (let i = 0; i < count; i++) {
     for (let tries = 0; ; tries++) {
