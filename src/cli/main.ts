@@ -31,7 +31,7 @@ const COMMANDS: Record<string, Command> = {
   start: { summary: 'the main job (what `npm start` runs): adapter, engine self-check and a demo', run: runStartCommand },
   device: { summary: 'print the WebGPU adapter, its features and limits', run: runDeviceCommand },
   data: { summary: 'preview or export procedural pretraining data (kindling data --help)', run: runDataCommand },
-  corpora: { summary: 'semantic corpora (C4, CodeParrot, DeepMind-Math): `corpora stats` counts documents, tokens and packed sequences', run: runCorporaCommand },
+  corpora: { summary: 'semantic corpora (C4, CodeParrot, DeepMind-Math): `corpora stats` counts documents, tokens and packed sequences; `corpora build` writes the embedded default corpora', run: runCorporaCommand },
   train: { summary: 'procedural pretraining (stage 1) with the reference config keys (kindling train --help)', run: runTrainCommand },
   experiment: { summary: 'run an experiment file or preset (quick, paper): arms × sweeps × seeds, then results.json and report.html', run: runExperimentCommand },
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },

@@ -33,7 +33,9 @@ export class Progress {
     this.stream.write(this.tty ? `\r${line}\x1b[K` : `${line}\n`);
   }
 
-  finish(status = ''): void {
+  /** The last line; `done` (default: the last update's) sets the units done first. */
+  finish(status = '', done?: number): void {
+    if (done !== undefined) this.done = done;
     const line = this.render(status);
     this.stream.write(this.tty ? `\r${line}\x1b[K\n` : `${line}\n`);
   }
