@@ -28,12 +28,14 @@ const metricLines = (run: string): number => (existsSync(join(run, 'metrics.json
 
 /**
  * Start the run, wait until `ready(stdout)` holds and metrics.jsonl has more training lines than it
- * had at the start (the run is in its loop), send `signals` (`gapMs` apart) and wait for the exit.
+ * had at the start (the run is in its loop), send `signals` and wait for the exit. Each signal after
+ * the first is sent once the run has printed that it caught the one before (two standard signals
+ * pending at once merge into one, and a loaded machine may not schedule the child for a while).
  */
-async function interrupt(dir: string, extra: string[], signals: NodeJS.Signals[], gapMs = 0): Promise<{ code: number | null; out: string; err: string }> {
+async function interrupt(dir: string, extra: string[], signals: NodeJS.Signals[], keys: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
   const run = join(dir, 'run');
   const before = metricLines(run);
-  const child = spawn(process.execPath, args(dir, extra), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args(dir, extra, keys), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (c) => (out += c));
@@ -45,7 +47,12 @@ async function interrupt(dir: string, extra: string[], signals: NodeJS.Signals[]
     await new Promise((r) => setTimeout(r, 50));
   }
   for (const [i, s] of signals.entries()) {
-    if (i) await new Promise((r) => setTimeout(r, gapMs));
+    if (i) {
+      while (!err.includes(`kindling train: ${signals[i - 1]}: finishing the step in flight`)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the run did not acknowledge ${signals[i - 1]}:\n${out}\n${err}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
     child.kill(s);
   }
   return { code: await exited, out, err };
@@ -85,9 +92,9 @@ describe('kindling train under signals (real processes)', () => {
 
   it('a second SIGINT exits at once with 130 and says so', async () => {
     const dir = join(tmp, 'twice');
-    // 5 ms apart: two standard signals pending at once merge into one; 5 ms is far longer than the
-    // delivery of the first and far shorter than the step and checkpoint write it starts.
-    const r = await interrupt(dir, [], ['SIGINT', 'SIGINT'], 5);
+    // A model whose step and checkpoint write take far longer than the test's reaction to the first
+    // signal's message, so the second arrives while the first is still being honoured.
+    const r = await interrupt(dir, [], ['SIGINT', 'SIGINT'], { gpt2_size: '2_4_128', seq_length: '32', vocab_size: '64', batch_size: '64' });
     expect(r.code, r.err).toBe(130);
     expect(r.err).toContain('second signal (SIGINT): exiting at once');
     expect(r.err).not.toContain('interrupted by SIGINT at step');
