@@ -17,6 +17,7 @@ import {
   type TokenCursor,
 } from '../../src/data/tokenizers/shards.ts';
 import { gpt2Tokenizer } from '../../src/data/tokenizers/index.ts';
+import type { BatchSource } from '../../src/train/trainer.ts';
 
 let dir: string;
 let n = 0;
@@ -229,7 +230,7 @@ describe('ShardBatchSource', () => {
   afterAll(() => s.close());
 
   it('rows are consecutive windows; targets are shifted ids with the last position unsupervised', () => {
-    const src = new ShardBatchSource(s, { batchSize: 2, seqLen: 8, gradAccum: 2 });
+    const src: BatchSource = new ShardBatchSource(s, { batchSize: 2, seqLen: 8, gradAccum: 2 }); // the Trainer's interface
     const b = src.batch(1, 1); // rows 6 and 7
     expect(b.batch).toBe(2);
     expect(b.seqLen).toBe(8);

@@ -46,5 +46,5 @@ export function resolveTokenizer(spec: string): Tokenizer {
   return hfTokenizerFromFile(s);
 }
 
-export { gpt2Tokenizer, tiktokenGpt2, GPT2_EOT, GPT2_VOCAB_SIZE } from './gpt2.ts';
+export { gpt2Tokenizer, tiktokenGpt2, GPT2_EOT, GPT2_MERGE_CACHE, GPT2_VOCAB_SIZE } from './gpt2.ts';
 export { hfTokenizerFromFile, hfTokenizerFromJson } from './hf.ts';

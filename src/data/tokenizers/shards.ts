@@ -16,7 +16,6 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Batch } from '../procedural/batch.ts';
-import type { BatchSource } from '../../train/trainer.ts';
 
 export const SHARD_MAGIC = 'KDLTOKEN';
 export const SHARD_VERSION = 1;
@@ -469,16 +468,16 @@ export interface ShardSourceState {
 }
 
 /**
- * Language-model batches from a shard set, indexed by (step, micro-batch) as the Trainer wants:
- * global row k = (step·gradAccum + micro)·batchSize + b is the k-th window of `seqLen` tokens from
- * `start`. After the last whole window the stream wraps to the first token (the tail that does not
+ * Language-model batches from a shard set, indexed by (step, micro-batch): a train/trainer.ts
+ * `BatchSource` (structurally; src/data does not import src/train). Global row
+ * k = (step·gradAccum + micro)·batchSize + b is the k-th window of `seqLen` tokens from `start`. After the last whole window the stream wraps to the first token (the tail that does not
  * fill a window is dropped, as the reference does). Targets are the ids shifted left by one; the last
  * position of each row has no target (loss mask 0), so a row trains seqLen − 1 predictions.
  *
  * The position is a pure function of (start, step, micro): resuming at step s reads exactly what the
  * uninterrupted run read. `cursorAt(step)` is that position as a {shard, offset} cursor.
  */
-export class ShardBatchSource implements BatchSource {
+export class ShardBatchSource {
   readonly gradAccum: number;
   private readonly startPos: number;
   /** Windows in the first pass (from start) and in each later pass (from token 0). */
