@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark, one child process each (own Dawn device, so one crash or leak
- * cannot skew the next), in the order: ceilings, kernels, optimizer, data, then the end-to-end step
+ * cannot skew the next), in the order: ceilings, kernels, optimizer, data (procedural generation, tokenizers), then the end-to-end step
  * with its peers (TensorFlow.js WebGPU on the same adapter, PyTorch CPU when present).
  *
  *   npm run bench                 # everything
@@ -19,6 +19,7 @@ const ALL: [string, string[]][] = [
   ['pointwise', []],
   ['optim', []],
   ['procedural', []],
+  ['tokenizer', []],
   ['step', ['all', '--profile']],
 ];
 
