@@ -1,6 +1,6 @@
 // `kindling corpora …`: the semantic pretraining corpora of spec §7 (src/data/corpora).
 //
-//   kindling corpora stats <c4|codeparrot|dmmath> <path> [--tokenizer gpt2] [--context N] [--strict]
+//   kindling corpora stats <c4|codeparrot|dmmath> <path> [--tokenizer gpt2|FILE] [--context N] [--strict]
 //
 // Reads the whole corpus as a stream and prints one JSON object as its last line of standard output:
 //   documents (c4, codeparrot) or problems (dmmath), characters (Unicode code points of the texts;
@@ -22,7 +22,6 @@ import {
   c4Documents,
   codePoints,
   codeparrotDocuments,
-  encodeGpt2,
   encodeMathChars,
   limitedWarnings,
   mathProblems,
@@ -35,6 +34,7 @@ import {
 } from '../data/corpora/index.ts';
 import { buildCode, buildEnglish, buildMath, totals, type BuildReport } from '../data/corpora/build/index.ts';
 
+import { resolveTokenizer, TokenizerError, type Tokenizer } from '../data/tokenizers/index.ts';
 const CORPORA = ['c4', 'codeparrot', 'dmmath'] as const;
 type Corpus = (typeof CORPORA)[number];
 const DEFAULT_CONTEXT: Record<Corpus, number> = { c4: 2048, codeparrot: 1024, dmmath: 512 };
@@ -58,7 +58,7 @@ export const STATS_SPEC = {
     { name: 'path', doc: 'c4/codeparrot: a file, a directory or a glob (last component) of .json/.jsonl(.gz) or .parquet files; dmmath: the mathematics_dataset-v1.0 folder', required: true },
   ],
   options: {
-    tokenizer: { type: 'string', doc: 'gpt2 (the GPT-2 BPE) for c4 and codeparrot; char (the §7.3 character tokenizer) for dmmath', defaultDoc: 'gpt2; dmmath: char' },
+    tokenizer: { type: 'string', doc: 'gpt2 (the GPT-2 BPE) or a Hugging Face tokenizer.json for c4 and codeparrot; char (the §7.3 character tokenizer) for dmmath', defaultDoc: 'gpt2; dmmath: char' },
     context: { type: 'int', min: 1, doc: 'sequence length of the packing', defaultDoc: '2048 (c4), 1024 (codeparrot), 512 (dmmath)' },
     strict: { type: 'bool', default: false, doc: 'fail on the first malformed record or empty shard instead of skipping it with a warning' },
     'max-documents': { type: 'int', min: 1, doc: 'read only the first N documents (dmmath: problems), e.g. 100000 for the §7.1 C4 subset' },
@@ -182,9 +182,16 @@ async function runStats(argv: string[]): Promise<number> {
   if (corpus !== 'c4' && p.given.has('eval')) throw new UsageError('--eval applies to c4 only', 'eval');
   const tokenizer = o.tokenizer ?? (corpus === 'dmmath' ? 'char' : 'gpt2');
   if (corpus === 'dmmath' && tokenizer !== 'char') throw new UsageError(`--tokenizer: dmmath uses the character tokenizer of §7.3 ("char"), got "${tokenizer}"`, 'tokenizer');
-  if (corpus !== 'dmmath' && tokenizer !== 'gpt2') {
-    throw new UsageError(`--tokenizer: only "gpt2" is available for ${corpus} for now (a tokenizer.json file is not supported yet), got "${tokenizer}"`, 'tokenizer');
+  let tok: Tokenizer | null = null;
+  if (corpus !== 'dmmath') {
+    try {
+      tok = resolveTokenizer(tokenizer);
+    } catch (e) {
+      if (e instanceof TokenizerError) throw new UsageError(e.message.startsWith('--tokenizer') ? e.message : `--tokenizer: ${e.message}`, 'tokenizer');
+      throw e;
+    }
   }
+  const eos = tok?.eot ?? GPT2_EOS;
   const context = o.context ?? DEFAULT_CONTEXT[corpus];
   const warnings = limitedWarnings((l) => process.stderr.write(`kindling corpora stats: ${l}\n`));
   const diag = new Diagnostics({ strict: o.strict, onWarning: warnings.onWarning });
@@ -213,7 +220,7 @@ async function runStats(argv: string[]): Promise<number> {
     let characters = 0;
     let tokens = 0;
     const encode: Encode = (t) => {
-      const ids = encodeGpt2(t);
+      const ids = Array.from(tok!.encode(t));
       tokens += ids.length;
       return ids;
     };
@@ -230,10 +237,10 @@ async function runStats(argv: string[]): Promise<number> {
     let recipe: string;
     if (corpus === 'c4' && o.eval) {
       recipe = 'validation: each document on its own, chunks padded with EOS (§7.1)';
-      for await (const _ of packPerDocument(counted(), encode, context, GPT2_EOS)) sequences++;
+      for await (const _ of packPerDocument(counted(), encode, context, eos)) sequences++;
     } else {
       recipe = corpus === 'c4' ? 'train: documents concatenated without separator, remainder dropped (§7.1)' : 'constant-length: EOS after each document, buffer tails dropped (§7.2)';
-      const it = corpus === 'c4' ? packConcatenated(counted(), encode, context) : packConstantLength(counted(), encode, { context, eosId: GPT2_EOS });
+      const it = corpus === 'c4' ? packConcatenated(counted(), encode, context) : packConstantLength(counted(), encode, { context, eosId: eos });
       for (;;) {
         const r = await it.next();
         if (r.done) {

@@ -9,6 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { captureOutput } from '../helpers/console.ts';
+import { gpt2TokenizerJson } from '../../src/data/tokenizers/gpt2_json.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'kindling-corpora-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -63,6 +64,17 @@ describe('kindling corpora stats (in-process)', () => {
     expect(lastJson(io.out)).toMatchObject({ problems: 2, sequences: 2 });
   });
 
+  it('--tokenizer FILE: a tokenizer.json counts with that tokenizer (GPT-2 as tokenizer.json gives the gpt2 numbers)', async () => {
+    const file = join(root, 'gpt2-tokenizer.json');
+    writeFileSync(file, JSON.stringify(gpt2TokenizerJson()));
+    expect(await run('stats', 'c4', c4, '--tokenizer', 'gpt2', '--context', '2')).toBe(0);
+    const viaLibrary = lastJson(io.out);
+    expect(await run('stats', 'c4', c4, '--tokenizer', file, '--context', '2')).toBe(0);
+    const viaJson = lastJson(io.out);
+    expect(viaJson.tokens).toBeGreaterThan(0);
+    for (const k of ['documents', 'characters', 'tokens', 'sequences', 'droppedTokens', 'skipped']) expect(viaJson[k], k).toBe(viaLibrary[k]);
+  }, 60_000);
+
   it('errors: a missing path and --strict exit 1 naming the file; bad arguments exit 2', async () => {
     expect(await run('stats', 'c4', join(root, 'missing'))).toBe(1);
     expect(io.err).toContain(`kindling corpora: ${join(root, 'missing')}: no such file or directory`);
@@ -73,8 +85,8 @@ describe('kindling corpora stats (in-process)', () => {
     io.err = '';
     expect(await run('stats', 'c5', c4)).toBe(2);
     expect(io.err).toContain('<corpus>: "c5" is not one of c4, codeparrot, dmmath (did you mean "c4"?)');
-    expect(await run('stats', 'c4', c4, '--tokenizer', 'tokenizer.json')).toBe(2);
-    expect(io.err).toContain('only "gpt2" is available for c4');
+    expect(await run('stats', 'c4', c4, '--tokenizer', join(root, 'no-tokenizer.json'))).toBe(2);
+    expect(io.err).toContain(`--tokenizer: ${join(root, 'no-tokenizer.json')}: no such file`);
     expect(await run('stats', 'dmmath', c4, '--tokenizer', 'gpt2')).toBe(2);
     expect(await run('stats', 'codeparrot', c4, '--eval')).toBe(2);
     expect(io.err).toContain('--eval applies to c4 only');
