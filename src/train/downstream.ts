@@ -30,7 +30,7 @@ import { createDownstreamTask, type DownstreamTask } from '../data/tasks/index.t
 import { GPT } from '../model/gpt.ts';
 import { JsonlWriter, readJsonl } from '../util/jsonl.ts';
 import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
-import { METRICS_FILE, openRunDir, truncateMetrics } from './rundir.ts';
+import { METRICS_FILE, openStageRunDir, type StageRunDir, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
 import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
@@ -47,13 +47,7 @@ export interface DownstreamMixture {
   tokenEmbeddings: MixtureOrigin;
 }
 
-export interface DownstreamOptions {
-  /** Run directory: checkpoints and metrics.jsonl. */
-  runDir: string;
-  /** Continue from the latest checkpoint in runDir (if any). */
-  resume?: boolean;
-  /** Delete the checkpoints and metrics already in runDir and start over (without it or `resume`, an existing run is refused). */
-  overwrite?: boolean;
+export interface DownstreamOptions extends StageRunDir {
   /** Initialise from a weight mixture instead of `pretrained_model_path`. */
   mixture?: DownstreamMixture | null;
   /** The trainer's own progress bar (default false: callers show their own). */
@@ -137,16 +131,7 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
   if (task.seqLen > modelConfig.nPositions) throw new Error(`${c.task}: sequences of ${task.seqLen} tokens exceed n_positions ${modelConfig.nPositions}`);
   if (task.vocabSize > modelConfig.vocabSize) throw new Error(`${c.task}: vocabulary ${task.vocabSize} exceeds vocab_size ${modelConfig.vocabSize}`);
 
-  const opened = openRunDir(opts.runDir, {
-    resume: opts.resume ?? false,
-    overwrite: opts.overwrite ?? false,
-    resumeFlag: 'resume',
-    overwriteFlag: 'overwrite',
-    what: 'run directory',
-    config: c as unknown as Record<string, unknown>,
-    log,
-    rules: { mayChange: ALGORITHMIC_RESUME_MAY_CHANGE, maxSteps: c.max_steps, maxStepsKey: 'max_steps' },
-  });
+  const opened = openStageRunDir(opts, c as unknown as Record<string, unknown>, { mayChange: ALGORITHMIC_RESUME_MAY_CHANGE, maxSteps: c.max_steps, maxStepsKey: 'max_steps' }, log);
   try {
     assertDownstreamFits(engine, c);
     return await trainDownstream(engine, c, opts, task, modelConfig, opened.resumeFrom?.path ?? null, log);

@@ -121,6 +121,30 @@ export interface OpenRunDir {
   complete: boolean;
 }
 
+/** The run-directory choices of a stage-2 run (algorithmic or semantic), as the experiment runner passes them. */
+export interface StageRunDir {
+  /** Run directory: checkpoints and metrics.jsonl. */
+  runDir: string;
+  /** Continue from the latest checkpoint in runDir (if any). */
+  resume?: boolean;
+  /** Delete the checkpoints and metrics already in runDir and start over (without it or `resume`, an existing run is refused). */
+  overwrite?: boolean;
+}
+
+/** `openRunDir` for a stage-2 run: its options spelled as the experiment file's keys (`resume`, `overwrite`). */
+export function openStageRunDir(o: StageRunDir, config: Record<string, unknown>, rules: ResumeRules, log: (s: string) => void): OpenRunDir {
+  return openRunDir(o.runDir, {
+    resume: o.resume ?? false,
+    overwrite: o.overwrite ?? false,
+    resumeFlag: 'resume',
+    overwriteFlag: 'overwrite',
+    what: 'run directory',
+    config,
+    log,
+    rules,
+  });
+}
+
 const show = (v: unknown): string => (v === undefined ? '(not stored)' : JSON.stringify(v));
 
 /** `key: checkpoint → new` for every key outside `mayChange` whose value differs; keys the checkpoint lacks are listed apart. */

@@ -66,7 +66,7 @@ import {
   type DeepmindMathConfig,
 } from './config.ts';
 import { assertTrainingFits } from './fits.ts';
-import { METRICS_FILE, openRunDir, truncateMetrics } from './rundir.ts';
+import { METRICS_FILE, openStageRunDir, type StageRunDir, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import type { ScheduleSpec } from './schedule.ts';
 import { type BatchSource, type EvalResult, evalRecord, type StepLog, Trainer } from './trainer.ts';
@@ -450,10 +450,7 @@ export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok: TextT
 // ------------------------------------------------------------------------------------------------
 // Running
 
-export interface SemanticOptions {
-  runDir: string;
-  resume?: boolean;
-  overwrite?: boolean;
+export interface SemanticOptions extends StageRunDir {
   /** The text corpora's tokenizer (default GPT-2). */
   tokenizer?: TextTokenizer;
   progress?: boolean;
@@ -561,16 +558,7 @@ export async function runSemantic(engine: Engine, c: SemanticConfig, opts: Seman
   const tok = opts.tokenizer ?? GPT2_TOKENIZER;
   const p = plan(c, tok);
   assertSemanticFits(engine, c, tok);
-  const opened = openRunDir(opts.runDir, {
-    resume: opts.resume ?? false,
-    overwrite: opts.overwrite ?? false,
-    resumeFlag: 'resume',
-    overwriteFlag: 'overwrite',
-    what: 'run directory',
-    config: c.values as unknown as Record<string, unknown>,
-    log,
-    rules: { mayChange: p.mayChange, maxSteps: p.maxSteps, maxStepsKey: p.maxStepsKey },
-  });
+  const opened = openStageRunDir(opts, c.values as unknown as Record<string, unknown>, { mayChange: p.mayChange, maxSteps: p.maxSteps, maxStepsKey: p.maxStepsKey }, log);
   try {
     return await train(engine, c, p, tok, opts, opened.resumeFrom?.path ?? null, log);
   } finally {
