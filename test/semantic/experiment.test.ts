@@ -84,7 +84,14 @@ describe('semantic experiments', () => {
     const e = await engine();
     const { experiment, text } = loadExperiment('semantic-quick');
     const dir = join(tmp, 'missing');
-    await expect(runExperiment({ experiment, text, dir, engine: e, board: quiet })).rejects.toThrow(/kindling corpora build english/);
+    // From a directory without data/corpora (a checkout may hold a built corpus).
+    const cwd = process.cwd();
+    process.chdir(mkdtempSync(join(tmp, 'cwd-')));
+    try {
+      await expect(runExperiment({ experiment, text, dir, engine: e, board: quiet })).rejects.toThrow(/kindling corpora build english/);
+    } finally {
+      process.chdir(cwd);
+    }
     expect(existsSync(dir)).toBe(false);
   });
 

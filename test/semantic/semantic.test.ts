@@ -107,9 +107,16 @@ describe('semantic stage 2: C4', () => {
   it('refuses a run directory that holds a run, and names the missing corpus', async () => {
     const e = await engine();
     await expect(runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER })).rejects.toThrow(/already holds a run/);
-    await expect(
-      runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/c4/en/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER }),
-    ).rejects.toThrow(/kindling corpora build english/);
+    // From a directory without data/corpora (a checkout may hold a built corpus).
+    const cwd = process.cwd();
+    process.chdir(mkdtempSync(join(tmp, 'cwd-')));
+    try {
+      await expect(
+        runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/c4/en/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER }),
+      ).rejects.toThrow(/kindling corpora build english/);
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });
 
