@@ -30,7 +30,7 @@ import { createDownstreamTask, type DownstreamTask } from '../data/tasks/index.t
 import { GPT } from '../model/gpt.ts';
 import { JsonlWriter, readJsonl } from '../util/jsonl.ts';
 import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
-import { METRICS_FILE, openStageRunDir, type StageRunDir, truncateMetrics } from './rundir.ts';
+import { METRICS_FILE, openStageRunDir, type StageOptions, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
 import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
@@ -47,14 +47,9 @@ export interface DownstreamMixture {
   tokenEmbeddings: MixtureOrigin;
 }
 
-export interface DownstreamOptions extends StageRunDir {
+export interface DownstreamOptions extends StageOptions {
   /** Initialise from a weight mixture instead of `pretrained_model_path`. */
   mixture?: DownstreamMixture | null;
-  /** The trainer's own progress bar (default false: callers show their own). */
-  progress?: boolean;
-  onLog?: (rec: StepLog) => void;
-  onEval?: (step: number, r: EvalResult) => void;
-  log?: (s: string) => void;
 }
 
 export interface DownstreamResult {

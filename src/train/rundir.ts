@@ -18,6 +18,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { type CheckpointEntry, latestCheckpoint, readSidecar, SIDECAR_FILE } from '../io/checkpoint.ts';
 import { type Lock, lockOwner, tryLock } from '../experiments/lock.ts';
+import type { EvalResult, StepLog } from './trainer.ts';
 
 export const RUN_LOCK = '.lock';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -121,18 +122,23 @@ export interface OpenRunDir {
   complete: boolean;
 }
 
-/** The run-directory choices of a stage-2 run (algorithmic or semantic), as the experiment runner passes them. */
-export interface StageRunDir {
+/** What every stage-2 runner (algorithmic or semantic) takes: its run directory and its reporting hooks. */
+export interface StageOptions {
   /** Run directory: checkpoints and metrics.jsonl. */
   runDir: string;
   /** Continue from the latest checkpoint in runDir (if any). */
   resume?: boolean;
   /** Delete the checkpoints and metrics already in runDir and start over (without it or `resume`, an existing run is refused). */
   overwrite?: boolean;
+  /** The trainer's own progress bar (default false: callers show their own). */
+  progress?: boolean;
+  onLog?: (rec: StepLog) => void;
+  onEval?: (step: number, r: EvalResult) => void;
+  log?: (s: string) => void;
 }
 
 /** `openRunDir` for a stage-2 run: its options spelled as the experiment file's keys (`resume`, `overwrite`). */
-export function openStageRunDir(o: StageRunDir, config: Record<string, unknown>, rules: ResumeRules, log: (s: string) => void): OpenRunDir {
+export function openStageRunDir(o: StageOptions, config: Record<string, unknown>, rules: ResumeRules, log: (s: string) => void): OpenRunDir {
   return openRunDir(o.runDir, {
     resume: o.resume ?? false,
     overwrite: o.overwrite ?? false,

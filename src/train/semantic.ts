@@ -66,7 +66,7 @@ import {
   type DeepmindMathConfig,
 } from './config.ts';
 import { assertTrainingFits } from './fits.ts';
-import { METRICS_FILE, openStageRunDir, type StageRunDir, truncateMetrics } from './rundir.ts';
+import { METRICS_FILE, openStageRunDir, type StageOptions, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import type { ScheduleSpec } from './schedule.ts';
 import { type BatchSource, type EvalResult, evalRecord, type StepLog, Trainer } from './trainer.ts';
@@ -450,13 +450,9 @@ export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok: TextT
 // ------------------------------------------------------------------------------------------------
 // Running
 
-export interface SemanticOptions extends StageRunDir {
+export interface SemanticOptions extends StageOptions {
   /** The text corpora's tokenizer (default GPT-2). */
   tokenizer?: TextTokenizer;
-  progress?: boolean;
-  onLog?: (rec: StepLog) => void;
-  onEval?: (step: number, r: EvalResult) => void;
-  log?: (s: string) => void;
 }
 
 /** One evaluation of a semantic run. */
