@@ -67,9 +67,9 @@ describe('semantic experiments', () => {
   it('loads the semantic-quick preset by name, with attention+MLP+LayerNorm transfer on C4', () => {
     const { experiment } = loadExperiment('semantic-quick');
     const plan = planExperiment(experiment);
-    expect(plan.map((r) => r.arm)).toEqual(['none', 'set', 'union']);
+    expect(plan.map((r) => `${r.arm}/${r.seed}`)).toEqual(['none/0', 'none/1', 'set/0', 'set/1', 'union/0', 'union/1']);
     for (const r of plan) expect(r.semantic!.task).toBe('c4');
-    expect((plan[1]!.semantic!.values as Record<string, unknown>).weights_to_transfer).toEqual(['attn', 'ffn', 'ln']);
+    expect((plan[2]!.semantic!.values as Record<string, unknown>).weights_to_transfer).toEqual(['attn', 'ffn', 'ln']);
     expect(plan[0]!.stage1).toBeNull();
   });
 
