@@ -165,6 +165,11 @@ class Context {
   }
 
   /** The stage-1 checkpoint of `p` (trained here, or by whoever holds its lock). */
+  /** The identifying fields every run record starts with. */
+  private recordHead(run: PlannedRun): Pick<RunRecord, 'experiment' | 'arm' | 'role' | 'task' | 'seed' | 'point'> {
+    return { experiment: this.experiment.name, arm: run.arm, role: run.role, task: run.task, seed: run.seed, point: run.point };
+  }
+
   async stage1(p: Stage1Plan, id: string, run: PlannedRun): Promise<{ stored: Stage1Stored; checkpoint: string }> {
     const dir = this.stage1Dir(p);
     const file = join(dir, STAGE1_FILE);
@@ -283,12 +288,7 @@ class Context {
     const last = r.evals[r.evals.length - 1];
     const s1 = run.stage1 && o.stage1 ? proceduralTokens(run.stage1.config, o.stage1.steps) : 0;
     const record: RunRecord = {
-      experiment: this.experiment.name,
-      arm: run.arm,
-      role: run.role,
-      task: run.task,
-      seed: run.seed,
-      point: run.point,
+      ...this.recordHead(run),
       stage1: o.stage1,
       final_accuracy: last ? acc(last) : NaN,
       curve: r.evals.map((ev) => [ev.step, acc(ev)]),
@@ -362,12 +362,7 @@ class Context {
       },
     });
     const record: RunRecord = {
-      experiment: this.experiment.name,
-      arm: run.arm,
-      role: run.role,
-      task: run.task,
-      seed: run.seed,
-      point: run.point,
+      ...this.recordHead(run),
       stage1,
       final_accuracy: r.finalAccuracy,
       curve: r.curve,
