@@ -85,8 +85,12 @@ export async function openTokenCache(
     const w = new ShardSetWriter(tmp, { tokenizer: { name, vocabSize, eot }, tokensPerShard: o.tokensPerShard, meta: { key } });
     await write(w);
     w.close();
-    if (existsSync(manifest)) rmSync(tmp, { recursive: true, force: true }); // another process finished first
-    else renameSync(tmp, dir);
+    try {
+      renameSync(tmp, dir);
+    } catch (e) {
+      if (!existsSync(manifest)) throw e;
+      rmSync(tmp, { recursive: true, force: true }); // another process finished the same cache first
+    }
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
