@@ -619,6 +619,7 @@ const C4_KEYS = {
   validation_data: { type: 'string', nullable: true, default: null, doc: 'validation shards, same forms (required to train)' },
   max_train_documents: { type: 'int', default: 100000, min: 1, doc: 'training documents read (the first N; spec §7.1: 100,000)' },
   max_eval_documents: { type: 'int', default: 1000, min: 1, doc: 'validation documents read (the first N; spec §7.1: 1000)' },
+  tokenizer: { type: 'string', default: 'gpt2', doc: 'gpt2 (the GPT-2 BPE) or a path to a Hugging Face tokenizer.json; the model vocabulary is its vocabSize' },
   per_device_eval_batch_size: { type: 'int', default: 8, min: 1, doc: 'evaluation batch (sequences; HF default 8)' },
   save_total_limit: { type: 'int', nullable: true, default: null, min: 1, doc: 'step checkpoints kept (null: all)' },
   ...ignoredKeys('report_to', 'wandb_mode', 'wandb_project', 'wandb_name'),
@@ -694,7 +695,8 @@ const ACCELERATE_COMMON = {
 
 const CODEPARROT_KEYS = {
   ...ACCELERATE_COMMON,
-  pretrained_tokenizer: { type: 'string', default: 'codeparrot/codeparrot', doc: 'tokenizer (Hub id or local directory)' },
+  pretrained_tokenizer: { type: 'string', default: 'codeparrot/codeparrot', doc: "the reference's Hub tokenizer id (not read: set `tokenizer`)" },
+  tokenizer: { type: 'string', default: 'gpt2', doc: 'gpt2 (the GPT-2 BPE) or a path to a Hugging Face tokenizer.json (e.g. CodeParrot\'s); the model vocabulary is its vocabSize, the document separator its end-of-text' },
   dataset_name_train: { type: 'string', default: 'codeparrot/codeparrot-clean-train', doc: 'training data (Hub id or local path)' },
   dataset_name_valid: { type: 'string', default: 'codeparrot/codeparrot-clean-valid', doc: 'validation data (Hub id or local path)' },
   seq_length: { type: 'int', default: 1024, min: 1, doc: 'tokens per sequence (= n_positions)' },

@@ -4,21 +4,29 @@
  * checkpoint (§5 transfer; attention + MLP + LayerNorm with fresh embeddings is what the experiment
  * runner passes by default).
  *
- *   C4          GPT-2 BPE (50257, `encode` injectable); training: the first max_train_documents
- *               documents concatenated and cut into n_positions-token sequences (packConcatenated);
+ *   C4          the `tokenizer` key (GPT-2 BPE, 50257, by default; or a tokenizer.json); training: the
+ *               first max_train_documents documents concatenated and cut into n_positions-token
+ *               sequences (packConcatenated);
  *               validation: the first max_eval_documents documents, one per sequence (longer ones in
  *               chunks), right-padded with EOS 50256, pads carrying no loss (packPerDocument)
  *   CodeParrot  constant-length packing (packConstantLength) with an end-of-text id after every file;
- *               the tokenizer is GPT-2's unless the caller injects the CodeParrot BPE (`encode`,
- *               `vocabSize`, `eosId`); validation: the first (max_eval_steps+1)·valid_batch_size sequences
+ *               the `tokenizer` key (GPT-2's by default; CodeParrot's BPE as a tokenizer.json), or one
+ *               the caller injects; validation: the first (max_eval_steps+1)·valid_batch_size sequences
  *   DM-Math     the character tokenizer (vocab 99); training: the §7.3 infinite stream (difficulty, then
  *               module, uniformly; PyRandom(seed)) packed greedily into seq_length sequences with
  *               answer-only loss; validation: the validation_dir module files read round-robin, packed
  *               the same way; evaluation adds problem accuracy (teacher forcing, with the reference's
  *               first-n-1 quirk)
  *
- * The corpora are tokenized once into memory (Uint16 ids when the vocabulary fits, else Int32; a loss
- * mask only where some label is masked). Training batches are a pure function of (step, micro-batch):
+ * C4 and CodeParrot training sequences are tokenized once into a token cache on disk (binary token
+ * shards, src/data/tokenizers/cache.ts, under `tokenCache.root`, default data/cache/tokens) and read
+ * back by positioned reads; a later run with the same corpus files, tokenizer and packing reuses it.
+ * The validation sets, and DM-Math's training set (problems packed greedily from a seeded sampler, as
+ * many as the run consumes, with an answer-only loss mask the shards do not hold), are tokenized into
+ * memory (Uint16 ids when the vocabulary fits, else Int32; a loss mask only where some label is
+ * masked). A checkpoint's `data.source.cache` records the cache (dir, tokenizer, token count) and the
+ * `{shard, offset}` cursor of the next sequence; a resume over a cache with another token count or
+ * tokenizer, or whose cursor for that step differs, is refused naming the field. Training batches are a pure function of (step, micro-batch):
  * sequence g = (step·A + micro)·B + row of an order that is a fresh permutation of the training
  * sequences per epoch (PyRandom seeded [seed, epoch]; the reference's random sampler), or the stream
  * order for DM-Math, whose training set is exactly the sequences the run consumes. A resume therefore
@@ -44,6 +52,9 @@ import { c4Documents, codeparrotDocuments } from '../data/corpora/text.ts';
 import { CorpusError, Diagnostics, resolveInputs, isRecordFile } from '../data/corpora/files.ts';
 import { MATH_PAD, MATH_VOCAB, type MathSplit, mathTrainingStream, packProblems, problemAccuracy, readModuleFile } from '../data/corpora/dmmath.ts';
 import { encodeGpt2, GPT2_EOS, GPT2_VOCAB } from '../data/corpora/gpt2.ts';
+import { DEFAULT_TOKEN_CACHE_ROOT, fileStamps, openTokenCache, type TokenCacheKey } from '../data/tokenizers/cache.ts';
+import { resolveTokenizer, type Tokenizer, TokenizerError } from '../data/tokenizers/index.ts';
+import { MANIFEST_FILE, ShardFormatError, type TokenCursor, type TokenShards } from '../data/tokenizers/shards.ts';
 import type { GPTConfig } from '../model/config.ts';
 import { GPT } from '../model/gpt.ts';
 import type { WeightDecayRule } from '../model/hf_names.ts';
@@ -121,15 +132,52 @@ interface Plan {
   maxStepsKey: string;
 }
 
-/** Tokenizer of the text corpora (C4, CodeParrot): GPT-2's unless injected. */
+/** Tokenizer of the text corpora (C4, CodeParrot): the config's `tokenizer` unless injected. */
 export interface TextTokenizer {
+  /** `gpt2`, `hf:<path>`, or a test tokenizer's name: recorded in the token cache's key and manifest. */
+  name: string;
+  /** The tokenizer.json it was read from (its size and mtime join the cache key), or null. */
+  file?: string | null;
   encode: Encode;
   vocabSize: number;
   /** C4 validation padding and CodeParrot's document separator. */
   eosId: number;
 }
 
-export const GPT2_TOKENIZER: TextTokenizer = { encode: encodeGpt2, vocabSize: GPT2_VOCAB, eosId: GPT2_EOS };
+export const GPT2_TOKENIZER: TextTokenizer = { name: 'gpt2', file: null, encode: encodeGpt2, vocabSize: GPT2_VOCAB, eosId: GPT2_EOS };
+
+const resolved = new Map<string, TextTokenizer>();
+
+/**
+ * The tokenizer a C4 / CodeParrot config names in `tokenizer`: `gpt2` or a path to a Hugging Face
+ * tokenizer.json (vocabulary = its vocabSize, end-of-text = its eot). DM-Math's character tokenizer is
+ * fixed; for it this returns GPT-2's, which nothing reads. A missing or unreadable file is a
+ * ConfigError naming `tokenizer`.
+ */
+export function semanticTokenizer(c: SemanticConfig): TextTokenizer {
+  if (c.task === 'deepmind_math') return GPT2_TOKENIZER;
+  const spec = c.values.tokenizer.trim();
+  if (spec === 'gpt2') return GPT2_TOKENIZER;
+  let stamp = '';
+  try {
+    const st = statSync(spec);
+    stamp = `${st.size}:${st.mtimeMs}`;
+  } catch {
+    // resolveTokenizer names the missing file below
+  }
+  const memo = resolved.get(`${spec}\0${stamp}`);
+  if (memo) return memo;
+  let t: Tokenizer;
+  try {
+    t = resolveTokenizer(spec);
+  } catch (e) {
+    if (e instanceof TokenizerError) throw new ConfigError(`tokenizer: ${e.message.replace(/^--tokenizer: /, '')}`);
+    throw e;
+  }
+  const out: TextTokenizer = { name: t.name, file: spec, encode: (text) => t.encode(text), vocabSize: t.vocabSize, eosId: t.eot };
+  resolved.set(`${spec}\0${stamp}`, out);
+  return out;
+}
 
 function plan(c: SemanticConfig, tok: TextTokenizer): Plan {
   if (c.task === 'c4') {
@@ -187,8 +235,8 @@ function plan(c: SemanticConfig, tok: TextTokenizer): Plan {
 }
 
 /** Tokens of one optimizer step: micro-batch · accumulation · context (padding counted). */
-export function semanticTokensPerStep(c: SemanticConfig, tok: TextTokenizer = GPT2_TOKENIZER): number {
-  const p = plan(c, tok);
+export function semanticTokensPerStep(c: SemanticConfig, tok?: TextTokenizer): number {
+  const p = plan(c, tok ?? GPT2_TOKENIZER); // the vocabulary does not enter the count
   return p.microBatch * p.gradAccum * p.model.nPositions;
 }
 
@@ -256,30 +304,99 @@ export class SequenceStore {
    */
   batch(indices: readonly number[]): Batch & { labels: Uint8Array } {
     const T = this.context;
-    const B = indices.length;
-    const ids = new Int32Array(B * T);
-    const targets = new Int32Array(B * T);
-    const lossMask = new Float32Array(B * T);
-    const labels = new Uint8Array(B * T);
-    let lossTokens = 0;
-    indices.forEach((idx, r) => {
-      if (!(idx >= 0 && idx < this.count)) throw new RangeError(`sequence ${idx} of ${this.count}`);
-      const off = r * T;
+    return assembleBatch(indices, T, this.count, this.pad, (idx, ids, labels, off) => {
       const src = idx * T;
       for (let p = 0; p < T; p++) {
         ids[off + p] = this.ids[src + p]!;
         labels[off + p] = this.mask ? this.mask[src + p]! : 1;
       }
-      for (let p = 0; p < T - 1; p++) {
-        targets[off + p] = ids[off + p + 1]!;
-        const m = labels[off + p + 1]!;
-        lossMask[off + p] = m;
-        lossTokens += m;
-      }
-      targets[off + T - 1] = this.pad;
     });
-    return { ids, targets, lossMask, attentionMask: new Float32Array(B * T).fill(1), batch: B, seqLen: T, lossTokens, labels };
   }
+}
+
+/** What PackedBatches draws from: `count` sequences of `context` tokens, batched by index. */
+export interface SequenceSource {
+  readonly context: number;
+  readonly count: number;
+  batch(indices: readonly number[]): Batch & { labels: Uint8Array };
+}
+
+/**
+ * Rows `indices` as a batch; `fill` writes row idx's tokens and label mask at `off`. targets[p] =
+ * ids[p+1] (pad at the end), lossMask[p] = label mask of p+1, attention all ones.
+ */
+function assembleBatch(
+  indices: readonly number[],
+  T: number,
+  count: number,
+  pad: number,
+  fill: (idx: number, ids: Int32Array, labels: Uint8Array, off: number) => void,
+): Batch & { labels: Uint8Array } {
+  const B = indices.length;
+  const ids = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  const lossMask = new Float32Array(B * T);
+  const labels = new Uint8Array(B * T);
+  let lossTokens = 0;
+  indices.forEach((idx, r) => {
+    if (!(Number.isInteger(idx) && idx >= 0 && idx < count)) throw new RangeError(`sequence ${idx} of ${count}`);
+    const off = r * T;
+    fill(idx, ids, labels, off);
+    for (let p = 0; p < T - 1; p++) {
+      targets[off + p] = ids[off + p + 1]!;
+      const m = labels[off + p + 1]!;
+      lossMask[off + p] = m;
+      lossTokens += m;
+    }
+    targets[off + T - 1] = pad;
+  });
+  return { ids, targets, lossMask, attentionMask: new Float32Array(B * T).fill(1), batch: B, seqLen: T, lossTokens, labels };
+}
+
+/**
+ * Packed sequences read from a token cache (src/data/tokenizers/cache.ts): sequence i is tokens
+ * [i·T, (i+1)·T) of the shard set, read with positioned reads when a batch needs it. Every token is
+ * a label (C4 and CodeParrot training packing masks nothing); the last target of a row is `pad`.
+ */
+export class ShardSequences implements SequenceSource {
+  readonly count: number;
+
+  constructor(
+    readonly shards: TokenShards,
+    readonly context: number,
+    readonly pad: number,
+  ) {
+    if (shards.total % context !== 0) throw new ShardFormatError(join(shards.dir, MANIFEST_FILE), `${shards.total} tokens are not whole sequences of ${context}`);
+    this.count = shards.total / context;
+  }
+
+  /** Cursor of sequence i's first token. */
+  cursorOf(i: number): TokenCursor {
+    return this.shards.cursorAt(i * this.context);
+  }
+
+  batch(indices: readonly number[]): Batch & { labels: Uint8Array } {
+    const T = this.context;
+    const row = new Uint32Array(T);
+    return assembleBatch(indices, T, this.count, this.pad, (idx, ids, labels, off) => {
+      this.shards.read(idx * T, T, row);
+      ids.set(row, off);
+      labels.fill(1, off, off + T);
+    });
+  }
+
+  close(): void {
+    this.shards.close();
+  }
+}
+
+/** The token cache a checkpoint's `data.source.cache` records. */
+export interface CacheState {
+  dir: string;
+  tokenizer: string;
+  tokens: number;
+  /** Where the next sequence the run reads starts. */
+  cursor: TokenCursor;
 }
 
 /**
@@ -293,7 +410,7 @@ export class PackedBatches implements BatchSource {
   private last: { step: number; micro: number } | null = null;
 
   constructor(
-    readonly store: SequenceStore,
+    readonly store: SequenceSource,
     readonly o: { batchSize: number; gradAccum: number; seed: number; order: 'permuted' | 'sequential' },
   ) {
     if (store.count === 0) throw new CorpusError('no training sequences (the corpus is empty or shorter than one sequence)');
@@ -341,17 +458,54 @@ export class PackedBatches implements BatchSource {
 
   describe(): unknown {
     const { batchSize: B, gradAccum: A } = this.o;
-    const next = this.last ? ((this.last.step * A + this.last.micro + 1) * B) : 0;
-    return {
+    return this.stateAt(this.last ? this.last.step * A + this.last.micro + 1 : 0);
+  }
+
+  /**
+   * The state before micro-batch number m (= step·A + micro): the next sequence and, over a token
+   * cache, the cursor of its first token.
+   */
+  stateAt(m: number): Record<string, unknown> {
+    const next = m * this.o.batchSize;
+    const N = this.store.count;
+    const epoch = Math.floor(next / N);
+    const position = next % N;
+    const out: Record<string, unknown> = {
       kind: 'packed-sequences',
-      sequences: this.store.count,
+      sequences: N,
       context: this.store.context,
       order: this.o.order,
       seed: this.o.seed,
       next_sequence: next,
-      epoch: Math.floor(next / this.store.count),
-      position: next % this.store.count,
+      epoch,
+      position,
     };
+    if (this.store instanceof ShardSequences) {
+      const s = this.store.shards;
+      const cache: CacheState = { dir: s.dir, tokenizer: s.manifest.tokenizer.name, tokens: s.total, cursor: this.store.cursorOf(this.order(epoch)[position]!) };
+      out.cache = cache;
+    }
+    return out;
+  }
+
+  /**
+   * Refuses to resume at `step` over this source when the checkpoint's `data.source` says the run read
+   * another token cache (naming the field), or that its next sequence was elsewhere.
+   */
+  checkResume(saved: unknown, step: number): void {
+    const now = this.stateAt(step * this.o.gradAccum);
+    const was = (saved as { cache?: Partial<CacheState> } | null)?.cache;
+    const cur = now.cache as CacheState | undefined;
+    if (!was || !cur) return;
+    if (was.tokenizer !== cur.tokenizer) {
+      throw new CorpusError(`data.source.cache.tokenizer: the checkpoint was trained on tokens of ${JSON.stringify(was.tokenizer)}, the token cache ${cur.dir} holds tokens of ${JSON.stringify(cur.tokenizer)}`);
+    }
+    if (was.tokens !== cur.tokens) {
+      throw new CorpusError(`data.source.cache.tokens: the checkpoint was trained on a token cache of ${was.tokens} tokens (${was.dir}), ${cur.dir} holds ${cur.tokens}; the corpus, tokenizer or packing changed`);
+    }
+    if (JSON.stringify(was.cursor) !== JSON.stringify(cur.cursor)) {
+      throw new CorpusError(`data.source.cache.cursor: the checkpoint's next sequence starts at ${JSON.stringify(was.cursor)}, this run would read ${JSON.stringify(cur.cursor)} at step ${step}`);
+    }
   }
 }
 
@@ -359,13 +513,83 @@ export class PackedBatches implements BatchSource {
 // Loading the corpora
 
 async function requireInputs(path: string | null, key: string, what: string): Promise<string> {
+  return (await inputFiles(path, key, what)).path;
+}
+
+/** The files `path` (a file, directory or glob) stands for; errors name `key`. */
+async function inputFiles(path: string | null, key: string, what: string): Promise<{ path: string; files: string[] }> {
   if (path === null || path === '') throw new ConfigError(`${key}: required (${what})`);
   try {
-    await resolveInputs(path, isRecordFile, what);
+    return { path, files: await resolveInputs(path, isRecordFile, what) };
   } catch (e) {
     throw new CorpusError(`${key}: ${(e as Error).message}${corpusHint(path)}`);
   }
-  return path;
+}
+
+export interface TokenCacheOptions {
+  /** Directory that holds the caches (default DEFAULT_TOKEN_CACHE_ROOT, data/cache/tokens). */
+  root?: string;
+  /** Tokens per shard file of a new cache (default 2^26; tests use small shards). */
+  tokensPerShard?: number;
+}
+
+/**
+ * The training sequences of a C4 or CodeParrot config from its token cache, building the cache on a
+ * miss: the packer's sequences (§7.1 packConcatenated: documents concatenated without separator, the
+ * remainder dropped; §7.2 packConstantLength: end-of-text after each file, at most the sequences the
+ * run consumes) written one after the other, so sequence i is tokens [i·T, (i+1)·T).
+ */
+export async function cachedTrainingSequences(
+  c: SemanticConfig,
+  tok: TextTokenizer,
+  o: TokenCacheOptions & { log?: (line: string) => void } = {},
+): Promise<ShardSequences> {
+  if (c.task === 'deepmind_math') throw new Error('DM-Math training sequences are not cached (they are packed from a sampler)');
+  const p = plan(c, tok);
+  const T = p.model.nPositions;
+  const log = o.log ?? (() => undefined);
+  const warn = (m: string) => log(`warning: ${m}`);
+  let input: { path: string; files: string[] };
+  let recipe: Record<string, unknown>;
+  let seqs: AsyncIterable<Sequence>;
+  let limit = Infinity;
+  if (c.task === 'c4') {
+    const v = c.values;
+    input = await inputFiles(v.train_data, 'train_data', 'C4 training shards (*.json, *.jsonl, *.json.gz, *.parquet)');
+    recipe = { packing: 'concatenated', context: T, max_documents: v.max_train_documents };
+    seqs = packConcatenated(c4Documents(input.path, { maxDocuments: v.max_train_documents, onWarning: warn }), tok.encode, T);
+  } else {
+    const v = c.values;
+    input = await inputFiles(v.dataset_name_train, 'dataset_name_train', 'CodeParrot training files on disk (a Hub id is not downloaded)');
+    limit = p.maxSteps * p.gradAccum * p.microBatch;
+    recipe = { packing: 'constant_length', context: T, eos: tok.eosId, chars_per_token: 3.6, num_sequences: 1024, max_sequences: limit };
+    seqs = packConstantLength(codeparrotDocuments(input.path, { onWarning: warn }), tok.encode, { context: T, eosId: tok.eosId });
+  }
+  const key: TokenCacheKey = {
+    corpus: c.task,
+    files: fileStamps(input.files),
+    tokenizer: { name: tok.name, vocabSize: tok.vocabSize, eot: tok.eosId, file: tok.file ? fileStamps([tok.file])[0]! : null },
+    recipe,
+  };
+  const { shards } = await openTokenCache(
+    o.root ?? DEFAULT_TOKEN_CACHE_ROOT,
+    key,
+    async (w) => {
+      let n = 0;
+      if (limit <= 0) return;
+      for await (const s of seqs) {
+        if (s.ids.length !== T) throw new RangeError(`a packed sequence has ${s.ids.length} tokens, expected ${T}`);
+        for (let i = 0; i < T; i++) {
+          const t = s.ids[i]!;
+          if (t < 0 || t >= tok.vocabSize) throw new CorpusError(`token id ${t} is outside the model vocabulary (0..${tok.vocabSize - 1})`);
+        }
+        w.append(s.ids);
+        if (++n >= limit) break;
+      }
+    },
+    { log, tokensPerShard: o.tokensPerShard },
+  );
+  return new ShardSequences(shards, T, tok.eosId);
 }
 
 /** The hint for a missing corpus under the default English corpus directory. */
@@ -394,26 +618,32 @@ async function* interleaveModules(dir: string, diag: Diagnostics): AsyncGenerato
   }
 }
 
-async function loadData(c: SemanticConfig, p: Plan, tok: TextTokenizer, log: (s: string) => void): Promise<{ train: SequenceStore; validation: SequenceStore; order: 'permuted' | 'sequential' }> {
+async function loadData(
+  c: SemanticConfig,
+  p: Plan,
+  tok: TextTokenizer,
+  cache: TokenCacheOptions,
+  log: (s: string) => void,
+): Promise<{ train: SequenceSource; validation: SequenceStore; order: 'permuted' | 'sequential' }> {
   const T = p.model.nPositions;
   const consumed = p.maxSteps * p.gradAccum * p.microBatch;
   const warn = (m: string) => log(`warning: ${m}`);
   if (c.task === 'c4') {
     const v = c.values;
-    const trainPath = await requireInputs(v.train_data, 'train_data', 'C4 training shards (*.json, *.jsonl, *.json.gz, *.parquet)');
+    await requireInputs(v.train_data, 'train_data', 'C4 training shards (*.json, *.jsonl, *.json.gz, *.parquet)');
     const validPath = await requireInputs(v.validation_data, 'validation_data', 'C4 validation shards (*.json, *.jsonl, *.json.gz, *.parquet)');
-    const train = await SequenceStore.collect(packConcatenated(c4Documents(trainPath, { maxDocuments: v.max_train_documents, onWarning: warn }), tok.encode, T), T, tok.vocabSize, tok.eosId);
     const validation = await SequenceStore.collect(packPerDocument(c4Documents(validPath, { maxDocuments: v.max_eval_documents, onWarning: warn }), tok.encode, T, tok.eosId), T, tok.vocabSize, tok.eosId);
+    const train = await cachedTrainingSequences(c, tok, { ...cache, log });
     return { train, validation, order: 'permuted' };
   }
   if (c.task === 'codeparrot') {
     const v = c.values;
-    const trainPath = await requireInputs(v.dataset_name_train, 'dataset_name_train', 'CodeParrot training files on disk (a Hub id is not downloaded)');
+    await requireInputs(v.dataset_name_train, 'dataset_name_train', 'CodeParrot training files on disk (a Hub id is not downloaded)');
     const validPath = await requireInputs(v.dataset_name_valid, 'dataset_name_valid', 'CodeParrot validation files on disk (a Hub id is not downloaded)');
     const pack = (path: string) => packConstantLength(codeparrotDocuments(path, { onWarning: warn }), tok.encode, { context: T, eosId: tok.eosId });
-    const train = await SequenceStore.collect(pack(trainPath), T, tok.vocabSize, tok.eosId, consumed);
     const nValid = v.max_eval_steps < 0 ? Infinity : (v.max_eval_steps + 1) * v.valid_batch_size;
     const validation = await SequenceStore.collect(pack(validPath), T, tok.vocabSize, tok.eosId, nValid);
+    const train = await cachedTrainingSequences(c, tok, { ...cache, log });
     return { train, validation, order: 'permuted' };
   }
   const v = c.values;
@@ -428,6 +658,7 @@ async function loadData(c: SemanticConfig, p: Plan, tok: TextTokenizer, log: (s:
 
 /** Fails (CorpusError / ConfigError naming the key) when a semantic config's data cannot be found. */
 export async function checkSemanticInputs(c: SemanticConfig): Promise<void> {
+  semanticTokenizer(c);
   if (c.task === 'c4') {
     await requireInputs(c.values.train_data, 'train_data', 'C4 training shards (*.json, *.jsonl, *.json.gz, *.parquet)');
     await requireInputs(c.values.validation_data, 'validation_data', 'C4 validation shards (*.json, *.jsonl, *.json.gz, *.parquet)');
@@ -442,8 +673,8 @@ export async function checkSemanticInputs(c: SemanticConfig): Promise<void> {
 }
 
 /** The size check of a semantic run (before anything trains). */
-export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok: TextTokenizer = GPT2_TOKENIZER): void {
-  const p = plan(c, tok);
+export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok?: TextTokenizer): void {
+  const p = plan(c, tok ?? semanticTokenizer(c));
   assertTrainingFits(engine, p.model, Math.max(p.microBatch, p.evalBatch), p.model.nPositions, 'lower the micro-batch or evaluation batch, the context, or the model size');
 }
 
@@ -451,8 +682,10 @@ export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok: TextT
 // Running
 
 export interface SemanticOptions extends StageOptions {
-  /** The text corpora's tokenizer (default GPT-2). */
+  /** The text corpora's tokenizer (default: the config's `tokenizer`). */
   tokenizer?: TextTokenizer;
+  /** Where the C4 / CodeParrot training token caches live (default data/cache/tokens). */
+  tokenCache?: TokenCacheOptions;
 }
 
 /** One evaluation of a semantic run. */
@@ -551,7 +784,7 @@ async function evaluateSemantic(model: GPT, batches: Iterable<Batch & { labels: 
 /** Train (or resume) one semantic run. The caller owns `engine`. */
 export async function runSemantic(engine: Engine, c: SemanticConfig, opts: SemanticOptions): Promise<SemanticResult> {
   const log = opts.log ?? (() => undefined);
-  const tok = opts.tokenizer ?? GPT2_TOKENIZER;
+  const tok = opts.tokenizer ?? semanticTokenizer(c);
   const p = plan(c, tok);
   assertSemanticFits(engine, c, tok);
   const opened = openStageRunDir(opts, c.values as unknown as Record<string, unknown>, { mayChange: p.mayChange, maxSteps: p.maxSteps, maxStepsKey: p.maxStepsKey }, log);
@@ -563,7 +796,25 @@ export async function runSemantic(engine: Engine, c: SemanticConfig, opts: Seman
 }
 
 async function train(engine: Engine, c: SemanticConfig, p: Plan, tok: TextTokenizer, opts: SemanticOptions, resumePath: string | null, log: (s: string) => void): Promise<SemanticResult> {
-  const { train: trainSet, validation, order } = await loadData(c, p, tok, log);
+  const { train: trainSet, validation, order } = await loadData(c, p, tok, opts.tokenCache ?? {}, log);
+  try {
+    return await trainOn(engine, c, p, opts, resumePath, log, trainSet, validation, order);
+  } finally {
+    if (trainSet instanceof ShardSequences) trainSet.close();
+  }
+}
+
+async function trainOn(
+  engine: Engine,
+  c: SemanticConfig,
+  p: Plan,
+  opts: SemanticOptions,
+  resumePath: string | null,
+  log: (s: string) => void,
+  trainSet: SequenceSource,
+  validation: SequenceStore,
+  order: 'permuted' | 'sequential',
+): Promise<SemanticResult> {
   if (validation.count === 0) throw new CorpusError(`${c.task}: the validation data gives no sequence`);
   const evalBatches: (Batch & { labels: Uint8Array })[] = [];
   for (let i = 0; i < validation.count; i += p.evalBatch) {
@@ -606,7 +857,9 @@ async function train(engine: Engine, c: SemanticConfig, p: Plan, tok: TextTokeni
   try {
     let resumedFrom: number | null = null;
     if (resumePath) {
-      trainer.restore(loadCheckpoint(resumePath));
+      const ck = loadCheckpoint(resumePath);
+      data.checkResume((ck.data as { source?: unknown } | null)?.source ?? null, ck.step);
+      trainer.restore(ck);
       resumedFrom = trainer.step;
     }
     if (resumedFrom === null) {

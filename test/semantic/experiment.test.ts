@@ -1,6 +1,6 @@
 // Semantic experiments through the runner (tiny: 1_2_16 models, GPT-2 tokens, context 16) and the
 // tokens-to-reach computation behind the data-saved numbers (spec §7.4), against hand-computed curves.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -109,7 +109,18 @@ arms:
   - {name: set, role: procedural}
 `;
     const dir = join(tmp, 'exp');
-    const r = await runExperiment({ experiment: parseExperiment(yaml), text: yaml, dir, engine: e, board: quiet });
+    // The token cache goes to data/cache/tokens under the working directory: a scratch one here.
+    const cwd = process.cwd();
+    const scratch = mkdtempSync(join(tmp, 'cwd-'));
+    process.chdir(scratch);
+    let r;
+    try {
+      r = await runExperiment({ experiment: parseExperiment(yaml), text: yaml, dir, engine: e, board: quiet });
+    } finally {
+      process.chdir(cwd);
+    }
+    // Both arms train on the same corpus, tokenizer and packing: one cache, built once.
+    expect(readdirSync(join(scratch, 'data', 'cache', 'tokens')).filter((n) => n.startsWith('c4-'))).toHaveLength(1);
     expect(r.failed).toEqual([]);
     expect(r.completed).toBe(2);
     const rec = JSON.parse(readFileSync(join(dir, 'runs', 'set', 'seed-0', 'result.json'), 'utf8')) as RunRecord;

@@ -30,6 +30,7 @@ export function writeC4(dir: string, opts: { train?: number; validation?: number
 
 /** One id per character: a–z → 1..26, space 27, '.' 28, anything else 29; id 0 is the pad/EOS. */
 export const CHAR_TOKENIZER: TextTokenizer = {
+  name: 'test-char',
   encode: (text: string) => [...text].map((c) => (c >= 'a' && c <= 'z' ? c.charCodeAt(0) - 96 : c === ' ' ? 27 : c === '.' ? 28 : 29)),
   vocabSize: 32,
   eosId: 0,

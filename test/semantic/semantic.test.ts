@@ -14,6 +14,7 @@ const engine = useEngine();
 const tmp = mkdtempSync(join(tmpdir(), 'kindling-semantic-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const data = writeC4(join(tmp, 'c4'));
+const tokenCache = { root: join(tmp, 'token-cache') };
 
 function c4(over: Record<string, unknown> = {}): C4Config {
   return loadConfig<C4Config>(C4_SCHEMA, {
@@ -47,7 +48,7 @@ const lines = (dir: string) =>
 describe('semantic stage 2: C4', () => {
   it('trains: the validation loss falls; perplexity = exp(loss); tokens seen = step · B · A · T', async () => {
     const e = await engine();
-    const r = await runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER });
+    const r = await runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER, tokenCache });
     expect(r.steps).toBe(8);
     expect(r.tokensPerStep).toBe(4 * 2 * 32);
     expect(r.evals.map((x) => x.step)).toEqual([0, 4, 8]);
@@ -60,7 +61,7 @@ describe('semantic stage 2: C4', () => {
   it('validation ignores the pads: step-0 loss = masked mean over each unpadded document', async () => {
     const e = await engine();
     const values = c4({ max_steps: 1, eval_steps: 1, save_steps: 1 });
-    const r = await runSemantic(e, { task: 'c4', values }, { runDir: join(tmp, 'run-pads'), tokenizer: CHAR_TOKENIZER });
+    const r = await runSemantic(e, { task: 'c4', values }, { runDir: join(tmp, 'run-pads'), tokenizer: CHAR_TOKENIZER, tokenCache });
     // The same initial model (seed 5), run on every validation document alone, without padding.
     const model = GPT.create(e, c4ModelConfig(values, CHAR_TOKENIZER.vocabSize), { seed: 5, decay: 'hf' });
     let sum = 0;
@@ -99,20 +100,20 @@ describe('semantic stage 2: C4', () => {
     cpSync(a, b, { recursive: true });
     rmSync(join(b, 'step-8'), { recursive: true });
     rmSync(join(b, '.lock'), { recursive: true, force: true });
-    const r = await runSemantic(e, { task: 'c4', values: c4() }, { runDir: b, resume: true, tokenizer: CHAR_TOKENIZER });
+    const r = await runSemantic(e, { task: 'c4', values: c4() }, { runDir: b, resume: true, tokenizer: CHAR_TOKENIZER, tokenCache });
     expect(r.resumedFrom).toBe(4);
     expect(lines(b)).toEqual(lines(a));
   });
 
   it('refuses a run directory that holds a run, and names the missing corpus', async () => {
     const e = await engine();
-    await expect(runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER })).rejects.toThrow(/already holds a run/);
+    await expect(runSemantic(e, { task: 'c4', values: c4() }, { runDir: join(tmp, 'run-a'), tokenizer: CHAR_TOKENIZER, tokenCache })).rejects.toThrow(/already holds a run/);
     // From a directory without data/corpora (a checkout may hold a built corpus).
     const cwd = process.cwd();
     process.chdir(mkdtempSync(join(tmp, 'cwd-')));
     try {
       await expect(
-        runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/c4/en/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER }),
+        runSemantic(e, { task: 'c4', values: c4({ train_data: 'data/corpora/c4/en/c4-train.*.json.gz' }) }, { runDir: join(tmp, 'run-missing'), tokenizer: CHAR_TOKENIZER, tokenCache }),
       ).rejects.toThrow(/kindling corpora build english/);
     } finally {
       process.chdir(cwd);
