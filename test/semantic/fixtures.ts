@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { TextTokenizer } from '../../src/train/semantic.ts';
+import { C4_SCHEMA, type C4Config, loadConfig } from '../../src/train/config.ts';
 
 const WORDS = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'and', 'dog', 'ran', 'to', 'it'];
 
@@ -52,4 +53,27 @@ export function writeMath(root: string, perFile = 40): string {
     });
   }
   return root;
+}
+
+/** A C4 stage-2 config of a tiny model (1_2_16, context n_positions) on `data`, 8 steps, evaluating and saving every 4. */
+export function tinyC4Config(data: { train: string; validation: string }, over: Record<string, unknown> = {}, nPositions = 32): C4Config {
+  return loadConfig<C4Config>(C4_SCHEMA, {
+    overrides: {
+      gpt2_size: '1_2_16',
+      n_positions: nPositions,
+      dropout: 0,
+      bsz: 4,
+      gradient_accumulation_steps: 2,
+      max_steps: 8,
+      eval_steps: 4,
+      save_steps: 4,
+      logging_steps: 4,
+      lr: 1e-2,
+      seed: 5,
+      train_data: data.train,
+      validation_data: data.validation,
+      per_device_eval_batch_size: 4,
+      ...over,
+    },
+  }).values;
 }

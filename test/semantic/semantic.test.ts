@@ -8,7 +8,7 @@ import { GPT } from '../../src/model/gpt.ts';
 import { C4_SCHEMA, type C4Config, c4ModelConfig, DEEPMIND_MATH_SCHEMA, type DeepmindMathConfig, loadConfig } from '../../src/train/config.ts';
 import { PackedBatches, runSemantic, SequenceStore } from '../../src/train/semantic.ts';
 import { useEngine } from '../helpers/gpu.ts';
-import { CHAR_TOKENIZER, document, writeC4, writeMath } from './fixtures.ts';
+import { CHAR_TOKENIZER, document, writeC4, writeMath, tinyC4Config } from './fixtures.ts';
 
 const engine = useEngine();
 const tmp = mkdtempSync(join(tmpdir(), 'kindling-semantic-'));
@@ -16,27 +16,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const data = writeC4(join(tmp, 'c4'));
 const tokenCache = { root: join(tmp, 'token-cache') };
 
-function c4(over: Record<string, unknown> = {}): C4Config {
-  return loadConfig<C4Config>(C4_SCHEMA, {
-    overrides: {
-      gpt2_size: '1_2_16',
-      n_positions: 32,
-      dropout: 0,
-      bsz: 4,
-      gradient_accumulation_steps: 2,
-      max_steps: 8,
-      eval_steps: 4,
-      save_steps: 4,
-      logging_steps: 4,
-      lr: 1e-2,
-      seed: 5,
-      train_data: data.train,
-      validation_data: data.validation,
-      per_device_eval_batch_size: 4,
-      ...over,
-    },
-  }).values;
-}
+const c4 = (over: Record<string, unknown> = {}): C4Config => tinyC4Config(data, over);
 
 const lines = (dir: string) =>
   readFileSync(join(dir, 'metrics.jsonl'), 'utf8')

@@ -13,7 +13,7 @@ import { loadCheckpoint } from '../../src/io/checkpoint.ts';
 import { C4_SCHEMA, type C4Config, CODEPARROT_SCHEMA, type CodeparrotConfig, ConfigError, loadConfig } from '../../src/train/config.ts';
 import { cachedTrainingSequences, checkSemanticInputs, PackedBatches, runSemantic, semanticTokenizer, SequenceStore } from '../../src/train/semantic.ts';
 import { useEngine } from '../helpers/gpu.ts';
-import { CHAR_TOKENIZER, document, writeC4 } from './fixtures.ts';
+import { CHAR_TOKENIZER, document, writeC4, tinyC4Config } from './fixtures.ts';
 
 const engine = useEngine();
 const tmp = mkdtempSync(join(tmpdir(), 'kindling-token-cache-'));
@@ -22,27 +22,7 @@ const data = writeC4(join(tmp, 'c4'));
 const T = 32;
 const words = (i: number) => 20 + (i % 5) * 4; // writeC4's default document lengths
 
-function c4(over: Record<string, unknown> = {}): C4Config {
-  return loadConfig<C4Config>(C4_SCHEMA, {
-    overrides: {
-      gpt2_size: '1_2_16',
-      n_positions: T,
-      dropout: 0,
-      bsz: 4,
-      gradient_accumulation_steps: 2,
-      max_steps: 8,
-      eval_steps: 4,
-      save_steps: 4,
-      logging_steps: 4,
-      lr: 1e-2,
-      seed: 5,
-      train_data: data.train,
-      validation_data: data.validation,
-      per_device_eval_batch_size: 4,
-      ...over,
-    },
-  }).values;
-}
+const c4 = (over: Record<string, unknown> = {}): C4Config => tinyC4Config(data, over, T);
 
 const equalBatch = (a: Record<string, unknown>, b: Record<string, unknown>) => {
   for (const k of ['ids', 'targets', 'lossMask', 'attentionMask', 'labels']) expect(Array.from(a[k] as ArrayLike<number>), k).toEqual(Array.from(b[k] as ArrayLike<number>));
