@@ -29,7 +29,7 @@ export const EXPERIMENT_SPEC = {
     resume: { type: 'bool', default: false, doc: 'continue the experiment in DIR: finished runs are kept, partial ones resume from their latest checkpoint (without it, a non-empty DIR is refused)' },
     worker: { type: 'bool', default: false, hidden: true, doc: 'internal: a worker process started by --jobs' },
   },
-  env: DEVICE_ENV,
+  env: { ...DEVICE_ENV, KINDLING_TOKEN_CACHE: 'directory of the semantic token caches (default data/cache/tokens)' },
 } as const satisfies CommandSpec;
 
 export const REPORT_SPEC = {

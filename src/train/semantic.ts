@@ -52,7 +52,7 @@ import { c4Documents, codeparrotDocuments } from '../data/corpora/text.ts';
 import { CorpusError, Diagnostics, resolveInputs, isRecordFile } from '../data/corpora/files.ts';
 import { MATH_PAD, MATH_VOCAB, type MathSplit, mathTrainingStream, packProblems, problemAccuracy, readModuleFile } from '../data/corpora/dmmath.ts';
 import { encodeGpt2, GPT2_EOS, GPT2_VOCAB } from '../data/corpora/gpt2.ts';
-import { DEFAULT_TOKEN_CACHE_ROOT, fileStamps, openTokenCache, type TokenCacheKey } from '../data/tokenizers/cache.ts';
+import { fileStamps, openTokenCache, tokenCacheRoot, type TokenCacheKey } from '../data/tokenizers/cache.ts';
 import { resolveTokenizer, type Tokenizer, TokenizerError } from '../data/tokenizers/index.ts';
 import { MANIFEST_FILE, ShardFormatError, type TokenCursor, type TokenShards } from '../data/tokenizers/shards.ts';
 import type { GPTConfig } from '../model/config.ts';
@@ -527,7 +527,7 @@ async function inputFiles(path: string | null, key: string, what: string): Promi
 }
 
 export interface TokenCacheOptions {
-  /** Directory that holds the caches (default DEFAULT_TOKEN_CACHE_ROOT, data/cache/tokens). */
+  /** Directory that holds the caches (default `tokenCacheRoot()`: KINDLING_TOKEN_CACHE, else data/cache/tokens). */
   root?: string;
   /** Tokens per shard file of a new cache (default 2^26; tests use small shards). */
   tokensPerShard?: number;
@@ -572,7 +572,7 @@ export async function cachedTrainingSequences(
     recipe,
   };
   const { shards } = await openTokenCache(
-    o.root ?? DEFAULT_TOKEN_CACHE_ROOT,
+    o.root ?? tokenCacheRoot(),
     key,
     async (w) => {
       let n = 0;

@@ -12,6 +12,7 @@ import { MANIFEST_FILE, ShardSetWriter, TokenShards } from '../../src/data/token
 import { loadCheckpoint } from '../../src/io/checkpoint.ts';
 import { C4_SCHEMA, type C4Config, CODEPARROT_SCHEMA, type CodeparrotConfig, ConfigError, loadConfig } from '../../src/train/config.ts';
 import { cachedTrainingSequences, checkSemanticInputs, PackedBatches, runSemantic, semanticTokenizer, SequenceStore } from '../../src/train/semantic.ts';
+import { tokenCacheRoot } from '../../src/data/tokenizers/cache.ts';
 import { useEngine } from '../helpers/gpu.ts';
 import { CHAR_TOKENIZER, document, writeC4, tinyC4Config } from './fixtures.ts';
 
@@ -172,5 +173,13 @@ describe('the tokenizer key', () => {
     expect(() => semanticTokenizer(c)).toThrow(ConfigError);
     expect(() => semanticTokenizer(c)).toThrow(new RegExp(`^tokenizer: ${join(tmp, 'nope.json')}: no such file`));
     await expect(checkSemanticInputs({ task: 'c4', values: c4({ tokenizer: join(tmp, 'nope.json') }) })).rejects.toThrow(/^tokenizer: /);
+  });
+});
+
+describe('the token-cache root', () => {
+  it('is KINDLING_TOKEN_CACHE when set, else data/cache/tokens', () => {
+    expect(tokenCacheRoot({})).toBe('data/cache/tokens');
+    expect(tokenCacheRoot({ KINDLING_TOKEN_CACHE: '  ' })).toBe('data/cache/tokens');
+    expect(tokenCacheRoot({ KINDLING_TOKEN_CACHE: '/mnt/fast/tokens' })).toBe('/mnt/fast/tokens');
   });
 });

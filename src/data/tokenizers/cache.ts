@@ -21,6 +21,12 @@ import { MANIFEST_FILE, ShardFormatError, ShardSetWriter, TokenShards } from './
 /** Where a run's token cache lives unless told otherwise (relative to the working directory; git-ignored). */
 export const DEFAULT_TOKEN_CACHE_ROOT = 'data/cache/tokens';
 
+/** The token-cache root of this process: `KINDLING_TOKEN_CACHE` when set (non-empty), else the default. */
+export function tokenCacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const v = env.KINDLING_TOKEN_CACHE?.trim();
+  return v ? v : DEFAULT_TOKEN_CACHE_ROOT;
+}
+
 export interface FileStamp {
   path: string;
   size: number;
