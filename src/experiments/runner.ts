@@ -19,9 +19,10 @@
  * with a result.json and resumes the others from their latest checkpoint.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { writeTextAtomic } from '../util/files.ts';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../../engine/engine.ts';
 import { type ProceduralConfig, proceduralModelConfig } from '../train/config.ts';
@@ -88,9 +89,7 @@ const RESULT_FILE = 'result.json';
 const STAGE1_FILE = 'stage1.json';
 
 function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-  renameSync(tmp, path);
+  writeTextAtomic(path, `${JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
 }
 
 function readJson<T>(path: string): T {

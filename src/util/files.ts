@@ -18,14 +18,19 @@ export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Why `file` cannot be read as a file: "does not exist", "is a directory, …", "cannot be read (…)"; null when it can. */
-export function inputFileProblem(file: string): string | null {
-  let st: fs.Stats;
+/** The path's stats, or why it has none: "does not exist", "cannot be read (…)". */
+function statOrProblem(p: string): fs.Stats | string {
   try {
-    st = fs.statSync(file);
+    return fs.statSync(p);
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${errorText(e)})`;
   }
+}
+
+/** Why `file` cannot be read as a file: "does not exist", "is a directory, …", "cannot be read (…)"; null when it can. */
+export function inputFileProblem(file: string): string | null {
+  const st = statOrProblem(file);
+  if (typeof st === 'string') return st;
   if (st.isDirectory()) return 'is a directory, expected a file';
   try {
     fs.accessSync(file, fs.constants.R_OK);
@@ -37,12 +42,8 @@ export function inputFileProblem(file: string): string | null {
 
 /** Why `dir` cannot be used as an existing directory: "does not exist", "is a file, expected a directory"; null when it can. */
 export function inputDirProblem(dir: string): string | null {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${errorText(e)})`;
-  }
+  const st = statOrProblem(dir);
+  if (typeof st === 'string') return st;
   return st.isDirectory() ? null : 'is a file, expected a directory';
 }
 
@@ -119,4 +120,11 @@ export class OutputFile {
     }
     if (this.tmp) fs.rmSync(this.tmp, { force: true });
   }
+}
+
+/** Writes `text` to `file` through a temporary name and a rename: readers see the old file or the whole new one. */
+export function writeTextAtomic(file: string, text: string): void {
+  const out = new OutputFile(file);
+  out.write(text);
+  out.commit();
 }

@@ -13,8 +13,10 @@
  * A shard set is a directory of `shard-NNNNN.bin` files and `index.json` (the manifest), which is
  * written last: a directory without one is an unfinished write.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeTextAtomic } from '../../util/files.ts';
+import { makeDirs } from '../../util/dirs.ts';
 import type { Batch } from '../procedural/batch.ts';
 
 export const SHARD_MAGIC = 'KDLTOKEN';
@@ -228,7 +230,7 @@ export class ShardSetWriter {
     this.perShard = o.tokensPerShard ?? 2 ** 26;
     if (!Number.isInteger(this.perShard) || this.perShard < 1) throw new RangeError(`tokensPerShard must be a positive integer, got ${o.tokensPerShard}`);
     dtypeFor(o.tokenizer.vocabSize);
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     if (existsSync(join(dir, MANIFEST_FILE))) throw new Error(`${join(dir, MANIFEST_FILE)} exists: ${dir} already holds a shard set`);
   }
 
@@ -276,8 +278,7 @@ export class ShardSetWriter {
       ...(this.o.meta ? { meta: this.o.meta } : {}),
     };
     const path = join(this.dir, MANIFEST_FILE);
-    writeFileSync(`${path}.tmp`, JSON.stringify(m, null, 1) + '\n');
-    renameSync(`${path}.tmp`, path);
+    writeTextAtomic(path, JSON.stringify(m, null, 1) + '\n');
     return m;
   }
 }

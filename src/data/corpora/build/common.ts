@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { OutputFile, errorText } from '../../../util/files.ts';
+import { makeDirs } from '../../../util/dirs.ts';
 import { CorpusError, codePoints } from '../files.ts';
 
 export const MANIFEST_FILE = 'kindling-corpus.json';
@@ -88,7 +89,7 @@ export async function buildFolder(dir: string, opts: BuildOptions, build: (tmp: 
   }
   const parent = path.dirname(dir);
   try {
-    fs.mkdirSync(parent, { recursive: true });
+    makeDirs(parent);
   } catch (e) {
     throw new CorpusError(`cannot create ${parent}: ${errorText(e)}`);
   }
@@ -129,7 +130,7 @@ export class ShardWriter {
     private readonly dir: string,
     private readonly shardChars: number,
   ) {
-    fs.mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   }
 
   add(record: Record<string, unknown>, text: string): void {

