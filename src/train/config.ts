@@ -324,6 +324,11 @@ function ignoredKeys(...names: string[]): Record<string, KeySpec> {
   return Object.fromEntries(names.map((n) => [n, { type: 'string', doc: 'reference-only (ignored)', ignored: true, nullable: true } as KeySpec]));
 }
 
+/** Keys that may differ on resume: `names` and every reference-only (ignored) key of `keys`. */
+function resumeMayChange(keys: Readonly<Record<string, KeySpec>>, names: readonly string[]): readonly string[] {
+  return [...names, ...Object.keys(keys).filter((k) => keys[k]!.ignored)];
+}
+
 function checkSize(key: string, v: unknown): void {
   if (v === null) return;
   try {
@@ -414,19 +419,7 @@ export const PROCEDURAL_SCHEMA: ConfigSchema = {
  * run lives, how often it saves, when it stops, and the reference-only keys. Any other difference is
  * a different run, and resume refuses it (src/train/rundir.ts).
  */
-export const PROCEDURAL_RESUME_MAY_CHANGE: readonly string[] = [
-  'max_steps',
-  'save_every_steps',
-  'save_total_limit',
-  'patience',
-  'resume',
-  'overwrite',
-  'save_dir',
-  'run_name',
-  ...Object.entries(PROCEDURAL_KEYS)
-    .filter(([, s]) => (s as KeySpec).ignored)
-    .map(([k]) => k),
-];
+export const PROCEDURAL_RESUME_MAY_CHANGE: readonly string[] = resumeMayChange(PROCEDURAL_KEYS, ['max_steps', 'save_every_steps', 'save_total_limit', 'patience', 'resume', 'overwrite', 'save_dir', 'run_name']);
 
 /** §4: total = epochs·steps_per_epoch (algorithmic trainer) or max_steps (Dyck; epochs·steps_per_epoch when null). */
 export function proceduralTotalSteps(c: ProceduralConfig): number {
@@ -563,17 +556,7 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
  * (a resume replaces them by the checkpoint's), and the reference-only keys. max_steps may not: it is
  * the schedule's horizon.
  */
-export const ALGORITHMIC_RESUME_MAY_CHANGE: readonly string[] = [
-  'save_steps',
-  'logging_steps',
-  'save_total_limit',
-  'per_device_eval_batch_size',
-  'output_dir',
-  'pretrained_model_path',
-  ...Object.entries(ALGORITHMIC_KEYS)
-    .filter(([, s]) => (s as KeySpec).ignored)
-    .map(([k]) => k),
-];
+export const ALGORITHMIC_RESUME_MAY_CHANGE: readonly string[] = resumeMayChange(ALGORITHMIC_KEYS, ['save_steps', 'logging_steps', 'save_total_limit', 'per_device_eval_batch_size', 'output_dir', 'pretrained_model_path']);
 
 export function algorithmicScheduleSpec(c: AlgorithmicConfig): ScheduleSpec {
   return { family: 'hf', kind: c.lr_scheduler_type as HfKind, baseLr: c.learning_rate, warmupSteps: c.warmup_steps, totalSteps: c.max_steps };
@@ -640,20 +623,7 @@ export const C4_SCHEMA: ConfigSchema = {
 };
 
 /** C4_SCHEMA keys that may differ between a checkpoint and the run that resumes it. */
-export const C4_RESUME_MAY_CHANGE: readonly string[] = [
-  'save_steps',
-  'logging_steps',
-  'save_total_limit',
-  'per_device_eval_batch_size',
-  'output_dir',
-  'pretrained_path',
-  'eval_dataset_local_path',
-  'download_eval_dataset',
-  'overwrite_eval_cache',
-  ...Object.entries(C4_KEYS)
-    .filter(([, s]) => (s as KeySpec).ignored)
-    .map(([k]) => k),
-];
+export const C4_RESUME_MAY_CHANGE: readonly string[] = resumeMayChange(C4_KEYS, ['save_steps', 'logging_steps', 'save_total_limit', 'per_device_eval_batch_size', 'output_dir', 'pretrained_path', 'eval_dataset_local_path', 'download_eval_dataset', 'overwrite_eval_cache']);
 
 export function c4ScheduleSpec(c: C4Config): ScheduleSpec {
   return { family: 'hf', kind: 'cosine_with_min_lr', baseLr: c.lr, warmupSteps: c.warmup_steps, totalSteps: c.max_steps, minLrRate: c.min_lr_rate };
@@ -726,17 +696,7 @@ export type DeepmindMathConfig = ConfigValues<typeof DEEPMIND_MATH_KEYS>;
 export const DEEPMIND_MATH_SCHEMA: ConfigSchema = { name: 'deepmind_math', keys: DEEPMIND_MATH_KEYS, validate: requireOutputDir };
 
 /** CODEPARROT_SCHEMA / DEEPMIND_MATH_SCHEMA keys that may differ between a checkpoint and the run that resumes it. */
-export const ACCELERATE_RESUME_MAY_CHANGE: readonly string[] = [
-  'logging_steps',
-  'valid_batch_size',
-  'output_dir',
-  'pretrained_model',
-  'gradient_checkpointing',
-  'mixed_precision',
-  ...Object.entries(ACCELERATE_COMMON)
-    .filter(([, s]) => (s as KeySpec).ignored)
-    .map(([k]) => k),
-];
+export const ACCELERATE_RESUME_MAY_CHANGE: readonly string[] = resumeMayChange(ACCELERATE_COMMON, ['logging_steps', 'valid_batch_size', 'output_dir', 'pretrained_model', 'gradient_checkpointing', 'mixed_precision']);
 
 export function accelerateScheduleSpec(c: CodeparrotConfig | DeepmindMathConfig): ScheduleSpec {
   return { family: 'hf', kind: c.lr_scheduler_type as HfKind, baseLr: c.learning_rate, warmupSteps: c.num_warmup_steps, totalSteps: c.max_train_steps };

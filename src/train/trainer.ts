@@ -251,21 +251,12 @@ export class Trainer {
     while (this.inflight.length > 2) await gpuWait(this.inflight.shift()!);
   }
 
-  /** Mean loss of the finite steps since the last call (reads back), and resets the accumulator. */
-  async takeLoss(): Promise<number> {
-    return (await this.takeTotals()).loss;
-  }
-
   /** The step gate's totals since the last take; `clear` resets them. */
   private async readTotals(clear: boolean): Promise<GateTotals> {
     const a = await this.lossSum.read();
     if (clear) this.engine.clear(this.lossSum);
     const good = a[1]!;
     return { loss: good ? a[0]! / good : NaN, good, bad: a[2]!, firstBadLoss: a[3]!, firstBadGradNorm: a[4]!, firstBadStep: a[5]! };
-  }
-
-  private takeTotals(): Promise<GateTotals> {
-    return this.readTotals(true);
   }
 
   /** Under policy `stop`, throws a NonFiniteError when the totals hold a non-finite step. */
@@ -346,7 +337,7 @@ export class Trainer {
       await this.throttle();
       const isLast = this.step === o.maxSteps;
       if (this.step % logEvery === 0 || isLast) {
-        const totals = await this.takeTotals();
+        const totals = await this.readTotals(true);
         this.checkFinite(totals, totalsFrom);
         totalsFrom = this.step;
         this.skippedSteps += totals.bad;
@@ -402,7 +393,7 @@ export class Trainer {
     device.check();
     const interrupted = this.step < o.maxSteps && !stoppedEarly ? (o.stop?.signal ?? null) : null;
     if (interrupted && o.checkpointDir && this.savedAt !== this.step) {
-      const totals = await this.takeTotals();
+      const totals = await this.readTotals(true);
       this.checkFinite(totals, totalsFrom);
       this.skippedSteps += totals.bad;
       await this.saveStep();
