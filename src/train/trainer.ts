@@ -220,8 +220,8 @@ export class Trainer {
     return this.o.gradAccum ?? 1;
   }
 
-  /** Record and submit one optimizer step (no readback). */
-  recordStep(): void {
+  /** Record and submit one optimizer step (no readback); returns the token positions it processed. */
+  recordStep(): number {
     const { model } = this.o;
     const e = this.engine;
     const A = this.gradAccum;
@@ -243,6 +243,8 @@ export class Trainer {
     });
     e.flush();
     this.step++;
+    // Positions processed (tokens/s counts them all; the loss averages over the supervised ones).
+    return batches.reduce((n, b) => n + b.batch * b.seqLen, 0);
   }
 
   /** Keep at most two steps in flight. */
@@ -331,9 +333,8 @@ export class Trainer {
     while (this.step < o.maxSteps && !o.stop?.signal) {
       device.check();
       const s = this.step;
-      this.recordStep();
+      tokensSince += this.recordStep();
       stepsSince++;
-      tokensSince += this.tokensPerStep(s);
       await this.throttle();
       const isLast = this.step === o.maxSteps;
       if (this.step % logEvery === 0 || isLast) {
@@ -408,16 +409,6 @@ export class Trainer {
     const o = this.o;
     await this.save(join(o.checkpointDir!, checkpointName('step', this.step)));
     if (o.keepCheckpoints) pruneCheckpoints(o.checkpointDir!, STEP_PREFIX, o.keepCheckpoints);
-  }
-
-  private tokensPerStep(step: number): number {
-    // Supervised tokens are what the loss averages over; tokens/s counts all positions processed.
-    let n = 0;
-    for (let m = 0; m < this.gradAccum; m++) {
-      const b = this.o.data.batch(step, m);
-      n += b.batch * b.seqLen;
-    }
-    return n;
   }
 
   /**
