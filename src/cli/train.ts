@@ -7,10 +7,9 @@
  * says where, and exits 130 (SIGINT) or 143 (SIGTERM); `--resume true` continues from it. A second
  * signal exits at once with the same code, writing nothing more.
  */
-import { existsSync, rmdirSync } from 'node:fs';
 import { Engine } from '../../engine/engine.ts';
 import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
-import { openProceduralRun, proceduralRunDir, runProcedural } from '../train/procedural.ts';
+import { openProceduralRun, runProcedural } from '../train/procedural.ts';
 import { RunDirError } from '../train/rundir.ts';
 import type { StopRequest } from '../train/trainer.ts';
 import { formatHelp, wantsHelp } from '../util/args.ts';
@@ -78,7 +77,6 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   const log = (s: string) => console.log(s);
   // The run directory is taken (locked, checked) before the device starts, so a refusal is immediate.
   let opened;
-  const createdRunDir = !existsSync(proceduralRunDir(loaded.values));
   try {
     opened = openProceduralRun(loaded.values, log);
   } catch (e) {
@@ -104,9 +102,6 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
         // Checks at the start of the run that depend on the machine (the size check) are configuration errors too.
         if (!(e instanceof ConfigError)) throw e;
         console.error(`kindling train: ${e.message}`);
-        // Nothing was trained: leave no empty run directory behind (rmdir fails on anything written).
-        opened.lock.release();
-        if (createdRunDir) rmdirSafe(opened.runDir);
         return 2;
       }
       const r = run.result;
@@ -134,15 +129,7 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       engine.destroy();
     }
   } finally {
-    opened.lock.release();
+    opened.release();
   }
 }
 
-/** Removes an empty directory; leaves a non-empty or missing one alone. */
-function rmdirSafe(dir: string): void {
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* not empty, or already gone */
-  }
-}

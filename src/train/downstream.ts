@@ -131,7 +131,7 @@ export async function runDownstream(engine: Engine, c: AlgorithmicConfig, opts: 
     assertDownstreamFits(engine, c);
     return await trainDownstream(engine, c, opts, task, modelConfig, opened.resumeFrom?.path ?? null, log);
   } finally {
-    opened.lock.release();
+    opened.release();
   }
 }
 

@@ -124,7 +124,7 @@ export async function runProcedural(
   try {
     return await trainProcedural(engine, c, opened, opts, log);
   } finally {
-    if (!opts.opened) opened.lock.release();
+    if (!opts.opened) opened.release();
   }
 }
 

@@ -14,7 +14,7 @@
  * Errors are RunDirErrors carrying the exit status a command should return (1: the directory is in
  * use; 2: the command line asks for something the directory contradicts).
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CheckpointEntry, latestCheckpoint, readSidecar, SIDECAR_FILE } from '../io/checkpoint.ts';
 import { type Lock, lockOwner, tryLock } from '../experiments/lock.ts';
@@ -116,6 +116,8 @@ export interface OpenOptions {
 export interface OpenRunDir {
   runDir: string;
   lock: Lock;
+  /** Releases the lock; a run directory this open created and nothing was written into is removed. */
+  release(): void;
   /** The checkpoint to resume from (null: fresh start). */
   resumeFrom: CheckpointEntry | null;
   /** The checkpoint already reached the step budget: nothing to train. */
@@ -209,13 +211,23 @@ export function checkResume(runDir: string, o: Pick<OpenOptions, 'config' | 'rul
 
 /**
  * Takes the run directory for one run: lock, then refuse / overwrite / check a resume. The caller
- * releases `lock` when it is done writing (also on error). On a throw, the lock is released here.
+ * calls `release()` when it is done writing (also on error). On a throw, it is released here.
  */
 export function openRunDir(runDir: string, o: OpenOptions): OpenRunDir {
   const resumeFlag = o.resumeFlag ?? '--resume';
   const overwriteFlag = o.overwriteFlag ?? '--overwrite';
   if (o.resume && o.overwrite) throw new RunDirError(`${resumeFlag} and ${overwriteFlag} exclude each other: resume continues the run in ${runDir}, overwrite deletes it`, 2);
+  const created = !existsSync(runDir);
   const lock = lockRunDir(runDir, o.what);
+  const release = (): void => {
+    lock.release();
+    if (!created) return;
+    try {
+      rmdirSync(runDir); // only when empty: a run that wrote anything keeps its directory
+    } catch {
+      /* not empty, or gone */
+    }
+  };
   try {
     const entries = runEntries(runDir);
     if (o.overwrite) {
@@ -223,7 +235,7 @@ export function openRunDir(runDir: string, o: OpenOptions): OpenRunDir {
         for (const e of entries) rmSync(join(runDir, e), { recursive: true, force: true });
         o.log(`overwrite: removed ${entries.join(', ')} from ${runDir}`);
       }
-      return { runDir, lock, resumeFrom: null, complete: false };
+      return { runDir, lock, release, resumeFrom: null, complete: false };
     }
     if (!o.resume) {
       if (entries.length) {
@@ -233,16 +245,16 @@ export function openRunDir(runDir: string, o: OpenOptions): OpenRunDir {
           2,
         );
       }
-      return { runDir, lock, resumeFrom: null, complete: false };
+      return { runDir, lock, release, resumeFrom: null, complete: false };
     }
     const { entry, complete } = checkResume(runDir, { ...o, overwriteFlag });
     if (!entry && existsSync(join(runDir, METRICS_FILE))) {
       // A run killed before its first checkpoint: its metrics describe steps that will be retrained.
       rmSync(join(runDir, METRICS_FILE), { force: true });
     }
-    return { runDir, lock, resumeFrom: entry, complete };
+    return { runDir, lock, release, resumeFrom: entry, complete };
   } catch (e) {
-    lock.release();
+    release();
     throw e;
   }
 }

@@ -791,7 +791,7 @@ export async function runSemantic(engine: Engine, c: SemanticConfig, opts: Seman
   try {
     return await train(engine, c, p, tok, opts, opened.resumeFrom?.path ?? null, log);
   } finally {
-    opened.lock.release();
+    opened.release();
   }
 }
 
