@@ -94,16 +94,8 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
     throw e;
   }
   const dir = args.out ?? join('runs', loaded.experiment.name);
-  let r;
-  try {
-    r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, shard: args.shard, arms: args.arms, worker: args.worker });
-  } catch (e) {
-    if (e instanceof ExperimentError) {
-      console.error(`kindling experiment: ${e.message}`);
-      return 2;
-    }
-    throw e;
-  }
+  // An ExperimentError from the run (e.g. a directory that already holds it) is reported by main.ts, exit 2.
+  const r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, shard: args.shard, arms: args.arms, worker: args.worker });
   if (args.worker) return r.failed.length ? 1 : 0;
   if (r.table) console.log(`\n${r.table}`);
   console.log(`\n${r.completed}/${r.planned} runs finished${r.html ? `; results.json and report.html in ${dir} (${r.html})` : ''}`);

@@ -68,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The one-line report of an error that ended command `cmd`; returns the exit code (2 usage/config, else 1). */
+/** The one-line report of an error that ended command `cmd`; returns the exit code (2 usage/config, an error's own `exitCode` of 1 or 2, else 1). */
 export function reportError(cmd: string, e: unknown): number {
   const message = e instanceof Error ? e.message || e.name : String(e);
   const prefix = cmd ? `kindling ${cmd}` : 'kindling';
@@ -78,7 +78,10 @@ export function reportError(cmd: string, e: unknown): number {
   }
   console.error(`${prefix}: ${message}`);
   if (process.env.KINDLING_DEBUG && e instanceof Error && e.stack) console.error(e.stack);
-  return e instanceof ConfigError || e instanceof ExperimentError ? 2 : 1;
+  if (e instanceof ConfigError || e instanceof ExperimentError) return 2;
+  // Errors that carry their own status (RunDirError: 1 for a busy run directory, 2 for a refused one).
+  const own = (e as { exitCode?: unknown } | null)?.exitCode;
+  return own === 1 || own === 2 ? own : 1;
 }
 
 /**

@@ -10,7 +10,6 @@
 import { Engine } from '../../engine/engine.ts';
 import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
 import { openProceduralRun, runProcedural } from '../train/procedural.ts';
-import { RunDirError } from '../train/rundir.ts';
 import type { StopRequest } from '../train/trainer.ts';
 import { formatHelp, wantsHelp } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
@@ -76,16 +75,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
   console.log(describeConfig(PROCEDURAL_SCHEMA, loaded));
   const log = (s: string) => console.log(s);
   // The run directory is taken (locked, checked) before the device starts, so a refusal is immediate.
-  let opened;
-  try {
-    opened = openProceduralRun(loaded.values, log);
-  } catch (e) {
-    if (e instanceof RunDirError) {
-      console.error(`kindling train: ${e.message}`);
-      return e.exitCode;
-    }
-    throw e;
-  }
+  // A RunDirError (busy or refused directory) is reported by main.ts with its own exit status.
+  const opened = openProceduralRun(loaded.values, log);
   try {
     if (opened.complete) {
       console.log(`done: the run in ${opened.runDir} is already complete (${opened.resumeFrom!.name} reached max_steps ${opened.resumeFrom!.step}); nothing to train`);
@@ -95,15 +86,8 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
     try {
       console.log(`device: ${engine.device.describe()}`);
       const stop: StopRequest = { signal: null };
-      let run;
-      try {
-        run = await withStopSignals(stop, () => runProcedural(engine, loaded.values, { log, opened, stop }));
-      } catch (e) {
-        // Checks at the start of the run that depend on the machine (the size check) are configuration errors too.
-        if (!(e instanceof ConfigError)) throw e;
-        console.error(`kindling train: ${e.message}`);
-        return 2;
-      }
+      // The size check at the start of the run throws a ConfigError: main.ts reports it with exit 2.
+      const run = await withStopSignals(stop, () => runProcedural(engine, loaded.values, { log, opened, stop }));
       const r = run.result;
       if (r.interrupted) {
         console.error(
