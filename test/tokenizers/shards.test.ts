@@ -7,17 +7,13 @@ import { join } from 'node:path';
 import {
   dtypeFor,
   MANIFEST_FILE,
-  ShardBatchSource,
   ShardFile,
   ShardFormatError,
   ShardSetWriter,
   TokenShards,
-  TokenStream,
   writeShard,
-  type TokenCursor,
 } from '../../src/data/tokenizers/shards.ts';
 import { gpt2Tokenizer } from '../../src/data/tokenizers/index.ts';
-import type { BatchSource } from '../../src/train/trainer.ts';
 
 let dir: string;
 let n = 0;
@@ -185,22 +181,6 @@ describe('shard sets', () => {
     expect(() => s.offsetOf({ shard: 12, offset: 0 })).toThrow(/not a position/);
   });
 
-  it('a stream resumed from its cursor gives the same next tokens', () => {
-    const a = new TokenStream(s);
-    expect(Array.from(a.next(13))).toEqual(all.slice(0, 13));
-    const saved: TokenCursor = JSON.parse(JSON.stringify(a.cursor));
-    expect(saved).toEqual({ shard: 1, offset: 3 });
-    const rest = Array.from(a.next(40));
-    const b = new TokenStream(s, { start: saved });
-    expect(Array.from(b.next(40))).toEqual(rest);
-    expect(rest).toEqual(all.slice(13, 53));
-    // A non-cycling stream ends; a cycling one wraps to the first token.
-    expect(Array.from(new TokenStream(s, { start: s.cursorAt(100) }).next(10))).toEqual(all.slice(100));
-    const c = new TokenStream(s, { start: s.cursorAt(100), cycle: true });
-    expect(Array.from(c.next(10))).toEqual([...all.slice(100), ...all.slice(0, 7)]);
-    expect(c.cursor).toEqual({ shard: 0, offset: 7 });
-  });
-
   it('documents end with the end-of-text id, and a GPT-2 set decodes back to the text', () => {
     const gpt2 = gpt2Tokenizer();
     const docs = ['First document.', 'Second one, with 12 numbers and a café ☕.', 'def f():\n    return 1\n'];
@@ -218,59 +198,5 @@ describe('shard sets', () => {
     } finally {
       r.close();
     }
-  });
-});
-
-describe('ShardBatchSource', () => {
-  const all = tokens(100, 50257, 3);
-  let s: TokenShards;
-  beforeAll(() => {
-    s = TokenShards.open(makeSet(all, 16));
-  });
-  afterAll(() => s.close());
-
-  it('rows are consecutive windows; targets are shifted ids with the last position unsupervised', () => {
-    const src: BatchSource = new ShardBatchSource(s, { batchSize: 2, seqLen: 8, gradAccum: 2 }); // the Trainer's interface
-    const b = src.batch(1, 1); // rows 6 and 7
-    expect(b.batch).toBe(2);
-    expect(b.seqLen).toBe(8);
-    expect(Array.from(b.ids)).toEqual(all.slice(48, 64));
-    const row = all.slice(48, 56);
-    expect(Array.from(b.targets.subarray(0, 8))).toEqual([...row.slice(1), 50256]);
-    expect(Array.from(b.lossMask.subarray(0, 8))).toEqual([1, 1, 1, 1, 1, 1, 1, 0]);
-    expect(b.lossTokens).toBe(14);
-    expect(Array.from(b.attentionMask)).toEqual(new Array(16).fill(1));
-  });
-
-  it('wraps after the last whole window, dropping the tail', () => {
-    const src = new ShardBatchSource(s, { batchSize: 3, seqLen: 30 });
-    // 100 tokens = 3 windows of 30 + a 10-token tail; row 3 is window 0 again.
-    expect(Array.from(src.batch(1, 0).ids)).toEqual([...all.slice(0, 30), ...all.slice(30, 60), ...all.slice(60, 90)]);
-    expect(Array.from(src.batch(0, 0).ids)).toEqual(all.slice(0, 90));
-  });
-
-  it('restored from describe() (as a checkpoint stores it) gives the same batches; cursorAt(step) starts a run there', () => {
-    const start = s.cursorAt(5);
-    const src = new ShardBatchSource(s, { batchSize: 2, seqLen: 7, gradAccum: 2, start });
-    const state = JSON.parse(JSON.stringify(src.describe()));
-    expect(state).toEqual({ kind: 'token-shards', dir: s.dir, tokenizer: 'test', tokens: 100, batchSize: 2, seqLen: 7, gradAccum: 2, start: { shard: 0, offset: 5 } });
-    const again = ShardBatchSource.restore(state, s);
-    for (let step = 0; step < 12; step++) for (let m = 0; m < 2; m++) expect(again.batch(step, m)).toEqual(src.batch(step, m));
-    // Step 2 starts at row 8 = token 5 + 8·7 = 61 (shard 3, offset 13).
-    expect(src.cursorAt(2)).toEqual({ shard: 3, offset: 13 });
-    const cont = new ShardBatchSource(s, { batchSize: 2, seqLen: 7, gradAccum: 2, start: src.cursorAt(2) });
-    expect(cont.batch(0, 0)).toEqual(src.batch(2, 0));
-    expect(cont.batch(0, 1)).toEqual(src.batch(2, 1));
-    // From a start of 5, 13 windows fit (5 + 13·7 = 96); row 13 wraps to token 0.
-    expect(Array.from(src.batch(3, 0).ids.subarray(7, 14))).toEqual(all.slice(0, 7));
-  });
-
-  it('restore refuses another shard set, naming the field', () => {
-    const src = new ShardBatchSource(s, { batchSize: 1, seqLen: 4 });
-    const state = { ...src.describe(), tokens: 99 };
-    expect(() => ShardBatchSource.restore(state, s)).toThrow(/^data\.source\.tokens: checkpoint was trained on 99 tokens/);
-    expect(() => ShardBatchSource.restore({ ...src.describe(), tokenizer: 'gpt2' }, s)).toThrow(/^data\.source\.tokenizer/);
-    expect(() => ShardBatchSource.restore({ task: 'dyck' }, s)).toThrow(/^data\.source: not a token-shards source/);
-    expect(() => new ShardBatchSource(s, { batchSize: 1, seqLen: 101 })).toThrow(/hold no window of 101/);
   });
 });
