@@ -8,6 +8,7 @@ import { GPT } from '../../src/model/gpt.ts';
 import { C4_SCHEMA, type C4Config, c4ModelConfig, DEEPMIND_MATH_SCHEMA, type DeepmindMathConfig, loadConfig } from '../../src/train/config.ts';
 import { PackedBatches, runSemantic, SequenceStore } from '../../src/train/semantic.ts';
 import { useEngine } from '../helpers/gpu.ts';
+import { metricRecords } from '../helpers/metrics.ts';
 import { CHAR_TOKENIZER, document, writeC4, writeMath, tinyC4Config } from './fixtures.ts';
 
 const engine = useEngine();
@@ -18,12 +19,7 @@ const tokenCache = { root: join(tmp, 'token-cache') };
 
 const c4 = (over: Record<string, unknown> = {}): C4Config => tinyC4Config(data, over);
 
-const lines = (dir: string) =>
-  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, number>)
-    .map(({ time: _t, tokens_per_s: _a, ms_per_step: _b, ...rest }) => rest);
+const lines = metricRecords;
 
 describe('semantic stage 2: C4', () => {
   it('trains: the validation loss falls; perplexity = exp(loss); tokens seen = step · B · A · T', async () => {

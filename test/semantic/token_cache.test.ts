@@ -14,6 +14,7 @@ import { C4_SCHEMA, type C4Config, CODEPARROT_SCHEMA, type CodeparrotConfig, Con
 import { cachedTrainingSequences, checkSemanticInputs, PackedBatches, runSemantic, semanticTokenizer, SequenceStore } from '../../src/train/semantic.ts';
 import { tokenCacheRoot } from '../../src/data/tokenizers/cache.ts';
 import { useEngine } from '../helpers/gpu.ts';
+import { metricRecords } from '../helpers/metrics.ts';
 import { CHAR_TOKENIZER, document, writeC4, tinyC4Config } from './fixtures.ts';
 
 const engine = useEngine();
@@ -91,12 +92,7 @@ describe('token cache: C4', () => {
       rmSync(join(b, '.lock'), { recursive: true, force: true });
       return b;
     };
-    const lines = (d: string) =>
-      readFileSync(join(d, 'metrics.jsonl'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, number>)
-        .map(({ time: _t, tokens_per_s: _a, ms_per_step: _b, ...rest }) => rest);
+    const lines = metricRecords;
     const b = resumeFrom4('run-b');
     const logs: string[] = [];
     await runSemantic(e, { task: 'c4', values: c4() }, { runDir: b, resume: true, tokenizer: CHAR_TOKENIZER, tokenCache, log: (l) => logs.push(l) });
