@@ -330,7 +330,8 @@ class Context {
         task: `mixture(attn: ${a.label}, ffn: ${f.label})`,
         settings: { attn: a.record?.settings ?? { checkpoint: a.checkpoint }, ffn: f.record?.settings ?? { checkpoint: f.checkpoint } },
         learned: parts.every((p) => p.learned),
-        closing_accuracy: null,
+        // The weaker part's closing accuracy (the one the gate depends on); null when no part has one.
+        closing_accuracy: weakestClosing(parts),
         accuracy: parts.length ? Math.min(...parts.map((p) => p.accuracy)) : NaN,
         steps: parts.reduce((s, p) => s + p.steps, 0),
         elapsed_s: parts.reduce((s, p) => s + p.elapsed_s, 0),
@@ -521,4 +522,10 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
   if (completed === 0) return { planned: plan.length, completed, failed, results: null, table: null, html: null };
   const rep = report(o.dir, o.experiment, plan);
   return { planned: plan.length, completed, failed, ...rep };
+}
+
+/** The lowest closing accuracy among a mixture's parts (null when none of them is a Dyck stage 1). */
+function weakestClosing(parts: Stage1Record[]): number | null {
+  const xs = parts.map((p) => p.closing_accuracy).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  return xs.length > 0 ? Math.min(...xs) : null;
 }

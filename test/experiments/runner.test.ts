@@ -91,6 +91,26 @@ describe('experiment runner', () => {
     expect(existsSync(join(uninterrupted, 'report.html'))).toBe(true);
   });
 
+  it('a weight-mixture arm reports its parts\' gate: learned and the weaker closing accuracy', async () => {
+    const e = await engine();
+    const text = TINY.replace('name: tiny', 'name: tiny-mix')
+      .replace('seeds: [0, 1]', 'seeds: [0]')
+      .replace(/  - \{name: dyck-lr.*\n/, '  - {name: mix, role: procedural, transfer: {mixture: {attn: dyck, ffn: dyck, positions: attn}}}\n');
+    const dir = join(tmp, 'mix');
+    const r = await runExperiment({ experiment: parseExperiment(text), text, dir, engine: e, board: quiet });
+    expect(r.completed).toBe(2);
+    const recs = records(dir);
+    const part = recs.get('dyck/seed-0')!.stage1!;
+    const mix = recs.get('mix/seed-0')!.stage1!;
+    expect(mix.task).toBe('mixture(attn: dyck, ffn: dyck)');
+    expect(typeof part.closing_accuracy).toBe('number');
+    // Both parts are the same checkpoint, so the weaker part's numbers are that checkpoint's.
+    expect(mix.closing_accuracy).toBe(part.closing_accuracy);
+    expect(mix.learned).toBe(part.learned);
+    const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as ExperimentResults;
+    expect(results.arms.find((a) => a.name === 'mix')!.stage1!.closing_accuracy).toBe(part.closing_accuracy);
+  });
+
   it('a killed experiment rerun with --resume ends with the uninterrupted results', async () => {
     const dir = join(tmp, 'b');
     const cli = ['--import', 'tsx', 'src/cli/main.ts', 'experiment', file, '--out', dir];
