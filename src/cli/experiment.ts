@@ -100,7 +100,8 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   if (r.table) console.log(`\n${r.table}`);
   console.log(`\n${r.completed}/${r.planned} runs finished${r.html ? `; results.json and report.html in ${dir} (${r.html})` : ''}`);
   for (const f of r.failed) console.error(`failed: ${f.arm} seed ${f.seed}: ${f.error}`);
+  for (const w of r.crashedWorkers) console.error(`failed: ${w}`);
   const partial = Boolean(args.shard || args.arms);
   if (r.completed < r.planned) console.error(`${r.planned - r.completed} runs not finished${partial ? ' (outside this selection, or by other shards)' : ''}: rerun with --resume${partial ? ', or merge with `kindling experiment report DIR`' : ''}`);
-  return r.failed.length || (r.completed < r.planned && !partial) ? 1 : 0;
+  return r.failed.length || r.crashedWorkers.length || (r.completed < r.planned && !partial) ? 1 : 0;
 }

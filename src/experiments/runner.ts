@@ -69,6 +69,8 @@ export interface RunnerResult {
   completed: number;
   /** Runs this process (or its workers) failed on, with the error. */
   failed: { arm: string; seed: number; error: string }[];
+  /** Worker processes (`jobs` > 1) that ended with an error of their own (e.g. no adapter), before or beside any run. */
+  crashedWorkers: string[];
   results: ExperimentResults | null;
   table: string | null;
   html: string | null;
@@ -435,12 +437,13 @@ async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<Runn
 const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
 /** Starts `jobs` worker processes on DIR and relays their progress to `board`. */
-async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<RunnerResult['failed']> {
+async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<Pick<RunnerResult, 'failed' | 'crashedWorkers'>> {
   const tsx = import.meta.resolve('tsx');
   const args = ['--import', tsx, MAIN, 'experiment', join(o.dir, 'experiment.yaml'), '--out', o.dir, '--worker'];
   if (o.shard) args.push('--shard', `${o.shard.index}/${o.shard.count}`);
   if (o.arms?.length) args.push('--arms', ...o.arms);
   const failed: RunnerResult['failed'] = [];
+  const crashedWorkers: string[] = [];
   const children = Array.from({ length: o.jobs! }, (_, w) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: process.env });
     child.on('message', (msg) => {
@@ -450,13 +453,17 @@ async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<RunnerRes
     });
     return new Promise<void>((res) => {
       child.on('exit', (code, signal) => {
-        if (code !== 0) board.log(`worker ${w} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}`);
+        if (code !== 0) {
+          const what = `worker ${w} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}`;
+          board.log(what);
+          crashedWorkers.push(what);
+        }
         res();
       });
     });
   });
   await Promise.all(children);
-  return failed;
+  return { failed, crashedWorkers };
 }
 
 /** `*` wildcards → a whole-name regular expression. */
@@ -504,7 +511,8 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
     );
   }
   let failed: RunnerResult['failed'];
-  if ((o.jobs ?? 1) > 1 && !o.worker) failed = await runWorkers(o, board);
+  let crashedWorkers: string[] = [];
+  if ((o.jobs ?? 1) > 1 && !o.worker) ({ failed, crashedWorkers } = await runWorkers(o, board));
   else {
     const engine = o.engine ?? (await Engine.create());
     try {
@@ -515,13 +523,13 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
   }
   if (o.worker) {
     if (process.send && failed.length) process.send({ kind: 'failed', failed });
-    return { planned: plan.length, completed: 0, failed, results: null, table: null, html: null };
+    return { planned: plan.length, completed: 0, failed, crashedWorkers, results: null, table: null, html: null };
   }
   if (board instanceof ProgressBoard) board.close();
   const completed = plan.filter((r) => existsSync(resultPath(o.dir, r))).length;
-  if (completed === 0) return { planned: plan.length, completed, failed, results: null, table: null, html: null };
+  if (completed === 0) return { planned: plan.length, completed, failed, crashedWorkers, results: null, table: null, html: null };
   const rep = report(o.dir, o.experiment, plan);
-  return { planned: plan.length, completed, failed, ...rep };
+  return { planned: plan.length, completed, failed, crashedWorkers, ...rep };
 }
 
 /** The lowest closing accuracy among a mixture's parts (null when none of them is a Dyck stage 1). */

@@ -15,9 +15,9 @@ const dir = mkdtempSync(join(tmpdir(), 'kindling-limits-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `kindling …` as a process; fails the test when it takes longer than `seconds`. */
-function kindling(args: string[], seconds = 30): { code: number | null; out: string; err: string; ms: number } {
+function kindling(args: string[], seconds = 30, env: NodeJS.ProcessEnv = process.env): { code: number | null; out: string; err: string; ms: number } {
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: seconds * 1000 });
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: seconds * 1000, env });
   return { code: r.status, out: r.stdout, err: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: ')).join('\n'), ms: Date.now() - t0 };
 }
 
@@ -92,6 +92,21 @@ describe('kindling experiment: both stages sized before either trains (real proc
     expect(r.ms).toBeLessThan(20_000);
     expect(readdirSync(out).sort()).toEqual(['experiment.json', 'experiment.yaml', 'locks']);
   }, 40_000);
+
+  // Workers that die before any run (here: no Vulkan driver, so no adapter) are failures, also when
+  // --arms selects part of the experiment (where unfinished runs alone do not make the exit non-zero).
+  it.skipIf(process.platform !== 'linux')('--jobs 2 --arms with workers that find no adapter exits 1 naming them', () => {
+    const file = join(dir, 'no-adapter.yaml');
+    writeFileSync(
+      file,
+      ['name: no-adapter', 'task: condattendstream_2', 'seeds: [0, 1]', 'stage2: {max_steps: 2, eval_steps: 1}', 'arms:', '  - {name: none, role: baseline}', '  - {name: none2, role: baseline}'].join('\n'),
+    );
+    const r = kindling(['experiment', file, '--out', join(dir, 'no-adapter'), '--jobs', '2', '--arms', 'none'], 60, { ...process.env, VK_DRIVER_FILES: join(dir, 'no-such-icd.json'), VK_ICD_FILENAMES: join(dir, 'no-such-icd.json') });
+    expect(r.code, r.err).toBe(1);
+    expect(r.err).toMatch(/failed: worker 0 \(pid \d+\) exited with code 1/);
+    expect(r.err).toMatch(/failed: worker 1 \(pid \d+\) exited with code 1/);
+    expect(r.out).toContain('0/4 runs finished');
+  }, 70_000);
 });
 
 describe('kindling data export: counts against the format (real process)', () => {
