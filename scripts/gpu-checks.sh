@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU measurements of docs/performance.md and docs/results.md in one go, for a machine with a GPU
+# (and its Vulkan driver) that may be offline; writes its tables under OUT:
+#
+#   OUT/adapter.txt        the WebGPU adapter Dawn picked, and nvidia-smi when there is one
+#   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
+#                          python3 has torch), then the needle shape beside PyTorch
+#   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS` (progress + table)
+#   OUT/needle.md, OUT/needle.json   its results.md and results.json (partial if the time ran out)
+#   OUT/needle-runs.tar.xz the experiment directory, to resume elsewhere with --resume
+#
+#   bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]
+#
+# KIT is a folder from scripts/pack-offline.sh (node, node_modules and the Vulkan loader for a machine
+# without them); without it, node and node_modules must already be here. NEEDLE_SECONDS (default 420)
+# bounds the experiment: then its processes are killed, and what OUT/needle-runs.tar.xz holds (finished
+# runs, the others' checkpoints every 500 steps) resumes when that file is put into KIT for the next call.
+# JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU.
+set -u
+cd "$(dirname "$0")/.."
+out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]}
+kit=${2:-}
+secs=${3:-420}
+jobs=${4:-9}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+if [ -n "$kit" ]; then
+  for f in "$kit"/debs/*.deb; do [ -e "$f" ] && dpkg -x "$f" /; done
+  command -v ldconfig >/dev/null && ldconfig
+  k=/tmp/kindling-kit
+  mkdir -p "$k" && tar -C "$k" -xJf "$kit/kit.tar.xz"
+  export PATH="$k/bin:$PATH"
+  [ -e node_modules ] || ln -s "$k/node_modules" node_modules
+fi
+# Lent NVIDIA machines keep the driver's Vulkan manifest outside the loader's search path.
+icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
+: "${XDG_RUNTIME_DIR:=/tmp/kindling-xdg-$(id -u)}"
+export XDG_RUNTIME_DIR
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+# The benchmarks' PyTorch peer: python3 with torch on the GPU, when present.
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  export KINDLING_TORCH_PYTHON=${KINDLING_TORCH_PYTHON:-$(command -v python3)} KINDLING_TORCH_DEVICE=${KINDLING_TORCH_DEVICE:-cuda}
+fi
+
+{ node --version; node --import tsx scripts/probe-adapter.ts 2>&1 | grep -v 'artificially reduced'
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$out/adapter.txt" 2>&1
+cat "$out/adapter.txt"
+grep -q '^WebGPU adapter: ' "$out/adapter.txt" || { echo "gpu-checks: no WebGPU adapter (see $out/adapter.txt)" >&2; exit 1; }
+
+t0=$(date +%s)
+{ node --import tsx benchmarks/step.bench.ts all --profile
+  node --import tsx benchmarks/step.bench.ts needle; } > "$out/step.txt" 2>&1
+echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
+grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
+
+dir=/tmp/kindling-needle
+[ -n "$kit" ] && [ -f "$kit/needle-runs.tar.xz" ] && [ ! -d "$dir" ] && tar -C /tmp -xJf "$kit/needle-runs.tar.xz"
+t0=$(date +%s)
+timeout -s KILL "$secs" node --import tsx src/cli/main.ts experiment paper --arms 'needle-*' \
+  --out "$dir" --jobs "$jobs" --resume > "$out/needle.log" 2>&1
+rc=$?
+pkill -KILL -f "experiment .*--out $dir" 2>/dev/null   # its --jobs workers, if the time ran out
+echo "gpu-checks: needle experiment exit $rc after $(( $(date +%s) - t0 )) s → $out/needle.log"
+node --import tsx src/cli/main.ts experiment report "$dir" >> "$out/needle.log" 2>&1
+cp "$dir/results.md" "$out/needle.md" 2>/dev/null
+cp "$dir/results.json" "$out/needle.json" 2>/dev/null
+tar -C "$(dirname "$dir")" -cJf "$out/needle-runs.tar.xz" "$(basename "$dir")"
+tail -n 25 "$out/needle.log"
