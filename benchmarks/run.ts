@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: every benchmark, one child process each (own Dawn device, so one crash or leak
  * cannot skew the next), in the order: ceilings, kernels, optimizer, data (procedural generation, tokenizers), then the end-to-end step
- * with its peers (TensorFlow.js WebGPU on the same adapter, PyTorch CPU when present).
+ * with its peers (TensorFlow.js WebGPU on the same adapter, PyTorch CPU when present), last the needle arms
+ * side by side (`--jobs`) against one alone.
  *
  *   npm run bench                 # everything
  *   npm run bench -- step matmul  # only the named ones
@@ -21,6 +22,7 @@ const ALL: [string, string[]][] = [
   ['procedural', []],
   ['tokenizer', []],
   ['step', ['all', '--profile']],
+  ['arms', []],
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -5,6 +5,7 @@
 #   OUT/adapter.txt        the WebGPU adapter Dawn picked, and nvidia-smi when there is one
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
+#   OUT/arms.txt           benchmarks/arms.bench.ts: needle arms per minute with 1, 4, 9, 16 side by side
 #   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS` (progress + table)
 #   OUT/needle.md, OUT/needle.json   its results.md and results.json (partial if the time ran out)
 #   OUT/needle-runs.tar.xz the experiment directory, to resume elsewhere with --resume
@@ -12,7 +13,7 @@
 #   bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]
 #
 # KIT is a folder from scripts/pack-offline.sh (node, node_modules and the Vulkan loader for a machine
-# without them); without it, node and node_modules must already be here. NEEDLE_SECONDS (default 420)
+# without them); without it, node and node_modules must already be here. NEEDLE_SECONDS (default 300)
 # bounds the experiment: then its processes are killed, and what OUT/needle-runs.tar.xz holds (finished
 # runs, the others' checkpoints every 500 steps) resumes when that file is put into KIT for the next call.
 # JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU.
@@ -20,7 +21,7 @@ set -u
 cd "$(dirname "$0")/.."
 out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]}
 kit=${2:-}
-secs=${3:-420}
+secs=${3:-300}
 jobs=${4:-9}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -54,6 +55,11 @@ t0=$(date +%s)
   node --import tsx benchmarks/step.bench.ts needle; } > "$out/step.txt" 2>&1
 echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
 grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
+
+t0=$(date +%s)
+node --import tsx benchmarks/arms.bench.ts > "$out/arms.txt" 2>&1
+echo "gpu-checks: arms benchmark in $(( $(date +%s) - t0 )) s → $out/arms.txt"
+grep -E '^\||"bench"' "$out/arms.txt"
 
 dir=/tmp/kindling-needle
 [ -n "$kit" ] && [ -f "$kit/needle-runs.tar.xz" ] && [ ! -d "$dir" ] && tar -C /tmp -xJf "$kit/needle-runs.tar.xz"

@@ -1,0 +1,116 @@
+/**
+ * Many small models at once: how many needle arms per minute one machine trains when J arms run side
+ * by side (`kindling experiment --jobs J`: J worker processes, each with its own device on the same
+ * adapter), against one arm alone. Each J runs a baseline needle experiment of J seeds with the
+ * protocol's stage 2 (2_4_16, batch 1000, evaluation on 4000 test sequences every 50 steps) cut to
+ * --steps steps, and reads each run's steady rate from its metrics.jsonl (wall time between the first
+ * and the last logged step, evaluations included; process start, pipeline compilation and the test
+ * set are left out, since they do not grow with the protocol's 10,000 steps).
+ *
+ *   node --import tsx benchmarks/arms.bench.ts [--jobs 1,2] [--steps N] [--task condattendstream_30] [--keep DIR]
+ *
+ * Defaults: on a software adapter --jobs 1,2 and --steps 150; on a GPU --jobs 1,4,9,16 and --steps 1000.
+ * Prints a table, then one JSON line {"bench": "arms", "task", "steps", "rows": [{"jobs",
+ * "ms_per_step" (mean over the J runs), "arms_per_minute" (J arms of 10,000 steps), "speedup"}]}.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Device } from '../engine/device.ts';
+
+const PROTOCOL_STEPS = 10_000;
+const here = dirname(fileURLToPath(import.meta.url));
+const main = join(here, '..', 'src', 'cli', 'main.ts');
+
+function option(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+interface Row {
+  jobs: number;
+  ms_per_step: number;
+  arms_per_minute: number;
+  speedup: number;
+  wall_s: number;
+}
+
+/** Steady seconds per step of one run: wall time between its first and last logged training steps. */
+function secondsPerStep(metricsFile: string): number {
+  const logs = readFileSync(metricsFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { step: number; loss?: number; time?: string })
+    .filter((r) => r.loss !== undefined && r.time !== undefined);
+  if (logs.length < 2) throw new Error(`${metricsFile}: fewer than two logged steps (raise --steps)`);
+  const a = logs[0]!;
+  const b = logs[logs.length - 1]!;
+  return (Date.parse(b.time!) - Date.parse(a.time!)) / 1000 / (b.step - a.step);
+}
+
+async function main_(): Promise<void> {
+  const args = process.argv.slice(2);
+  const dev = await Device.create();
+  const software = dev.info.software;
+  console.log(`adapter: ${dev.describe()}`);
+  dev.destroy();
+  const jobsList = (option(args, '--jobs') ?? (software ? '1,2' : '1,4,9,16')).split(',').map(Number);
+  if (jobsList.some((j) => !Number.isInteger(j) || j < 1)) throw new Error(`--jobs: a comma-separated list of integers ≥ 1, got "${option(args, '--jobs')}"`);
+  const steps = Number(option(args, '--steps') ?? (software ? 150 : 1000));
+  if (!Number.isInteger(steps) || steps < 100) throw new Error(`--steps: an integer ≥ 100, got "${option(args, '--steps')}"`);
+  const task = option(args, '--task') ?? 'condattendstream_30';
+  const keep = option(args, '--keep');
+  const root = keep ?? mkdtempSync(join(tmpdir(), 'kindling-arms-'));
+
+  const rows: Row[] = [];
+  try {
+    for (const jobs of jobsList) {
+      const dir = join(root, `jobs-${jobs}`);
+      const yaml = join(root, `jobs-${jobs}.yaml`);
+      const seeds = Array.from({ length: jobs }, (_, i) => i);
+      writeFileSync(
+        yaml,
+        [
+          `name: arms-${jobs}`,
+          `description: ${jobs} needle baseline arms side by side, ${steps} steps each`,
+          `task: ${task}`,
+          `seeds: [${seeds.join(', ')}]`,
+          `stage2: {max_steps: ${steps}, logging_steps: 50, save_steps: ${steps}}`,
+          'arms:',
+          '  - {name: needle, role: baseline}',
+          '',
+        ].join('\n'),
+      );
+      process.stdout.write(`[jobs ${jobs}] ${jobs} arm(s) × ${steps} steps ... `);
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'experiment', yaml, '--out', dir, '--jobs', String(jobs)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const wall = (performance.now() - t0) / 1000;
+      if (r.status !== 0) throw new Error(`kindling experiment --jobs ${jobs} failed (exit ${r.status ?? r.signal}):\n${(r.stderr ?? '').split('\n').slice(-15).join('\n')}`);
+      const perStep = seeds.map((s) => secondsPerStep(join(dir, 'runs', 'needle', `seed-${s}`, 'metrics.jsonl')));
+      const sps = perStep.reduce((a, b) => a + b, 0) / jobs;
+      const armsPerMinute = jobs / ((sps * PROTOCOL_STEPS) / 60);
+      rows.push({ jobs, ms_per_step: 1000 * sps, arms_per_minute: armsPerMinute, speedup: 0, wall_s: wall });
+      console.log(`${(1000 * sps).toFixed(1)} ms/step per arm (runs ${perStep.map((x) => (1000 * x).toFixed(1)).join(', ')}), wall ${wall.toFixed(0)} s`);
+    }
+  } finally {
+    if (!keep) rmSync(root, { recursive: true, force: true });
+  }
+  // Speed-up against one arm alone: the first row's throughput per arm (its jobs are 1 by default).
+  const base = rows[0]!;
+  const perArmAlone = base.arms_per_minute / base.jobs;
+  console.log(`\n${task}, ${steps} steps per arm; arms per minute for ${PROTOCOL_STEPS.toLocaleString('en')}-step arms (steady rate, evaluations included)`);
+  console.log('| jobs | ms/step per arm | arms per minute | × one arm alone |');
+  console.log('| --- | --- | --- | --- |');
+  for (const r of rows) {
+    r.speedup = r.arms_per_minute / perArmAlone;
+    console.log(`| ${r.jobs} | ${r.ms_per_step.toFixed(1)} | ${r.arms_per_minute.toFixed(3)} | ${r.speedup.toFixed(2)} |`);
+  }
+  console.log(JSON.stringify({ bench: 'arms', task, steps, rows: rows.map(({ jobs, ms_per_step, arms_per_minute, speedup }) => ({ jobs, ms_per_step: +ms_per_step.toFixed(2), arms_per_minute: +arms_per_minute.toFixed(4), speedup: +speedup.toFixed(3) })) }));
+}
+
+await main_();
