@@ -14,11 +14,12 @@
  * "ms_per_step" (mean over the J runs), "arms_per_minute" (J arms of 10,000 steps), "speedup"}]}.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Device } from '../engine/device.ts';
+import { readJsonl } from '../src/util/jsonl.ts';
 
 const PROTOCOL_STEPS = 10_000;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,16 +37,12 @@ interface Row {
   jobs: number;
   ms_per_step: number;
   arms_per_minute: number;
-  speedup: number;
-  wall_s: number;
 }
 
 /** Steady seconds per step of one run: wall time between its first and last logged training steps. */
 function secondsPerStep(metricsFile: string): number {
-  const logs = readFileSync(metricsFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { step: number; loss?: number; time?: string })
+  const logs = readJsonl(metricsFile)
+    .map((l) => l.value as { step: number; loss?: number; time?: string })
     .filter((r) => r.loss !== undefined && r.time !== undefined);
   if (logs.length < 2) throw new Error(`${metricsFile}: fewer than two logged steps (raise --steps)`);
   const a = logs[0]!;
@@ -94,23 +91,22 @@ async function main_(): Promise<void> {
       const perStep = seeds.map((s) => secondsPerStep(join(dir, 'runs', 'needle', `seed-${s}`, 'metrics.jsonl')));
       const sps = perStep.reduce((a, b) => a + b, 0) / jobs;
       const armsPerMinute = jobs / ((sps * PROTOCOL_STEPS) / 60);
-      rows.push({ jobs, ms_per_step: 1000 * sps, arms_per_minute: armsPerMinute, speedup: 0, wall_s: wall });
+      rows.push({ jobs, ms_per_step: 1000 * sps, arms_per_minute: armsPerMinute });
       console.log(`${(1000 * sps).toFixed(1)} ms/step per arm (runs ${perStep.map((x) => (1000 * x).toFixed(1)).join(', ')}), wall ${wall.toFixed(0)} s`);
     }
   } finally {
     if (!keep) rmSync(root, { recursive: true, force: true });
   }
   // Speed-up against one arm alone: the first row's throughput per arm (its jobs are 1 by default).
-  const base = rows[0]!;
-  const perArmAlone = base.arms_per_minute / base.jobs;
+  const perArmAlone = rows[0]!.arms_per_minute / rows[0]!.jobs;
+  const speedup = (r: Row): number => r.arms_per_minute / perArmAlone;
   console.log(`\n${task}, ${steps} steps per arm; arms per minute for ${PROTOCOL_STEPS.toLocaleString('en')}-step arms (steady rate, evaluations included)`);
   console.log('| jobs | ms/step per arm | arms per minute | × one arm alone |');
   console.log('| --- | --- | --- | --- |');
   for (const r of rows) {
-    r.speedup = r.arms_per_minute / perArmAlone;
-    console.log(`| ${r.jobs} | ${r.ms_per_step.toFixed(1)} | ${r.arms_per_minute.toFixed(3)} | ${r.speedup.toFixed(2)} |`);
+    console.log(`| ${r.jobs} | ${r.ms_per_step.toFixed(1)} | ${r.arms_per_minute.toFixed(3)} | ${speedup(r).toFixed(2)} |`);
   }
-  console.log(JSON.stringify({ bench: 'arms', task, steps, rows: rows.map(({ jobs, ms_per_step, arms_per_minute, speedup }) => ({ jobs, ms_per_step: +ms_per_step.toFixed(2), arms_per_minute: +arms_per_minute.toFixed(4), speedup: +speedup.toFixed(3) })) }));
+  console.log(JSON.stringify({ bench: 'arms', task, steps, rows: rows.map((r) => ({ jobs: r.jobs, ms_per_step: +r.ms_per_step.toFixed(2), arms_per_minute: +r.arms_per_minute.toFixed(4), speedup: +speedup(r).toFixed(3) })) }));
 }
 
 await main_();

@@ -37,9 +37,6 @@ fi
 # Lent NVIDIA machines keep the driver's Vulkan manifest outside the loader's search path.
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 [ -z "${VK_DRIVER_FILES:-}" ] && [ -f "$icd" ] && export VK_DRIVER_FILES=$icd
-: "${XDG_RUNTIME_DIR:=/tmp/kindling-xdg-$(id -u)}"
-export XDG_RUNTIME_DIR
-mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 # The benchmarks' PyTorch peer: python3 with torch on the GPU, when present.
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   export KINDLING_TORCH_PYTHON=${KINDLING_TORCH_PYTHON:-$(command -v python3)} KINDLING_TORCH_DEVICE=${KINDLING_TORCH_DEVICE:-cuda}
