@@ -1,10 +1,14 @@
 /**
- * Directory locks by atomic `mkdir`: the process that creates the directory holds the lock. It writes
- * `owner.json` (pid, host) inside and touches it every 30 s. A lock is stale, and may be retaken, when
- * its owner ran on this host and that pid is gone, or when its heartbeat is older than `staleMs`
- * (10 min: an owner on another machine sharing the directory that died). Works on any file system
- * where mkdir is atomic (local disks, NFS v3+).
+ * Directory locks. A lock is a directory holding `owner.json` (pid, host, a random token); it is
+ * born complete: the owner file is written into a fresh temporary directory that is then renamed
+ * onto the lock's path (rename is atomic, and fails when the path already holds a lock). Release
+ * renames it aside before removing it, so the lock's path never holds a half-written or
+ * half-removed lock that a SIGKILL could leave behind. The owner touches owner.json every 30 s.
+ * A lock is stale, and may be retaken, when its owner ran on this host and that pid is gone, or
+ * when its heartbeat is older than `staleMs` (10 min: an owner on another machine sharing the
+ * directory that died). Works on any file system where rename is atomic (local disks, NFS v3+).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,16 +18,22 @@ export interface LockOwner {
   pid: number;
   host: string;
   since: string;
+  /** Random: tells two locks of the same process apart. */
+  token?: string;
 }
 
 const HEARTBEAT_MS = 30_000;
 export const DEFAULT_STALE_MS = 10 * 60_000;
+const OWNER_FILE = 'owner.json';
+
+/** A sibling path of `path` that no other process or call uses. */
+const sidePath = (path: string, what: string): string => `${path}.${what}-${process.pid}-${randomBytes(6).toString('hex')}`;
 
 export class Lock {
   private timer: NodeJS.Timeout;
   private released = false;
   constructor(readonly path: string) {
-    const owner = join(path, 'owner.json');
+    const owner = join(path, OWNER_FILE);
     this.timer = setInterval(() => {
       try {
         const now = new Date();
@@ -39,7 +49,13 @@ export class Lock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
-    rmSync(this.path, { recursive: true, force: true });
+    const aside = sidePath(this.path, 'released');
+    try {
+      renameSync(this.path, aside);
+    } catch {
+      return; // taken over (judged stale) or removed: nothing of ours is left there
+    }
+    rmSync(aside, { recursive: true, force: true });
   }
 }
 
@@ -52,51 +68,72 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The owner of a lock directory, or null (no lock, or an owner file not written yet). */
+/** The owner of a lock directory, or null (no lock, or a directory without an owner file). */
 export function lockOwner(path: string): LockOwner | null {
   try {
-    return JSON.parse(readFileSync(join(path, 'owner.json'), 'utf8')) as LockOwner;
+    return JSON.parse(readFileSync(join(path, OWNER_FILE), 'utf8')) as LockOwner;
   } catch {
     return null;
   }
 }
 
-/** Whether an existing lock directory's owner is gone. */
+/**
+ * Whether an existing lock directory's owner is gone. A directory without an owner file (left by
+ * an older kindling killed while taking or releasing a lock) is stale after a minute.
+ */
 export function isStale(path: string, staleMs = DEFAULT_STALE_MS): boolean {
   let mtime: number;
   const owner = lockOwner(path);
   try {
-    mtime = statSync(owner ? join(path, 'owner.json') : path).mtimeMs;
+    mtime = statSync(owner ? join(path, OWNER_FILE) : path).mtimeMs;
   } catch {
     return false; // vanished: not ours to judge, the next tryLock will see
   }
   const age = Date.now() - mtime;
-  if (!owner) return age > 60_000; // created but never written: its creator died in between
+  if (!owner) return age > 60_000;
   if (owner.host === hostname() && !alive(owner.pid)) return true;
   return age > staleMs;
 }
+
+const sameOwner = (a: LockOwner | null, b: LockOwner | null): boolean =>
+  a === null || b === null ? a === b : a.pid === b.pid && a.host === b.host && a.since === b.since && a.token === b.token;
 
 /** Takes the lock, or returns null when a live owner holds it. A stale lock is retaken. */
 export function tryLock(path: string, staleMs = DEFAULT_STALE_MS): Lock | null {
   makeDirs(dirname(path));
   for (let attempt = 0; attempt < 2; attempt++) {
+    const fresh = sidePath(path, 'new');
+    mkdirSync(fresh);
+    const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
     try {
-      mkdirSync(path);
-      const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-      writeFileSync(join(path, 'owner.json'), JSON.stringify(owner));
+      writeFileSync(join(fresh, OWNER_FILE), JSON.stringify(owner));
+      // Onto a missing path (or an empty directory) this succeeds; onto a lock it fails.
+      renameSync(fresh, path);
       return new Lock(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      rmSync(fresh, { recursive: true, force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
     }
+    const judged = lockOwner(path);
     if (!isStale(path, staleMs)) return null;
-    // Move the stale lock aside (rename is atomic: of two processes retaking it, one wins) and retry.
-    const aside = `${path}.stale-${process.pid}-${Date.now()}`;
+    // Move the stale lock aside, then check that what moved is the lock judged stale: another
+    // process may have retaken it in between, and its fresh lock goes back where it was.
+    const aside = sidePath(path, 'stale');
     try {
       renameSync(path, aside);
-      rmSync(aside, { recursive: true, force: true });
     } catch {
-      /* someone else retook it first */
+      continue; // someone else moved it first
     }
+    if (!sameOwner(lockOwner(aside), judged)) {
+      try {
+        renameSync(aside, path);
+      } catch {
+        /* a third process took the path meanwhile; the moved lock's owner loses it */
+      }
+      return null;
+    }
+    rmSync(aside, { recursive: true, force: true });
   }
   return null;
 }

@@ -8,7 +8,7 @@
  *   DIR/stage1/<task>-<hash>/      one stage-1 training per distinct settings+seed: checkpoints,
  *                                  metrics.jsonl, final/ (the weights stage 2 starts from), stage1.json
  *   DIR/runs/<arm>/seed-<s>/       one run: stage-2 checkpoints, metrics.jsonl, result.json when done
- *   DIR/locks/                     mkdir locks (see lock.ts): who trains which stage 1 / run right now
+ *   DIR/locks/                     directory locks (see lock.ts): who trains which stage 1 / run right now
  *   DIR/results.json, results.md, report.html
  *
  * Claiming: a process takes a run by creating its lock directory; a process that finds a run locked
@@ -31,7 +31,7 @@ import { type DownstreamMixture, runDownstream } from '../train/downstream.ts';
 import { runProcedural, stage1Gate } from '../train/procedural.ts';
 import { aggregate } from './aggregate.ts';
 import { type BoardSink, IpcBoard, ProgressBoard, relay } from './board.ts';
-import { tryLock } from './lock.ts';
+import { lockOwner, tryLock } from './lock.ts';
 import { writeReports } from './report.ts';
 import { type Experiment, ExperimentError, type MixturePartPlan, type PlannedRun, planExperiment, type Stage1Plan, stage1Settings, stableJson } from './schema.ts';
 import type { ExperimentResults, RunRecord, Stage1Record } from './types.ts';
@@ -404,13 +404,19 @@ export function report(dir: string, experiment: Experiment, plan = planExperimen
   return { results, table, html };
 }
 
-/** Runs this process's share of the plan: claims free runs one after another. */
-async function workLoop(ctx: Context, runs: readonly PlannedRun[]): Promise<RunnerResult['failed']> {
+/** Runs this process's share of the plan: claims free runs one after another (`reportSkips`: log the runs a live lock holder keeps). */
+async function workLoop(ctx: Context, runs: readonly PlannedRun[], reportSkips: boolean): Promise<RunnerResult['failed']> {
   const failed: RunnerResult['failed'] = [];
   for (const run of runs) {
     if (existsSync(resultPath(ctx.dir, run))) continue;
-    const lock = tryLock(join(ctx.dir, 'locks', `run-${lockName(run.dir)}`));
-    if (!lock) continue; // a live process is on it
+    const lockPath = join(ctx.dir, 'locks', `run-${lockName(run.dir)}`);
+    const lock = tryLock(lockPath);
+    if (!lock) {
+      // A live process is on it (another worker, shard or command): say so, a skipped run is not silent.
+      const o = lockOwner(lockPath);
+      if (reportSkips) ctx.log(`${run.arm} seed ${run.seed}: skipped, held by ${o ? `pid ${o.pid} on ${o.host} since ${o.since}` : 'another process'} (lock ${lockPath})`);
+      continue;
+    }
     try {
       if (!existsSync(resultPath(ctx.dir, run))) {
         // Both stages are sized before either trains: stage 2 is not refused after stage 1's hours.
@@ -516,7 +522,8 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
   else {
     const engine = o.engine ?? (await Engine.create());
     try {
-      failed = await workLoop(new Context(engine, o.dir, o.experiment, board, log), mine);
+      // Workers skip each other's runs all the time; a lone process says why it skipped one.
+      failed = await workLoop(new Context(engine, o.dir, o.experiment, board, log), mine, !o.worker);
     } finally {
       if (!o.engine) engine.destroy();
     }

@@ -46,25 +46,22 @@ export function runEntries(runDir: string): string[] {
     });
 }
 
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /**
  * Takes the run directory's lock, or throws a RunDirError (exit 1) naming the directory and the
  * owner's pid and host. A lock whose owner died (even by SIGKILL) is retaken.
  */
 export function lockRunDir(runDir: string, what: string): Lock {
   const path = join(runDir, RUN_LOCK);
-  const lock = tryLock(path);
+  let lock = tryLock(path);
   if (lock) return lock;
-  // The owner writes owner.json right after creating the lock: give it a moment to appear.
   let owner = lockOwner(path);
-  for (let i = 0; i < 20 && !owner; i++) {
-    sleepSync(50);
+  if (!owner) {
+    // Released between the two reads: try once more.
+    lock = tryLock(path);
+    if (lock) return lock;
     owner = lockOwner(path);
   }
-  const who = owner ? `pid ${owner.pid} on host ${owner.host} (since ${owner.since})` : 'another process (its owner file is not written yet)';
+  const who = owner ? `pid ${owner.pid} on host ${owner.host} (since ${owner.since})` : 'another process';
   throw new RunDirError(
     `run directory ${runDir} is in use by ${who}; a run directory takes one writer at a time. ` +
       `Wait for that run to finish, or choose another ${what} (lock: ${path}, removed when its owner exits; a lock left by a dead process is retaken)`,
