@@ -32,7 +32,10 @@ const sidePath = (path: string, what: string): string => `${path}.${what}-${proc
 export class Lock {
   private timer: NodeJS.Timeout;
   private released = false;
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly token: string,
+  ) {
     const owner = join(path, OWNER_FILE);
     this.timer = setInterval(() => {
       try {
@@ -53,7 +56,16 @@ export class Lock {
     try {
       renameSync(this.path, aside);
     } catch {
-      return; // taken over (judged stale) or removed: nothing of ours is left there
+      return; // removed: nothing of ours is left there
+    }
+    if (lockOwner(aside)?.token !== this.token) {
+      // Judged stale and retaken by another process meanwhile: that lock is not ours to remove.
+      try {
+        renameSync(aside, this.path);
+      } catch {
+        /* the path was taken again meanwhile; the moved lock's owner loses it */
+      }
+      return;
     }
     rmSync(aside, { recursive: true, force: true });
   }
@@ -104,12 +116,13 @@ export function tryLock(path: string, staleMs = DEFAULT_STALE_MS): Lock | null {
   for (let attempt = 0; attempt < 2; attempt++) {
     const fresh = sidePath(path, 'new');
     mkdirSync(fresh);
-    const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
+    const token = randomBytes(8).toString('hex');
+    const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token };
     try {
       writeFileSync(join(fresh, OWNER_FILE), JSON.stringify(owner));
       // Onto a missing path (or an empty directory) this succeeds; onto a lock it fails.
       renameSync(fresh, path);
-      return new Lock(path);
+      return new Lock(path, token);
     } catch (e) {
       rmSync(fresh, { recursive: true, force: true });
       const code = (e as NodeJS.ErrnoException).code;

@@ -70,6 +70,17 @@ describe('directory locks', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('releasing a lock that another process retook (judged stale) leaves that process its lock', () => {
+    const path = fresh();
+    const mine = tryLock(path)!;
+    // Another process retakes it: its owner file replaces ours (as a stale retake does).
+    const theirs = { pid: 1, host: `${hostname()}-elsewhere`, since: new Date().toISOString(), token: 'theirs' };
+    writeFileSync(join(path, 'owner.json'), JSON.stringify(theirs));
+    mine.release();
+    expect(lockOwner(path)).toEqual(theirs);
+    expect(readdirSync(join(path, '..'))).toEqual(['run-x']);
+  });
+
   it('a lock on another host is kept until its heartbeat is older than staleMs', () => {
     const path = fresh();
     mkdirSync(path, { recursive: true });
