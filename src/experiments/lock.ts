@@ -34,13 +34,13 @@ export class Lock {
   private released = false;
   constructor(
     readonly path: string,
-    private readonly token: string,
+    private readonly owner: LockOwner,
   ) {
-    const owner = join(path, OWNER_FILE);
+    const ownerFile = join(path, OWNER_FILE);
     this.timer = setInterval(() => {
       try {
         const now = new Date();
-        utimesSync(owner, now, now);
+        utimesSync(ownerFile, now, now);
       } catch {
         /* taken over or removed: nothing to do */
       }
@@ -52,22 +52,8 @@ export class Lock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.timer);
-    const aside = sidePath(this.path, 'released');
-    try {
-      renameSync(this.path, aside);
-    } catch {
-      return; // removed: nothing of ours is left there
-    }
-    if (lockOwner(aside)?.token !== this.token) {
-      // Judged stale and retaken by another process meanwhile: that lock is not ours to remove.
-      try {
-        renameSync(aside, this.path);
-      } catch {
-        /* the path was taken again meanwhile; the moved lock's owner loses it */
-      }
-      return;
-    }
-    rmSync(aside, { recursive: true, force: true });
+    // A lock judged stale and retaken by another process meanwhile is not ours to remove.
+    removeLock(this.path, this.owner, 'released');
   }
 }
 
@@ -110,19 +96,41 @@ export function isStale(path: string, staleMs = DEFAULT_STALE_MS): boolean {
 const sameOwner = (a: LockOwner | null, b: LockOwner | null): boolean =>
   a === null || b === null ? a === b : a.pid === b.pid && a.host === b.host && a.since === b.since && a.token === b.token;
 
+/**
+ * Removes the lock at `path` if its owner is `expected`: renames it aside (atomic), then removes it,
+ * or renames it back when what moved is another owner's lock. 'gone': nothing was at `path`.
+ */
+function removeLock(path: string, expected: LockOwner | null, what: string): 'removed' | 'gone' | 'not-expected' {
+  const aside = sidePath(path, what);
+  try {
+    renameSync(path, aside);
+  } catch {
+    return 'gone';
+  }
+  if (!sameOwner(lockOwner(aside), expected)) {
+    try {
+      renameSync(aside, path);
+    } catch {
+      /* a third process took the path meanwhile; the moved lock's owner loses it */
+    }
+    return 'not-expected';
+  }
+  rmSync(aside, { recursive: true, force: true });
+  return 'removed';
+}
+
 /** Takes the lock, or returns null when a live owner holds it. A stale lock is retaken. */
 export function tryLock(path: string, staleMs = DEFAULT_STALE_MS): Lock | null {
   makeDirs(dirname(path));
   for (let attempt = 0; attempt < 2; attempt++) {
     const fresh = sidePath(path, 'new');
     mkdirSync(fresh);
-    const token = randomBytes(8).toString('hex');
-    const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token };
+    const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token: randomBytes(8).toString('hex') };
     try {
       writeFileSync(join(fresh, OWNER_FILE), JSON.stringify(owner));
       // Onto a missing path (or an empty directory) this succeeds; onto a lock it fails.
       renameSync(fresh, path);
-      return new Lock(path, token);
+      return new Lock(path, owner);
     } catch (e) {
       rmSync(fresh, { recursive: true, force: true });
       const code = (e as NodeJS.ErrnoException).code;
@@ -130,23 +138,8 @@ export function tryLock(path: string, staleMs = DEFAULT_STALE_MS): Lock | null {
     }
     const judged = lockOwner(path);
     if (!isStale(path, staleMs)) return null;
-    // Move the stale lock aside, then check that what moved is the lock judged stale: another
-    // process may have retaken it in between, and its fresh lock goes back where it was.
-    const aside = sidePath(path, 'stale');
-    try {
-      renameSync(path, aside);
-    } catch {
-      continue; // someone else moved it first
-    }
-    if (!sameOwner(lockOwner(aside), judged)) {
-      try {
-        renameSync(aside, path);
-      } catch {
-        /* a third process took the path meanwhile; the moved lock's owner loses it */
-      }
-      return null;
-    }
-    rmSync(aside, { recursive: true, force: true });
+    // Another process may have retaken it since it was judged: its fresh lock stays.
+    if (removeLock(path, judged, 'stale') === 'not-expected') return null;
   }
   return null;
 }
