@@ -103,6 +103,14 @@ export const HW_SG_BACKWARD_MIN_HD = 64;
 /** Software plan without subgroups: the largest head dim attention runs on the row kernels. */
 export const ROW_MAX_HD = 32;
 
+/**
+ * Software plan: the sg attention backward runs as one fused kernel (dq, dk and dv; one workgroup per
+ * (b, h) covering every row) up to this sequence length and head dim, with subgroups of 8 and one
+ * lane per row. Measured at hd 4 on lavapipe (docs/performance.md, attention at head dim 4).
+ */
+export const SW_FUSED_BACKWARD_MAX_T = 64;
+export const SW_FUSED_BACKWARD_MAX_HD = 4;
+
 export interface MatmulPlan {
   /** Every variant `choose` can return on this plan (tests run each against float64). */
   readonly variants: readonly string[];
@@ -141,6 +149,11 @@ export interface AttentionPlan {
   sgSplit(hd: number, sg: number): number;
   /** sg kernels without split: rows per lane. */
   sgRowsPerLane(T: number, hd: number, pass: MatmulPass): number;
+  /**
+   * sg backward: rows per lane of the fused kernel (dq, dk, dv in one dispatch, a workgroup per (b, h)
+   * covering all T rows) when the plan runs the backward that way, else 0 (separate dq and dkv kernels).
+   */
+  sgFusedBackwardRows(T: number, hd: number, sg: number, split: number): number;
 }
 
 export interface KernelPlan {
@@ -326,6 +339,13 @@ function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean): Atten
       if (T < 32) return 2;
       return pass === 'fwd' || hd <= 4 ? 4 : 2;
     },
+    /**
+     * Software plan, subgroups of 8, one lane per row, T ≤ SW_FUSED_BACKWARD_MAX_T and hd ≤
+     * SW_FUSED_BACKWARD_MAX_HD: the fused backward with R = ⌈T/8⌉ rows per lane (the needle's buckets
+     * at hd 4: a median 24 ms per layer against 42 for the dq + dkv pair). Not on hardware: untried there.
+     */
+    sgFusedBackwardRows: (T, hd, sg, split) =>
+      sw && sg === 8 && split === 1 && T <= SW_FUSED_BACKWARD_MAX_T && hd <= SW_FUSED_BACKWARD_MAX_HD ? Math.max(1, Math.ceil(T / 8)) : 0,
   };
 }
 

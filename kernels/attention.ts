@@ -40,8 +40,8 @@
  *              on lavapipe a load inside a loop costs several times a shuffle (one vpermd); see
  *              docs/performance.md, roofline section.
  *              `backwardFusedSg`: dq, dk and dv in one kernel for rows of T ≤ 8R (one workgroup per
- *              (b, h)), each pair's probability computed once; no op dispatches it yet (see its
- *              comment and docs/performance.md, downstream step).
+ *              (b, h)), each pair's probability computed once; the software plan's backward for
+ *              short rows at small head dims (engine/plan.ts, `sgFusedBackwardRows`).
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { PHILOX_WGSL } from './random.ts';

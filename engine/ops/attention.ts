@@ -43,6 +43,12 @@ export interface AttentionOptions {
   rowsPerLane?: number;
   /** sg variant: read qkv through a texture (default: `plan.attention.textures`, when it fits). */
   tex?: boolean;
+  /**
+   * sg variant, backward: dq, dk and dv in one fused kernel (a workgroup per (b, h) covering all T
+   * rows, R = ⌈T/8⌉ rows per lane; needs subgroups of 8 and one lane per row). Default: the plan's
+   * choice (`plan.attention.sgFusedBackwardRows`); true forces it where it can run, false turns it off.
+   */
+  fused?: boolean;
 }
 
 interface Plan {
@@ -156,6 +162,20 @@ function qkvSource(p: Plan, qkv: Tensor, opts: AttentionOptions): Tensor | Textu
   return toTexture(p.e, qkv, 3 * p.d, rows, TEX_SLOT.qkv);
 }
 
+/**
+ * Rows per lane of the fused sg backward when the backward runs fused (`AttentionOptions.fused`, else
+ * the plan's choice; never with a forced `rowsPerLane`), else 0.
+ */
+function fusedRows(p: Plan, opts: AttentionOptions): number {
+  if (p.variant !== 'sg' || opts.fused === false || opts.rowsPerLane) return 0;
+  const split = sgSplit(p);
+  if (opts.fused) {
+    if (p.wg !== 8 || split !== 1) throw new Error(`causalSelfAttention: the fused backward needs subgroups of 8 and one lane per row (subgroup ${p.wg}, ${split} lanes per row at hd ${p.hd})`);
+    return Math.max(1, Math.ceil(p.T / 8));
+  }
+  return p.e.plan.attention.sgFusedBackwardRows(p.T, p.hd, p.wg, split);
+}
+
 function fastOpts(p: Plan): K.FastOptions {
   return { hd: p.hd, wg: p.wg, kb: p.kb, tiled: p.variant === 'tiled', dropout: !!p.dropout };
 }
@@ -203,9 +223,20 @@ export function attentionBackward(
   const { e, B, T, H } = p;
   if (dy.numel !== y.numel || y.numel !== B * T * p.d) throw new Error(`attention backward: dy has ${dy.numel} elements, y has ${y.numel}, expected ${B * T * p.d}`);
   const dqkv = out.dqkv ?? e.empty(qkv.shape, 'f32', 'attn.dqkv');
+  const m = [p.mask ?? qkv]; // without a mask any f32 tensor fills the binding (useMask = 0)
+  const R = fusedRows(p, opts);
+  if (R > 0) {
+    // One workgroup per (b, h) covers all T ≤ 8R rows: dq, dk and dv in one dispatch, no D scratch.
+    if (dqkv.numel !== qkv.numel) throw new Error('attentionBackward: preallocated dqkv has the wrong size');
+    const src = qkvSource(p, qkv, opts);
+    const spec = K.backwardFusedSg({ hd: p.hd, sg: 8, split: 1, rowsPerLane: R, dropout: !!p.dropout, tex: src !== qkv });
+    const bh = B * H;
+    const cost: DispatchCost = { flops: p.pairs * (14 * p.hd + 12) + 2 * y.numel, bytes: 8 * qkv.numel + 8 * y.numel + 4 * B * H * T };
+    e.dispatch(spec, [src, ...m, y, dy, lse, dqkv], fastUniforms(p), [1, Math.min(bh, 65535), Math.ceil(bh / 65535)], cost);
+    return dqkv;
+  }
   const D = out.D ?? e.empty([B, H, T], 'f32', 'attn.D');
   if (dqkv.numel !== qkv.numel || D.numel !== B * H * T) throw new Error('attentionBackward: preallocated outputs have the wrong size');
-  const m = [p.mask ?? qkv]; // without a mask any f32 tensor fills the binding (useMask = 0)
   const rowBytes = 4 * (B * H * T);
   const dqCost: DispatchCost = { flops: p.pairs * (6 * p.hd + 8) + 2 * y.numel, bytes: 4 * qkv.numel + 8 * y.numel + 2 * rowBytes + (4 * qkv.numel) / 3 };
   const dkvCost: DispatchCost = { flops: p.pairs * (8 * p.hd + 8), bytes: 4 * qkv.numel + 4 * y.numel + 2 * rowBytes + (8 * qkv.numel) / 3 };

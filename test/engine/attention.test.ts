@@ -296,7 +296,7 @@ describe('attention dropout', () => {
     }
   });
 
-  it('sg fused backward (one workgroup per (b, h), T ≤ 8R; dispatched directly, no op picks it yet): hd 4 and 8 at T 21/39/61, with padding and dropout, texture path bitwise equal', async (ctx) => {
+  it('sg fused backward (one workgroup per (b, h), T ≤ 8R; dispatched directly): hd 4 and 8 at T 21/39/61, with padding and dropout, texture path bitwise equal', async (ctx) => {
     const e = await engine();
     ctx.skip(!availableAttentionVariants(e).includes('sg') || e.device.info.subgroupMinSize !== 8 || e.device.info.subgroupMaxSize !== 8, 'needs subgroups of exactly 8');
     const dr = { p: 0.2, seed: 41, step: 6, stream: 1 };
@@ -335,6 +335,45 @@ describe('attention dropout', () => {
         if (T === 39 && hd === 4) expect(await fusedGrad(q, g, st, m, drop, false, 8), `${what} R 8`).toEqual(got);
       }
     }
+  });
+
+  it('the op runs the fused backward where the plan picks it (software plan, subgroups of 8, hd 4, T ≤ 64) in one dispatch, the dq + dkv pair otherwise; both equal the reference', async (ctx) => {
+    const e = await engine();
+    ctx.skip(!availableAttentionVariants(e).includes('sg') || e.plan.attention.subgroupSize !== 8, 'needs subgroups of exactly 8');
+    const dr = { p: 0.2, seed: 43, step: 2, stream: 3 };
+    const backwardDispatches = (st: Shape, o: AttentionOptions): number => {
+      const { B, T, H, hd } = st;
+      const d = H * hd;
+      const qkv = e.tensor(randArray(B * T * 3 * d, 640, -2, 2), [B, T, 3 * d]);
+      const dy = e.tensor(randArray(B * T * d, 641, -1, 1), [B, T, d]);
+      const { y, lse } = attentionForward(qkv, H, o);
+      const before = e.counters.dispatches;
+      attentionBackward(qkv, y, lse, dy, H, o).dispose();
+      const n = e.counters.dispatches - before;
+      for (const t of [qkv, dy, y, lse]) t.dispose();
+      return n;
+    };
+    const software = e.plan.kind === 'software';
+    for (const [ci, [T, hd, H]] of ([[21, 4, 4], [61, 4, 4], [61, 8, 2]] as const).entries()) {
+      const st: Shape = { B: 3, T, H, hd };
+      const dd = H * hd;
+      const q = randArray(st.B * T * 3 * dd, 650 + ci, -2, 2);
+      const g = randArray(st.B * T * dd, 660 + ci, -1, 1);
+      const mask = makeMask(st.B, T, 670 + ci, true);
+      const Z = dropoutFactors(st.B, H, T, dr);
+      const planFused = e.plan.attention.sgFusedBackwardRows(T, hd, 8, 1) > 0;
+      expect(planFused, `plan at T ${T} hd ${hd}`).toBe(software && hd <= 4);
+      for (const fused of [undefined, true, false])
+        for (const [m, drop] of [[undefined, undefined], [mask, dr]] as const) {
+          const o: AttentionOptions = { variant: 'sg', ...(fused === undefined ? {} : { fused }), ...(drop ? { dropout: drop } : {}) };
+          const what = `T ${T} hd ${hd} fused ${fused ?? 'plan'} mask ${!!m} dropout ${!!drop}`;
+          checkAgainstRef(await runGpu(e, q, g, st, o, m), q, g, st, m, drop ? Z : undefined);
+          expect(backwardDispatches(st, o), what).toBe((fused ?? planFused) ? 1 : 2);
+        }
+    }
+    // Above T = 64 and with a forced rowsPerLane the plan keeps the pair.
+    expect(e.plan.attention.sgFusedBackwardRows(65, 4, 8, 1)).toBe(0);
+    expect(backwardDispatches({ B: 2, T: 39, H: 4, hd: 4 }, { variant: 'sg', rowsPerLane: 4 })).toBe(2);
   });
 
   it('sg with qkv through a texture (software adapters): equals the storage-buffer kernels bitwise and the reference, with padding and dropout', async (ctx) => {
