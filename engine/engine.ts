@@ -177,6 +177,31 @@ export class Engine {
     return v;
   }
 
+  /**
+   * Byte alignment of a `slice` start: the device's minStorageBufferOffsetAlignment (a storage
+   * binding cannot start between two such multiples).
+   */
+  get sliceAlignment(): number {
+    return this.device.limits.minStorageBufferOffsetAlignment;
+  }
+
+  /**
+   * A view of numel(shape) elements of `t` from element `start` on, with `shape` (no copy; shares
+   * storage and lifetime). No gradient flows through it: it is for ops that run their own backward on
+   * parts of a tensor (segmented attention). `start` · 4 bytes must be a multiple of `sliceAlignment`.
+   */
+  slice(t: Tensor, start: number, shape: readonly number[]): Tensor {
+    const n = numelOf(shape);
+    if (!Number.isInteger(start) || start < 0 || start + n > t.numel)
+      throw new Error(`slice: elements ${start}..${start + n} are outside "${t.name}" (${t.numel} elements)`);
+    const offset = t.storage.offset + 4 * start;
+    if (offset % this.sliceAlignment !== 0)
+      throw new Error(`slice: byte offset ${offset} of "${t.name}" is not a multiple of the device's minStorageBufferOffsetAlignment ${this.sliceAlignment}`);
+    const v = new Tensor(this, shape, t.dtype, { buffer: t.storage.buffer, offset, byteLength: 4 * n }, 'view', { name: `${t.name}.slice` });
+    v.base = t.base ?? t;
+    return v;
+  }
+
   dispose(t: Tensor): void {
     if (t.ownership !== 'pool' || !t.alive) return;
     t.alive = false;

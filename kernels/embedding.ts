@@ -10,7 +10,8 @@
  *   Rows of tokens that do not occur are not touched.
  * - `backwardWteScan`: the fallback when the ids are not on the CPU: one invocation per (vocab row,
  *   channel) scans every position (O(V·d·N) reads: slow, but deterministic and atomic-free).
- * - dwpe is a column sum over the batch (kernels/reduce.ts).
+ * - dwpe is a column sum over the batch (kernels/reduce.ts); with per-row positions, the CSR (or scan)
+ *   kernel above over the positions as ids.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
@@ -20,20 +21,26 @@ export const EMB_WG = 256;
 const arr = (vec4: boolean) => (vec4 ? 'array<vec4<f32>>' : 'array<f32>');
 const zero = (vec4: boolean) => (vec4 ? 'vec4<f32>(0.0)' : '0.0');
 
-/** n = N·dw invocations; dw = d (or d/4); T = sequence length; V = vocab size; pos = position offset. */
-export const forward = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
+/**
+ * n = N·dw invocations; dw = d (or d/4); T = sequence length; V = vocab size; pos = position offset.
+ * With `positions` the position of row n is `positions[n]` instead (`P.T` and `P.pos` unused; `P.P` =
+ * rows of wpe): packed batches of sequences of several lengths. A position outside [0, P) reads no
+ * row of wpe (the output is the token row alone; for a pad row of id −1 and position −1: zero).
+ */
+export const forward = memo(({ vec4, positions = false }: { vec4: boolean; positions?: boolean }): KernelSpec =>
   kernel({
-    name: `embedding.fwd${vec4 ? '.vec4' : ''}`,
-    bindings: [ro('ids', 'array<i32>'), ro('wte', arr(vec4)), ro('wpe', arr(vec4)), rw('out', arr(vec4))],
+    name: `embedding.fwd${positions ? '.positions' : ''}${vec4 ? '.vec4' : ''}`,
+    bindings: [ro('ids', 'array<i32>'), ...(positions ? [ro('positions', 'array<i32>')] : []), ro('wte', arr(vec4)), ro('wpe', arr(vec4)), rw('out', arr(vec4))],
     uniforms: [
       ['n', 'u32'],
       ['dw', 'u32'],
       ['T', 'u32'],
       ['V', 'u32'],
       ['pos', 'u32'],
+      ['P', 'u32'],
     ],
     workgroupSize: [EMB_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = ${FLAT_INDEX};
@@ -43,7 +50,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let id = ids[row];
   var w = ${zero(vec4)};
   if (id >= 0 && u32(id) < P.V) { w = wte[u32(id) * P.dw + c]; }
+#if ${positions}
+  let p = positions[row];
+  if (p >= 0 && u32(p) < P.P) { w = w + wpe[u32(p) * P.dw + c]; }
+  out[i] = w;
+#else
   out[i] = w + wpe[(P.pos + row % P.T) * P.dw + c];
+#endif
 }`,
   }),
 );

@@ -279,3 +279,72 @@ export function causalSelfAttention(qkv: Tensor, nHead: number, opts: AttentionO
   } else e.dispose(lse);
   return y;
 }
+
+/** One segment of a packed [N, 3d] qkv: `batch` sequences of `seqLen` rows from row `rowStart` on. */
+export interface AttentionSegment {
+  rowStart: number;
+  batch: number;
+  seqLen: number;
+  /** f32 [batch, seqLen]: the segment's key padding mask (1 = attend, 0 = padded key). */
+  keyPadMask?: Tensor;
+}
+
+/**
+ * Rows by which a segment start must be a multiple so that slices of a packed qkv [N, 3d], y [N, d]
+ * and their gradients start on the device's storage offset alignment (`Engine.sliceAlignment`).
+ */
+export function segmentRowAlignment(e: Engine, d: number): number {
+  const a = e.sliceAlignment;
+  let g = a;
+  for (let b = 4 * d; b !== 0; ) [g, b] = [b, g % b]; // gcd(alignment, bytes of a y row)
+  return a / g;
+}
+
+/**
+ * Causal self-attention over a packed qkv [N, 3d] holding several batches of different lengths
+ * (`segments`, e.g. the buckets of a sparse batch): each segment attends within its own sequences,
+ * exactly as `causalSelfAttention` on that segment alone. Rows outside every segment (alignment
+ * padding) give zero rows of y [N, d] and get a zero gradient. Each segment's start row must be a
+ * multiple of `segmentRowAlignment`. One autograd node; the kernels run once per segment on slices.
+ * Dropout draws its mask per segment (element indices within the segment).
+ */
+export function segmentedSelfAttention(qkv: Tensor, nHead: number, segments: readonly AttentionSegment[], opts: Omit<AttentionOptions, 'keyPadMask'> = {}): Tensor {
+  const e = qkv.engine;
+  expectDtype(qkv, 'f32', 'segmentedSelfAttention');
+  if (qkv.shape.length !== 2 || qkv.shape[1]! % 3 !== 0) throw new Error(`segmentedSelfAttention: qkv must be [N, 3d], got [${qkv.shape.join(', ')}]`);
+  const [N, d3] = qkv.shape as [number, number];
+  const d = d3 / 3;
+  const align = segmentRowAlignment(e, d);
+  let end = 0;
+  for (const s of segments) {
+    if (s.rowStart % align !== 0) throw new Error(`segmentedSelfAttention: segment start row ${s.rowStart} is not a multiple of ${align} (storage offset alignment)`);
+    if (s.rowStart < end) throw new Error(`segmentedSelfAttention: segment at row ${s.rowStart} overlaps the previous one (ends at row ${end})`);
+    end = s.rowStart + s.batch * s.seqLen;
+    if (end > N) throw new Error(`segmentedSelfAttention: segment rows ${s.rowStart}..${end} exceed qkv's ${N} rows`);
+  }
+  const y = e.zeros([N, d], 'f32', 'attn.y');
+  const parts = segments.map((s) => {
+    const o: AttentionOptions = { ...opts, keyPadMask: s.keyPadMask };
+    const q = e.slice(qkv, s.rowStart * d3, [s.batch, s.seqLen, d3]);
+    const ys = e.slice(y, s.rowStart * d, [s.batch, s.seqLen, d]);
+    const { lse } = attentionForward(q, nHead, o, { y: ys });
+    return { s, o, lse };
+  });
+  if (e.recording([qkv])) {
+    e.record({
+      name: 'segmentedSelfAttention',
+      inputs: [qkv],
+      outputs: [y],
+      backward: ([g]) => {
+        if (!g) return [null];
+        const dqkv = e.zeros([N, d3], 'f32', 'attn.dqkv');
+        for (const { s, o, lse } of parts) {
+          const sl = (t: Tensor, w: number) => e.slice(t, s.rowStart * w, [s.batch, s.seqLen, w]);
+          attentionBackward(sl(qkv, d3), sl(y, d), lse, sl(g, d), nHead, o, { dqkv: sl(dqkv, d3) });
+        }
+        return [dqkv];
+      },
+    });
+  } else for (const p of parts) e.dispose(p.lse);
+  return y;
+}

@@ -6,7 +6,8 @@
  *   positions by token id is built on the CPU and uploaded (one i32 buffer) during the forward; a
  *   kernel then sums each token's positions in ascending order. Without `idsHost`, a GPU fallback
  *   scans every position for every (vocab row, channel): correct and deterministic, but O(V·d·N).
- * - dwpe: a column sum over the batch.
+ * - dwpe: a column sum over the batch; with per-row `positions`, the same CSR (or scan) kernels with
+ *   the positions as ids.
  * If the table already has a gradient buffer (a parameter whose gradient lives in the arena, or a
  * leaf from an earlier backward), the contribution is added into it in place (rows of tokens that
  * do not occur are untouched) and no separate [V, d] tensor is made; otherwise a fresh gradient with
@@ -25,7 +26,15 @@ export interface EmbeddingOptions {
   idsHost?: Int32Array;
   /** First position (row of wpe) used; positions are offset .. offset + T − 1. Default 0. */
   positionOffset?: number;
-  /** Force the wte backward path (tests): 'csr' needs idsHost. */
+  /**
+   * i32 [N]: the position (row of wpe) of each id, instead of offset + (index mod T): packed batches
+   * of sequences of several lengths. A position outside [0, P) adds no position row and gets no
+   * gradient (pad rows: id −1 and position −1 give a zero row). `positionOffset` must be absent.
+   */
+  positions?: Tensor;
+  /** The same positions on the CPU: enables the CSR backward for wpe (otherwise a scan). */
+  positionsHost?: Int32Array;
+  /** Force the wte (and, with `positions`, wpe) backward path (tests): 'csr' needs idsHost (positionsHost). */
   wteBackward?: 'csr' | 'scan';
 }
 
@@ -90,7 +99,8 @@ function wteGradScan(e: Engine, ids: Tensor, dout: Tensor, dwte: Tensor, V: numb
 }
 
 /**
- * ids: i32 [..., T]; wte [V, d]; wpe [P, d] → [..., T, d]: wte[ids] + wpe[offset + t].
+ * ids: i32 [..., T]; wte [V, d]; wpe [P, d] → [..., T, d]: wte[ids] + wpe[offset + t] (with
+ * `positions`: wte[ids[n]] + wpe[positions[n]]).
  */
 export function embedding(ids: Tensor, wte: Tensor, wpe: Tensor, opts: EmbeddingOptions = {}): Tensor {
   const e = ids.engine;
@@ -101,24 +111,36 @@ export function embedding(ids: Tensor, wte: Tensor, wpe: Tensor, opts: Embedding
   if (dp !== d) throw new Error(`embedding: wte has d = ${d}, wpe has d = ${dp}`);
   const T = ids.dim(-1);
   const N = ids.numel;
+  const positions = opts.positions;
   const pos = opts.positionOffset ?? 0;
-  if (!Number.isInteger(pos) || pos < 0 || pos + T > Pn) throw new Error(`embedding: positions ${pos}..${pos + T - 1} exceed the ${Pn} rows of wpe`);
+  if (positions) {
+    expectDtype(positions, 'i32', 'embedding positions');
+    if (positions.numel !== N) throw new Error(`embedding: positions has ${positions.numel} entries, ids ${N}`);
+    if (opts.positionOffset !== undefined) throw new Error('embedding: positionOffset and positions exclude each other');
+    if (opts.positionsHost && opts.positionsHost.length !== N) throw new Error(`embedding: positionsHost has ${opts.positionsHost.length} entries, ids ${N}`);
+  } else if (!Number.isInteger(pos) || pos < 0 || pos + T > Pn) throw new Error(`embedding: positions ${pos}..${pos + T - 1} exceed the ${Pn} rows of wpe`);
   if (opts.idsHost && opts.idsHost.length !== N) throw new Error(`embedding: idsHost has ${opts.idsHost.length} ids, the ids tensor ${N}`);
   const recording = e.recording([wte, wpe]);
   const path = opts.wteBackward ?? (opts.idsHost ? 'csr' : 'scan');
   if (path === 'csr' && !opts.idsHost) throw new Error("embedding: the 'csr' backward needs idsHost");
-  // Upload the CSR before the forward dispatch: an upload submits the work recorded so far, and the
+  const posPath = opts.wteBackward ?? (opts.positionsHost ? 'csr' : 'scan');
+  if (positions && posPath === 'csr' && !opts.positionsHost) throw new Error("embedding: the 'csr' backward needs positionsHost");
+  // Upload the CSRs before the forward dispatch: an upload submits the work recorded so far, and the
   // embedding starts the step, so there is little or nothing to submit.
-  let csr: { t: Tensor; unique: number } | null = null;
-  if (recording && wte.requiresGrad && path === 'csr') {
-    const built = buildTokenCsr(opts.idsHost!, V);
-    csr = { t: e.tensor(built.csr, [built.csr.length], { dtype: 'i32', name: 'embedding.csr' }), unique: built.unique };
-  }
+  const upload = (host: Int32Array, rows: number, name: string) => {
+    const built = buildTokenCsr(host, rows);
+    return { t: e.tensor(built.csr, [built.csr.length], { dtype: 'i32', name }), unique: built.unique };
+  };
+  const csr = recording && wte.requiresGrad && path === 'csr' ? upload(opts.idsHost!, V, 'embedding.csr') : null;
+  const posCsr = recording && positions && wpe.requiresGrad && posPath === 'csr' ? upload(opts.positionsHost!, Pn, 'embedding.pos_csr') : null;
   const out = e.empty([...ids.shape, d], 'f32', 'embedding.out');
   const v4 = d % 4 === 0 && vec4able(d, wte, wpe, out);
   const dw = v4 ? d / 4 : d;
   const n = N * dw;
-  e.dispatch(K.forward({ vec4: v4 }), [ids, wte, wpe, out], { n, dw, T, V, pos }, grid1d(n, K.EMB_WG), { flops: N * d, bytes: 4 * (N + 3 * N * d) });
+  e.dispatch(K.forward({ vec4: v4, positions: !!positions }), [ids, ...(positions ? [positions] : []), wte, wpe, out], { n, dw, T, V, pos, P: Pn }, grid1d(n, K.EMB_WG), {
+    flops: N * d,
+    bytes: 4 * ((positions ? 2 : 1) * N + 3 * N * d),
+  });
 
   if (recording) {
     e.record({
@@ -138,10 +160,17 @@ export function embedding(ids: Tensor, wte: Tensor, wpe: Tensor, opts: Embedding
         }
         if (wpe.requiresGrad) {
           const into = wpe.grad;
-          const whole = pos === 0 && T === Pn;
-          const target = into ?? (whole ? e.empty([Pn, d], 'f32', 'dwpe') : e.zeros([Pn, d], 'f32', 'dwpe'));
-          reduceAxisInto(e, g, target, 1, N / T, T * d, { outOffset: pos * d, accumulate: into !== null });
-          if (!into) dwpe = target;
+          if (positions) {
+            const target = into ?? (posCsr ? e.zeros([Pn, d], 'f32', 'dwpe') : e.empty([Pn, d], 'f32', 'dwpe'));
+            if (posCsr) wteGradCsr(e, posCsr.t, posCsr.unique, g, target, d);
+            else wteGradScan(e, positions, g, target, Pn, d, into !== null);
+            if (!into) dwpe = target;
+          } else {
+            const whole = pos === 0 && T === Pn;
+            const target = into ?? (whole ? e.empty([Pn, d], 'f32', 'dwpe') : e.zeros([Pn, d], 'f32', 'dwpe'));
+            reduceAxisInto(e, g, target, 1, N / T, T * d, { outOffset: pos * d, accumulate: into !== null });
+            if (!into) dwpe = target;
+          }
         }
         return [dwte, dwpe];
       },

@@ -11,11 +11,10 @@
  * one ParameterStore under Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
  */
 import type { Engine } from '../../engine/engine.ts';
-import { causalSelfAttention } from '../../engine/ops/attention.ts';
+import { type AttentionDropout, causalSelfAttention, segmentedSelfAttention, segmentRowAlignment } from '../../engine/ops/attention.ts';
 import { biasGelu } from '../../engine/ops/activation.ts';
 import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts';
 import { dropout } from '../../engine/ops/dropout.ts';
-import { add } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
@@ -70,10 +69,11 @@ export interface SparseRows {
   /** T of the host batch before the cut. */
   fullSeqLen: number;
   /**
-   * Present when the rows are split by their last loss position (`UploadOptions.buckets`): the body
-   * runs once per bucket, each cut to its own length, and `loss` assembles the loss rows from them.
+   * Present when the rows are split by their last loss position (`UploadOptions.buckets`): each bucket
+   * is cut to its own length, and the body runs once on all buckets packed together (`packed`).
    */
   buckets?: BatchBucket[];
+  packed?: PackedBody;
 }
 
 /**
@@ -81,18 +81,31 @@ export interface SparseRows {
  * any loss position belong to no bucket (they cannot reach the loss).
  */
 export interface BatchBucket {
-  /** i32 [Bk, Tk] */
-  ids: Tensor;
-  idsHost: Int32Array;
-  keyPadMask?: Tensor;
   batch: number;
   seqLen: number;
+  /** First row of the bucket in the packed body (a multiple of the attention's segment alignment). */
+  rowStart: number;
+  /** f32 [batch, seqLen], when a real token follows a pad in some row. */
+  keyPadMask?: Tensor;
   /** Row indices of the host batch, in bucket order. */
   hostRows: Int32Array;
-  /**
-   * i32 [Nw]: for the k-th loss row (`SparseRows.rows` order), its flat index j·Tk + t in this
-   * bucket, or −1 when it lies in another bucket (gatherRows gives a zero row there, and no gradient).
-   */
+}
+
+/**
+ * The buckets of a sparse batch as one packed body of N rows: bucket k's rows j (each seqLen long) at
+ * rowStart + j·seqLen + t, and pad rows (id −1, position −1: zero embeddings, no gradient) between
+ * buckets so that each starts on the storage alignment. The position-wise layers run once on all N
+ * rows; attention runs per bucket on slices (`segmentedSelfAttention`).
+ */
+export interface PackedBody {
+  /** i32 [N] */
+  ids: Tensor;
+  idsHost: Int32Array;
+  /** i32 [N]: position t of each row within its sequence, −1 for pad rows. */
+  positions: Tensor;
+  positionsHost: Int32Array;
+  rows: number;
+  /** i32 [Nw]: the packed row of each loss row (`SparseRows.rows` order). */
   gather: Tensor;
 }
 
@@ -144,14 +157,17 @@ export interface UploadOptions {
 export const SPARSE_LOSS_FRACTION = 0.5;
 
 /** Most buckets 'auto' splits a sparse batch into. */
-export const BUCKET_MAX = 4;
+export const BUCKET_MAX = 8;
 
 /**
- * Fixed cost of one more bucket in body positions (rows × T'), by plan: each bucket runs the whole
- * body again (~85 dispatches on the 2-layer model); on lavapipe one dispatch costs about as much as a
- * few dozen positions of the 2_4_16 body.
+ * Fixed cost of one more bucket in body positions (rows × T'), by plan. The buckets share one packed
+ * body, so a bucket adds only its attention dispatches (forward and backward per layer, 4 on the
+ * 2-layer model) and its alignment rows. Software: measured on lavapipe at the needle's shape (1,000
+ * rows, lengths 3..61), where 5–6 buckets ran ~15% faster than 3 and 8 no faster than 6; 1024 picks 5.
+ * Hardware: unmeasured with the packed body; kept at the value set for per-bucket bodies (~85
+ * dispatches each), which rarely splits.
  */
-export const BUCKET_FIXED_TOKENS = { software: 4096, hardware: 65536 } as const;
+export const BUCKET_FIXED_TOKENS = { software: 1024, hardware: 65536 } as const;
 
 /**
  * Split rows by their length (last loss position + 1, ≥ 1) into at most `maxBuckets` contiguous
@@ -244,20 +260,39 @@ export class GPT {
     const c = this.config;
     const { batch: B, seqLen: T } = b;
     if (T > c.nPositions) throw new Error(`sequence length ${T} exceeds the model's context ${c.nPositions}`);
+    const h = embedding(b.ids, this.p('transformer.wte.weight'), this.p('transformer.wpe.weight'), { idsHost: b.idsHost });
+    const attend = (qkv: Tensor, dropout: AttentionDropout | undefined) => causalSelfAttention(qkv, c.nHead, { keyPadMask: b.keyPadMask, dropout });
+    return this.body(h, attend, ctx).reshape([B * T, c.nEmbd]);
+  }
+
+  /**
+   * The final-LayerNormed hidden state [N, d] of a packed body (the buckets of a sparse batch): the
+   * position-wise layers run once on all N rows, attention per bucket.
+   */
+  hiddenPacked(p: PackedBody, buckets: readonly BatchBucket[], ctx: ForwardContext = { train: false }): Tensor {
+    const c = this.config;
+    for (const k of buckets) if (k.seqLen > c.nPositions) throw new Error(`sequence length ${k.seqLen} exceeds the model's context ${c.nPositions}`);
+    const h = embedding(p.ids, this.p('transformer.wte.weight'), this.p('transformer.wpe.weight'), {
+      idsHost: p.idsHost,
+      positions: p.positions,
+      positionsHost: p.positionsHost,
+    });
+    const attend = (qkv: Tensor, dropout: AttentionDropout | undefined) => segmentedSelfAttention(qkv, c.nHead, buckets, { dropout });
+    return this.body(h, attend, ctx);
+  }
+
+  /** The blocks and the final LayerNorm on embeddings h [..., d]; `attend` maps qkv [..., 3d] to [..., d]. */
+  private body(h: Tensor, attend: (qkv: Tensor, dropout: AttentionDropout | undefined) => Tensor, ctx: ForwardContext): Tensor {
+    const c = this.config;
     const eps = c.layerNormEps;
     const drop = (x: Tensor, p: number, stream: number): Tensor =>
       ctx.train && p > 0 ? dropout(x, p, { seed: ctx.seed ?? 0, step: ctx.step ?? 0, stream }) : x;
-
-    let h = embedding(b.ids, this.p('transformer.wte.weight'), this.p('transformer.wpe.weight'), { idsHost: b.idsHost });
     h = drop(h, c.dropout.embd, 0);
     let a = layerNorm(h, this.p('transformer.h.0.ln_1.weight'), this.p('transformer.h.0.ln_1.bias'), eps);
     for (let i = 0; i < c.nLayer; i++) {
       const L = `transformer.h.${i}.`;
       const qkv = linear(a, this.p(L + 'attn.c_attn.weight'), this.p(L + 'attn.c_attn.bias'));
-      const att = causalSelfAttention(qkv, c.nHead, {
-        keyPadMask: b.keyPadMask,
-        dropout: ctx.train && c.dropout.attn > 0 ? { p: c.dropout.attn, seed: ctx.seed ?? 0, step: ctx.step ?? 0, stream: 1 + 3 * i } : undefined,
-      });
+      const att = attend(qkv, ctx.train && c.dropout.attn > 0 ? { p: c.dropout.attn, seed: ctx.seed ?? 0, step: ctx.step ?? 0, stream: 1 + 3 * i } : undefined);
       const o = drop(linear(att, this.p(L + 'attn.c_proj.weight'), this.p(L + 'attn.c_proj.bias')), c.dropout.resid, 2 + 3 * i);
       const r1 = addLayerNorm(h, o, this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), eps);
       h = r1.h;
@@ -268,7 +303,7 @@ export class GPT {
       h = r2.h;
       a = r2.y;
     }
-    return a.reshape([B * T, c.nEmbd]);
+    return a;
   }
 
   /**
@@ -281,16 +316,9 @@ export class GPT {
       const logits = this.forward(b, ctx);
       return { loss: crossEntropy(logits, b.targets, b.lossMask), logits };
     }
-    let h: Tensor | null = null;
-    if (b.sparse.buckets) {
-      // Each bucket gathers its own loss rows into their places (zero rows elsewhere): the sum is the
-      // loss rows of the whole batch, in `rows` order, exactly (adding zeros is exact).
-      for (const k of b.sparse.buckets) {
-        const g = gatherRows(this.hidden(k, ctx), k.gather);
-        h = h ? add(h, g) : g;
-      }
-    } else h = gatherRows(this.hidden(b, ctx), b.sparse.rows);
-    const logits = matmul(h!, this.head, { transB: true });
+    const { packed, buckets } = b.sparse;
+    const h = packed && buckets ? gatherRows(this.hiddenPacked(packed, buckets, ctx), packed.gather) : gatherRows(this.hidden(b, ctx), b.sparse.rows);
+    const logits = matmul(h, this.head, { transB: true });
     return { loss: crossEntropy(logits, b.sparse.targets, b.sparse.mask), logits };
   }
 
@@ -355,8 +383,8 @@ export class GPT {
         mask: e.tensor(mk, [wanted], { name: 'loss_row_mask' }),
         fullSeqLen: T0,
       };
-      const buckets = this.bucketRows(host, x.lossMask, rowsHost, B, T, opts.buckets ?? 'auto');
-      if (buckets) rows.buckets = buckets;
+      const split = this.bucketRows(host, x.lossMask, rowsHost, B, T, opts.buckets ?? 'auto');
+      if (split) Object.assign(rows, split);
     }
     return {
       ids: e.tensor(x.ids, [B, T], { dtype: 'i32', name: 'ids' }),
@@ -371,7 +399,14 @@ export class GPT {
   }
 
   /** The buckets of a sparse batch (`UploadOptions.buckets`), or undefined when it is not split. */
-  private bucketRows(host: HostBatch, mask: Float32Array, rowsHost: Int32Array, B: number, T: number, mode: number | 'auto'): BatchBucket[] | undefined {
+  private bucketRows(
+    host: HostBatch,
+    mask: Float32Array,
+    rowsHost: Int32Array,
+    B: number,
+    T: number,
+    mode: number | 'auto',
+  ): { buckets: BatchBucket[]; packed: PackedBody } | undefined {
     const c = this.config;
     if (mode === 'auto' && (c.dropout.embd > 0 || c.dropout.attn > 0 || c.dropout.resid > 0)) return undefined;
     const maxBuckets = mode === 'auto' ? BUCKET_MAX : Math.floor(mode);
@@ -392,9 +427,11 @@ export class GPT {
     if (cuts.length < 2) return undefined;
     const e = this.engine;
     const T0 = host.seqLen;
+    const align = segmentRowAlignment(e, c.nEmbd);
     const bucketOf = new Int32Array(B).fill(-1);
     const localRow = new Int32Array(B);
     const out: BatchBucket[] = [];
+    let N = 0;
     for (let k = 0; k < cuts.length; k++) {
       const Tk = cuts[k]!;
       const lo = k > 0 ? cuts[k - 1]! : 0;
@@ -402,11 +439,9 @@ export class GPT {
         Array.from(len.keys()).filter((r) => len[r]! > lo && len[r]! <= Tk),
       );
       const Bk = hostRows.length;
-      const ids = new Int32Array(Bk * Tk);
       hostRows.forEach((r, j) => {
         bucketOf[r] = k;
         localRow[r] = j;
-        ids.set(host.ids.subarray(r * T0, r * T0 + Tk), j * Tk);
       });
       let keyPadMask: Tensor | undefined;
       const am = host.attentionMask;
@@ -415,17 +450,35 @@ export class GPT {
         hostRows.forEach((r, j) => m.set(am.subarray(r * T0, r * T0 + Tk), j * Tk));
         keyPadMask = e.tensor(m, [Bk, Tk], { name: 'key_pad_mask' });
       }
-      out.push({ ids: e.tensor(ids, [Bk, Tk], { dtype: 'i32', name: 'ids' }), idsHost: ids, keyPadMask, batch: Bk, seqLen: Tk, hostRows, gather: null as unknown as Tensor });
+      const rowStart = Math.ceil(N / align) * align;
+      N = rowStart + Bk * Tk;
+      out.push({ batch: Bk, seqLen: Tk, rowStart, keyPadMask, hostRows });
     }
-    const gathers = out.map(() => new Int32Array(rowsHost.length).fill(-1));
+    // The packed body: each bucket's rows one after the other, pad rows (id −1, position −1) between.
+    const ids = new Int32Array(N).fill(-1);
+    const positions = new Int32Array(N).fill(-1);
+    for (const k of out)
+      k.hostRows.forEach((r, j) => {
+        const at = k.rowStart + j * k.seqLen;
+        ids.set(host.ids.subarray(r * T0, r * T0 + k.seqLen), at);
+        for (let t = 0; t < k.seqLen; t++) positions[at + t] = t;
+      });
+    const gather = new Int32Array(rowsHost.length);
     rowsHost.forEach((i, n) => {
       const r = Math.floor(i / T);
       const t = i - r * T;
-      const k = bucketOf[r]!;
-      gathers[k]![n] = localRow[r]! * out[k]!.seqLen + t;
+      const k = out[bucketOf[r]!]!;
+      gather[n] = k.rowStart + localRow[r]! * k.seqLen + t;
     });
-    out.forEach((b, k) => (b.gather = e.tensor(gathers[k]!, [rowsHost.length], { dtype: 'i32', name: 'bucket_gather' })));
-    return out;
+    const packed: PackedBody = {
+      ids: e.tensor(ids, [N], { dtype: 'i32', name: 'packed_ids' }),
+      idsHost: ids,
+      positions: e.tensor(positions, [N], { dtype: 'i32', name: 'packed_positions' }),
+      positionsHost: positions,
+      rows: N,
+      gather: e.tensor(gather, [rowsHost.length], { dtype: 'i32', name: 'packed_gather' }),
+    };
+    return { buckets: out, packed };
   }
 
   /** All parameters by HF name (reads back from the device). */

@@ -11,7 +11,10 @@ import {
   attentionForward,
   availableAttentionVariants,
   causalSelfAttention,
+  segmentedSelfAttention,
+  segmentRowAlignment,
   type AttentionOptions,
+  type AttentionSegment,
 } from '../../engine/ops/attention.ts';
 import { TEX_SLOT, toTexture } from '../../engine/ops/common.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -452,5 +455,68 @@ describe('causalSelfAttention (autograd)', () => {
     expect(() => causalSelfAttention(e.zeros([4, 24]), 2)).toThrow(/\[B, T, 3d\]/);
     expect(() => causalSelfAttention(qkv, 2, { keyPadMask: e.zeros([1, 5]) })).toThrow(/keyPadMask/);
     expect(() => causalSelfAttention(qkv, 2, { dropout: { p: 1, seed: 0, step: 0 } })).toThrow(/dropout/);
+  });
+});
+
+describe('segmentedSelfAttention (a packed qkv of several batches)', () => {
+  for (const hd of [4, 8])
+    it(`hd ${hd}: segments of T 5, 21 (padded keys) and 39 with alignment rows between: each equals the float64 reference, pad rows are zero`, async () => {
+      const e = await engine();
+      const H = 4;
+      const d = H * hd;
+      const align = segmentRowAlignment(e, d);
+      expect(align * 4 * d % e.sliceAlignment).toBe(0);
+      const shapes = [
+        { B: 3, T: 5 },
+        { B: 2, T: 21 },
+        { B: 2, T: 39 },
+      ];
+      let N = 0;
+      const layout = shapes.map(({ B, T }, k) => {
+        const rowStart = Math.ceil((N + (k === 1 ? 1 : 0)) / align) * align; // at least one pad row before the second segment
+        N = rowStart + B * T;
+        return { B, T, rowStart };
+      });
+      const qkvData = randArray(N * 3 * d, 61);
+      const dyData = randArray(N * d, 62); // nonzero on pad rows too: they must not leak
+      const maskData = makeMask(shapes[1]!.B, shapes[1]!.T, 63, true);
+      const qkv = e.tensor(qkvData, [N, 3 * d], { requiresGrad: true });
+      const segments: AttentionSegment[] = layout.map(({ B, T, rowStart }, k) => ({ rowStart, batch: B, seqLen: T, keyPadMask: k === 1 ? e.tensor(maskData, [B, T]) : undefined }));
+      e.startGrad();
+      const y = segmentedSelfAttention(qkv, H, segments);
+      expect(y.shape).toEqual([N, d]);
+      backward(y, e.tensor(dyData, [N, d]));
+      const yGot = (await y.read()) as Float32Array;
+      const gGot = (await qkv.grad!.read()) as Float32Array;
+      const covered = new Uint8Array(N);
+      layout.forEach(({ B, T, rowStart }, k) => {
+        const sh = { B, T, H, hd };
+        const q = qkvData.subarray(rowStart * 3 * d, (rowStart + B * T) * 3 * d);
+        const dy = dyData.subarray(rowStart * d, (rowStart + B * T) * d);
+        const m = k === 1 ? maskData : undefined;
+        expect(relErr(yGot.subarray(rowStart * d, (rowStart + B * T) * d), refForward(q, sh, m).y)).toBeLessThanOrEqual(1e-4);
+        expect(relErr(gGot.subarray(rowStart * 3 * d, (rowStart + B * T) * 3 * d), refBackward(q, dy, sh, m))).toBeLessThanOrEqual(1e-4);
+        covered.fill(1, rowStart, rowStart + B * T);
+      });
+      const padRows = Array.from(covered.keys()).filter((r) => !covered[r]);
+      expect(padRows.length).toBeGreaterThan(0);
+      for (const r of padRows) {
+        expect(Array.from(yGot.subarray(r * d, (r + 1) * d))).toEqual(new Array(d).fill(0));
+        expect(Array.from(gGot.subarray(r * 3 * d, (r + 1) * 3 * d))).toEqual(new Array(3 * d).fill(0));
+      }
+    });
+
+  it('rejects misaligned, overlapping and overflowing segments; Engine.slice checks its alignment', async () => {
+    const e = await engine();
+    const d = 16;
+    const align = segmentRowAlignment(e, d);
+    const qkv = e.zeros([8 * align + 8, 3 * d]);
+    if (align > 1) expect(() => segmentedSelfAttention(qkv, 4, [{ rowStart: 1, batch: 1, seqLen: 2 }])).toThrow(/not a multiple of/);
+    expect(() => segmentedSelfAttention(qkv, 4, [{ rowStart: 0, batch: 2, seqLen: align + 1 }, { rowStart: align, batch: 1, seqLen: 2 }])).toThrow(/overlaps/);
+    expect(() => segmentedSelfAttention(qkv, 4, [{ rowStart: 0, batch: 1, seqLen: 8 * align + 9 }])).toThrow(/exceed/);
+    const step = e.sliceAlignment / 4;
+    expect(e.slice(qkv, step, [2, 3]).storage.offset).toBe(e.sliceAlignment);
+    if (step > 1) expect(() => e.slice(qkv, 1, [2])).toThrow(/minStorageBufferOffsetAlignment/);
+    expect(() => e.slice(qkv, 0, [qkv.numel + 1])).toThrow(/outside/);
   });
 });

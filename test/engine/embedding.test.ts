@@ -4,7 +4,7 @@ import type { Engine } from '../../engine/engine.ts';
 import { buildTokenCsr, embedding } from '../../engine/ops/embedding.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { poison, poisonPool, randn, relErr, rng, useEngine } from '../helpers/gpu.ts';
-import { bwdRef, fwdRef } from '../reference/embedding.ts';
+import { bwdRef, bwdRefPositions, fwdRef, fwdRefPositions } from '../reference/embedding.ts';
 
 const engine = useEngine();
 
@@ -161,5 +161,58 @@ describe('embedding backward', () => {
     const ref = bwdRef(ids, T, g, V, T, d);
     expect(relErr(a[0]!, ref.dwte)).toBeLessThan(1e-6);
     expect(relErr(s[0]!, ref.dwte)).toBeLessThan(1e-6);
+  });
+});
+
+describe('embedding with per-row positions (packed bodies)', () => {
+  /** Positions of a packed body: sequences of lengths `lens` with `pad` pad rows (−1) after each, plus a few out-of-range ones. */
+  function packedPositions(lens: number[], pad: number, Pn: number): Int32Array {
+    const out: number[] = [];
+    for (const l of lens) {
+      for (let t = 0; t < l; t++) out.push(t);
+      for (let k = 0; k < pad; k++) out.push(-1);
+    }
+    if (out.length > 3) out[1] = Pn; // out of range: no position row, no gradient
+    return Int32Array.from(out);
+  }
+
+  for (const [d, V, Pn, lens, pad] of [
+    [1, 3, 4, [1, 2, 4], 1],
+    [16, 50, 32, [21, 21, 39, 61 - 32], 3],
+    [12, 7, 64, [5, 64, 64, 9], 0],
+  ] as [number, number, number, number[], number][])
+    for (const path of ['csr', 'scan'] as const)
+      it(`d=${d} V=${V} P=${Pn} lengths ${lens.join('/')}, ${pad} pad rows each, ${path}: forward and both gradients against float64`, async () => {
+        const e = await engine();
+        const positions = packedPositions(lens, pad, Pn);
+        const N = positions.length;
+        const ids = randIds(N, V, 31 + d, 2);
+        positions.forEach((p, i) => p < 0 && (ids[i] = -1));
+        const wteH = randn(V * d, 32);
+        const wpeH = randn(Pn * d, 33);
+        const g = randn(N * d, 34);
+        e.startGrad();
+        const wte = e.tensor(wteH, [V, d], { requiresGrad: true });
+        const wpe = e.tensor(wpeH, [Pn, d], { requiresGrad: true });
+        poisonPool(e, N * d);
+        const host = path === 'csr' ? { idsHost: ids, positionsHost: positions } : {};
+        const out = embedding(e.tensor(ids, [N]), wte, wpe, { positions: e.tensor(positions, [N]), wteBackward: path, ...host });
+        expect(out.shape).toEqual([N, d]);
+        expect(relErr(await out.read(), fwdRefPositions(ids, positions, wteH, wpeH, V, Pn, d))).toBeLessThan(1e-6);
+        poisonPool(e, V * d);
+        poisonPool(e, Pn * d);
+        backward(out, e.tensor(g, [N, d]));
+        const ref = bwdRefPositions(ids, positions, g, V, Pn, d);
+        expect(relErr(await wte.grad!.read(), ref.dwte)).toBeLessThan(1e-6);
+        expect(relErr(await wpe.grad!.read(), ref.dwpe)).toBeLessThan(1e-6);
+      });
+
+  it('rejects positions of the wrong size and positions with an offset', async () => {
+    const e = await engine();
+    const ids = e.tensor(new Int32Array(8), [8]);
+    const wte = e.tensor(new Float32Array(8), [2, 4]);
+    const wpe = e.tensor(new Float32Array(12), [3, 4]);
+    expect(() => embedding(ids, wte, wpe, { positions: e.tensor(new Int32Array(7), [7]) })).toThrow(/positions has 7 entries, ids 8/);
+    expect(() => embedding(ids, wte, wpe, { positions: e.tensor(new Int32Array(8), [8]), positionOffset: 0 })).toThrow(/exclude/);
   });
 });
