@@ -14,6 +14,7 @@ import { closest, formatHelp, UsageError, type CommandSpec } from '../util/args.
 import { ExperimentError } from '../experiments/schema.ts';
 import { ConfigError } from '../train/config.ts';
 import { DEVICE_ENV } from './env.ts';
+import { runCompareCommand } from './compare.ts';
 import { runCorporaCommand } from './corpora.ts';
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
   train: { summary: 'procedural pretraining (stage 1) with the reference config keys (kindling train --help)', run: runTrainCommand },
   experiment: { summary: 'run an experiment file or preset (quick, paper): arms × sweeps × seeds, then results.json and report.html', run: runExperimentCommand },
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
+  compare: { summary: "per-parameter distance of a checkpoint from another one or from a seed's initial weights (norms, |A - B| / |B|)", run: runCompareCommand },
 };
 
 export const MAIN_SPEC: CommandSpec = {
