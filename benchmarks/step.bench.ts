@@ -242,7 +242,7 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
   const compare = bucketsArg >= 0 ? args[bucketsArg + 1]!.split(',').map((v) => (v === 'auto' ? 'auto' : Number(v))) : ['auto' as const];
   {
     const st = await createEngineStep(engine, s);
-    const b = engine.tidy(() => st.model.uploadBatch(st.batch).sparse?.buckets?.map((k) => `${k.batch}×${k.seqLen}`));
+    const b = engine.tidy(() => st.model.uploadBatch(st.batch).sparse?.packed?.buckets.map((k) => `${k.batch}×${k.seqLen}`));
     console.log(`[needle] 'auto' buckets (rows × T'): ${b ? b.join(', ') : 'none'}`);
     st.destroy();
   }

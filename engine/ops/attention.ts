@@ -328,7 +328,7 @@ export function segmentedSelfAttention(qkv: Tensor, nHead: number, segments: rea
     const q = e.slice(qkv, s.rowStart * d3, [s.batch, s.seqLen, d3]);
     const ys = e.slice(y, s.rowStart * d, [s.batch, s.seqLen, d]);
     const { lse } = attentionForward(q, nHead, o, { y: ys });
-    return { s, o, lse };
+    return { s, o, q, ys, lse };
   });
   if (e.recording([qkv])) {
     e.record({
@@ -338,9 +338,9 @@ export function segmentedSelfAttention(qkv: Tensor, nHead: number, segments: rea
       backward: ([g]) => {
         if (!g) return [null];
         const dqkv = e.zeros([N, d3], 'f32', 'attn.dqkv');
-        for (const { s, o, lse } of parts) {
+        for (const { s, o, q, ys, lse } of parts) {
           const sl = (t: Tensor, w: number) => e.slice(t, s.rowStart * w, [s.batch, s.seqLen, w]);
-          attentionBackward(sl(qkv, d3), sl(y, d), lse, sl(g, d), nHead, o, { dqkv: sl(dqkv, d3) });
+          attentionBackward(q, ys, lse, sl(g, d), nHead, o, { dqkv: sl(dqkv, d3) });
         }
         return [dqkv];
       },

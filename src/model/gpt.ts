@@ -70,9 +70,8 @@ export interface SparseRows {
   fullSeqLen: number;
   /**
    * Present when the rows are split by their last loss position (`UploadOptions.buckets`): each bucket
-   * is cut to its own length, and the body runs once on all buckets packed together (`packed`).
+   * is cut to its own length, and the body runs once on all buckets packed together.
    */
-  buckets?: BatchBucket[];
   packed?: PackedBody;
 }
 
@@ -104,9 +103,10 @@ export interface PackedBody {
   /** i32 [N]: position t of each row within its sequence, −1 for pad rows. */
   positions: Tensor;
   positionsHost: Int32Array;
-  rows: number;
   /** i32 [Nw]: the packed row of each loss row (`SparseRows.rows` order). */
   gather: Tensor;
+  /** The buckets, in packed order (ascending length). */
+  buckets: BatchBucket[];
 }
 
 /** True when some row (of `rows`, each of stride `stride`) has a real token after a pad within its first `len` positions. */
@@ -143,7 +143,7 @@ export interface UploadOptions {
   sparse?: boolean | 'auto';
   /**
    * Sparse batches only: split the rows by their last loss position into buckets, each cut to its own
-   * length, so the body runs on Σ rows·T' positions instead of B·T' (`SparseRows.buckets`). 'auto'
+   * length, so the body runs on Σ rows·T' positions instead of B·T' (`SparseRows.packed`). 'auto'
    * (default): the split into at most BUCKET_MAX buckets that minimises Σ (rows·T' + a fixed cost per
    * bucket, BUCKET_FIXED_TOKENS), and none when the model has dropout (its masks depend on the
    * element index). A number n: at most n buckets, no fixed cost (1: no split; tests, benchmarks).
@@ -269,8 +269,9 @@ export class GPT {
    * The final-LayerNormed hidden state [N, d] of a packed body (the buckets of a sparse batch): the
    * position-wise layers run once on all N rows, attention per bucket.
    */
-  hiddenPacked(p: PackedBody, buckets: readonly BatchBucket[], ctx: ForwardContext = { train: false }): Tensor {
+  hiddenPacked(p: PackedBody, ctx: ForwardContext = { train: false }): Tensor {
     const c = this.config;
+    const buckets = p.buckets;
     for (const k of buckets) if (k.seqLen > c.nPositions) throw new Error(`sequence length ${k.seqLen} exceeds the model's context ${c.nPositions}`);
     const h = embedding(p.ids, this.p('transformer.wte.weight'), this.p('transformer.wpe.weight'), {
       idsHost: p.idsHost,
@@ -316,8 +317,8 @@ export class GPT {
       const logits = this.forward(b, ctx);
       return { loss: crossEntropy(logits, b.targets, b.lossMask), logits };
     }
-    const { packed, buckets } = b.sparse;
-    const h = packed && buckets ? gatherRows(this.hiddenPacked(packed, buckets, ctx), packed.gather) : gatherRows(this.hidden(b, ctx), b.sparse.rows);
+    const { packed } = b.sparse;
+    const h = packed ? gatherRows(this.hiddenPacked(packed, ctx), packed.gather) : gatherRows(this.hidden(b, ctx), b.sparse.rows);
     const logits = matmul(h, this.head, { transB: true });
     return { loss: crossEntropy(logits, b.sparse.targets, b.sparse.mask), logits };
   }
@@ -383,8 +384,8 @@ export class GPT {
         mask: e.tensor(mk, [wanted], { name: 'loss_row_mask' }),
         fullSeqLen: T0,
       };
-      const split = this.bucketRows(host, x.lossMask, rowsHost, B, T, opts.buckets ?? 'auto');
-      if (split) Object.assign(rows, split);
+      const packed = this.bucketRows(host, x.lossMask, rowsHost, B, T, opts.buckets ?? 'auto');
+      if (packed) rows.packed = packed;
     }
     return {
       ids: e.tensor(x.ids, [B, T], { dtype: 'i32', name: 'ids' }),
@@ -398,15 +399,8 @@ export class GPT {
     };
   }
 
-  /** The buckets of a sparse batch (`UploadOptions.buckets`), or undefined when it is not split. */
-  private bucketRows(
-    host: HostBatch,
-    mask: Float32Array,
-    rowsHost: Int32Array,
-    B: number,
-    T: number,
-    mode: number | 'auto',
-  ): { buckets: BatchBucket[]; packed: PackedBody } | undefined {
+  /** The buckets of a sparse batch packed into one body (`UploadOptions.buckets`), or undefined when it is not split. */
+  private bucketRows(host: HostBatch, mask: Float32Array, rowsHost: Int32Array, B: number, T: number, mode: number | 'auto'): PackedBody | undefined {
     const c = this.config;
     if (mode === 'auto' && (c.dropout.embd > 0 || c.dropout.attn > 0 || c.dropout.resid > 0)) return undefined;
     const maxBuckets = mode === 'auto' ? BUCKET_MAX : Math.floor(mode);
@@ -470,15 +464,14 @@ export class GPT {
       const k = out[bucketOf[r]!]!;
       gather[n] = k.rowStart + localRow[r]! * k.seqLen + t;
     });
-    const packed: PackedBody = {
+    return {
       ids: e.tensor(ids, [N], { dtype: 'i32', name: 'packed_ids' }),
       idsHost: ids,
       positions: e.tensor(positions, [N], { dtype: 'i32', name: 'packed_positions' }),
       positionsHost: positions,
-      rows: N,
       gather: e.tensor(gather, [rowsHost.length], { dtype: 'i32', name: 'packed_gather' }),
+      buckets: out,
     };
-    return { buckets: out, packed };
   }
 
   /** All parameters by HF name (reads back from the device). */

@@ -22,7 +22,7 @@ async function step(e: Engine, model: GPT, batch: HostBatch, opts: UploadOptions
     e.startGrad();
     const r = model.loss(d, { train: false });
     backward(r.loss);
-    return [r.loss, e.noGrad(() => model.accuracy(r.logits, d)), d.seqLen, !!d.sparse, d.sparse?.buckets?.map((k) => [k.batch, k.seqLen]) ?? []] as const;
+    return [r.loss, e.noGrad(() => model.accuracy(r.logits, d)), d.seqLen, !!d.sparse, d.sparse?.packed?.buckets.map((k) => [k.batch, k.seqLen]) ?? []] as const;
   });
   const out = { loss: (await loss.read())[0]!, acc: Array.from(await acc.read()), grads: await model.params.readGrads(), seqLen, sparse, buckets };
   loss.dispose();
@@ -153,7 +153,7 @@ describe('bucketed sparse batches (rows split by their last loss position)', () 
       try {
         const got = e.tidy(() => {
           const d = model.uploadBatch(batch);
-          return d.sparse?.buckets?.map((k) => k.batch * k.seqLen);
+          return d.sparse?.packed?.buckets.map((k) => k.batch * k.seqLen);
         });
         if (!want) expect(got).toBeUndefined();
         else if (e.plan.kind === 'software') {
