@@ -1,7 +1,8 @@
 // Matmul speed per variant, against a peer: TensorFlow.js's WebGPU backend on the same Dawn adapter,
 // in the same process. Square products (256³, 512³, 1024³) and the small-GPT shapes of a training
 // step (batch 16 × context 128 = 2048 rows, d = 128): the forward products (q|k|v, MLP up and down,
-// tied lm head) and the backward forms (dx = dY·Wᵀ, dW = xᵀ·dY).
+// tied lm head) and the backward forms (dx = dY·Wᵀ, dW = xᵀ·dY); and the needle model's products with
+// N = d = 16 over its packed body (`--cases=needle`).
 //
 //   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4,reg4x4] [--cases=1024,qkv]
 //
@@ -64,6 +65,7 @@ export interface MatmulBenchOptions {
 
 const ROWS = 16 * 128; // batch 16 × context 128
 const D = 128;
+const NEEDLE_ROWS = 16384;
 
 export const MATMUL_CASES: MatmulCase[] = [
   { name: '256³', M: 256, N: 256, K: 256 },
@@ -76,6 +78,12 @@ export const MATMUL_CASES: MatmulCase[] = [
   { name: 'dx = dY·Wfcᵀ', M: ROWS, N: D, K: 4 * D, transB: true },
   { name: 'dW = xᵀ·dY', M: D, N: 3 * D, K: ROWS, transA: true },
   { name: 'dW = hᵀ·dY', M: 4 * D, N: D, K: ROWS, transA: true },
+  // The needle model (2_4_16) on its packed body (~16k rows): every product with N = d = 16.
+  { name: 'needle x·Wproj', M: NEEDLE_ROWS, N: 16, K: 16 },
+  { name: 'needle h·Wdown', M: NEEDLE_ROWS, N: 16, K: 64 },
+  { name: 'needle dx qkv', M: NEEDLE_ROWS, N: 16, K: 48, transB: true },
+  { name: 'needle dx up', M: NEEDLE_ROWS, N: 16, K: 64, transB: true },
+  { name: 'needle dx proj', M: NEEDLE_ROWS, N: 16, K: 16, transB: true },
 ];
 
 /** Extra cases on hardware adapters: a big square and GPT-2 small's products (batch 4 × context 1024). */

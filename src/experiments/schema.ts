@@ -9,6 +9,7 @@
  *   learned_threshold: 0.8               # stage-1 gate (closing accuracy for Dyck)
  *   stage1: {task: dyck, k: 2, ...}      # PROCEDURAL_SCHEMA keys: defaults of every procedural arm
  *   transfer: {components: [everything], embedding_init: average, trained: [everything], mixture: null}
+ *                                        # + layers: [0] transfers only block 0's selected tensors
  *   stage2: {max_steps: 10000, ...}      # ALGORITHMIC_SCHEMA keys
  *   arms:
  *     - {name: none, role: baseline}
@@ -73,6 +74,8 @@ export interface TransferSpec {
   embedding_init: string;
   trained: string[];
   mixture: MixtureSpec | null;
+  /** Blocks whose selected tensors are transferred (null: every block). */
+  layers: number[] | null;
 }
 
 export interface ArmDef {
@@ -138,7 +141,7 @@ export const STAGE1_PLACEHOLDER = '<stage-1 checkpoint>';
 
 const TOP_KEYS = ['name', 'description', 'task', 'seeds', 'learned_threshold', 'stage1', 'transfer', 'stage2', 'arms', 'sweeps'] as const;
 const ARM_KEYS = ['name', 'role', 'task', 'stage1', 'stage2', 'transfer'] as const;
-const TRANSFER_KEYS = ['components', 'embedding_init', 'trained', 'mixture'] as const;
+const TRANSFER_KEYS = ['components', 'embedding_init', 'trained', 'layers', 'mixture'] as const;
 const MIXTURE_KEYS = ['attn', 'ffn', 'layer_norm', 'positions', 'token_embeddings'] as const;
 /** Keys the runner sets itself (with what to use instead). */
 const STAGE1_RESERVED: Record<string, string> = {
@@ -154,6 +157,7 @@ const STAGE2_RESERVED: Record<string, string> = {
   weights_to_be_transferred: 'use transfer.components',
   weights_to_be_trained: 'use transfer.trained',
   embedding_init_strategy: 'use transfer.embedding_init',
+  transfer_layers: 'use transfer.layers',
 };
 
 
@@ -189,6 +193,18 @@ function str(x: unknown, path: string, opts: { choices?: readonly string[]; patt
   return x;
 }
 
+/** A non-empty list of distinct block indices (integers ≥ 0), or null. */
+function layerList(x: unknown, path: string): number[] | null {
+  if (x === null) return null;
+  const items = typeof x === 'number' ? [x] : x;
+  if (!Array.isArray(items) || items.length === 0) throw new ExperimentError(`${path}: expected a non-empty list of block indices (integers from 0), got ${JSON.stringify(x)}`);
+  items.forEach((v, i) => {
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw new ExperimentError(`${path}[${i}]: expected a block index (an integer from 0), got ${JSON.stringify(v)}`);
+  });
+  if (new Set(items).size !== items.length) throw new ExperimentError(`${path}: ${JSON.stringify(items)} lists a block twice`);
+  return items as number[];
+}
+
 function strList(x: unknown, path: string, choices: readonly string[]): string[] {
   const items = typeof x === 'string' ? [x] : x;
   if (!Array.isArray(items) || items.length === 0) throw new ExperimentError(`${path}: expected a non-empty list, got ${JSON.stringify(x)}`);
@@ -217,9 +233,9 @@ function wrap<T>(fn: () => T): T {
   }
 }
 
-const DEFAULT_TRANSFER: TransferSpec = { components: ['everything'], embedding_init: 'average', trained: ['everything'], mixture: null };
+const DEFAULT_TRANSFER: TransferSpec = { components: ['everything'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null };
 /** Semantic arms (spec §7): attention, MLP and LayerNorm transfer; embeddings (token and position) fresh. */
-const SEMANTIC_TRANSFER: TransferSpec = { components: ['attn', 'ffn', 'ln'], embedding_init: 'average', trained: ['everything'], mixture: null };
+const SEMANTIC_TRANSFER: TransferSpec = { components: ['attn', 'ffn', 'ln'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null };
 
 /** The stage-2 schema of a task and the keys the runner sets in it. */
 function stage2Schema(task: string | null): { schema: ConfigSchema; reserved: Record<string, string> } {
@@ -256,6 +272,7 @@ function transferBlock(raw: unknown, path: string, base: TransferSpec): Transfer
   if ('components' in t) out.components = strList(t.components, `${path}.components`, COMPONENTS);
   if ('embedding_init' in t) out.embedding_init = str(t.embedding_init, `${path}.embedding_init`, { choices: EMB_INITS });
   if ('trained' in t) out.trained = strList(t.trained, `${path}.trained`, COMPONENTS);
+  if ('layers' in t) out.layers = layerList(t.layers, `${path}.layers`);
   if ('mixture' in t) {
     if (t.mixture === null) out.mixture = null;
     else {
@@ -323,12 +340,14 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
       throw new ExperimentError(`${path}.task: "${task}": an experiment on a semantic corpus (${SEMANTIC_TASKS.join(', ')}) sets it once at the top level, and its arms all train on it`);
     }
     const armTransfer = transferBlock(a.transfer, `${path}.transfer`, transfer);
+    if (semantic && armTransfer.layers) throw new ExperimentError(`${path}.transfer.layers: implemented for algorithmic tasks only`);
     let armStage1: Values | null = stageBlock(PROCEDURAL_SCHEMA, a.stage1, `${path}.stage1`, STAGE1_RESERVED);
     if (role === 'baseline') {
       if (a.stage1 !== undefined) throw new ExperimentError(`${path}.stage1: a baseline arm has no stage 1`);
       if (a.transfer !== undefined) throw new ExperimentError(`${path}.transfer: a baseline arm transfers nothing`);
       armStage1 = null;
     } else if (armTransfer.mixture) {
+      if (armTransfer.layers) throw new ExperimentError(`${path}.transfer.layers: not implemented for weight mixtures (their parts take every block)`);
       if (semantic) throw new ExperimentError(`${path}.transfer.mixture: weight mixtures are implemented for algorithmic tasks only`);
       if (role !== 'procedural') throw new ExperimentError(`${path}.role: a weight mixture arm has role procedural (its parts name their own stage 1)`);
       if (a.stage1 !== undefined) throw new ExperimentError(`${path}.stage1: a weight-mixture arm takes its weights from transfer.mixture's parts, not its own stage 1`);
@@ -377,6 +396,10 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
     const values = list.map((v, j) => {
       if (stage === 'transfer') {
         if (key === 'mixture' || !(TRANSFER_KEYS as readonly string[]).includes(key)) throw unknown('sweeps.transfer', key, TRANSFER_KEYS.filter((x) => x !== 'mixture'));
+        if (key === 'layers') {
+          if (semantic) throw new ExperimentError(`${path}: transfer.layers is implemented for algorithmic tasks only`);
+          return layerList(v, `${path}[${j}]`);
+        }
         return key === 'embedding_init' ? str(v, `${path}[${j}]`, { choices: EMB_INITS }) : strList(v, `${path}[${j}]`, COMPONENTS);
       }
       const schema = stage === 'stage1' ? PROCEDURAL_SCHEMA : s2.schema;
@@ -548,6 +571,7 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
           weights_to_be_transferred: transferring && !mixture ? transfer.components : [],
           weights_to_be_trained: transfer.trained,
           embedding_init_strategy: transfer.embedding_init,
+          transfer_layers: transferring && !mixture && transfer.layers ? transfer.layers.map(String) : [],
         };
         stage2 = resolve<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, stage2Values, `arms[${ai}] (${arm.name}) stage 2`);
         }

@@ -523,6 +523,7 @@ const ALGORITHMIC_KEYS = {
   weights_to_be_transferred: { type: 'list', default: [], choices: COMPONENTS, aliases: ['weights_to_transfer'], doc: 'components to transfer' },
   weights_to_be_trained: { type: 'list', default: ['everything'], choices: COMPONENTS, aliases: ['weights_to_train'], doc: 'components that train' },
   embedding_init_strategy: { type: 'string', default: 'average', choices: EMB_INITS, aliases: ['initialization_strategy'], doc: 'token-embedding init' },
+  transfer_layers: { type: 'list', default: [], doc: 'blocks (0-based) whose transferred tensors are loaded; empty: every block' },
   all_components: { type: 'bool', default: false, doc: 'also accept ln, attn+ln, heads (the reference rejects them [quirk])' },
   ...ignoredKeys('wandb_project', 'calc_pca', 'device', 'eval_accumulation_steps', 'weight_frozen', 'eval_strategy', 'experiment_config_path', 'random_str'),
 } as const satisfies Record<string, KeySpec>;
@@ -546,6 +547,16 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
     }
     if ((v.weights_to_be_transferred as string[]).length > 0 && !v.pretrained_model_path) {
       throw new ConfigError('pretrained_model_path must be specified when transferring weights');
+    }
+    const layers = v.transfer_layers as string[];
+    for (const l of layers) {
+      if (!/^\d+$/.test(String(l)) || Number(l) >= (v.n_layer as number)) {
+        throw new ConfigError(`transfer_layers: "${String(l)}" is not a block of the model (integers 0..${(v.n_layer as number) - 1})`);
+      }
+    }
+    if (new Set(layers.map(Number)).size !== layers.length) throw new ConfigError(`transfer_layers: ${JSON.stringify(layers)} lists a block twice`);
+    if (layers.length > 0 && (v.weights_to_be_transferred as string[]).length === 0) {
+      throw new ConfigError('transfer_layers needs weights_to_be_transferred (the components whose tensors it restricts to those blocks)');
     }
   },
 };

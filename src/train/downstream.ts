@@ -98,7 +98,14 @@ function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): Transfer
   const transfer = c.weights_to_be_transferred as Component[];
   if (!c.pretrained_model_path || transfer.length === 0) return null;
   const ck = loadCheckpoint(c.pretrained_model_path);
-  return transferInit(toStateDict(ck.params, ck.shapes), target, { seed: c.seed, transfer, embInit: c.embedding_init_strategy as EmbInit, train });
+  const layers = (c.transfer_layers as string[]).map(Number);
+  return transferInit(toStateDict(ck.params, ck.shapes), target, {
+    seed: c.seed,
+    transfer,
+    embInit: c.embedding_init_strategy as EmbInit,
+    train,
+    ...(layers.length ? { layers } : {}),
+  });
 }
 
 /** The curves of a run directory's metrics.jsonl. */

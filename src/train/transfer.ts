@@ -21,6 +21,9 @@
  *      otherwise (embed dropped) exactly the tensors matching the selected patterns, same skip list;
  *   4. trainable = everything, or the parameters matching the `train` components' patterns; the rest
  *      are returned as `frozen`.
+ * `layers` (not in the reference) restricts step 3 to the listed transformer blocks (`h.{i}.`): the
+ * other blocks keep the fresh init, e.g. `{transfer: ['attn'], layers: [0]}` loads only block 0's
+ * attention; tensors outside the blocks (ln_f) follow the components as before.
  *
  * Like PyTorch's `load_state_dict(strict=False)`, a selected source tensor that the target lacks (e.g.
  * a deeper source) is ignored and reported in `unexpected` (`strict: true` makes it an error), and a
@@ -162,6 +165,12 @@ export interface TransferOptions {
   train?: readonly Component[];
   /** A selected source tensor the target lacks is an error instead of being ignored (default false). */
   strict?: boolean;
+  /**
+   * Transformer blocks whose selected tensors are loaded (`h.{i}.` in their names); tensors of other
+   * blocks keep the target's init. Tensors outside the blocks (ln_f, embeddings) are governed by the
+   * components alone. Default: every block.
+   */
+  layers?: readonly number[];
 }
 
 export interface TransferResult {
@@ -261,22 +270,44 @@ export function applyTransfer(target: StateDict, source: StateDict, opts: Transf
   const unexpected: string[] = [];
   let transfer = [...opts.transfer];
   let positionsCopied: boolean | null = null;
+  const inLayers = layerFilter(opts.layers, state) ?? (() => true);
 
   if (transfer.includes('embed') || transfer.includes('everything')) {
     initTokenEmbeddings(state, src, embInit, origin);
     positionsCopied = initPositions(state, src, origin);
   }
   if (transfer.includes('everything')) {
-    const names = [...src.keys()].filter((n) => !isSkipped(n));
+    const names = [...src.keys()].filter((n) => !isSkipped(n) && inLayers(n));
     loadTensors(state, src, names, 'source', origin, loaded, unexpected, opts.strict ?? false);
   } else {
     transfer = transfer.filter((c) => c !== 'embed');
     const pats = patternsOf(transfer);
-    const names = [...src.keys()].filter((n) => !isSkipped(n) && matchesAny(n, pats));
+    const names = [...src.keys()].filter((n) => !isSkipped(n) && matchesAny(n, pats) && inLayers(n));
     loadTensors(state, src, names, 'source', origin, loaded, unexpected, opts.strict ?? false);
   }
   const { trainable, frozen } = trainableSplit(state.keys(), train);
   return { state, loaded, origin, unexpected, trainable, frozen, positionsCopied };
+}
+
+/** The block index of an HF name (`transformer.h.3.attn.c_attn.weight` → 3), or null outside the blocks. */
+export function blockIndex(name: string): number | null {
+  const m = /(?:^|\.)h\.(\d+)\./.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Checks `layers` against the target's blocks; returns a filter for source names (null: every block). */
+function layerFilter(layers: readonly number[] | undefined, target: MutableState): ((name: string) => boolean) | null {
+  if (layers === undefined) return null;
+  const blocks = new Set([...target.keys()].map(blockIndex).filter((i): i is number => i !== null));
+  if (layers.length === 0) throw new TransferError('layers: an empty list would transfer no block; leave it out to transfer every block');
+  for (const l of layers) {
+    if (!Number.isInteger(l) || !blocks.has(l)) throw new TransferError(`layers: ${String(l)} is not a block of the target model (blocks 0..${blocks.size - 1})`);
+  }
+  const keep = new Set(layers);
+  return (name) => {
+    const i = blockIndex(name);
+    return i === null || keep.has(i);
+  };
 }
 
 /** A fresh HF-initialised target for `targetConfig` (seed `seed`), then `applyTransfer`. */

@@ -306,6 +306,8 @@ export function coerceValue(label: string, o: OptionSpec, raw: unknown, opts: Co
         } else items = s === '' ? [] : s.split(',').map((x) => x.trim());
       } else throw bad('a list');
       return items.map((x) => {
+        // YAML reads `[0, 1]` as numbers; list items are kept as their text.
+        if (typeof x === 'number' && Number.isFinite(x)) return String(x);
         if (typeof x !== 'string') throw bad('a list of strings');
         return x;
       });

@@ -93,6 +93,29 @@ arms:
     expect(eca!.stage1!.config).toMatchObject({ task: 'eca', seq_length: 8, lr: 0.01, k: 2, max_steps: 20, seed: 3 });
   });
 
+  it('transfer.layers: passed to stage 2 as transfer_layers, swept like any transfer key, bad values named', () => {
+    const exp = parseExperiment(`${BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {components: [attn], layers: [1]}}')}`);
+    const plan = planExperiment(exp);
+    expect(plan.find((r) => r.baseArm === 'dyck')!.stage2!.transfer_layers).toEqual(['1']);
+    expect(plan.find((r) => r.baseArm === 'dyck-shuffled')!.stage2!.transfer_layers).toEqual([]);
+    expect(plan.find((r) => r.baseArm === 'none')!.stage2!.transfer_layers).toEqual([]);
+    const swept = planExperiment(parseExperiment(`${BASE}sweeps: {transfer.layers: [[0], [1]]}`));
+    const dyck = swept.filter((r) => r.baseArm === 'dyck' && r.seed === 0);
+    expect(dyck.map((r) => r.arm)).toEqual(['dyck[transfer.layers=0]', 'dyck[transfer.layers=1]']);
+    expect(dyck.map((r) => r.stage2!.transfer_layers)).toEqual([['0'], ['1']]);
+    expect(swept.filter((r) => r.baseArm === 'none')).toHaveLength(2); // baselines take no transfer point
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {layers: [0, -1]}}'))).toBe(
+      'arms[1].transfer.layers[1]: expected a block index (an integer from 0), got -1',
+    );
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {layers: [1, 1]}}'))).toBe('arms[1].transfer.layers: [1,1] lists a block twice');
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {layers: []}}'))).toMatch(/^arms\[1\]\.transfer\.layers: expected a non-empty list/);
+    expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {layers: [2]}}'))).toMatch(
+      /^arms\[1\] \(dyck\) stage 2: transfer_layers: "2" is not a block of the model \(integers 0\.\.1\)/,
+    );
+    expect(error(BASE.replace('stage2: {', 'stage2: {transfer_layers: [0], '))).toMatch(/^stage2\.transfer_layers: set by the runner \(use transfer\.layers\)/);
+    expect(error(`${BASE}  - {name: mix, role: procedural, transfer: {mixture: {attn: dyck, ffn: dyck}, layers: [0]}}\n`)).toMatch(/^arms\[3\]\.transfer\.layers: not implemented for weight mixtures/);
+  });
+
   it('resolves weight-mixture parts to the referenced arms\' stage 1', () => {
     const exp = parseExperiment(`
 name: mix

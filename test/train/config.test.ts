@@ -234,6 +234,17 @@ describe('algorithmic downstream config (§6)', () => {
     expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'task: sorting_10' })).toThrow(/"sorting_10" is not a downstream task id/);
     expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'n_head: 3' })).toThrow(/n_embd 16 is not divisible by n_head 3/);
   });
+
+  it('transfer_layers: block indices from YAML numbers or the command line, checked against n_layer', () => {
+    const text = 'pretrained_model_path: x\nweights_to_be_transferred: [attn]\ntransfer_layers: [1]';
+    expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, { text }).values.transfer_layers).toEqual(['1']);
+    expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, { text, argv: ['--transfer_layers', '0,1'] }).values.transfer_layers).toEqual(['0', '1']);
+    expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {}).values.transfer_layers).toEqual([]);
+    expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('[1]', '[2]') })).toThrow(/transfer_layers: "2" is not a block of the model \(integers 0\.\.1\)/);
+    expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('[1]', '[first]') })).toThrow(/transfer_layers: "first" is not a block/);
+    expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('[1]', '[0, 0]') })).toThrow(/transfer_layers: \["0","0"\] lists a block twice/);
+    expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'transfer_layers: [0]' })).toThrow(/transfer_layers needs weights_to_be_transferred/);
+  });
 });
 
 describe('semantic configs (§7)', () => {

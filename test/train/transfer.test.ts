@@ -144,6 +144,38 @@ describe('partial transfers (values of every tensor)', () => {
   });
 });
 
+describe('transfer of some blocks only (layers)', () => {
+  const check = (opts: Omit<Parameters<typeof transferInit>[2], 'seed'>, fromSource: (n: string) => boolean) => {
+    const r = transferInit(src, needle, { seed: SEED, ...opts });
+    for (const name of paramNames(needle)) {
+      const want = fromSource(name) ? src.get(name)!.data : init.get(name)!.data;
+      expect(r.state.get(name)!.data, `${JSON.stringify(opts)}: ${name}`).toEqual(want);
+    }
+    return r;
+  };
+  it('attn, layers [0]: block 0 attention only; block 1 keeps the init', () => {
+    const r = check({ transfer: ['attn'], layers: [0] }, (n) => isAttn(n) && n.includes('.h.0.'));
+    expect(r.loaded.length).toBe(4);
+    expect(r.origin.get('transformer.h.1.attn.c_attn.weight')).toBe('init');
+  });
+  it('attn, layers [1]: block 1 attention only', () => void check({ transfer: ['attn'], layers: [1] }, (n) => isAttn(n) && n.includes('.h.1.')));
+  it('attn, layers [0, 1] = every block', () => void check({ transfer: ['attn'], layers: [0, 1] }, isAttn));
+  it('ln, layers [1]: block 1 LayerNorms and ln_f (outside the blocks)', () => {
+    void check({ transfer: ['ln'], layers: [1] }, (n) => isLn(n) && !n.includes('.h.0.'));
+  });
+  it('everything, layers [0]: embeddings as usual, block 1 fresh', () => {
+    const r = transferInit(src, needle, { seed: SEED, transfer: ['everything'], embInit: 'average', layers: [0] });
+    expect(r.state.get('transformer.h.0.mlp.c_fc.weight')!.data).toEqual(src.get('transformer.h.0.mlp.c_fc.weight')!.data);
+    expect(r.state.get('transformer.h.1.mlp.c_fc.weight')!.data).toEqual(init.get('transformer.h.1.mlp.c_fc.weight')!.data);
+    expect(r.state.get('transformer.ln_f.bias')!.data).toEqual(src.get('transformer.ln_f.bias')!.data);
+    expect(r.state.get('transformer.wte.weight')!.data).toEqual(tile(meanRows(src.get('transformer.wte.weight')!), 256));
+  });
+  it('rejects a block the target lacks, and an empty list', () => {
+    expect(() => transferInit(src, needle, { seed: SEED, transfer: ['attn'], layers: [2] })).toThrow(/layers: 2 is not a block of the target model \(blocks 0\.\.1\)/);
+    expect(() => transferInit(src, needle, { seed: SEED, transfer: ['attn'], layers: [] })).toThrow(/layers: an empty list/);
+  });
+});
+
 describe('embedding strategies', () => {
   it('partial_matching: rows < Vp copied, the rest the mean (wte and the untied lm_head)', () => {
     const r = transferInit(src, needle, { seed: SEED, transfer: ['embed'], embInit: 'partial_matching' });

@@ -1,0 +1,44 @@
+// A stage-2 run's initial weights from a checkpoint through the config keys (runDownstream):
+// weights_to_be_transferred + transfer_layers reach the §5 transfer, checked on tensor values.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { saveCheckpoint } from '../../src/io/checkpoint.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { paramSpecs } from '../../src/model/hf_names.ts';
+import { ALGORITHMIC_SCHEMA, type AlgorithmicConfig, loadConfig } from '../../src/train/config.ts';
+import { runDownstream } from '../../src/train/downstream.ts';
+import { freshState } from '../../src/train/transfer.ts';
+import { randArray, useEngine } from '../helpers/gpu.ts';
+
+const tmp = mkdtempSync(join(tmpdir(), 'kindling-dstransfer-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const engine = useEngine();
+
+describe('runDownstream: transfer from a checkpoint', () => {
+  it('transfer_layers [1] with attn: block 1 attention from the checkpoint, block 0 the run seed\'s init', async () => {
+    // A "stage-1" checkpoint of a procedural-shaped model (2_4_16, V 102, 129 positions) with distinct values.
+    const proc = makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true });
+    const specs = paramSpecs(proc);
+    const params = new Map(specs.map((s, i) => [s.name, randArray(s.shape.reduce((a, b) => a * b, 1), 100 + i)]));
+    const src = join(tmp, 'stage1');
+    saveCheckpoint(src, { config: { tied: true }, params, shapes: Object.fromEntries(specs.map((s) => [s.name, [...s.shape]])), step: 10 }, { fsync: false });
+    const c = loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {
+      overrides: {
+        task: 'condattendstream_2', seed: 5, max_steps: 1, eval_steps: 1, eval_size: 8, per_device_train_batch_size: 4,
+        per_device_eval_batch_size: 8, warmup_steps: 0, pretrained_model_path: src, weights_to_be_transferred: ['attn'], transfer_layers: [1],
+      },
+    }).values;
+    const r = await runDownstream(await engine(), c, { runDir: join(tmp, 'run') });
+    const t = r.transfer!;
+    const init = freshState(makeConfig({ size: '2_4_16', vocabSize: c.vocab_size, nPositions: c.n_positions, tied: c.tie_emb, dropout: 0 }), 5);
+    for (const name of t.state.keys()) {
+      const fromSource = /\.h\.1\.attn\.c_(attn|proj)\./.test(name);
+      expect(t.origin.get(name), name).toBe(fromSource ? 'source' : 'init');
+      expect(t.state.get(name)!.data, name).toEqual(fromSource ? params.get(name) : init.get(name)!.data);
+    }
+    expect(t.loaded.sort()).toEqual(['transformer.h.1.attn.c_attn.bias', 'transformer.h.1.attn.c_attn.weight', 'transformer.h.1.attn.c_proj.bias', 'transformer.h.1.attn.c_proj.weight']);
+    expect(r.steps).toBe(1);
+  });
+});
