@@ -71,6 +71,13 @@ function curveStats(curves: [number, number][][]): [number, number, number, numb
   return out;
 }
 
+/** The first step of an accuracy curve ([step, accuracy], any order) whose accuracy is ≥ `threshold`; null if none. */
+export function firstStepAtLeast(curve: readonly (readonly [number, number])[], threshold: number): number | null {
+  let first: number | null = null;
+  for (const [step, acc] of curve) if (Number.isFinite(acc) && acc >= threshold && (first === null || step < first)) first = step;
+  return first;
+}
+
 function summariseArm(records: RunRecord[]): ArmSummary {
   const runs = [...records].sort((a, b) => a.seed - b.seed);
   const first = runs[0];
@@ -96,6 +103,7 @@ function summariseArm(records: RunRecord[]): ArmSummary {
       seed: r.seed,
       final_accuracy: r.final_accuracy,
       curve: r.curve ?? [],
+      steps_to_half: r.semantic ? null : firstStepAtLeast(r.curve ?? [], 0.5),
       loss_curve: r.loss_curve ?? [],
       eval_loss_curve: r.eval_loss_curve ?? [],
       stage1: r.stage1 ?? null,

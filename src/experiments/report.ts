@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { aggregate, readRunRecords } from './aggregate.ts';
+import { aggregate, firstStepAtLeast, readRunRecords } from './aggregate.ts';
 import type { ArmRole, ArmSummary, DataSaved, ExperimentResults } from './types.ts';
 import { isSemanticTask } from '../train/semantic.ts';
 import { makeDirs } from '../util/dirs.ts';
@@ -296,7 +296,10 @@ function fmtStep(s: number): string {
   return s >= 1000 && s % 100 === 0 ? `${s / 1000}k` : String(s);
 }
 
-/** Per-seed test accuracy (%) at a few evaluation steps, one row per arm × seed ("–": not reached). */
+/**
+ * Per-seed test accuracy (%) at a few evaluation steps, one row per arm × seed ("–": not reached),
+ * and the first evaluated step at ≥ 50% (when a needle-style jump happened; "–": never).
+ */
 export function checkpointTable(results: ExperimentResults, task: string): Table {
   const arms = results.arms.filter((a) => a.task === task);
   const steps = checkpointSteps(arms.flatMap((a) => a.seeds.flatMap((s) => s.curve.map((p) => p[0]))));
@@ -304,10 +307,11 @@ export function checkpointTable(results: ExperimentResults, task: string): Table
   for (const a of arms) {
     for (const s of a.seeds) {
       const at = new Map(s.curve.map((p) => [p[0], p[1]] as const));
-      rows.push([a.name, String(s.seed), ...steps.map((t) => (at.has(t) ? pct(at.get(t)!) : '–'))]);
+      const half = s.steps_to_half ?? firstStepAtLeast(s.curve, 0.5);
+      rows.push([a.name, String(s.seed), ...steps.map((t) => (at.has(t) ? pct(at.get(t)!) : '–')), half === null ? '–' : String(half)]);
     }
   }
-  return { headers: ['Arm', 'Seed', ...steps.map((t) => `${fmtStep(t)} steps`)], rows };
+  return { headers: ['Arm', 'Seed', ...steps.map((t) => `${fmtStep(t)} steps`), '≥ 50% at step'], rows };
 }
 
 function tableMd(t: Table): string {

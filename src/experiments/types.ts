@@ -109,6 +109,8 @@ export interface ArmSummary {
     seed: number;
     final_accuracy: number;
     curve: [number, number][];
+    /** The first evaluated step with accuracy ≥ 50% (the step of a needle-style jump), null if none; semantic tasks: null. */
+    steps_to_half: number | null;
     loss_curve: [number, number][];
     eval_loss_curve: [number, number][];
     stage1: Stage1Record | null;

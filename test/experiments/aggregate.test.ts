@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { aggregate, readRunRecords } from '../../src/experiments/aggregate.ts';
+import { aggregate, firstStepAtLeast, readRunRecords } from '../../src/experiments/aggregate.ts';
 import { record, stage1 } from './fixtures.ts';
 
 describe('aggregate', () => {
@@ -89,6 +89,15 @@ describe('aggregate', () => {
     expect(arms[0].stage1!.closing_accuracy).toBeCloseTo(0.85, 12);
     expect(arms[1].stage1!.learned).toBe(false);
     expect(arms[1].stage1!.closing_accuracy).toBeNull();
+  });
+
+  it('steps_to_half: the first evaluated step at ≥ 50% (any curve order, NaN skipped), null when never', () => {
+    expect(firstStepAtLeast([[0, 0.1], [100, 0.49], [200, 0.5], [300, 0.97]], 0.5)).toBe(200);
+    expect(firstStepAtLeast([[300, 0.97], [200, 0.6], [100, NaN], [0, 0.1]], 0.5)).toBe(200);
+    expect(firstStepAtLeast([[0, 0.1], [100, 0.3]], 0.5)).toBeNull();
+    expect(firstStepAtLeast([], 0.5)).toBeNull();
+    const r = aggregate([record({ arm: 'a', seed: 0, curve: [[0, 0.02], [500, 0.3], [1000, 0.8]] }), record({ arm: 'a', seed: 1, curve: [[0, 0.02], [500, 0.3], [1000, 0.31]] })], 'e');
+    expect(r.arms[0]!.seeds.map((s) => s.steps_to_half)).toEqual([1000, null]);
   });
 
   it('no records → no arms', () => {

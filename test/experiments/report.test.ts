@@ -94,9 +94,11 @@ describe('results.md', () => {
 
   it('per-seed needle accuracy at ≤ 6 checkpoints shows the jump of the single seed', () => {
     const header = md.split('\n').find((l) => l.startsWith('| Arm | Seed |'));
-    expect(header).toBe('| Arm | Seed | 1k steps | 2k steps | 3k steps | 4k steps |');
-    expect(md).toContain('| dyck | 0 | 3.3 | 92.0 | 92.0 | 92.0 |');
-    expect(md).toContain('| dyck | 1 | 3.1 | 4.2 | 5.3 | 6.4 |');
+    expect(header).toBe('| Arm | Seed | 1k steps | 2k steps | 3k steps | 4k steps | ≥ 50% at step |');
+    expect(md).toContain('| dyck | 0 | 3.3 | 92.0 | 92.0 | 92.0 | 2000 |');
+    expect(md).toContain('| dyck | 1 | 3.1 | 4.2 | 5.3 | 6.4 | – |');
+    const dyck = results.arms.find((a) => a.name === 'dyck')!;
+    expect(dyck.seeds.map((s) => s.steps_to_half)).toEqual([2000, null, null]);
   });
 
   it('checkpoint steps: all if ≤ 6, else round multiples snapped to evaluation steps', () => {

@@ -42,7 +42,7 @@ describe('tokensToReach', () => {
       task: 'c4',
       point: {},
       stage1: null,
-      seeds: [{ seed: 0, final_accuracy: 0, curve: [], loss_curve: [], eval_loss_curve: [], stage1: null, completed: true, semantic: { tokens_per_step: 100, procedural_tokens: proc, evals: evals.map(([t, l]) => [t / 100, t, l, Math.exp(l), null]), final_loss: evals.at(-1)![1], final_perplexity: 0 } }],
+      seeds: [{ seed: 0, final_accuracy: 0, curve: [], steps_to_half: null, loss_curve: [], eval_loss_curve: [], stage1: null, completed: true, semantic: { tokens_per_step: 100, procedural_tokens: proc, evals: evals.map(([t, l]) => [t / 100, t, l, Math.exp(l), null]), final_loss: evals.at(-1)![1], final_perplexity: 0 } }],
       mean: 0,
       std: 0,
       best: { seed: 0, final_accuracy: 0 },
