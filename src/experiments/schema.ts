@@ -536,6 +536,7 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
       const point: Values = {};
       for (const [k, v] of Object.entries(full)) {
         if (arm.role === 'baseline' && !k.startsWith('stage2.')) continue;
+        if (arm.transfer.mixture && k === 'transfer.layers') continue; // a mixture's parts take every block
         point[k] = v;
       }
       const label = armLabel(arm.name, point);

@@ -104,6 +104,8 @@ arms:
     expect(dyck.map((r) => r.arm)).toEqual(['dyck[transfer.layers=0]', 'dyck[transfer.layers=1]']);
     expect(dyck.map((r) => r.stage2!.transfer_layers)).toEqual([['0'], ['1']]);
     expect(swept.filter((r) => r.baseArm === 'none')).toHaveLength(2); // baselines take no transfer point
+    const withMix = planExperiment(parseExperiment(`${BASE}  - {name: mix, role: procedural, transfer: {mixture: {attn: dyck, ffn: dyck}}}\nsweeps: {transfer.layers: [[0], [1]]}`));
+    expect(withMix.filter((r) => r.baseArm === 'mix').map((r) => r.arm)).toEqual(['mix', 'mix']); // nor do mixtures: one run per seed
     expect(error(BASE.replace('{name: dyck, role: procedural}', '{name: dyck, role: procedural, transfer: {layers: [0, -1]}}'))).toBe(
       'arms[1].transfer.layers[1]: expected a block index (an integer from 0), got -1',
     );
