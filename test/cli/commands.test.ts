@@ -3,6 +3,7 @@
 // enough to open a device.
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.ts';
+import { defaultJobs } from '../../src/cli/start.ts';
 import { captureOutput } from '../helpers/console.ts';
 
 const io = captureOutput();
@@ -46,11 +47,14 @@ describe('kindling (main)', () => {
 
 describe('kindling start', () => {
   it('--help; bad options exit 2 before any device is opened', async () => {
-    await expectHelp(['start'], 'kindling start [options]', ['--out DIR', '--jobs N', '(default: runs/quick)', '--fresh', 'KINDLING_SOFTWARE']);
+    await expectHelp(['start'], 'kindling start [options]', ['--out DIR', '--jobs N', '(default: runs/quick)', '(default: 2 on a software adapter', '--fresh', 'KINDLING_SOFTWARE']);
     await expectUsageError(['start', '--jbos', '2'], ['unknown option --jbos (did you mean --jobs?)', '(see kindling start --help)']);
     await expectUsageError(['start', '--jobs', '0'], ['--jobs: must be >= 1, got 0']);
     await expectUsageError(['start', '--out'], ['--out needs a value']);
     await expectUsageError(['start', 'extra'], ['unexpected argument "extra"']);
+  });
+  it('--jobs defaults to 2 on a software adapter with at least 2 CPUs, else 1', () => {
+    expect([defaultJobs(true, 2), defaultJobs(true, 16), defaultJobs(true, 1), defaultJobs(false, 16)]).toEqual([2, 2, 1, 1]);
   });
 });
 
