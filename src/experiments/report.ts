@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { aggregate, firstStepAtLeast, readRunRecords } from './aggregate.ts';
+import { aggregate, readRunRecords } from './aggregate.ts';
 import type { ArmRole, ArmSummary, DataSaved, ExperimentResults } from './types.ts';
 import { isSemanticTask } from '../train/semantic.ts';
 import { makeDirs } from '../util/dirs.ts';
@@ -307,8 +307,8 @@ export function checkpointTable(results: ExperimentResults, task: string): Table
   for (const a of arms) {
     for (const s of a.seeds) {
       const at = new Map(s.curve.map((p) => [p[0], p[1]] as const));
-      const half = s.steps_to_half ?? firstStepAtLeast(s.curve, 0.5);
-      rows.push([a.name, String(s.seed), ...steps.map((t) => (at.has(t) ? pct(at.get(t)!) : '–')), half === null ? '–' : String(half)]);
+      const half = s.steps_to_half === null ? '–' : String(s.steps_to_half);
+      rows.push([a.name, String(s.seed), ...steps.map((t) => (at.has(t) ? pct(at.get(t)!) : '–')), half]);
     }
   }
   return { headers: ['Arm', 'Seed', ...steps.map((t) => `${fmtStep(t)} steps`), '≥ 50% at step'], rows };

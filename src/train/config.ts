@@ -550,8 +550,8 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
     }
     const layers = v.transfer_layers as string[];
     for (const l of layers) {
-      if (!/^\d+$/.test(String(l)) || Number(l) >= (v.n_layer as number)) {
-        throw new ConfigError(`transfer_layers: "${String(l)}" is not a block of the model (integers 0..${(v.n_layer as number) - 1})`);
+      if (!/^\d+$/.test(l) || Number(l) >= (v.n_layer as number)) {
+        throw new ConfigError(`transfer_layers: "${l}" is not a block of the model (integers 0..${(v.n_layer as number) - 1})`);
       }
     }
     if (new Set(layers.map(Number)).size !== layers.length) throw new ConfigError(`transfer_layers: ${JSON.stringify(layers)} lists a block twice`);
