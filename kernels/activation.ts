@@ -10,6 +10,10 @@
  * rows in order, writes dx = g·GELU'(x + b) and sums it into a per-chunk partial of db (the op then
  * sums the partials in chunk order: deterministic, no atomics). Adjacent invocations touch adjacent
  * columns, so reads stay contiguous.
+ *
+ * Grouped (`grouped`): G stacked biases [G, cols] (the models of a stacked run): rows
+ * [g·groupRows, (g+1)·groupRows) add row g of the bias, and the backward's chunks never cross a group
+ * (pdb laid out [G, groupChunks, cols]).
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { FLAT_INDEX, kernel, memo, ro, rw, type KernelSpec } from './spec.ts';
@@ -92,14 +96,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * columns), and each invocation walks rows gid.y, gid.y + nwg.y, ... (no integer division per
  * element; on lavapipe twice as fast as one invocation per element with a modulo).
  */
-export const biasForward = memo(({ vec4, gelu }: { vec4: boolean; gelu: boolean }): KernelSpec =>
+export const biasForward = memo(({ vec4, gelu, grouped = false }: { vec4: boolean; gelu: boolean; grouped?: boolean }): KernelSpec =>
   kernel({
-    name: `activation.${gelu ? 'bias_gelu' : 'bias_add'}${vec4 ? '.vec4' : ''}`,
+    name: `activation.${gelu ? 'bias_gelu' : 'bias_add'}${vec4 ? '.vec4' : ''}${grouped ? '.grouped' : ''}`,
     bindings: [ro('x', arr(vec4)), ro('b', arr(vec4)), rw('y', arr(vec4))],
-    uniforms: [
-      ['rows', 'u32'],
-      ['cols', 'u32'],
-    ],
+    uniforms: [['rows', 'u32'], ['cols', 'u32'], ...(grouped ? ([['groupRows', 'u32']] as [string, 'u32'][]) : [])],
     workgroupSize: [ACT_COL_WG, 1, 1],
     body: wgsl`
 ${geluWgsl(vec4)}
@@ -107,9 +108,14 @@ ${geluWgsl(vec4)}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let c = gid.x;
   if (c >= P.cols) { return; }
+#if ${!grouped}
   let bc = b[c];
+#endif
   for (var r = gid.y; r < P.rows; r = r + nwg.y) {
     let i = r * P.cols + c;
+#if ${grouped}
+    let bc = b[(r / P.groupRows) * P.cols + c];
+#endif
 #if ${gelu}
     y[i] = gelu(x[i] + bc);
 #else
@@ -124,18 +130,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
  * Fused bias + GELU backward, one invocation per (chunk, column): for rows r of the chunk in order,
  * dx[r, c] = g[r, c]·gelu'(x[r, c] + b[c]); pdb[ch·cols + c] = Σ dx[r, c].
  */
-export const biasGeluBackward = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
+export const biasGeluBackward = memo(({ vec4, grouped = false }: { vec4: boolean; grouped?: boolean }): KernelSpec =>
   kernel({
-    name: `activation.bias_gelu_bwd${vec4 ? '.vec4' : ''}`,
+    name: `activation.bias_gelu_bwd${vec4 ? '.vec4' : ''}${grouped ? '.grouped' : ''}`,
     bindings: [ro('x', arr(vec4)), ro('b', arr(vec4)), ro('g', arr(vec4)), rw('dx', arr(vec4)), rw('pdb', arr(vec4))],
     uniforms: [
       ['rows', 'u32'],
       ['cols', 'u32'],
       ['nChunks', 'u32'],
       ['chunkLen', 'u32'],
+      ...(grouped ? ([['groupRows', 'u32'], ['groupChunks', 'u32']] as [string, 'u32'][]) : []),
     ],
     workgroupSize: [ACT_COL_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 ${geluWgsl(vec4)}
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -143,9 +150,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (t >= P.nChunks * P.cols) { return; }
   let c = t % P.cols;
   let ch = t / P.cols;
+#if ${grouped}
+  let grp = ch / P.groupChunks;
+  let g0 = grp * P.groupRows;
+  let r0 = g0 + (ch % P.groupChunks) * P.chunkLen;
+  let r1 = min(g0 + P.groupRows, r0 + P.chunkLen);
+  let bc = b[grp * P.cols + c];
+#else
   let r0 = ch * P.chunkLen;
   let r1 = min(P.rows, r0 + P.chunkLen);
   let bc = b[c];
+#endif
   var s = T(0.0);
   for (var r = r0; r < r1; r++) {
     let i = r * P.cols + c;

@@ -12,6 +12,10 @@
  *
  * Fused residual (`add`): h = x + r is written while the first pass sums it, and LN reads h back.
  *
+ * Grouped (`grouped`): G independent LayerNorms stacked along the rows (the models of a stacked
+ * run): rows [g·groupRows, (g+1)·groupRows) use gamma/beta [g·d, (g+1)·d), and the parameter
+ * gradients are per group (`bwdParams` chunks never cross a group).
+ *
  * Backward:
  * - `bwdDx`: per row, a = mean(g·γ), b = mean(g·γ·x̂); dx = rstd·(g·γ − a − x̂·b) (+ gh, the gradient
  *   arriving at h directly, in the fused form).
@@ -54,20 +58,27 @@ const W: u32 = 1u;
 `;
 
 /** One invocation per row; rows read as vec4 when d % 4 == 0 (the lavapipe form). */
-const forwardThread = (add: boolean, vec4: boolean): KernelSpec => {
+/** `gb`: the offset of the row's gamma/beta (in elements of the binding): its group's, or 0. */
+const groupBase = (grouped: boolean, perRow: string) => wgsl`
+#if ${grouped}
+  let gb = (row / P.groupRows) * ${perRow};
+#else
+  let gb = 0u;
+#endif
+`;
+
+const groupUniforms = (grouped: boolean): [string, 'u32'][] => (grouped ? [['groupRows', 'u32']] : []);
+
+const forwardThread = (add: boolean, vec4: boolean, grouped: boolean): KernelSpec => {
   const t = vec4 ? 'array<vec4<f32>>' : 'array<f32>';
   const bindings = add
     ? [ro('x', t), ro('r', t), ro('gamma', t), ro('beta', t), rw('h', t), rw('y', t), rw('stats', 'array<vec2<f32>>')]
     : [ro('x', t), ro('gamma', t), ro('beta', t), rw('y', t), rw('stats', 'array<vec2<f32>>')];
   const src = add ? 'h' : 'x';
   return kernel({
-    name: `layernorm.fwd${add ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}`,
+    name: `layernorm.fwd${add ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}${grouped ? '.grouped' : ''}`,
     bindings,
-    uniforms: [
-      ['rows', 'u32'],
-      ['d', 'u32'],
-      ['eps', 'f32'],
-    ],
+    uniforms: [['rows', 'u32'], ['d', 'u32'], ['eps', 'f32'], ...groupUniforms(grouped)],
     workgroupSize: [LN_THREAD_WG, 1, 1],
     body: wgsl`
 ${vecHelpers(vec4)}
@@ -77,6 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (row >= P.rows) { return; }
   let dw = P.d / W;
   let base = row * dw;
+${groupBase(grouped, 'dw')}
   let fd = f32(P.d);
   var s = T(0.0);
 #if ${add}
@@ -88,21 +100,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var q = T(0.0);
   for (var c = 0u; c < dw; c++) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
   let rstd = 1.0 / sqrt(hsum(q) / fd + P.eps);
-  for (var c = 0u; c < dw; c++) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[c] + beta[c]; }
+  for (var c = 0u; c < dw; c++) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[gb + c] + beta[gb + c]; }
   stats[row] = vec2<f32>(mean, rstd);
 }`,
   });
 };
 
-const backwardDxThread = (addGrad: boolean, vec4: boolean): KernelSpec => {
+const backwardDxThread = (addGrad: boolean, vec4: boolean, grouped: boolean): KernelSpec => {
   const t = vec4 ? 'array<vec4<f32>>' : 'array<f32>';
   return kernel({
-    name: `layernorm.bwd_dx${addGrad ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}`,
+    name: `layernorm.bwd_dx${addGrad ? '_add' : ''}.thread${vec4 ? '.vec4' : ''}${grouped ? '.grouped' : ''}`,
     bindings: [ro('x', t), ro('gamma', t), ro('stats', 'array<vec2<f32>>'), ro('gy', t), ...(addGrad ? [ro('gh', t)] : []), rw('dx', t)],
-    uniforms: [
-      ['rows', 'u32'],
-      ['d', 'u32'],
-    ],
+    uniforms: [['rows', 'u32'], ['d', 'u32'], ...groupUniforms(grouped)],
     workgroupSize: [LN_THREAD_WG, 1, 1],
     body: wgsl`
 ${vecHelpers(vec4)}
@@ -112,12 +121,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (row >= P.rows) { return; }
   let dw = P.d / W;
   let base = row * dw;
+${groupBase(grouped, 'dw')}
   let st = stats[row];
   var a = T(0.0);
   var b = T(0.0);
   for (var c = 0u; c < dw; c++) {
     let xh = (x[base + c] - st.x) * st.y;
-    let gg = gy[base + c] * gamma[c];
+    let gg = gy[base + c] * gamma[gb + c];
     a = a + gg;
     b = b + gg * xh;
   }
@@ -126,27 +136,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var c = 0u; c < dw; c++) {
     let xh = (x[base + c] - st.x) * st.y;
 #if ${addGrad}
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb) + gh[base + c];
+    dx[base + c] = st.y * (gy[base + c] * gamma[gb + c] - ma - xh * mb) + gh[base + c];
 #else
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - ma - xh * mb);
+    dx[base + c] = st.y * (gy[base + c] * gamma[gb + c] - ma - xh * mb);
 #endif
   }
 }`,
   });
 };
 
-export const forward = memo(({ variant, add, vec4 }: { variant: LayerNormVariant; add: boolean; vec4?: boolean }): KernelSpec => {
-  if (variant === 'thread') return forwardThread(add, vec4 ?? false);
+export const forward = memo(({ variant, add, vec4, grouped = false }: { variant: LayerNormVariant; add: boolean; vec4?: boolean; grouped?: boolean }): KernelSpec => {
+  if (variant === 'thread') return forwardThread(add, vec4 ?? false, grouped);
   const bindings = add
     ? [ro('x'), ro('r'), ro('gamma'), ro('beta'), rw('h'), rw('y'), rw('stats', 'array<vec2<f32>>')]
     : [ro('x'), ro('gamma'), ro('beta'), rw('y'), rw('stats', 'array<vec2<f32>>')];
   const src = add ? 'h' : 'x';
-  const name = `layernorm.fwd${add ? '_add' : ''}.${variant}`;
-  const uniforms: [string, 'u32' | 'f32'][] = [
-    ['rows', 'u32'],
-    ['d', 'u32'],
-    ['eps', 'f32'],
-  ];
+  const name = `layernorm.fwd${add ? '_add' : ''}.${variant}${grouped ? '.grouped' : ''}`;
+  const uniforms: [string, 'u32' | 'f32'][] = [['rows', 'u32'], ['d', 'u32'], ['eps', 'f32'], ...groupUniforms(grouped)];
   return kernel({
     name,
     bindings,
@@ -159,6 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = wid.x + wid.y * nwg.x;
   if (row >= P.rows) { return; }
   let base = row * P.d;
+${groupBase(grouped, 'P.d')}
   let fd = f32(P.d);
   var s = 0.0;
 #if ${add}
@@ -170,21 +177,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var q = 0.0;
   for (var c = l; c < P.d; c = c + WG_X) { let dv = ${src}[base + c] - mean; q = q + dv * dv; }
   let rstd = 1.0 / sqrt(tree(l, q) / fd + P.eps);
-  for (var c = l; c < P.d; c = c + WG_X) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[c] + beta[c]; }
+  for (var c = l; c < P.d; c = c + WG_X) { y[base + c] = (${src}[base + c] - mean) * rstd * gamma[gb + c] + beta[gb + c]; }
   if (l == 0u) { stats[row] = vec2<f32>(mean, rstd); }
 }`,
   });
 });
 
 /** dx = rstd·(g·γ − mean(g·γ) − x̂·mean(g·γ·x̂)) (+ gh). `x` is the LN input (h in the fused form). */
-export const backwardDx = memo(({ variant, addGrad, vec4 }: { variant: LayerNormVariant; addGrad: boolean; vec4?: boolean }): KernelSpec => {
-  if (variant === 'thread') return backwardDxThread(addGrad, vec4 ?? false);
+export const backwardDx = memo(({ variant, addGrad, vec4, grouped = false }: { variant: LayerNormVariant; addGrad: boolean; vec4?: boolean; grouped?: boolean }): KernelSpec => {
+  if (variant === 'thread') return backwardDxThread(addGrad, vec4 ?? false, grouped);
   const bindings = [ro('x'), ro('gamma'), ro('stats', 'array<vec2<f32>>'), ro('gy'), ...(addGrad ? [ro('gh')] : []), rw('dx')];
-  const name = `layernorm.bwd_dx${addGrad ? '_add' : ''}.${variant}`;
-  const uniforms: [string, 'u32'][] = [
-    ['rows', 'u32'],
-    ['d', 'u32'],
-  ];
+  const name = `layernorm.bwd_dx${addGrad ? '_add' : ''}.${variant}${grouped ? '.grouped' : ''}`;
+  const uniforms: [string, 'u32'][] = [['rows', 'u32'], ['d', 'u32'], ...groupUniforms(grouped)];
   return kernel({
     name,
     bindings,
@@ -197,20 +201,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = wid.x + wid.y * nwg.x;
   if (row >= P.rows) { return; }
   let base = row * P.d;
+${groupBase(grouped, 'P.d')}
   let st = stats[row];
   var ab = vec2<f32>(0.0, 0.0);
   for (var c = l; c < P.d; c = c + WG_X) {
     let xh = (x[base + c] - st.x) * st.y;
-    let gg = gy[base + c] * gamma[c];
+    let gg = gy[base + c] * gamma[gb + c];
     ab = ab + vec2<f32>(gg, gg * xh);
   }
   let m = tree(l, ab) / f32(P.d);
   for (var c = l; c < P.d; c = c + WG_X) {
     let xh = (x[base + c] - st.x) * st.y;
 #if ${addGrad}
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y) + gh[base + c];
+    dx[base + c] = st.y * (gy[base + c] * gamma[gb + c] - m.x - xh * m.y) + gh[base + c];
 #else
-    dx[base + c] = st.y * (gy[base + c] * gamma[c] - m.x - xh * m.y);
+    dx[base + c] = st.y * (gy[base + c] * gamma[gb + c] - m.x - xh * m.y);
 #endif
   }
 }`,
@@ -225,10 +230,12 @@ export const LN_ACC_BETA = 2;
  * Per (chunk, column) partial parameter gradients: pg[ch·d + c] = Σ_r g·x̂, pb[ch·d + c] = Σ_r g over
  * rows r of chunk ch, in row order. With nChunks = 1, pg and pb may be the gradients themselves and
  * the `acc` bits add into them (the op's direct accumulation into a parameter's gradient).
+ * Grouped: nChunks = G·groupChunks, chunk ch = g·groupChunks + k covers rows g·groupRows + k·chunkLen
+ * onwards, up to the end of group g (pg, pb laid out [G, groupChunks, d]).
  */
-export const backwardParams = memo((_: Record<string, never> = {}): KernelSpec =>
+export const backwardParams = memo(({ grouped = false }: { grouped?: boolean } = {}): KernelSpec =>
   kernel({
-    name: 'layernorm.bwd_params',
+    name: `layernorm.bwd_params${grouped ? '.grouped' : ''}`,
     bindings: [ro('x'), ro('stats', 'array<vec2<f32>>'), ro('gy'), rw('pg'), rw('pb')],
     uniforms: [
       ['rows', 'u32'],
@@ -236,17 +243,24 @@ export const backwardParams = memo((_: Record<string, never> = {}): KernelSpec =
       ['nChunks', 'u32'],
       ['chunkLen', 'u32'],
       ['acc', 'u32'],
+      ...(grouped ? ([['groupRows', 'u32'], ['groupChunks', 'u32']] as [string, 'u32'][]) : []),
     ],
     workgroupSize: [LN_PARAMS_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let t = ${FLAT_INDEX};
   if (t >= P.nChunks * P.d) { return; }
   let c = t % P.d;
   let ch = t / P.d;
+#if ${grouped}
+  let g0 = (ch / P.groupChunks) * P.groupRows;
+  let r0 = g0 + (ch % P.groupChunks) * P.chunkLen;
+  let r1 = min(g0 + P.groupRows, r0 + P.chunkLen);
+#else
   let r0 = ch * P.chunkLen;
   let r1 = min(P.rows, r0 + P.chunkLen);
+#endif
   var sg = 0.0;
   var sb = 0.0;
   for (var r = r0; r < r1; r++) {

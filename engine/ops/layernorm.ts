@@ -2,12 +2,17 @@
  * LayerNorm over the last dimension, and the fused residual + LayerNorm of a pre-LN transformer block
  * (h = x + r; y = LN(h)), with autograd. Forward saves (mean, rstd) per row; backward gives dx and,
  * through a deterministic two-stage column reduction, dγ and dβ.
+ *
+ * `groups: G` stacks G independent LayerNorms along the rows (the models of a stacked run, each with
+ * its own parameters): x [G·R, d] (any leading shape with G·R rows), gamma and beta [G, d] (G·d
+ * elements); rows g·R … (g+1)·R − 1 use row g of the parameters and give its gradient.
  */
 import * as K from '../../kernels/layernorm.ts';
 import type { Engine } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { add } from './elementwise.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, sameShape, vec4able } from './common.ts';
+import { reduceAxisInto } from './reduce.ts';
 
 export type { LayerNormVariant } from '../../kernels/layernorm.ts';
 
@@ -16,22 +21,36 @@ export interface LayerNormOptions {
   eps?: number;
   /** Force a kernel variant (default: `plan.layernorm.variant`, 'thread' on the software plan, 'wg' on the hardware one). */
   variant?: K.LayerNormVariant;
+  /** Stacked independent LayerNorms (default 1): gamma/beta hold `groups`·d elements, the rows split evenly. */
+  groups?: number;
 }
 
 export function defaultLayerNormVariant(e: Engine): K.LayerNormVariant {
   return e.plan.layernorm.variant;
 }
 
-function resolve(e: Engine, o: number | LayerNormOptions | undefined): { eps: number; variant: K.LayerNormVariant } {
+function resolve(e: Engine, o: number | LayerNormOptions | undefined): { eps: number; variant: K.LayerNormVariant; groups: number } {
   const opts = typeof o === 'number' ? { eps: o } : (o ?? {});
-  return { eps: opts.eps ?? 1e-5, variant: opts.variant ?? defaultLayerNormVariant(e) };
+  return { eps: opts.eps ?? 1e-5, variant: opts.variant ?? defaultLayerNormVariant(e), groups: opts.groups ?? 1 };
 }
 
-function checkParams(x: Tensor, gamma: Tensor, beta: Tensor, op: string): { rows: number; d: number } {
+/** Rows, width and the grouped uniform (`groupRows`, present when groups > 1). */
+interface LnShape {
+  rows: number;
+  d: number;
+  groups: number;
+  extra: { groupRows?: number };
+}
+
+function checkParams(x: Tensor, gamma: Tensor, beta: Tensor, groups: number, op: string): LnShape {
   expectDtype(x, 'f32', op);
   const d = x.dim(-1);
-  if (gamma.numel !== d || beta.numel !== d) throw new Error(`${op}: gamma/beta have ${gamma.numel}/${beta.numel} elements, expected ${d}`);
-  return { rows: x.numel / d, d };
+  const rows = x.numel / d;
+  if (!(Number.isInteger(groups) && groups >= 1)) throw new Error(`${op}: groups must be a positive integer, got ${groups}`);
+  if (gamma.numel !== groups * d || beta.numel !== groups * d)
+    throw new Error(`${op}: gamma/beta have ${gamma.numel}/${beta.numel} elements, expected ${groups * d} (${groups} group(s) of ${d})`);
+  if (rows % groups !== 0) throw new Error(`${op}: ${rows} rows do not split into ${groups} groups`);
+  return { rows, d, groups, extra: groups > 1 ? { groupRows: rows / groups } : {} };
 }
 
 function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, number] {
@@ -41,15 +60,28 @@ function rowGrid(variant: K.LayerNormVariant, rows: number): [number, number, nu
 export { LN_PARAMS_ONE_PASS_ROWS } from '../plan.ts';
 
 /** dγ, dβ = column sums of g·x̂ and g (two stages when the rows are many); null where added into a gradient directly or not wanted. */
-function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number, gamma: Tensor, beta: Tensor): [Tensor | null, Tensor | null] {
+function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, s: LnShape, gamma: Tensor, beta: Tensor): [Tensor | null, Tensor | null] {
+  const { rows, d } = s;
   // Where a parameter already has its gradient (the gradient arena), add into it directly: one or
   // two dispatches per LayerNorm in all, nothing for autograd to add afterwards.
   const tg = gradTarget(gamma);
   const tb = gradTarget(beta);
-  const dgamma = tg ?? e.empty([d], 'f32', 'dgamma');
-  const dbeta = tb ?? e.empty([d], 'f32', 'dbeta');
+  const dgamma = tg ?? e.empty(gamma.shape, 'f32', 'dgamma');
+  const dbeta = tb ?? e.empty(beta.shape, 'f32', 'dbeta');
   const acc = (tg ? K.LN_ACC_GAMMA : 0) | (tb ? K.LN_ACC_BETA : 0);
-  // One pass up to LN_PARAMS_ONE_PASS_ROWS rows on the software plan, else planChunks (engine/plan.ts).
+  if (s.groups > 1) groupedParamGrads(e, xin, stats, gy, s, dgamma, dbeta, acc);
+  else singleParamGrads(e, xin, stats, gy, rows, d, dgamma, dbeta, acc);
+  const out = (t: Tensor, target: Tensor | null, wanted: boolean): Tensor | null => {
+    if (target) return null;
+    if (wanted) return t;
+    e.dispose(t);
+    return null;
+  };
+  return [out(dgamma, tg, gamma.requiresGrad), out(dbeta, tb, beta.requiresGrad)];
+}
+
+/** One LayerNorm's dγ, dβ: one pass up to LN_PARAMS_ONE_PASS_ROWS rows on the software plan, else planChunks (engine/plan.ts). */
+function singleParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: number, d: number, dgamma: Tensor, dbeta: Tensor, acc: number): void {
   const { nChunks, chunkLen } = e.plan.layernorm.paramChunks(d, rows);
   const cost = { flops: 5 * rows * d, bytes: 4 * (2 * rows * d + 2 * rows + 2 * nChunks * d) };
   const grid = grid1d(nChunks * d, K.LN_PARAMS_WG);
@@ -66,20 +98,39 @@ function paramGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, rows: num
     e.dispose(pg);
     e.dispose(pb);
   }
-  const out = (t: Tensor, target: Tensor | null, wanted: boolean): Tensor | null => {
-    if (target) return null;
-    if (wanted) return t;
-    e.dispose(t);
-    return null;
-  };
-  return [out(dgamma, tg, gamma.requiresGrad), out(dbeta, tb, beta.requiresGrad)];
 }
 
-function backwardDx(e: Engine, variant: K.LayerNormVariant, xin: Tensor, gamma: Tensor, stats: Tensor, gy: Tensor, gh: Tensor | null, rows: number, d: number): Tensor {
+/**
+ * The grouped parameter gradients: per (group, chunk, column) partials over chunks that never cross a
+ * group, then (with more than one chunk per group) their sums in chunk order per group.
+ */
+function groupedParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, s: LnShape, dgamma: Tensor, dbeta: Tensor, acc: number): void {
+  const { rows, d, groups: G } = s;
+  const R = rows / G;
+  const { nChunks: per, chunkLen } = e.plan.layernorm.paramChunks(G * d, R);
+  const cost = { flops: 5 * rows * d, bytes: 4 * (2 * rows * d + 2 * rows + 2 * G * per * d) };
+  const grid = grid1d(G * per * d, K.LN_PARAMS_WG);
+  const uniforms = { rows, d, nChunks: G * per, chunkLen, groupRows: R, groupChunks: per };
+  if (per === 1) {
+    e.dispatch(K.backwardParams({ grouped: true }), [xin, stats, gy, dgamma, dbeta], { ...uniforms, acc }, grid, cost);
+    return;
+  }
+  const pg = e.empty([G * per * d], 'f32', 'dgamma.partial');
+  const pb = e.empty([G * per * d], 'f32', 'dbeta.partial');
+  e.dispatch(K.backwardParams({ grouped: true }), [xin, stats, gy, pg, pb], { ...uniforms, acc: 0 }, grid, cost);
+  reduceAxisInto(e, pg, dgamma, G, per, d, { accumulate: (acc & K.LN_ACC_GAMMA) !== 0, nChunks: 1 });
+  reduceAxisInto(e, pb, dbeta, G, per, d, { accumulate: (acc & K.LN_ACC_BETA) !== 0, nChunks: 1 });
+  e.dispose(pg);
+  e.dispose(pb);
+}
+
+function backwardDx(e: Engine, variant: K.LayerNormVariant, xin: Tensor, gamma: Tensor, stats: Tensor, gy: Tensor, gh: Tensor | null, s: LnShape): Tensor {
+  const { rows, d } = s;
   const dx = e.empty(xin.shape, 'f32', 'dx');
   const bind = gh ? [xin, gamma, stats, gy, gh, dx] : [xin, gamma, stats, gy, dx];
   const vec4 = d % 4 === 0 && vec4able(d, xin, gamma, gy, dx, ...(gh ? [gh] : []));
-  e.dispatch(K.backwardDx({ variant, addGrad: gh !== null, vec4 }), bind, { rows, d }, rowGrid(variant, rows), {
+  const spec = K.backwardDx({ variant, addGrad: gh !== null, vec4, ...(s.groups > 1 ? { grouped: true } : {}) });
+  e.dispatch(spec, bind, { rows, d, ...s.extra }, rowGrid(variant, rows), {
     flops: 11 * rows * d,
     bytes: 4 * ((gh ? 4 : 3) * rows * d + d + 2 * rows),
   });
@@ -92,11 +143,13 @@ function backwardDx(e: Engine, variant: K.LayerNormVariant, xin: Tensor, gamma: 
  */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number | LayerNormOptions): Tensor {
   const e = engineOf(x, gamma, beta);
-  const { eps, variant } = resolve(e, opts);
-  const { rows, d } = checkParams(x, gamma, beta, 'layerNorm');
+  const { eps, variant, groups } = resolve(e, opts);
+  const s = checkParams(x, gamma, beta, groups, 'layerNorm');
+  const { rows, d } = s;
   const y = e.empty(x.shape, 'f32', 'ln.y');
   const stats = e.empty([rows, 2], 'f32', 'ln.stats');
-  e.dispatch(K.forward({ variant, add: false, vec4: d % 4 === 0 && vec4able(d, x, gamma, beta, y) }), [x, gamma, beta, y, stats], { rows, d, eps }, rowGrid(variant, rows), {
+  const spec = K.forward({ variant, add: false, vec4: d % 4 === 0 && vec4able(d, x, gamma, beta, y), ...(groups > 1 ? { grouped: true } : {}) });
+  e.dispatch(spec, [x, gamma, beta, y, stats], { rows, d, eps, ...s.extra }, rowGrid(variant, rows), {
     flops: 8 * rows * d,
     bytes: 4 * (2 * rows * d + 2 * d + 2 * rows),
   });
@@ -107,8 +160,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number 
       outputs: [y],
       backward: ([gy]) => {
         if (!gy) return [null, null, null];
-        const dx = x.requiresGrad ? backwardDx(e, variant, x, gamma, stats, gy, null, rows, d) : null;
-        const [dg, db] = gamma.requiresGrad || beta.requiresGrad ? paramGrads(e, x, stats, gy, rows, d, gamma, beta) : [null, null];
+        const dx = x.requiresGrad ? backwardDx(e, variant, x, gamma, stats, gy, null, s) : null;
+        const [dg, db] = gamma.requiresGrad || beta.requiresGrad ? paramGrads(e, x, stats, gy, s, gamma, beta) : [null, null];
         return [dx, dg, db];
       },
     });
@@ -121,13 +174,15 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number 
  */
 export function addLayerNorm(x: Tensor, r: Tensor, gamma: Tensor, beta: Tensor, opts?: number | LayerNormOptions): { h: Tensor; y: Tensor } {
   const e = engineOf(x, r, gamma, beta);
-  const { eps, variant } = resolve(e, opts);
+  const { eps, variant, groups } = resolve(e, opts);
   sameShape(x, r, 'addLayerNorm');
-  const { rows, d } = checkParams(x, gamma, beta, 'addLayerNorm');
+  const s = checkParams(x, gamma, beta, groups, 'addLayerNorm');
+  const { rows, d } = s;
   const h = e.empty(x.shape, 'f32', 'ln.h');
   const y = e.empty(x.shape, 'f32', 'ln.y');
   const stats = e.empty([rows, 2], 'f32', 'ln.stats');
-  e.dispatch(K.forward({ variant, add: true, vec4: d % 4 === 0 && vec4able(d, x, r, gamma, beta, h, y) }), [x, r, gamma, beta, h, y, stats], { rows, d, eps }, rowGrid(variant, rows), {
+  const spec = K.forward({ variant, add: true, vec4: d % 4 === 0 && vec4able(d, x, r, gamma, beta, h, y), ...(groups > 1 ? { grouped: true } : {}) });
+  e.dispatch(spec, [x, r, gamma, beta, h, y, stats], { rows, d, eps, ...s.extra }, rowGrid(variant, rows), {
     flops: 9 * rows * d,
     bytes: 4 * (4 * rows * d + 2 * d + 2 * rows),
   });
@@ -141,8 +196,8 @@ export function addLayerNorm(x: Tensor, r: Tensor, gamma: Tensor, beta: Tensor, 
         let dg: Tensor | null = null;
         let db: Tensor | null = null;
         if (gy) {
-          if (x.requiresGrad || r.requiresGrad) dh = backwardDx(e, variant, h, gamma, stats, gy, gh ?? null, rows, d);
-          if (gamma.requiresGrad || beta.requiresGrad) [dg, db] = paramGrads(e, h, stats, gy, rows, d, gamma, beta);
+          if (x.requiresGrad || r.requiresGrad) dh = backwardDx(e, variant, h, gamma, stats, gy, gh ?? null, s);
+          if (gamma.requiresGrad || beta.requiresGrad) [dg, db] = paramGrads(e, h, stats, gy, s, gamma, beta);
         }
         return [x.requiresGrad ? dh : null, r.requiresGrad ? dh : null, dg, db];
       },
