@@ -103,13 +103,24 @@ export function argmax(logits: Tensor, opts: RowOptions = {}): Tensor {
   return idx;
 }
 
-/** [correct, total]: Σ mask_i·[argmax_i = target_i] and Σ mask_i (targets outside [0, V) count as mask 0). */
-export function maskedAccuracy(logits: Tensor, targets: Tensor, mask: Tensor, opts: RowOptions = {}): Tensor {
+/**
+ * Per-row accuracy pairs without the sum: [N, 2] with row i = (mask_i·[argmax_i = target_i], mask_i)
+ * (targets outside [0, V) give (0, 0)). Not differentiable.
+ */
+export function maskedAccuracyRows(logits: Tensor, targets: Tensor, mask: Tensor, opts: RowOptions = {}): Tensor {
   const e = engineOf(logits, targets, mask);
   const { N, V } = checkRows(logits, targets, mask, 'maskedAccuracy');
   const variant = opts.variant ?? defaultRowVariant(e, V, N);
   const pairs = e.empty([N, 2], 'f32', 'accuracy.rows');
   e.dispatch(K.argmax({ variant, accuracy: true }), [logits, targets, mask, pairs], { N, V }, rowGrid(variant, N), { flops: N * V, bytes: 4 * (N * V + 4 * N) });
+  return pairs;
+}
+
+/** [correct, total]: Σ mask_i·[argmax_i = target_i] and Σ mask_i (targets outside [0, V) count as mask 0). */
+export function maskedAccuracy(logits: Tensor, targets: Tensor, mask: Tensor, opts: RowOptions = {}): Tensor {
+  const e = engineOf(logits, targets, mask);
+  const pairs = maskedAccuracyRows(logits, targets, mask, opts);
+  const N = pairs.dim(0);
   const out = e.empty([2], 'f32', 'accuracy');
   e.dispatch(K.finalSum({ mode: 'raw' }), [pairs, out], { N }, [1, 1, 1], { flops: 2 * N, bytes: 8 * N + 8 });
   e.dispose(pairs);

@@ -1,0 +1,128 @@
+/**
+ * StackedGPT (G models in one set of dispatches) against G separate GPTs on the same batches: the
+ * loss of each model, every gradient of every model, the per-model accuracy, on both kernel plans,
+ * tied and untied heads, with loss counts that differ between models and with padded rows.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { backward } from '../../engine/autograd.ts';
+import { Engine } from '../../engine/engine.ts';
+import type { PlanKind } from '../../engine/plan.ts';
+import { makeConfig } from '../../src/model/config.ts';
+import { GPT, type HostBatch } from '../../src/model/gpt.ts';
+import { StackedGPT } from '../../src/model/stacked.ts';
+import { relErr, rng } from '../helpers/gpu.ts';
+
+const engines = new Map<PlanKind, Promise<Engine>>();
+const engineAs = (kind: PlanKind): Promise<Engine> => {
+  let p = engines.get(kind);
+  if (!p) engines.set(kind, (p = Engine.create({ planAs: kind })));
+  return p;
+};
+afterAll(async () => {
+  for (const p of engines.values()) (await p).destroy();
+});
+
+const SEEDS = [0, 5, 9];
+const B = 6;
+const T = 14;
+
+/** Model g's batch: random tokens, loss at 1 + (r + g) % 3 random positions per row (counts differ between models), optional trailing and inner pads. */
+function hostBatch(g: number, V: number, pads: boolean): HostBatch {
+  const r = rng(100 + g);
+  const ids = Int32Array.from({ length: B * T }, () => Math.floor(r() * V));
+  const targets = Int32Array.from({ length: B * T }, () => Math.floor(r() * V));
+  const lossMask = new Float32Array(B * T);
+  for (let row = 0; row < B; row++)
+    for (let k = 0; k < 1 + ((row + g) % 3); k++) lossMask[row * T + Math.floor(r() * (T - 2))] = 1;
+  const out: HostBatch = { ids, targets, lossMask, batch: B, seqLen: T };
+  if (pads) {
+    const am = new Float32Array(B * T).fill(1);
+    am[1 * T + 0] = 0; // a left pad: real tokens follow it
+    am[(2 + g) * T + 3] = 0;
+    out.attentionMask = am;
+  }
+  return out;
+}
+
+async function separate(e: Engine, cfg: ReturnType<typeof makeConfig>, hosts: HostBatch[]) {
+  const out = [];
+  for (const [g, host] of hosts.entries()) {
+    const m = GPT.create(e, cfg, { seed: SEEDS[g]! });
+    const { loss, acc } = e.tidy(() => {
+      const d = m.uploadBatch(host, { sparse: true, buckets: 1 });
+      m.params.zeroGrad();
+      e.startGrad();
+      const r = m.loss(d, { train: true });
+      backward(r.loss);
+      return { loss: r.loss, acc: m.accuracy(r.logits, d) };
+    });
+    const a = await acc.read();
+    out.push({ loss: (await loss.read())[0]!, acc: a[0]! / a[1]!, grads: await m.params.readGrads() });
+    m.destroy();
+  }
+  return out;
+}
+
+describe('StackedGPT', () => {
+  for (const plan of ['software', 'hardware'] as PlanKind[])
+    for (const tied of [true, false])
+      for (const pads of [false, true])
+        it(`${plan}, ${tied ? 'tied' : 'untied'} head${pads ? ', padded rows' : ''}: each model's loss, accuracy and every gradient equal a separate GPT's`, async () => {
+          const e = await engineAs(plan);
+          const cfg = makeConfig({ size: '2_4_16', vocabSize: 29, nPositions: 20, tied, dropout: 0 });
+          const hosts = SEEDS.map((_, g) => hostBatch(g, cfg.vocabSize, pads));
+          const ref = await separate(e, cfg, hosts);
+
+          const s = StackedGPT.create(e, cfg, { seeds: SEEDS });
+          const { loss, parts, acc } = e.tidy(() => {
+            const d = s.uploadBatches(hosts);
+            s.params.zeroGrad();
+            e.startGrad();
+            const r = s.loss(d);
+            backward(r.loss);
+            return { loss: r.loss, parts: s.lossParts(r.logits, d), acc: s.accuracyParts(r.logits, d) };
+          });
+          const total = (await loss.read())[0]!;
+          const p = await parts.read();
+          const a = await acc.read();
+          const grads = await s.params.readGrads();
+          expect(total).toBeCloseTo(ref.reduce((t, r) => t + r.loss, 0), 4);
+          for (const [g, r] of ref.entries()) {
+            expect(p[2 * g]! / p[2 * g + 1]!, `loss of model ${g}`).toBeCloseTo(r.loss, 5);
+            expect(a[2 * g]! / a[2 * g + 1]!, `accuracy of model ${g}`).toBeCloseTo(r.acc, 6);
+            for (const [name, want] of r.grads) {
+              const all = grads.get(name)!;
+              const n = want.length;
+              expect(relErr(all.subarray(g * n, (g + 1) * n), want), `${name} of model ${g}`).toBeLessThan(1e-4);
+            }
+          }
+          s.destroy();
+        });
+
+  it('modelState(g) gives model g its own initialisation and given weights', async () => {
+    const e = await engineAs('software');
+    const cfg = makeConfig({ size: '2_4_16', vocabSize: 29, nPositions: 20, tied: true, dropout: 0 });
+    const given = new Float32Array(16 * 48).map((_, i) => i / 1000);
+    const s = StackedGPT.create(e, cfg, { seeds: [1, 2], weights: [undefined, new Map([['transformer.h.1.attn.c_attn.weight', given]])] });
+    const single = GPT.create(e, cfg, { seed: 1 });
+    const m0 = await s.modelState(0);
+    const m1 = await s.modelState(1);
+    for (const [name, v] of await single.stateDict()) expect(Array.from(m0.get(name)!), name).toEqual(Array.from(v));
+    expect(Array.from(m1.get('transformer.h.1.attn.c_attn.weight')!)).toEqual(Array.from(given));
+    expect(Array.from(m1.get('transformer.wte.weight')!)).not.toEqual(Array.from(m0.get('transformer.wte.weight')!));
+    single.destroy();
+    s.destroy();
+  });
+
+  it('refuses dropout, mismatched weights and batches', async () => {
+    const e = await engineAs('software');
+    const cfg = makeConfig({ size: '2_4_16', vocabSize: 29, nPositions: 20, tied: true, dropout: 0 });
+    expect(() => StackedGPT.create(e, makeConfig({ size: '2_4_16', vocabSize: 29, nPositions: 20, tied: true, dropout: 0.1 }), { seeds: [0, 1] })).toThrow(/dropout must be 0/);
+    expect(() => StackedGPT.create(e, cfg, { seeds: [] })).toThrow(/at least one model/);
+    expect(() => StackedGPT.create(e, cfg, { seeds: [0, 1], weights: [undefined] })).toThrow(/1 weight maps for 2 models/);
+    const s = StackedGPT.create(e, cfg, { seeds: [0, 1] });
+    expect(() => s.uploadBatches([hostBatch(0, 29, false)])).toThrow(/1 batches for 2 models/);
+    await expect(s.modelState(2)).rejects.toThrow(/model 2 is not in 0..1/);
+    s.destroy();
+  });
+});
