@@ -25,9 +25,14 @@
  * applied at the last step, not a default.
  *
  * Gradient accumulation: the caller scales the losses; step() uses whatever the gradient arena holds.
+ *
+ * Stacked stores (`groups: G`, src/model/stacked.ts: G models, every parameter [G, ...]): steps 1–2
+ * become `norm.sumsq_segments` per chunk and `norm.sumsq_groups`, one norm and finite flag per model,
+ * and the update clips (and, with `skipNonFinite`, skips) each element by its own model's: the same
+ * updates as G optimizers over G separate stores.
  */
 import { adamw, ADAMW_WG, type AdamWVariant } from '../kernels/adamw.ts';
-import { normGroups, stepGate, sumSquaresChunk, sumSquaresFinish } from '../kernels/norm.ts';
+import { NORM_SEG_WG, NORM_SEGMENT_V4, normGroups, stepGate, sumSquaresChunk, sumSquaresFinish, sumSquaresGroups, sumSquaresSegments } from '../kernels/norm.ts';
 import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 import { grid1d } from './ops/common.ts';
@@ -60,6 +65,59 @@ export interface AdamWOptions {
    * loss) is not finite (default false: the update runs and spreads the NaN). Implies tracking the norm.
    */
   skipNonFinite?: boolean;
+  /**
+   * Models of a stacked store (default 1): every parameter has a leading dimension of this size, and
+   * the norm, clipping and non-finite skip are per model. The step gate is not available then.
+   */
+  groups?: number;
+}
+
+/** The per-model norm plan of a stacked store: segment tables and the model of every vec4, per chunk. */
+interface GroupedNorm {
+  segs: Storage[];
+  counts: number[];
+  groupOf: Storage[];
+  perGroup: number;
+  partials: Storage;
+}
+
+/** Segments (≤ NORM_SEGMENT_V4 vec4s, inside one model's part of one parameter), listed model by model. */
+function planGroupedNorm(engine: Engine, store: ParameterStore, G: number): GroupedNorm {
+  const chunks = store.chunks;
+  const segs: number[][] = Array.from({ length: chunks }, () => []);
+  const groupOf = Array.from({ length: chunks }, (_, c) => new Uint32Array(store.chunkElements(c) / 4));
+  const names = store.names();
+  for (const name of names) {
+    const shape = store.get(name).shape;
+    const slot = store.slot(name);
+    if (shape[0] !== G || (slot.numel / G) % 4 !== 0)
+      throw new Error(`AdamW: groups ${G} needs every parameter stacked [${G}, ...] with a multiple of 4 elements per model; "${name}" is [${shape.join(', ')}]`);
+  }
+  let partial = 0;
+  let perGroup = 0;
+  for (let g = 0; g < G; g++) {
+    const before = partial;
+    for (const name of names) {
+      const slot = store.slot(name);
+      const n4 = slot.numel / G / 4;
+      const first = slot.offset / 16 + g * n4;
+      groupOf[slot.chunk]!.fill(g, first, first + n4);
+      for (let k = 0; k < n4; k += NORM_SEGMENT_V4) segs[slot.chunk]!.push(first + k, Math.min(NORM_SEGMENT_V4, n4 - k), partial++);
+    }
+    perGroup = partial - before;
+  }
+  const upload = (label: string, data: Uint32Array): Storage => {
+    const st = engine.createStorage(label, Math.max(16, data.byteLength));
+    if (data.length) engine.write(st, data);
+    return st;
+  };
+  return {
+    segs: segs.map((t, c) => upload(`adamw.norm_segments[${c}]`, Uint32Array.from(t))),
+    counts: segs.map((t) => t.length / 3),
+    groupOf: groupOf.map((m, c) => upload(`adamw.group_of[${c}]`, m)),
+    perGroup,
+    partials: engine.createStorage('adamw.gnorm_group_partials', Math.max(16, partial * 4)),
+  };
 }
 
 /** `step`'s optional finiteness gate (kernels/norm.ts `stepGate`). */
@@ -127,6 +185,9 @@ export class AdamW {
   /** Per chunk: stage-1 workgroups and their first partial. */
   private readonly normPlan: { groups: number; base: number }[] = [];
   private readonly partialCount: number;
+  /** Models of a stacked store (1: an ordinary store). */
+  readonly groups: number;
+  private readonly grouped: GroupedNorm | null;
 
   constructor(
     readonly store: ParameterStore,
@@ -146,6 +207,9 @@ export class AdamW {
     for (const [k, x] of [['beta1', this.beta1], ['beta2', this.beta2]] as const)
       if (!(x >= 0 && x < 1)) throw new Error(`AdamW: ${k} must be in [0, 1), got ${x}`);
     if (!(this.eps >= 0)) throw new Error(`AdamW: eps must be >= 0, got ${this.eps}`);
+    this.groups = opts.groups ?? 1;
+    if (!(Number.isInteger(this.groups) && this.groups >= 1)) throw new Error(`AdamW: groups must be a positive integer, got ${opts.groups}`);
+    this.grouped = this.groups > 1 ? planGroupedNorm(this.engine, store, this.groups) : null;
 
     const maxGroups = opts.normGroups ?? this.engine.plan.adamw.normGroups;
     let base = 0;
@@ -156,9 +220,11 @@ export class AdamW {
     }
     this.partialCount = base;
     this.partials = this.engine.createStorage('adamw.gnorm_partials', Math.max(16, base * 4));
-    this.gnorm = this.engine.createStorage('adamw.gnorm', 16);
-    this.gnormTensor = new Tensor(this.engine, [1], 'f32', this.gnorm, 'arena', { name: 'grad_norm' });
-    this.gnormAll = new Tensor(this.engine, [4], 'f32', this.gnorm, 'arena', { name: 'grad_norm_state' });
+    // [‖g‖, ‖g‖², finite, 0]; grouped: [norms (G), squares (G), finite flags (G)]
+    const G = this.groups;
+    this.gnorm = this.engine.createStorage('adamw.gnorm', G > 1 ? Math.max(16, 12 * G) : 16);
+    this.gnormTensor = new Tensor(this.engine, [G], 'f32', this.gnorm, 'arena', { name: 'grad_norm' });
+    this.gnormAll = new Tensor(this.engine, G > 1 ? [3, G] : [4], 'f32', this.gnorm, 'arena', { name: 'grad_norm_state' });
   }
 
   private get clipping(): boolean {
@@ -175,6 +241,22 @@ export class AdamW {
     const s = this.store;
     if (s.chunks === 0) {
       e.clear(this.gnorm);
+      return this.gnormTensor;
+    }
+    const gr = this.grouped;
+    if (gr) {
+      for (let c = 0; c < s.chunks; c++) {
+        const count = gr.counts[c]!;
+        if (count === 0) continue;
+        e.dispatch(sumSquaresSegments, [s.chunkStorage(s.grads, c), gr.segs[c]!, gr.partials], { count }, grid1d(count, NORM_SEG_WG), {
+          flops: 2 * s.chunkElements(c),
+          bytes: 4 * s.chunkElements(c) + 16 * count,
+        });
+      }
+      e.dispatch(sumSquaresGroups, [gr.partials, this.gnorm], { groups: this.groups, perGroup: gr.perGroup }, grid1d(this.groups, NORM_SEG_WG), {
+        flops: this.groups * gr.perGroup,
+        bytes: 4 * (this.groups * gr.perGroup + 3 * this.groups),
+      });
       return this.gnormTensor;
     }
     for (let c = 0; c < s.chunks; c++) {
@@ -199,6 +281,7 @@ export class AdamW {
     const s = this.store;
     const clip = this.clipping;
     if (clip || this.trackGradNorm || this.skipNonFinite || gate) this.recordGradNorm();
+    if (gate && this.grouped) throw new Error('AdamW.step: the step gate is not available with groups > 1 (one loss per store)');
     if (gate) {
       if (gate.acc.numel < 6) throw new Error(`AdamW.step: the gate accumulator needs 6 elements, got ${gate.acc.numel}`);
       e.dispatch(stepGate, [gate.loss, this.gnorm, gate.acc], { step: gate.step }, [1, 1, 1], { flops: 4, bytes: 40 });
@@ -222,8 +305,9 @@ export class AdamW {
       bc2: 1 - Math.pow(this.beta2, t),
       max_norm: clip ? this.maxGradNorm! : 0,
       skip: this.skipNonFinite ? 1 : 0,
+      ...(this.grouped ? { groups: this.groups } : {}),
     };
-    const spec = adamw({ variant: this.variant, unroll: this.unroll });
+    const spec = adamw({ variant: this.variant, unroll: this.unroll, ...(this.grouped ? { grouped: true } : {}) });
     const v4 = this.variant === 'vec4';
     for (let c = 0; c < s.chunks; c++) {
       const elems = s.chunkElements(c);
@@ -232,7 +316,15 @@ export class AdamW {
       uniforms.stride = Math.ceil(uniforms.n / this.unroll);
       e.dispatch(
         spec,
-        [s.chunkStorage(s.params, c), s.chunkStorage(s.grads, c), s.chunkStorage(s.m, c), s.chunkStorage(s.v, c), s.flags[c]!, this.gnorm],
+        [
+          s.chunkStorage(s.params, c),
+          s.chunkStorage(s.grads, c),
+          s.chunkStorage(s.m, c),
+          s.chunkStorage(s.v, c),
+          s.flags[c]!,
+          this.gnorm,
+          ...(this.grouped ? [this.grouped.groupOf[c]!] : []),
+        ],
         uniforms,
         grid1d(uniforms.stride, ADAMW_WG),
         { flops: 18 * elems, bytes: 28 * elems + s.flagWords(c) * 4 },
@@ -241,7 +333,8 @@ export class AdamW {
   }
 
   /**
-   * The device tensor holding the global gradient norm (before clipping) of the last step, shape [1].
+   * The device tensor holding the global gradient norm (before clipping) of the last step, shape [1]
+   * (grouped: [G], one norm per model).
    * Read it only when logging: `await opt.lastGradNorm().read()`. It is overwritten by the next step.
    */
   lastGradNorm(): Tensor {
@@ -250,7 +343,8 @@ export class AdamW {
 
   /**
    * The device tensor [‖g‖, ‖g‖², finite flag, 0] of the last step, shape [4]: the flag is 1 when the
-   * gradient norm (and the gated loss) was finite, 0 when the step was non-finite.
+   * gradient norm (and the gated loss) was finite, 0 when the step was non-finite. Grouped: [3, G]
+   * (norms, squares, flags).
    */
   lastGradState(): Tensor {
     return this.gnormAll;
@@ -296,6 +390,8 @@ export class AdamW {
   destroy(): void {
     this.partials.buffer.destroy();
     this.gnorm.buffer.destroy();
+    const gr = this.grouped;
+    if (gr) for (const st of [...gr.segs, ...gr.groupOf, gr.partials]) st.buffer.destroy();
   }
 }
 

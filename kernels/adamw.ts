@@ -26,6 +26,10 @@
  * non-finite loss). With the `skip` uniform set, a step whose flag is 0 writes nothing: the weights
  * and both moments stay bitwise what they were.
  *
+ * Grouped (`grouped`, a stacked store of G models): `groupOf` gives each vec4 of the chunk its model
+ * g, `gnorm` holds [‖g_0‖ … ‖g_{G−1}‖, squares, finite flags] (kernels/norm.ts `norm.sumsq_groups`),
+ * and clipping and `skip` use the element's own model's norm and flag.
+ *
  * Variants: `vec4` (vec4s, the one used) and `scalar` (single elements, the reference), each with an
  * `unroll` specialisation (U items per invocation at i, i + stride, …). All do the same f32 operations
  * per element, so they agree bitwise.
@@ -54,9 +58,10 @@ export const ADAMW_UNIFORMS: [string, 'u32' | 'f32'][] = [
   ['skip', 'u32'], // 1: leave p, m, v untouched when gnorm[2] == 0 (a non-finite step)
 ];
 
-const UPDATE = /* wgsl */ `
+const UPDATE = (grouped: boolean, v4: boolean) => /* wgsl */ `
+${grouped ? `  let grp = groupOf[${v4 ? 'i' : 'i >> 2u'}];\n  if (P.skip != 0u && gnorm[2u * P.groups + grp] == 0.0) { return; }` : ''}
   var coef = 1.0;
-  if (P.clip != 0u) { coef = min(1.0, P.max_norm / (gnorm[0] + 1e-6)); }
+  if (P.clip != 0u) { coef = min(1.0, P.max_norm / (gnorm[${grouped ? 'grp' : '0'}] + 1e-6)); }
   let g = grad[i] * coef;
   let p0 = param[i];
   let m0 = exp_avg[i];
@@ -77,9 +82,11 @@ export interface AdamWKernelOptions {
    * stride = ceil(n / unroll) (a uniform): coalesced on GPUs, fewer invocations on lavapipe.
    */
   unroll?: number;
+  /** Per-model norms and flags of a stacked store (binds `groupOf`, adds the `groups` uniform). */
+  grouped?: boolean;
 }
 
-export const adamw = memo(({ variant, unroll = 1 }: AdamWKernelOptions): KernelSpec => {
+export const adamw = memo(({ variant, unroll = 1, grouped = false }: AdamWKernelOptions): KernelSpec => {
   if (!Number.isInteger(unroll) || unroll < 1 || unroll > 16) throw new Error(`adamw: unroll ${unroll} must be an integer in [1, 16]`);
   const v4 = variant === 'vec4';
   const t = v4 ? 'array<vec4<f32>>' : 'array<f32>';
@@ -96,22 +103,30 @@ export const adamw = memo(({ variant, unroll = 1 }: AdamWKernelOptions): KernelS
   let decay = (bits & 1u) != 0u;`;
   const calls = Array.from({ length: unroll }, (_, k) => `  update(j${k ? ` + ${k}u * P.stride` : ''});`).join('\n');
   return kernel({
-    name: `adamw.${variant}${unroll > 1 ? `.u${unroll}` : ''}`,
-    bindings: [rw('param', t), ro('grad', t), rw('exp_avg', t), rw('exp_avg_sq', t), ro('flags', 'array<u32>'), ro('gnorm', 'array<f32>')],
-    uniforms: ADAMW_UNIFORMS,
+    name: `adamw.${variant}${unroll > 1 ? `.u${unroll}` : ''}${grouped ? '.grouped' : ''}`,
+    bindings: [
+      rw('param', t),
+      ro('grad', t),
+      rw('exp_avg', t),
+      rw('exp_avg_sq', t),
+      ro('flags', 'array<u32>'),
+      ro('gnorm', 'array<f32>'),
+      ...(grouped ? [ro('groupOf', 'array<u32>')] : []),
+    ],
+    uniforms: grouped ? [...ADAMW_UNIFORMS, ['groups', 'u32']] : ADAMW_UNIFORMS,
     workgroupSize: [ADAMW_WG, 1, 1],
     body: /* wgsl */ `
 fn update(i: u32) {
   if (i >= P.n) { return; }
 ${flagsCode}
-${UPDATE}
+${UPDATE(grouped, v4)}
 }
 
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = ${FLAT_INDEX};
   if (j >= P.stride) { return; }
-  if (P.skip != 0u && gnorm[2] == 0.0) { return; }
+${grouped ? '' : '  if (P.skip != 0u && gnorm[2] == 0.0) { return; }'}
 ${calls}
 }`,
   });

@@ -122,3 +122,55 @@ fn main() {
   }
 }`,
 });
+
+/**
+ * Per-model gradient norms of a stacked store (G models, every parameter [G, ...]): the arena is cut
+ * into segments, each inside one model's part of one parameter and at most NORM_SEGMENT_V4 vec4s
+ * long, listed model by model so that model g's partials are the contiguous run
+ * [g·perGroup, (g+1)·perGroup).
+ *
+ *   `norm.sumsq_segments`   one dispatch per chunk, one invocation per segment of the chunk:
+ *                           partials[seg.partial] = Σ x² over its vec4s, in order. `segs` holds
+ *                           (first vec4, vec4 count, partial index) triples.
+ *   `norm.sumsq_groups`     one invocation per model: the sum of its partials in order;
+ *                           out[g] = √total, out[G + g] = total, out[2G + g] = 1 when finite, else 0.
+ */
+export const NORM_SEGMENT_V4 = 256;
+export const NORM_SEG_WG = 64;
+
+export const sumSquaresSegments: KernelSpec = kernel({
+  name: 'norm.sumsq_segments',
+  bindings: [ro('x', 'array<vec4<f32>>'), ro('segs', 'array<u32>'), rw('partials')],
+  uniforms: [['count', 'u32']],
+  workgroupSize: [NORM_SEG_WG, 1, 1],
+  body: /* wgsl */ `
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let s = gid.x;
+  if (s >= P.count) { return; }
+  let first = segs[3u * s];
+  let end = first + segs[3u * s + 1u];
+  var a = vec4<f32>(0.0);
+  for (var i = first; i < end; i++) { let q = x[i]; a = a + q * q; }
+  partials[segs[3u * s + 2u]] = (a.x + a.y) + (a.z + a.w);
+}`,
+});
+
+export const sumSquaresGroups: KernelSpec = kernel({
+  name: 'norm.sumsq_groups',
+  bindings: [ro('partials'), rw('out')],
+  uniforms: [['groups', 'u32'], ['perGroup', 'u32']],
+  workgroupSize: [NORM_SEG_WG, 1, 1],
+  body: /* wgsl */ `
+${IS_FINITE}
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let g = gid.x;
+  if (g >= P.groups) { return; }
+  var t = 0.0;
+  for (var k = g * P.perGroup; k < (g + 1u) * P.perGroup; k++) { t = t + partials[k]; }
+  out[g] = sqrt(t);
+  out[P.groups + g] = t;
+  out[2u * P.groups + g] = select(0.0, 1.0, is_finite(t));
+}`,
+});
