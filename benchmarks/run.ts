@@ -2,7 +2,7 @@
  * `npm run bench`: every benchmark, one child process each (own Dawn device, so one crash or leak
  * cannot skew the next), in the order: ceilings, kernels, optimizer, data (procedural generation, tokenizers), then the end-to-end step
  * with its peers (TensorFlow.js WebGPU on the same adapter, PyTorch CPU when present), last the needle arms
- * side by side (`--jobs`) against one alone.
+ * side by side (`--jobs`) and stacked in one process (src/model/stacked.ts), each against one alone.
  *
  *   npm run bench                 # everything
  *   npm run bench -- step matmul  # only the named ones
@@ -23,6 +23,7 @@ const ALL: [string, string[]][] = [
   ['tokenizer', []],
   ['step', ['all', '--profile']],
   ['arms', []],
+  ['stacked', []],
 ];
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

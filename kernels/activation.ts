@@ -94,7 +94,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /**
  * y = act(x + b[col]) with act = identity (bias add) or GELU. 2-D: gid.x is the column (or vec4 of
  * columns), and each invocation walks rows gid.y, gid.y + nwg.y, ... (no integer division per
- * element; on lavapipe twice as fast as one invocation per element with a modulo).
+ * element; on lavapipe twice as fast as one invocation per element with a modulo). Grouped: gid.z is
+ * the group, and the walk covers that group's rows.
  */
 export const biasForward = memo(({ vec4, gelu, grouped = false }: { vec4: boolean; gelu: boolean; grouped?: boolean }): KernelSpec =>
   kernel({
@@ -108,14 +109,18 @@ ${geluWgsl(vec4)}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let c = gid.x;
   if (c >= P.cols) { return; }
-#if ${!grouped}
-  let bc = b[c];
-#endif
-  for (var r = gid.y; r < P.rows; r = r + nwg.y) {
-    let i = r * P.cols + c;
 #if ${grouped}
-    let bc = b[(r / P.groupRows) * P.cols + c];
+  // grid z: the group; rows of the group walked as below
+  let bc = b[gid.z * P.cols + c];
+  let r0 = gid.z * P.groupRows;
+  let r1 = r0 + P.groupRows;
+#else
+  let bc = b[c];
+  let r0 = 0u;
+  let r1 = P.rows;
 #endif
+  for (var r = r0 + gid.y; r < r1; r = r + nwg.y) {
+    let i = r * P.cols + c;
 #if ${gelu}
     y[i] = gelu(x[i] + bc);
 #else

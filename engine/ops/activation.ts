@@ -61,9 +61,11 @@ function biasForward(x: Tensor, b: Tensor, withGelu: boolean, op: string, groups
   const cw = v4 ? cols / 4 : cols;
   // Columns on x; rows split over at most plan.activation.maxRowGroups on y (65535 on the hardware
   // plan, 256 on the software one: fewer, longer invocations).
-  const yGroups = Math.max(1, Math.min(rows, e.plan.activation.maxRowGroups));
+  // Grouped: one z layer per group, its rows split over at most maxRowGroups / groups along y.
+  const R = rows / groups;
+  const yGroups = Math.max(1, Math.min(R, Math.floor(e.plan.activation.maxRowGroups / groups) || 1));
   const spec = K.biasForward({ vec4: v4, gelu: withGelu, ...(groups > 1 ? { grouped: true } : {}) });
-  e.dispatch(spec, [x, b, y], { rows, cols: cw, ...(groups > 1 ? { groupRows: rows / groups } : {}) }, [Math.ceil(cw / K.ACT_COL_WG), yGroups, 1], {
+  e.dispatch(spec, [x, b, y], { rows, cols: cw, ...(groups > 1 ? { groupRows: R } : {}) }, [Math.ceil(cw / K.ACT_COL_WG), yGroups, groups], {
     flops: (withGelu ? GELU_FLOPS + 1 : 1) * x.numel,
     bytes: 8 * x.numel + 4 * cols,
   });
