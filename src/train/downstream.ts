@@ -71,7 +71,8 @@ export interface DownstreamResult {
 }
 
 
-function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): TransferResult | null {
+/** The §5 transfer or weight mixture a run starts from (null: fresh HF initialisation). */
+export function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): TransferResult | null {
   const target = algorithmicModelConfig(c);
   const train = c.weights_to_be_trained as Component[];
   if (opts.mixture) {
