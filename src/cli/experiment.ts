@@ -1,5 +1,5 @@
 /**
- * `kindling experiment <file.yaml|quick|paper> [--out DIR] [--jobs N] [--shard i/n] [--resume]`
+ * `kindling experiment <file.yaml|quick|paper> [--out DIR] [--jobs N] [--stack N] [--shard i/n] [--resume]`
  * `kindling experiment report DIR`
  *
  * Runs every arm × sweep point × seed of an experiment (docs/experiments.md), then writes
@@ -24,6 +24,13 @@ export const EXPERIMENT_SPEC = {
   options: {
     out: { type: 'string', metavar: 'DIR', defaultDoc: 'runs/<name>', doc: 'experiment directory' },
     jobs: { type: 'int', default: 1, min: 1, metavar: 'N', doc: 'N worker processes on this machine' },
+    stack: {
+      type: 'int',
+      default: 1,
+      min: 1,
+      metavar: 'N',
+      doc: 'train up to N seeds of an arm (same sweep point) as one stacked model in one set of dispatches (algorithmic stage 2 without dropout or mixtures; the same curves as one by one to float32 rounding); 1: one by one',
+    },
     shard: { type: 'string', metavar: 'i/n', doc: 'take only runs with index % n == i (n machines writing one shared DIR; then `kindling experiment report DIR` merges)' },
     arms: { type: 'list', metavar: 'NAME', doc: 'only the arms whose name matches (`*` wildcards; e.g. `needle-*` runs the needle part of paper); the report covers what has finished' },
     resume: { type: 'bool', default: false, doc: 'continue the experiment in DIR: finished runs are kept, partial ones resume from their latest checkpoint (without it, a non-empty DIR is refused)' },
@@ -43,6 +50,7 @@ export interface ExperimentArgs {
   target: string;
   out: string | null;
   jobs: number;
+  stack: number;
   shard: Shard | null;
   arms: string[] | null;
   resume: boolean;
@@ -53,7 +61,7 @@ export interface ExperimentArgs {
 export function parseExperimentArgs(argv: readonly string[]): ExperimentArgs {
   const p = parseCommand(EXPERIMENT_SPEC, argv);
   const o = p.options;
-  return { target: p.args.experiment as string, out: o.out ?? null, jobs: o.jobs, shard: o.shard === undefined ? null : parseShard(o.shard), arms: o.arms?.length ? [...o.arms] : null, resume: o.resume, worker: o.worker };
+  return { target: p.args.experiment as string, out: o.out ?? null, jobs: o.jobs, stack: o.stack, shard: o.shard === undefined ? null : parseShard(o.shard), arms: o.arms?.length ? [...o.arms] : null, resume: o.resume, worker: o.worker };
 }
 
 export async function runExperimentCommand(argv: string[]): Promise<number> {
@@ -95,7 +103,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   }
   const dir = args.out ?? join('runs', loaded.experiment.name);
   // An ExperimentError from the run (e.g. a directory that already holds it) is reported by main.ts, exit 2.
-  const r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, shard: args.shard, arms: args.arms, worker: args.worker });
+  const r = await runExperiment({ experiment: loaded.experiment, text: loaded.text, dir, resume: args.resume, jobs: args.jobs, stack: args.stack, shard: args.shard, arms: args.arms, worker: args.worker });
   if (args.worker) return r.failed.length ? 1 : 0;
   if (r.table) console.log(`\n${r.table}`);
   console.log(`\n${r.completed}/${r.planned} runs finished${r.html ? `; results.json and report.html in ${dir} (${r.html})` : ''}`);

@@ -27,7 +27,8 @@ import { fileURLToPath } from 'node:url';
 import { Engine } from '../../engine/engine.ts';
 import { type ProceduralConfig, proceduralModelConfig } from '../train/config.ts';
 import { assertSemanticFits, checkSemanticInputs, runSemantic, SEMANTIC_RUNNER_KEYS, type SemanticConfig } from '../train/semantic.ts';
-import { type DownstreamMixture, runDownstream } from '../train/downstream.ts';
+import { type DownstreamMixture, type DownstreamOptions, type DownstreamResult, runDownstream } from '../train/downstream.ts';
+import { runDownstreamStacked, StackError } from '../train/stacked.ts';
 import { runProcedural, stage1Gate } from '../train/procedural.ts';
 import { aggregate } from './aggregate.ts';
 import { type BoardSink, IpcBoard, ProgressBoard, relay } from './board.ts';
@@ -51,6 +52,8 @@ export interface RunnerOptions {
   resume?: boolean;
   /** Worker processes (default 1: run in this process). */
   jobs?: number;
+  /** Train up to this many seeds of an arm and sweep point as one stacked model (src/train/stacked.ts); default 1: one by one. */
+  stack?: number;
   shard?: Shard | null;
   /** Only the runs of arms whose name matches one of these patterns (`*` matches any text; the arm name includes its sweep point). */
   arms?: readonly string[] | null;
@@ -148,6 +151,13 @@ export function holdsExperiment(dir: string, experiment: Experiment): boolean {
 
 const lockName = (what: string): string => what.replace(/[/\\]/g, '__');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What a run's stage 2 starts from. */
+interface Stage2Inputs {
+  stage1: Stage1Record | null;
+  pretrained: string | null;
+  mixture: DownstreamMixture | null;
+}
 
 class Context {
   readonly machine: string;
@@ -311,10 +321,8 @@ class Context {
     return record;
   }
 
-  /** Runs (or resumes) one planned run and writes its result.json. */
-  async execute(run: PlannedRun): Promise<RunRecord> {
-    const id = run.dir;
-    const runDir = join(this.dir, run.dir);
+  /** What a run's stage 2 starts from: its stage 1 (trained here or waited for) or weight mixture. */
+  private async stage2Inputs(run: PlannedRun, id: string): Promise<Stage2Inputs> {
     let stage1: Stage1Record | null = null;
     let pretrained: string | null = null;
     let mixture: DownstreamMixture | null = null;
@@ -339,30 +347,38 @@ class Context {
         elapsed_s: parts.reduce((s, p) => s + p.elapsed_s, 0),
       };
     }
-    makeDirs(runDir);
-    const elapsedFile = join(runDir, 'elapsed.json');
-    const before = existsSync(elapsedFile) ? readJson<{ elapsed_s: number }>(elapsedFile).elapsed_s : 0;
+    return { stage1, pretrained, mixture };
+  }
+
+  /** The time already spent on a run (its elapsed.json), and the writer of the running total. */
+  private elapsed(runDir: string): { before: number; t0: number; file: string; write(): void; now(): number } {
+    const file = join(runDir, 'elapsed.json');
+    const before = existsSync(file) ? readJson<{ elapsed_s: number }>(file).elapsed_s : 0;
     const t0 = performance.now();
+    const now = () => before + (performance.now() - t0) / 1000;
+    return { before, t0, file, now, write: () => writeJsonAtomic(file, { elapsed_s: now() }) };
+  }
+
+  /** A stage-2 run's reporting hooks: the board's progress line, and elapsed.json at each evaluation. */
+  private stage2Hooks(run: PlannedRun, total: number, clock: { write(): void }): Pick<DownstreamOptions, 'onLog' | 'onEval'> {
     let accuracy: number | null = null;
     let loss: number | null = null;
-    if (run.semantic) return this.executeSemantic(run, run.semantic, { id, runDir, stage1, pretrained, elapsedFile, before, t0 });
-    const c = { ...run.stage2!, pretrained_model_path: pretrained };
-    const show = (step: number) => this.board.update(id, { arm: run.arm, seed: run.seed, stage: 'stage 2', step, total: c.max_steps, accuracy, loss });
-    const r = await runDownstream(this.engine, c, {
-      runDir,
-      resume: true,
-      mixture,
-      log: this.log,
+    const show = (step: number) => this.board.update(run.dir, { arm: run.arm, seed: run.seed, stage: 'stage 2', step, total, accuracy, loss });
+    return {
       onLog: (rec) => {
         loss = rec.loss;
         show(rec.step);
       },
       onEval: (step, ev) => {
         accuracy = ev.accuracy;
-        writeJsonAtomic(elapsedFile, { elapsed_s: before + (performance.now() - t0) / 1000 });
+        clock.write();
         show(step);
       },
-    });
+    };
+  }
+
+  /** Writes a finished algorithmic stage 2's result.json and reports it. */
+  private finishDownstream(run: PlannedRun, stage1: Stage1Record | null, r: DownstreamResult, maxSteps: number, elapsed: number, note = ''): RunRecord {
     const record: RunRecord = {
       ...this.recordHead(run),
       stage1,
@@ -370,13 +386,58 @@ class Context {
       curve: r.curve,
       loss_curve: r.lossCurve,
       eval_loss_curve: r.evalLossCurve,
-      elapsed_s: before + (performance.now() - t0) / 1000,
+      elapsed_s: elapsed,
       machine: this.machine,
-      completed: r.steps >= c.max_steps,
+      completed: r.steps >= maxSteps,
     };
-    writeJsonAtomic(join(runDir, RESULT_FILE), record);
-    this.board.done(id, `${run.arm} seed ${run.seed}: final accuracy ${(100 * r.finalAccuracy).toFixed(1)}% after ${r.steps} steps${stage1 && !stage1.learned ? ' (stage 1 did not learn)' : ''}`);
+    writeJsonAtomic(join(this.dir, run.dir, RESULT_FILE), record);
+    this.board.done(run.dir, `${run.arm} seed ${run.seed}: final accuracy ${(100 * r.finalAccuracy).toFixed(1)}% after ${r.steps} steps${note}${stage1 && !stage1.learned ? ' (stage 1 did not learn)' : ''}`);
     return record;
+  }
+
+  /** Runs (or resumes) one planned run and writes its result.json. */
+  async execute(run: PlannedRun): Promise<RunRecord> {
+    const id = run.dir;
+    const runDir = join(this.dir, run.dir);
+    const { stage1, pretrained, mixture } = await this.stage2Inputs(run, id);
+    makeDirs(runDir);
+    const clock = this.elapsed(runDir);
+    if (run.semantic) return this.executeSemantic(run, run.semantic, { id, runDir, stage1, pretrained, elapsedFile: clock.file, before: clock.before, t0: clock.t0 });
+    const c = { ...run.stage2!, pretrained_model_path: pretrained };
+    const r = await runDownstream(this.engine, c, { runDir, resume: true, mixture, log: this.log, ...this.stage2Hooks(run, c.max_steps, clock) });
+    return this.finishDownstream(run, stage1, r, c.max_steps, clock.now());
+  }
+
+  /**
+   * Stage 2 of runs of one arm and sweep point (different seeds) as one stacked model
+   * (src/train/stacked.ts), each keeping its run directory and result.json; where they cannot be
+   * stacked (StackError), one by one. Each run's elapsed time is the stack's wall time.
+   */
+  async executeStack(runs: readonly PlannedRun[]): Promise<void> {
+    const inputs: Stage2Inputs[] = [];
+    for (const run of runs) inputs.push(await this.stage2Inputs(run, run.dir));
+    const clocks = runs.map((run) => {
+      makeDirs(join(this.dir, run.dir));
+      return this.elapsed(join(this.dir, run.dir));
+    });
+    const configs = runs.map((run, i) => ({ ...run.stage2!, pretrained_model_path: inputs[i]!.pretrained }));
+    let results: DownstreamResult[];
+    try {
+      results = await runDownstreamStacked(
+        this.engine,
+        runs.map((run, i) => ({
+          config: configs[i]!,
+          opts: { runDir: join(this.dir, run.dir), resume: true, mixture: inputs[i]!.mixture, log: this.log, ...this.stage2Hooks(run, configs[i]!.max_steps, clocks[i]!) },
+        })),
+        this.log,
+      );
+    } catch (e) {
+      if (!(e instanceof StackError)) throw e;
+      this.log(`${runs[0]!.arm}, seeds ${runs.map((r) => r.seed).join(', ')}: ${e.message}; training them one by one`);
+      for (const run of runs) await this.execute(run);
+      return;
+    }
+    results.forEach((r, i) => this.finishDownstream(runs[i]!, inputs[i]!.stage1, r, configs[i]!.max_steps, clocks[i]!.now(), ` (stacked ×${runs.length})`));
   }
 }
 
@@ -404,37 +465,74 @@ export function report(dir: string, experiment: Experiment, plan = planExperimen
   return { results, table, html };
 }
 
-/** Runs this process's share of the plan: claims free runs one after another (`reportSkips`: log the runs a live lock holder keeps). */
-async function workLoop(ctx: Context, runs: readonly PlannedRun[], reportSkips: boolean): Promise<RunnerResult['failed']> {
-  const failed: RunnerResult['failed'] = [];
+/**
+ * Units of work: single runs, or (with `stack` > 1) up to `stack` runs of one arm and sweep point
+ * whose stage 2 is algorithmic and not a weight mixture, in plan order of their first run.
+ */
+export function stackUnits(runs: readonly PlannedRun[], stack: number): PlannedRun[][] {
+  if (!(stack > 1)) return runs.map((r) => [r]);
+  const units: PlannedRun[][] = [];
+  const open = new Map<string, PlannedRun[]>();
   for (const run of runs) {
-    if (existsSync(resultPath(ctx.dir, run))) continue;
-    const lockPath = join(ctx.dir, 'locks', `run-${lockName(run.dir)}`);
-    const lock = tryLock(lockPath);
-    if (!lock) {
-      // A live process is on it (another worker, shard or command): say so, a skipped run is not silent.
-      const o = lockOwner(lockPath);
-      if (reportSkips) ctx.log(`${run.arm} seed ${run.seed}: skipped, held by ${o ? `pid ${o.pid} on ${o.host} since ${o.since}` : 'another process'} (lock ${lockPath})`);
+    if (!run.stage2 || run.mixture || run.semantic) {
+      units.push([run]);
       continue;
     }
+    let u = open.get(run.arm);
+    if (!u || u.length >= stack) {
+      u = [];
+      open.set(run.arm, u);
+      units.push(u);
+    }
+    u.push(run);
+  }
+  return units;
+}
+
+/**
+ * Runs this process's share of the plan: claims free runs one after another (`reportSkips`: log the
+ * runs a live lock holder keeps); with `stack` > 1, the free runs of a unit (stackUnits) together.
+ */
+async function workLoop(ctx: Context, runs: readonly PlannedRun[], reportSkips: boolean, stack = 1): Promise<RunnerResult['failed']> {
+  const failed: RunnerResult['failed'] = [];
+  for (const unit of stackUnits(runs, stack)) {
+    const claimed: { run: PlannedRun; release(): void }[] = [];
+    for (const run of unit) {
+      if (existsSync(resultPath(ctx.dir, run))) continue;
+      const lockPath = join(ctx.dir, 'locks', `run-${lockName(run.dir)}`);
+      const lock = tryLock(lockPath);
+      if (!lock) {
+        // A live process is on it (another worker, shard or command): say so, a skipped run is not silent.
+        const o = lockOwner(lockPath);
+        if (reportSkips) ctx.log(`${run.arm} seed ${run.seed}: skipped, held by ${o ? `pid ${o.pid} on ${o.host} since ${o.since}` : 'another process'} (lock ${lockPath})`);
+        continue;
+      }
+      claimed.push({ run, release: () => lock.release() });
+    }
+    if (claimed.length === 0) continue;
     try {
-      if (!existsSync(resultPath(ctx.dir, run))) {
-        // Both stages are sized before either trains: stage 2 is not refused after stage 1's hours.
+      const mine = claimed.map((c) => c.run).filter((run) => !existsSync(resultPath(ctx.dir, run)));
+      // Both stages are sized before either trains: stage 2 is not refused after stage 1's hours.
+      for (const run of mine) {
         for (const p of [run.stage1, run.mixture?.attn, run.mixture?.ffn]) {
           const s1 = p && 'config' in p ? p : p && 'stage1' in p ? p.stage1 : null;
           if (s1) assertProceduralFits(ctx.engine, s1.config);
         }
         if (run.stage2) assertDownstreamFits(ctx.engine, run.stage2);
         if (run.semantic) assertSemanticFits(ctx.engine, run.semantic);
-        await ctx.execute(run);
       }
+      if (mine.length > 1) await ctx.executeStack(mine);
+      else if (mine.length === 1) await ctx.execute(mine[0]!);
     } catch (e) {
       const error = (e as Error).message;
-      failed.push({ arm: run.arm, seed: run.seed, error });
-      ctx.board.done(run.dir, `${run.arm} seed ${run.seed}: FAILED: ${error}`);
+      for (const { run } of claimed) {
+        if (existsSync(resultPath(ctx.dir, run))) continue;
+        failed.push({ arm: run.arm, seed: run.seed, error });
+        ctx.board.done(run.dir, `${run.arm} seed ${run.seed}: FAILED: ${error}`);
+      }
       if (process.env.KINDLING_DEBUG) ctx.log((e as Error).stack ?? error);
     } finally {
-      lock.release();
+      for (const c of claimed) c.release();
     }
   }
   return failed;
@@ -448,6 +546,7 @@ async function runWorkers(o: RunnerOptions, board: BoardSink): Promise<Pick<Runn
   const args = ['--import', tsx, MAIN, 'experiment', join(o.dir, 'experiment.yaml'), '--out', o.dir, '--worker'];
   if (o.shard) args.push('--shard', `${o.shard.index}/${o.shard.count}`);
   if (o.arms?.length) args.push('--arms', ...o.arms);
+  if ((o.stack ?? 1) > 1) args.push('--stack', String(o.stack));
   const failed: RunnerResult['failed'] = [];
   const crashedWorkers: string[] = [];
   const children = Array.from({ length: o.jobs! }, (_, w) => {
@@ -523,7 +622,7 @@ export async function runExperiment(o: RunnerOptions): Promise<RunnerResult> {
     const engine = o.engine ?? (await Engine.create());
     try {
       // Workers skip each other's runs all the time; a lone process says why it skipped one.
-      failed = await workLoop(new Context(engine, o.dir, o.experiment, board, log), mine, !o.worker);
+      failed = await workLoop(new Context(engine, o.dir, o.experiment, board, log), mine, !o.worker, o.stack ?? 1);
     } finally {
       if (!o.engine) engine.destroy();
     }

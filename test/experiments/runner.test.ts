@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runExperiment } from '../../src/experiments/runner.ts';
-import { parseExperiment } from '../../src/experiments/schema.ts';
+import { runExperiment, stackUnits } from '../../src/experiments/runner.ts';
+import { parseExperiment, planExperiment } from '../../src/experiments/schema.ts';
 import type { ExperimentResults, RunRecord } from '../../src/experiments/types.ts';
 import { useEngine } from '../helpers/gpu.ts';
 
@@ -89,6 +89,32 @@ describe('experiment runner', () => {
       expect(Number.isFinite(a.mean)).toBe(true);
     }
     expect(existsSync(join(uninterrupted, 'report.html'))).toBe(true);
+  });
+
+  it('--stack 2: each arm\'s seeds train as one stacked model, with the curves of the runs one by one', async () => {
+    const e = await engine();
+    const dir = join(tmp, 'stacked');
+    const logs: string[] = [];
+    const r = await runExperiment({ experiment: parseExperiment(TINY), text: TINY, dir, engine: e, board: { ...quiet, done: (_id: string, line: string) => logs.push(line) }, stack: 2 });
+    expect(r.completed).toBe(4);
+    expect(r.failed).toEqual([]);
+    expect(logs.filter((l) => l.includes('(stacked ×2)'))).toHaveLength(4);
+    const one = records(uninterrupted);
+    for (const [key, rec] of records(dir)) {
+      const ref = one.get(key)!;
+      for (const k of ['curve', 'loss_curve', 'eval_loss_curve'] as const) {
+        expect(rec[k].map(([s]) => s), `${key} ${k}`).toEqual(ref[k].map(([s]) => s));
+        rec[k].forEach(([, v], i) => expect(v, `${key} ${k}[${i}]`).toBeCloseTo(ref[k][i]![1], 4));
+      }
+      expect(rec.stage1!.closing_accuracy).toBe(ref.stage1!.closing_accuracy);
+    }
+  });
+
+  it('stackUnits: up to N runs of one arm and sweep point per unit, other runs alone', () => {
+    const plan = planExperiment(parseExperiment(TINY.replace('seeds: [0, 1]', 'seeds: [0, 1, 2]')));
+    const units = stackUnits(plan, 2).map((u) => u.map((r) => `${r.arm}/${r.seed}`));
+    expect(units).toEqual([['dyck/0', 'dyck/1'], ['dyck/2'], ['dyck-lr/0', 'dyck-lr/1'], ['dyck-lr/2']].sort((a, b) => plan.findIndex((r) => `${r.arm}/${r.seed}` === a[0]) - plan.findIndex((r) => `${r.arm}/${r.seed}` === b[0])));
+    expect(stackUnits(plan, 1).every((u) => u.length === 1)).toBe(true);
   });
 
   it('a weight-mixture arm reports its parts\' gate: learned and the weaker closing accuracy', async () => {
