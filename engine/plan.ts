@@ -81,6 +81,13 @@ export const SPLITK_MAX_128 = 8;
 /** Each split covers at least this many k's. */
 export const SPLITK_MIN_CHUNK = 256;
 /**
+ * Batched products (the weight gradients of stacked models, src/model/stacked.ts) split `shared`
+ * into chunks of at most this many k's, beside SPLITK_TARGET_GROUPS over the whole batch: a
+ * stack of 16 needle models has 16 one-tile products over K = 63 000, which SPLITK_TARGET_GROUPS
+ * alone would cut into 16 chunks of ~3 900. Unmeasured on a GPU (docs/performance.md, stacked).
+ */
+export const SPLITK_BATCH_MAX_CHUNK = 1024;
+/**
  * Software plan: colsum runs in one pass up to this many rows: the dispatch a second pass costs on
  * lavapipe outweighs the parallel partial sums; beyond, two passes measured faster or equal
  * (docs/performance.md, "What the dispatch and texture changes bought").
@@ -240,15 +247,15 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
       return N >= 48 ? 'sg64x8' : 'sg64x4';
     }
     // Small outputs: reg4x4, unless K is long enough to split over the GPU (splitK).
-    if (M * N * batch < 64 * 64 * 4) return batch === 1 && K >= SPLITK_MIN_K ? 'shared' : 'reg4x4';
+    if (M * N * batch < 64 * 64 * 4) return K >= SPLITK_MIN_K ? 'shared' : 'reg4x4';
     const tiles128 = Math.ceil(M / 128) * Math.ceil(N / 128) * batch;
     if (tiles128 >= SHARED128_MIN_TILES) return 'shared128';
     // Fewer 128×128 tiles but a long K: split-K fills the GPU with them instead.
-    if (batch === 1 && tiles128 >= SHARED128_SPLIT_MIN_TILES && K >= SPLITK_MIN_K) return 'shared128';
+    if (tiles128 >= SHARED128_SPLIT_MIN_TILES && K >= SPLITK_MIN_K) return 'shared128';
     return 'shared';
   };
   /**
-   * Hardware plan, the shared variants of a single product whose output has too few tiles to fill
+   * Hardware plan, the shared variants of a product (or batch of products) whose output has too few tiles to fill
    * the GPU and whose K is long — the weight gradients xᵀ·dY (e.g. 128×384 outputs over K = 2048
    * rows: 12 workgroups of 64×64 for the whole GPU), which would otherwise run one long K loop on a
    * handful of multiprocessors. `shared` aims at SPLITK_TARGET_GROUPS workgroups; `shared128` at
@@ -258,19 +265,22 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
    * never splits: 2–16 cores that a few workgroups already fill.
    */
   const splitK = (variant: string, M: number, N: number, K: number, batch = 1): number => {
-    if (sw || batch !== 1 || K < SPLITK_MIN_K) return 1;
+    if (sw || K < SPLITK_MIN_K) return 1;
     if (!KM.takesSplitK(variant)) return 1;
     const { tileM, tileN } = KM.matmulGeometry(variant);
-    const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN);
+    const tiles = Math.ceil(M / tileM) * Math.ceil(N / tileN) * batch;
     const byK = Math.floor(K / SPLITK_MIN_CHUNK);
-    // The partials [S, M, N] must fit one binding.
-    const byMemory = Math.floor(limits.maxStorageBufferBindingSize / (M * N * 4));
+    // The partials [batch · S, M, N] must fit one binding.
+    const byMemory = Math.floor(limits.maxStorageBufferBindingSize / (batch * M * N * 4));
     let s: number;
     if (variant === 'shared128') {
       // The rule fits the H200 sweep of GPT-2 small's products over K = 2304–4096: 36–192 tiles
       // fastest in 4–8 splits, from 576 tiles unsplit (docs/kernels/matmul.md, "The GPU tiles").
       s = Math.min(SPLITK_MAX_128, Math.floor(SPLITK_TARGET_GROUPS_128 / tiles));
-    } else s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
+    } else {
+      s = Math.ceil(SPLITK_TARGET_GROUPS / tiles);
+      if (batch > 1) s = Math.max(s, Math.ceil(K / SPLITK_BATCH_MAX_CHUNK));
+    }
     return Math.max(1, Math.min(s, byK, byMemory));
   };
   return {

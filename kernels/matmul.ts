@@ -734,8 +734,9 @@ export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
 export const SPLITK_WG = 256;
 
 /**
- * The second pass of a split-K product: C[i] = Σ_s partial[s·MN + i] (+ bias[i mod N]) (+ C[i]),
- * over the M·N elements of one product (vec4 units when N % 4 = 0: then `MN` and `N` are in vec4s),
+ * The second pass of a split-K product: for each of the B products (entry b's partials at
+ * (b·S + s)·MN), C[b·MN + i] = Σ_s partial[(b·S + s)·MN + i] (+ bias[i mod N]) (+ C[b·MN + i]),
+ * over the M·N elements of each product (vec4 units when N % 4 = 0: then `MN` and `N` are in vec4s),
  * the splits summed in order (deterministic).
  */
 export const splitKSum = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
@@ -743,18 +744,21 @@ export const splitKSum = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
   return kernel({
     name: `matmul.splitk_sum${vec4 ? '[v4]' : ''}`,
     bindings: [ro('partial', `array<${t}>`), ro('bias', `array<${t}>`), rw('C', `array<${t}>`)],
-    uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32']],
+    uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32'], ['B', 'u32']],
     workgroupSize: [SPLITK_WG, 1, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = ${FLAT_INDEX};
-  if (i >= P.MN) { return; }
-  var v = partial[i];
-  for (var s = 1u; s < P.S; s = s + 1u) { v = v + partial[s * P.MN + i]; }
+  let j = ${FLAT_INDEX};
+  if (j >= P.B * P.MN) { return; }
+  let b = j / P.MN;
+  let i = j - b * P.MN;
+  let base = b * P.S * P.MN + i;
+  var v = partial[base];
+  for (var s = 1u; s < P.S; s = s + 1u) { v = v + partial[base + s * P.MN]; }
   if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[i % P.N]; }
-  if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[i]; }
-  C[i] = v;
+  if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[j]; }
+  C[j] = v;
 }`,
   });
 });

@@ -50,8 +50,9 @@ export interface MatmulProblem {
   /** Read A through a texture (subgroup variants, A not transposed; default `plan.matmul.textures`): true or false forces it where possible / off; default: automatic. */
   texA?: boolean;
   /**
-   * Split K into this many chunks (shared variants, batch 1): partial products into a scratch
-   * [S, M, N], then a summing pass that adds bias and C. Default: `plan.matmul.splitK` (hardware plan only).
+   * Split K into this many chunks (shared variants): partial products into a scratch
+   * [batch · S, M, N], then a summing pass that adds bias and C (a batch needs a dense C).
+   * Default: `plan.matmul.splitK` (hardware plan only).
    */
   splitK?: number;
 }
@@ -116,8 +117,8 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
-  if (splits > 1 && (batch !== 1 || !KM.takesSplitK(variant)))
-    throw new Error(`matmul: splitK needs a single product (batch 1) and a shared variant, got batch ${batch}, ${variant}`);
+  if (splits > 1 && !KM.takesSplitK(variant)) throw new Error(`matmul: splitK needs a shared variant, got ${variant}`);
+  if (splits > 1 && batch > 1 && sC !== M * N) throw new Error(`matmul: splitK of a batch needs a dense C (stride ${M * N}), got stride ${sC}`);
   // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
   const kChunk = splits > 1 ? Math.ceil(K / splits / 16) * 16 : Math.max(K, 1);
   if (splits > 1) splits = Math.ceil(K / kChunk);
@@ -142,17 +143,18 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
   if (splits > 1) {
-    // Partial products into a scratch [splits, M, N], then one summing pass.
-    const part = engine.empty([splits, M, N], 'f32', 'matmul.splitk');
-    engine.dispatch(spec, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], splits], {
-      flops: 2 * M * N * K,
-      bytes: aBytes + bBytes + splits * M * N * 4,
+    // Partial products into a scratch [batch · splits, M, N] (workgroup z = entry · splits + split),
+    // then one summing pass over every entry.
+    const part = engine.empty([batch * splits, M, N], 'f32', 'matmul.splitk');
+    engine.dispatch(spec, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], batch * splits], {
+      flops: 2 * M * N * K * batch,
+      bytes: aBytes + bBytes + batch * splits * M * N * 4,
     });
     const v4 = N % 4 === 0 && aligned(c) && (!bias || aligned(bias));
     const w = v4 ? 4 : 1;
-    engine.dispatch(KM.splitKSum({ vec4: v4 }), [part, bias ?? part, c], { S: splits, MN: (M * N) / w, N: N / w, flags }, grid1d((M * N) / w, KM.SPLITK_WG), {
-      flops: splits * M * N,
-      bytes: (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0),
+    engine.dispatch(KM.splitKSum({ vec4: v4 }), [part, bias ?? part, c], { S: splits, MN: (M * N) / w, N: N / w, flags, B: batch }, grid1d((batch * M * N) / w, KM.SPLITK_WG), {
+      flops: batch * splits * M * N,
+      bytes: batch * (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0),
     });
     part.dispose();
     return;

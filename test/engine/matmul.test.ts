@@ -359,8 +359,8 @@ describe('matmul kernels', () => {
             [true, true],
           ], seed);
     const x = e.tensor(randArray(8 * 8 * 2, 1), [2, 8, 8]);
-    expect(() => encodeMatmul(e, x, x, e.empty([2, 8, 8]), { M: 8, N: 8, K: 8, batch: 2, variant: 'shared', splitK: 2 })).toThrow(/splitK needs a single product/);
-    expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4', splitK: 2 })).toThrow(/splitK needs/);
+    expect(() => encodeMatmul(e, x, x, e.empty([2, 8, 16]), { M: 8, N: 8, K: 8, batch: 2, strideC: 128, variant: 'shared', splitK: 2 })).toThrow(/splitK of a batch needs a dense C/);
+    expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4', splitK: 2 })).toThrow(/splitK needs a shared variant/);
   });
 
   it('chooses split-K on the hardware plan only, for small outputs over long K', async () => {
@@ -396,11 +396,14 @@ describe('matmul kernels', () => {
     expect(chooseMatmulVariant(hw, 768, 768, 512)).toBe('shared');
     expect(chooseMatmulVariant(hw, 384, 384, 4096)).toBe('shared');
     expect(chooseMatmulVariant(hw, 4096, 2304, 768)).toBe('shared128');
-    // Enough tiles already, short K, batched, or a non-shared variant: no split.
+    // Enough tiles already, short K, or a non-shared variant: no split.
     expect(chooseSplitK(hw, 'shared128', 4096, 4096, 4096)).toBe(1);
     expect(chooseSplitK(hw, 'shared', 128, 384, 512)).toBe(1);
-    expect(chooseSplitK(hw, 'shared', 128, 384, 2048, 4)).toBe(1);
     expect(chooseSplitK(hw, 'reg4x4', 128, 384, 2048)).toBe(1);
+    // Batched (stacked models' weight gradients): 256 workgroups over the batch, chunks ≤ 1024 k's.
+    expect(chooseSplitK(hw, 'shared', 128, 384, 2048, 4)).toBe(6);
+    expect(chooseMatmulVariant(hw, 16, 48, 63_000, 16)).toBe('shared');
+    expect(chooseSplitK(hw, 'shared', 16, 48, 63_000, 16)).toBe(62);
   });
 
   it("the GPU plan's automatic choice for a mid-sized output over long K: shared128 in 4 splits, summed right", async () => {
@@ -432,6 +435,34 @@ describe('matmul kernels', () => {
         expect(relErr(got.subarray(i * N, (i + 1) * N), want)).toBeLessThan(TOL);
       }
       for (const t of [ta, tb, tbias, tc]) t.dispose();
+    } finally {
+      await e.sync().catch(() => undefined);
+      e.destroy();
+    }
+  });
+
+  it("the GPU plan's split-K of a batch (stacked weight gradients, Aᵀ·B per entry): bias and accumulate per entry", async () => {
+    // 3 products of 20×24 outputs over K = 2100 rows: 'shared' in 4 splits of 528 per entry.
+    const e = await Engine.create({ planAs: 'hardware' });
+    try {
+      const [G, M, N, K] = [3, 20, 24, 2100];
+      expect(chooseMatmulVariant(e, M, N, K, G)).toBe('shared');
+      expect(chooseSplitK(e, 'shared', M, N, K, G)).toBeGreaterThan(1);
+      const a = randArray(G * K * M, 8201);
+      const b = randArray(G * K * N, 8202);
+      const bias = randArray(N, 8203);
+      const c0 = randArray(G * M * N, 8204);
+      const tc = e.tensor(c0, [G, M, N]);
+      if (e.profiler.supported) e.profiler.start();
+      encodeMatmul(e, e.tensor(a, [G, K, M]), e.tensor(b, [G, K, N]), tc, { M, N, K, batch: G, transA: true, accumulate: true }, e.tensor(bias, [N]));
+      const names = e.profiler.supported ? (await e.profiler.stop()).dispatches.map((d) => d.kernel) : [];
+      if (e.profiler.supported) expect(names).toEqual(['matmul.shared.tn[c4]', 'matmul.splitk_sum[v4]']);
+      const got = (await tc.read()) as Float32Array;
+      for (let g = 0; g < G; g++) {
+        const want = ref64(a.subarray(g * K * M, (g + 1) * K * M), b.subarray(g * K * N, (g + 1) * K * N), M, N, K, true, false);
+        for (let i = 0; i < M * N; i++) want[i] = want[i]! + bias[i % N]! + c0[g * M * N + i]!;
+        expect(relErr(got.subarray(g * M * N, (g + 1) * M * N), want), `entry ${g}`).toBeLessThan(TOL);
+      }
     } finally {
       await e.sync().catch(() => undefined);
       e.destroy();
