@@ -102,8 +102,8 @@ describe('plan rules (pure)', () => {
                 expect(p.matmul.variants, `${M}x${N}x${K} b${batch}`).toContain(v);
                 if (M * N * K * batch < 32768) expect(v).toBe('naive');
                 const s = p.matmul.splitK(v, M, N, K, batch);
-                // Split-K: hardware plan, single products of the shared kernels, K ≥ 1024, chunks ≥ 256 k's.
-                if (!p.matmul.splitsK || batch !== 1 || !takesSplitK(v) || K < 1024) expect(s).toBe(1);
+                // Split-K: hardware plan, the shared kernels (single products or batches), K ≥ 1024, chunks ≥ 256 k's.
+                if (!p.matmul.splitsK || !takesSplitK(v) || K < 1024) expect(s).toBe(1);
                 expect(s).toBeGreaterThanOrEqual(1);
                 expect(s).toBeLessThanOrEqual(Math.max(1, Math.floor(K / 256)));
                 if (v === 'shared128') expect(s).toBeLessThanOrEqual(8);
