@@ -20,18 +20,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Device } from '../engine/device.ts';
 import { readJsonl } from '../src/util/jsonl.ts';
+import { option } from './options.ts';
 
 const PROTOCOL_STEPS = 10_000;
 const here = dirname(fileURLToPath(import.meta.url));
 const main = join(here, '..', 'src', 'cli', 'main.ts');
-
-function option(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 interface Row {
   jobs: number;

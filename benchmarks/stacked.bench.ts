@@ -23,6 +23,7 @@ import { makeConfig } from '../src/model/config.ts';
 import { GPT, type HostBatch, type UploadOptions } from '../src/model/gpt.ts';
 import { StackedGPT } from '../src/model/stacked.ts';
 import { wallTime } from './timing.ts';
+import { option } from './options.ts';
 
 const PROTOCOL_STEPS = 10_000;
 const B = 1000;
@@ -30,13 +31,6 @@ const T = 63;
 const V = 256;
 const cfg = makeConfig({ size: '2_4_16', vocabSize: V, nPositions: T, tied: false, dropout: 0 });
 
-function option(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
-  return v;
-}
 
 /** Model g's batch: random tokens, the needle task's loss position 2n (n in 1..30) per row. */
 function needleBatch(g: number): HostBatch {
@@ -54,48 +48,48 @@ interface Stepper {
   destroy(): void;
 }
 
-function singleStepper(e: Engine, upload: UploadOptions): Stepper {
-  const model = GPT.create(e, cfg, { seed: 0 });
-  const opt = new AdamW(model.params, { weightDecay: 0.001, maxGradNorm: 1 });
-  const batch = needleBatch(0);
+/** One training step of `model` with `opt` on the batch(es) `upload` puts on the device. */
+function stepper<D>(e: Engine, o: { params: { zeroGrad(): void }; upload(): D; loss(d: D): Tensor; opt: AdamW; destroy(): void }): Stepper {
   return {
     step: () =>
       e.tidy(() => {
-        const d = model.uploadBatch(batch, upload);
-        model.params.zeroGrad();
+        const d = o.upload();
+        o.params.zeroGrad();
         e.startGrad();
-        const { loss } = model.loss(d, { train: true });
+        const loss = o.loss(d);
         backward(loss);
-        opt.step(5e-4);
+        o.opt.step(5e-4);
         return loss;
       }),
     destroy: () => {
-      opt.destroy();
-      model.destroy();
+      o.opt.destroy();
+      o.destroy();
     },
   };
 }
 
+function singleStepper(e: Engine, upload: UploadOptions): Stepper {
+  const model = GPT.create(e, cfg, { seed: 0 });
+  const batch = needleBatch(0);
+  return stepper(e, {
+    params: model.params,
+    upload: () => model.uploadBatch(batch, upload),
+    loss: (d) => model.loss(d, { train: true }).loss,
+    opt: new AdamW(model.params, { weightDecay: 0.001, maxGradNorm: 1 }),
+    destroy: () => model.destroy(),
+  });
+}
+
 function stackedStepper(e: Engine, G: number): Stepper {
   const model = StackedGPT.create(e, cfg, { seeds: Array.from({ length: G }, (_, g) => g) });
-  const opt = new AdamW(model.params, { weightDecay: 0.001, maxGradNorm: 1, groups: G });
   const batches = Array.from({ length: G }, (_, g) => needleBatch(g));
-  return {
-    step: () =>
-      e.tidy(() => {
-        const d = model.uploadBatches(batches);
-        model.params.zeroGrad();
-        e.startGrad();
-        const { loss } = model.loss(d);
-        backward(loss);
-        opt.step(5e-4);
-        return loss;
-      }),
-    destroy: () => {
-      opt.destroy();
-      model.destroy();
-    },
-  };
+  return stepper(e, {
+    params: model.params,
+    upload: () => model.uploadBatches(batches),
+    loss: (d) => model.loss(d).loss,
+    opt: new AdamW(model.params, { weightDecay: 0.001, maxGradNorm: 1, groups: G }),
+    destroy: () => model.destroy(),
+  });
 }
 
 /** ms per step: `steps` steps two in flight after two untimed ones; and dispatches per step. */

@@ -4,27 +4,18 @@
  * value is checked against float64 computed group by group, on both kernel plans (the hardware plan
  * splits the parameter reductions into chunks that must not cross a group).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
-import { Engine } from '../../engine/engine.ts';
 import { addBias, biasGelu } from '../../engine/ops/activation.ts';
 import { add, mul } from '../../engine/ops/elementwise.ts';
 import { addLayerNorm, layerNorm, type LayerNormVariant } from '../../engine/ops/layernorm.ts';
 import { sum } from '../../engine/ops/reduce.ts';
 import type { PlanKind } from '../../engine/plan.ts';
-import { poisonPool, randn, relErr } from '../helpers/gpu.ts';
+import { poisonPool, randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
 import { geluGrad64, gelu64 } from '../reference/activation.ts';
 import { lnBwdRef, lnRef } from '../reference/layernorm.ts';
 
-const engines = new Map<PlanKind, Promise<Engine>>();
-const engineAs = (kind: PlanKind): Promise<Engine> => {
-  let p = engines.get(kind);
-  if (!p) engines.set(kind, (p = Engine.create({ planAs: kind })));
-  return p;
-};
-afterAll(async () => {
-  for (const p of engines.values()) (await p).destroy();
-});
+const engineAs = useEnginesAs();
 
 /** Concatenate per-group float64 results. */
 function perGroup(G: number, f: (g: number) => Float64Array): Float64Array {

@@ -4,6 +4,7 @@
  */
 import { afterAll } from 'vitest';
 import { Engine } from '../../engine/engine.ts';
+import type { PlanKind } from '../../engine/plan.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 
 let shared: Promise<Engine> | null = null;
@@ -19,6 +20,22 @@ export function useEngine(): () => Promise<Engine> {
     }
   });
   return () => (shared ??= Engine.create());
+}
+
+/**
+ * Engines that plan as a given kind ('software' or 'hardware': the GPU's kernel choices on this
+ * adapter), one per kind for this test file, destroyed after it.
+ */
+export function useEnginesAs(): (kind: PlanKind) => Promise<Engine> {
+  const engines = new Map<PlanKind, Promise<Engine>>();
+  afterAll(async () => {
+    for (const p of engines.values()) (await p).destroy();
+  });
+  return (kind) => {
+    let p = engines.get(kind);
+    if (!p) engines.set(kind, (p = Engine.create({ planAs: kind })));
+    return p;
+  };
 }
 
 /** Deterministic PRNG (mulberry32) for test inputs. */

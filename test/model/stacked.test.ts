@@ -4,25 +4,17 @@
  * tied and untied heads, with loss counts that differ between models and with padded rows; and
  * AdamW over the stacked store (`groups`) against G optimizers: per-model clipping and skipping.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
-import { Engine } from '../../engine/engine.ts';
+import type { Engine } from '../../engine/engine.ts';
 import { AdamW } from '../../engine/optim.ts';
 import type { PlanKind } from '../../engine/plan.ts';
 import { makeConfig } from '../../src/model/config.ts';
 import { GPT, type HostBatch } from '../../src/model/gpt.ts';
 import { StackedGPT } from '../../src/model/stacked.ts';
-import { relErr, rng } from '../helpers/gpu.ts';
+import { relErr, rng, useEnginesAs } from '../helpers/gpu.ts';
 
-const engines = new Map<PlanKind, Promise<Engine>>();
-const engineAs = (kind: PlanKind): Promise<Engine> => {
-  let p = engines.get(kind);
-  if (!p) engines.set(kind, (p = Engine.create({ planAs: kind })));
-  return p;
-};
-afterAll(async () => {
-  for (const p of engines.values()) (await p).destroy();
-});
+const engineAs = useEnginesAs();
 
 const SEEDS = [0, 5, 9];
 const B = 6;
