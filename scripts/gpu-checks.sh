@@ -5,9 +5,9 @@
 #   OUT/adapter.txt        the WebGPU adapter Dawn picked, and nvidia-smi when there is one
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
-#   OUT/arms.txt           benchmarks/arms.bench.ts: needle arms per minute with 1, 4, 9, 16 side by side
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
 #                          in one process against one model (with the profile of 16)
+#   OUT/arms.txt           benchmarks/arms.bench.ts: needle arms per minute with 1, 4, 9, 16 side by side
 #   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS` (progress + table)
 #   OUT/needle.md, OUT/needle.json   its results.md and results.json (partial if the time ran out)
 #   OUT/needle-runs.tar.xz the experiment directory, to resume elsewhere with --resume
@@ -56,14 +56,14 @@ echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt
 grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
 
 t0=$(date +%s)
-node --import tsx benchmarks/arms.bench.ts > "$out/arms.txt" 2>&1
-echo "gpu-checks: arms benchmark in $(( $(date +%s) - t0 )) s → $out/arms.txt"
-grep -E '^\||"bench"' "$out/arms.txt"
-
-t0=$(date +%s)
 node --import tsx benchmarks/stacked.bench.ts --profile 16 > "$out/stacked.txt" 2>&1
 echo "gpu-checks: stacked benchmark in $(( $(date +%s) - t0 )) s → $out/stacked.txt"
 grep -E '^\||"bench"' "$out/stacked.txt" | head -12
+
+t0=$(date +%s)
+node --import tsx benchmarks/arms.bench.ts > "$out/arms.txt" 2>&1
+echo "gpu-checks: arms benchmark in $(( $(date +%s) - t0 )) s → $out/arms.txt"
+grep -E '^\||"bench"' "$out/arms.txt"
 
 dir=/tmp/kindling-needle
 [ -n "$kit" ] && [ -f "$kit/needle-runs.tar.xz" ] && [ ! -d "$dir" ] && tar -C /tmp -xJf "$kit/needle-runs.tar.xz"

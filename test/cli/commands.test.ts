@@ -97,12 +97,13 @@ describe('kindling train', () => {
 
 describe('kindling experiment', () => {
   it('--help for run and report; bad options exit 2', async () => {
-    await expectHelp(['experiment'], 'kindling experiment <experiment> [options]', ['kindling experiment report <dir>', '--shard i/n', '--resume', 'quick, paper']);
+    await expectHelp(['experiment'], 'kindling experiment <experiment> [options]', ['kindling experiment report <dir>', '--shard i/n', '--stack N', '--resume', 'quick, paper']);
     expect(io.out).not.toContain('--worker');
     await expectHelp(['experiment', 'report'], 'kindling experiment report <dir> [options]', ['experiment directory']);
     await expectUsageError(['experiment', 'quick', '--job', '2'], ['unknown option --job (did you mean --jobs?)']);
     await expectUsageError(['experiment', 'quick', '--jobs', 'two'], ['--jobs: expected an integer, got "two"']);
     await expectUsageError(['experiment', 'quick', '--shard', '3/2'], ['--shard: need 0 ≤ i < n']);
+    await expectUsageError(['experiment', 'quick', '--stack', '0'], ['--stack: must be >= 1, got 0']);
     await expectUsageError(['experiment', 'quick', 'paper'], ['unexpected argument "paper"']);
     await expectUsageError(['experiment', 'report'], ['missing <dir>']);
     expect(await run('experiment')).toBe(2);
