@@ -8,7 +8,8 @@
  *
  *   node --import tsx benchmarks/stacked.bench.ts [--models 1,2,4] [--steps N] [--profile G]
  *
- * Defaults: software adapter --models 1,2,4 --steps 4; GPU --models 1,4,8,16,32 --steps 40.
+ * Defaults: software adapter --models 1,2,4 --steps 4; GPU --models 1,4,8,16,32 --steps 40, and
+ * there the largest stack once more with the one-invocation-per-row LayerNorm ('thread').
  * Arms per minute = G / (ms per stacked step × 10,000 steps), training steps only: the protocol's
  * evaluations (4,000 sequences every 50 steps) are not in it. Prints a table, then one JSON line
  * {"bench": "stacked", "rows": [{"models", "ms_per_step", "ms_per_model_step", "arms_per_minute", "speedup"}]}
@@ -22,6 +23,7 @@ import { gpuWait } from '../engine/wait.ts';
 import { makeConfig } from '../src/model/config.ts';
 import { GPT, type HostBatch, type UploadOptions } from '../src/model/gpt.ts';
 import { StackedGPT } from '../src/model/stacked.ts';
+import type { LayerNormVariant } from '../engine/ops/layernorm.ts';
 import { wallTime } from './timing.ts';
 import { option } from './options.ts';
 
@@ -80,8 +82,8 @@ function singleStepper(e: Engine, upload: UploadOptions): Stepper {
   });
 }
 
-function stackedStepper(e: Engine, G: number): Stepper {
-  const model = StackedGPT.create(e, cfg, { seeds: Array.from({ length: G }, (_, g) => g) });
+function stackedStepper(e: Engine, G: number, layerNorm?: LayerNormVariant): Stepper {
+  const model = StackedGPT.create(e, cfg, { seeds: Array.from({ length: G }, (_, g) => g), ...(layerNorm ? { layerNorm } : {}) });
   const batches = Array.from({ length: G }, (_, g) => needleBatch(g));
   return stepper(e, {
     params: model.params,
@@ -150,6 +152,13 @@ async function main(): Promise<void> {
       rows.push({ models: G, ms_per_step: +r.ms.toFixed(2), ms_per_model_step: +(r.ms / G).toFixed(2), arms_per_minute: +perMin(r.ms, G).toFixed(3), speedup: +speedup.toFixed(2) });
       lines.push(`| ${G} (stacked) | ${r.ms.toFixed(1)} | ${(r.ms / G).toFixed(1)} | ${r.dispatches.toFixed(0)} | ${perMin(r.ms, G).toFixed(3)} | ${speedup.toFixed(2)} |`);
       console.log(`stacked ${G}: ${r.ms.toFixed(1)} ms/step, loss ${r.loss.toFixed(4)} (sum of ${G} means)`);
+    }
+    // On a GPU the plan's LayerNorm is 'wg' (a 128-lane workgroup per row), which at d = 16 leaves 7
+    // of 8 lanes idle: the largest stack again with one invocation per row ('thread').
+    if (!sw) {
+      const G = models[models.length - 1]!;
+      const r = await time(e, stackedStepper(e, G, 'thread'), steps);
+      lines.push(`| ${G} (stacked, LayerNorm 'thread') | ${r.ms.toFixed(1)} | ${(r.ms / G).toFixed(1)} | ${r.dispatches.toFixed(0)} | ${perMin(r.ms, G).toFixed(3)} | ${((base.ms * G) / r.ms).toFixed(2)} |`);
     }
     const profileG = option(args, '--profile');
     if (profileG !== undefined && e.profiler.supported) {

@@ -23,7 +23,7 @@ import { crossEntropy, crossEntropyRows, maskedAccuracyRows } from '../../engine
 import { scale } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
-import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
+import { addLayerNorm, layerNorm, type LayerNormVariant } from '../../engine/ops/layernorm.ts';
 import { matmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto } from '../../engine/ops/reduce.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
@@ -41,6 +41,8 @@ export interface StackedGPTOptions {
   decay?: WeightDecayRule;
   /** HF names of parameters frozen in every model. */
   frozen?: Iterable<string>;
+  /** LayerNorm kernel (default: the plan's); benchmarks compare them. */
+  layerNorm?: LayerNormVariant;
 }
 
 /** The G batches of one step on the device, stacked model-major. */
@@ -76,6 +78,7 @@ export class StackedGPT {
     readonly config: GPTConfig,
     readonly models: number,
     readonly params: ParameterStore,
+    private readonly lnVariant: LayerNormVariant | undefined,
   ) {}
 
   static create(engine: Engine, config: GPTConfig, opts: StackedGPTOptions): StackedGPT {
@@ -107,7 +110,7 @@ export class StackedGPT {
       });
       return { name: s.name, shape: [G, ...s.shape], init, decay: decays(s.name, rule), trainable: !frozen.has(s.name) };
     });
-    return new StackedGPT(engine, config, G, ParameterStore.create(engine, decls, { label: `gpt×${G}` }));
+    return new StackedGPT(engine, config, G, ParameterStore.create(engine, decls, { label: `gpt×${G}` }), opts.layerNorm);
   }
 
   /** A stacked parameter [G, ...HF shape]. */
@@ -134,22 +137,22 @@ export class StackedGPT {
   hidden(b: StackedBatch): Tensor {
     const c = this.config;
     const G = this.models;
-    const eps = c.layerNormEps;
+    const ln0 = { eps: c.layerNormEps, groups: G, ...(this.lnVariant ? { variant: this.lnVariant } : {}) };
     const wte = this.p('transformer.wte.weight');
     const wpe = this.p('transformer.wpe.weight');
     const tables = (t: Tensor) => t.reshape([t.numel / c.nEmbd, c.nEmbd]);
     let h = embedding(b.ids, tables(wte), tables(wpe), { idsHost: b.idsHost, positions: b.positions, positionsHost: b.positionsHost });
-    const ln = (x: Tensor, prefix: string) => layerNorm(x, this.p(prefix + 'weight'), this.p(prefix + 'bias'), { eps, groups: G });
+    const ln = (x: Tensor, prefix: string) => layerNorm(x, this.p(prefix + 'weight'), this.p(prefix + 'bias'), ln0);
     let a = ln(h, 'transformer.h.0.ln_1.');
     for (let i = 0; i < c.nLayer; i++) {
       const L = `transformer.h.${i}.`;
       const qkv = this.linear(a, L + 'attn.c_attn').reshape([G * b.batch, b.seqLen, 3 * c.nEmbd]);
       const att = causalSelfAttention(qkv, c.nHead, { keyPadMask: b.keyPadMask }).reshape([G * b.batch * b.seqLen, c.nEmbd]);
-      const r1 = addLayerNorm(h, this.linear(att, L + 'attn.c_proj'), this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), { eps, groups: G });
+      const r1 = addLayerNorm(h, this.linear(att, L + 'attn.c_proj'), this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), ln0);
       h = r1.h;
       const f = this.linear(r1.y, L + 'mlp.c_fc', true);
       const next = i + 1 < c.nLayer ? `transformer.h.${i + 1}.ln_1.` : 'transformer.ln_f.';
-      const r2 = addLayerNorm(h, this.linear(f, L + 'mlp.c_proj'), this.p(next + 'weight'), this.p(next + 'bias'), { eps, groups: G });
+      const r2 = addLayerNorm(h, this.linear(f, L + 'mlp.c_proj'), this.p(next + 'weight'), this.p(next + 'bias'), ln0);
       h = r2.h;
       a = r2.y;
     }
