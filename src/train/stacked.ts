@@ -183,7 +183,9 @@ async function trainStacked(engine: Engine, runs: readonly StackedRun[], opened:
         const n = h.lossMask.reduce((s, v) => s + v, 0);
         if (n === 0) return;
         sums[g]!.loss += (p[2 * g]! / p[2 * g + 1]!) * n;
-        sums[g]!.correct += (a[2 * g]! / a[2 * g + 1]!) * n;
+        // The device sums weigh each row by mask / n: with a 0/1 mask the count is a whole number.
+        const correct = (a[2 * g]! / a[2 * g + 1]!) * n;
+        sums[g]!.correct += h.lossMask.every((v) => v === 0 || v === 1) ? Math.round(correct) : correct;
         sums[g]!.total += n;
       });
     }

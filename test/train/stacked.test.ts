@@ -75,6 +75,8 @@ describe('runDownstreamStacked', () => {
       expect(r.transfer!.loaded.length).toBe(singles[k]!.transfer!.loaded.length);
       // Same records, same values to float32 summation order.
       expectClose(values(join(tmp, `stacked-${k}`)), values(join(tmp, `single-${k}`)), 4);
+      // Accuracies are counts over the test set, as in a single run (no rounding residue).
+      for (const r of values(join(tmp, `stacked-${k}`))) if (r.eval_accuracy !== undefined) expect(Number.isInteger(r.eval_accuracy * r.eval_tokens!)).toBe(true);
       for (const s of [4, 8, 12]) expect(existsSync(join(tmp, `stacked-${k}`, `step-${s}`, 'model.safetensors')) || existsSync(join(tmp, `stacked-${k}`, `step-${s}`))).toBe(true);
     }
     // The stacked checkpoint of run 1 at step 8, resumed alone to step 12: its single run's last records.
