@@ -266,7 +266,8 @@ export class StackedGPT {
     if (padded) {
       const m = new Float32Array(G * rowsOfModel);
       hosts.forEach((h, g) => {
-        for (let r = 0; r < B; r++) for (let t = 0; t < T; t++) m[g * rowsOfModel + r * T + t] = h.attentionMask![r * T0 + t]!;
+        const am = h.attentionMask;
+        for (let r = 0; r < B; r++) for (let t = 0; t < T; t++) m[g * rowsOfModel + r * T + t] = am ? am[r * T0 + t]! : 1;
       });
       keyPadMask = e.tensor(m, [G * B, T], { name: 'key_pad_mask' });
     }
