@@ -20,7 +20,7 @@ const SEEDS = [0, 5, 9];
 const B = 6;
 const T = 14;
 
-/** Model g's batch: random tokens, loss at 1 + (r + g) % 3 random positions per row (counts differ between models), optional trailing and inner pads. */
+/** Model g's batch: random tokens, loss at 1 + (r + g) % 3 random positions per row (counts differ between models), optional pads (model 0 has no attention mask at all). */
 function hostBatch(g: number, V: number, pads: boolean): HostBatch {
   const r = rng(100 + g);
   const ids = Int32Array.from({ length: B * T }, () => Math.floor(r() * V));
@@ -29,7 +29,7 @@ function hostBatch(g: number, V: number, pads: boolean): HostBatch {
   for (let row = 0; row < B; row++)
     for (let k = 0; k < 1 + ((row + g) % 3); k++) lossMask[row * T + Math.floor(r() * (T - 2))] = 1;
   const out: HostBatch = { ids, targets, lossMask, batch: B, seqLen: T };
-  if (pads) {
+  if (pads && g > 0) {
     const am = new Float32Array(B * T).fill(1);
     am[1 * T + 0] = 0; // a left pad: real tokens follow it
     am[(2 + g) * T + 3] = 0;
