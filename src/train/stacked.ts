@@ -278,8 +278,9 @@ async function trainStacked(engine: Engine, runs: readonly StackedRun[], opened:
         const now = performance.now();
         const dt = (now - tLast) / 1000;
         for (const [g, mem] of members.entries()) {
-          const loss = acc[2 * g]! / acc[2 * g + 1]!;
-          if (!Number.isFinite(loss) || !Number.isFinite(gn[g]!))
+          // acc[2g + 1]: the steps that had loss rows for this model (each adds its mean with weight 1).
+          const loss = acc[2 * g + 1]! > 0 ? acc[2 * g]! / acc[2 * g + 1]! : NaN;
+          if ((acc[2 * g + 1]! > 0 && !Number.isFinite(loss)) || !Number.isFinite(gn[g]!))
             throw new NonFiniteError(
               `${mem.dir}: non-finite training in steps ${sinceFrom + 1}..${step} (stacked ×${G}): loss ${loss}, gradient norm ${gn[g]}; training stopped, ${lastCheckpointText(mem.lastCheckpoint)} (lower the learning rate)`,
               step,
