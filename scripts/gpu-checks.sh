@@ -8,6 +8,7 @@
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
 #                          in one process against one model (with the profile of 16)
 #   OUT/arms.txt           benchmarks/arms.bench.ts: needle arms per minute with 1, 4, 9, 16 side by side
+#                          and 16 stacked in one model, evaluations included
 #   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS` (progress + table)
 #   OUT/needle.md, OUT/needle.json   its results.md and results.json (partial if the time ran out)
 #   OUT/needle-runs.tar.xz the experiment directory, to resume elsewhere with --resume
