@@ -426,3 +426,67 @@ describe('AdamW skipNonFinite', () => {
     store.destroy();
   });
 });
+
+describe('AdamW groups (a stacked store: per-model norm, clipping and skip) against the float64 formula', () => {
+  const G = 3;
+  /** Every parameter [G, ...], a multiple of 4 elements per model; one decay-excluded, one frozen. */
+  function stackedDecls(seed: number): ParamDecl[] {
+    const spec: [string, number[], Partial<ParamDecl>][] = [
+      ['w4', [G, 4], {}],
+      ['w3x12', [G, 3, 12], {}],
+      ['b64', [G, 64], { decay: false }],
+      ['frozen8', [G, 8], { trainable: false }],
+      ['w1000', [G, 1000], {}],
+      ['w2x700', [G, 2, 700], {}],
+    ];
+    return spec.map(([name, shape, extra], i) => ({ name, shape, init: randArray(shape.reduce((a, b) => a * b, 1), seed + i), ...extra }));
+  }
+  const part = (x: ArrayLike<number>, g: number) => {
+    const n = x.length / G;
+    return Float32Array.from({ length: n }, (_, i) => x[g * n + i]!);
+  };
+
+  for (const [label, maxChunkBytes, opts] of [
+    ['clipping active (the models clip by different factors), one chunk', undefined, { maxGradNorm: 0.5, weightDecay: 0.1 }],
+    ['clipping off, several chunks', 20480, { maxGradNorm: null, weightDecay: 0.05 }],
+  ] as [string, number | undefined, AdamWOptions][])
+    it(label, async () => {
+      const e = await engine();
+      const ds = stackedDecls(31);
+      const store = ParameterStore.create(e, ds, { maxChunkBytes });
+      if (maxChunkBytes) expect(store.chunks).toBeGreaterThanOrEqual(2);
+      const opt = new AdamW(store, { ...opts, groups: G });
+      // Model g's reference: its slice of every parameter, optimised alone.
+      const refs = Array.from({ length: G }, (_, g) =>
+        refFrom(ds.map((d) => ({ ...d, shape: d.shape.slice(1), init: part(d.init!, g) }))),
+      );
+      const hp: RefHp = { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm };
+      for (let t = 1; t <= 6; t++) {
+        // Model g's gradients scaled by 1 + g, so the models' norms (and clip factors) differ.
+        const g0 = gradsFor(store, t);
+        const grads = new Map([...g0].map(([n, x]) => [n, x.map((v, i) => v * (1 + Math.floor(i / (x.length / G))))]));
+        writeGrads(e, store, grads);
+        opt.step(lrAt(t));
+        const norms = await opt.lastGradNorm().read();
+        for (let g = 0; g < G; g++) {
+          const mine = new Map([...grads].map(([n, x]) => [n, part(x, g)]));
+          const want = refStep(refs[g]!, mine, lrAt(t), t, hp);
+          expect(relErr([norms[g]!], [want]), `norm of model ${g}, step ${t}`).toBeLessThanOrEqual(1e-5);
+        }
+      }
+      const p = await store.readAll();
+      const { m, v } = await store.readOptimizerState();
+      for (let g = 0; g < G; g++)
+        for (const q of refs[g]!) {
+          if (!q.trainable) {
+            expect(Array.from(part(p.get(q.name)!, g))).toEqual(Array.from(part(ds.find((d) => d.name === q.name)!.init!, g)));
+            continue;
+          }
+          expect(relErr(part(p.get(q.name)!, g), q.p), `${q.name} p, model ${g}`).toBeLessThanOrEqual(1e-5);
+          expect(relErr(part(m.get(q.name)!, g), q.m), `${q.name} m, model ${g}`).toBeLessThanOrEqual(1e-5);
+          expect(relErr(part(v.get(q.name)!, g), q.v), `${q.name} v, model ${g}`).toBeLessThanOrEqual(1e-5);
+        }
+      opt.destroy();
+      store.destroy();
+    });
+});
