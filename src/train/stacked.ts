@@ -104,6 +104,7 @@ export async function runDownstreamStacked(engine: Engine, runs: readonly Stacke
   if (why) throw new StackError(`cannot stack these runs: ${why}`);
   if (runs.some((r) => r.opts.mixture)) throw new StackError('cannot stack these runs: weight mixtures are trained one by one');
   const c0 = runs[0]!.config;
+  const G0 = runs.length;
   const task = createDownstreamTask(c0.task);
   const modelConfig = algorithmicModelConfig(c0);
   if (task.seqLen > modelConfig.nPositions) throw new Error(`${c0.task}: sequences of ${task.seqLen} tokens exceed n_positions ${modelConfig.nPositions}`);
@@ -114,7 +115,8 @@ export async function runDownstreamStacked(engine: Engine, runs: readonly Stacke
       opened.push(openStageRunDir(r.opts, r.config as unknown as Record<string, unknown>, { mayChange: ALGORITHMIC_RESUME_MAY_CHANGE, maxSteps: r.config.max_steps, maxStepsKey: 'max_steps' }, log));
     const steps = opened.map((o) => o.resumeFrom?.step ?? 0);
     if (steps.some((s) => s !== steps[0])) throw new StackError(`cannot stack these runs: their latest checkpoints are at steps ${steps.join(', ')}`);
-    assertDownstreamFits(engine, c0);
+    // G models' activations: about one model's at G times the batch (the parameters are small beside them).
+    assertDownstreamFits(engine, { ...c0, per_device_train_batch_size: G0 * c0.per_device_train_batch_size, per_device_eval_batch_size: G0 * c0.per_device_eval_batch_size });
     return await trainStacked(engine, runs, opened, log);
   } finally {
     for (const o of opened) o.release();
