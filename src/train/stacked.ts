@@ -116,7 +116,13 @@ export async function runDownstreamStacked(engine: Engine, runs: readonly Stacke
     const steps = opened.map((o) => o.resumeFrom?.step ?? 0);
     if (steps.some((s) => s !== steps[0])) throw new StackError(`cannot stack these runs: their latest checkpoints are at steps ${steps.join(', ')}`);
     // G models' activations: about one model's at G times the batch (the parameters are small beside them).
-    assertDownstreamFits(engine, { ...c0, per_device_train_batch_size: G0 * c0.per_device_train_batch_size, per_device_eval_batch_size: G0 * c0.per_device_eval_batch_size });
+    // A stack that does not fit where one run does: one by one (a run that does not fit alone fails as such).
+    try {
+      assertDownstreamFits(engine, { ...c0, per_device_train_batch_size: G0 * c0.per_device_train_batch_size, per_device_eval_batch_size: G0 * c0.per_device_eval_batch_size });
+    } catch (e) {
+      assertDownstreamFits(engine, c0);
+      throw new StackError(`a stack of ${G0} does not fit this adapter: ${(e as Error).message.split('\n')[0]}`);
+    }
     return await trainStacked(engine, runs, opened, log);
   } finally {
     for (const o of opened) o.release();
