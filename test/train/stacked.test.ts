@@ -10,6 +10,7 @@ import { makeConfig } from '../../src/model/config.ts';
 import { paramSpecs } from '../../src/model/hf_names.ts';
 import { ALGORITHMIC_SCHEMA, type AlgorithmicConfig, loadConfig } from '../../src/train/config.ts';
 import { runDownstream } from '../../src/train/downstream.ts';
+import { assertDownstreamFits } from '../../src/train/fits.ts';
 import { runDownstreamStacked, StackError, stackRefusal } from '../../src/train/stacked.ts';
 import { randArray, useEngine } from '../helpers/gpu.ts';
 
@@ -116,5 +117,21 @@ describe('runDownstreamStacked', () => {
       ),
     ).rejects.toThrow(StackError);
     await expect(runDownstreamStacked(e, [{ config: config({ seed: 1 }), opts: { runDir: join(tmp, 'x'), mixture: { attn: 'a', ffn: 'b', layerNorm: 'random', positions: 'random', tokenEmbeddings: 'random' } } }])).rejects.toThrow(/weight mixtures/);
+    // A batch one run fits but a stack of 3 does not (the adapter's binding limit): StackError, nothing trained.
+    const fits = (batch: number) => {
+      try {
+        assertDownstreamFits(e, config({ per_device_train_batch_size: batch, per_device_eval_batch_size: batch }));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    let b = 8;
+    while (fits(3 * b)) b *= 2;
+    while (!fits(b)) b = Math.floor(b * 0.9);
+    expect(fits(b) && !fits(3 * b)).toBe(true);
+    const big = [1, 2, 3].map((seed, k) => ({ config: config({ seed, per_device_train_batch_size: b, per_device_eval_batch_size: b }), opts: { runDir: join(tmp, `big-${k}`) } }));
+    await expect(runDownstreamStacked(e, big)).rejects.toThrow(/a stack of 3 does not fit this adapter/);
+    for (const k of [0, 1, 2]) expect(existsSync(join(tmp, `big-${k}`))).toBe(false);
   });
 });
