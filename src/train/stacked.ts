@@ -14,9 +14,10 @@
  * the same curves to a few decimals, and a resumed stacked run continues its own curves bitwise.
  *
  * Refused with a StackError (the caller runs the seeds one by one instead): configs that differ in
- * anything else, weight mixtures, dropout, runs whose latest checkpoints are at different steps, or
- * transfers that freeze different parameters. A non-finite loss or gradient norm of any model stops
- * all of them at the next log step (NonFiniteError naming the run), as policy `stop` does alone.
+ * anything else, weight mixtures, dropout, runs whose latest checkpoints are at different steps,
+ * transfers that freeze different parameters, or a stack that does not fit the adapter where one run
+ * does. A non-finite loss or gradient norm of any model stops all of them at the next log step
+ * (NonFiniteError naming the run); alone, policy `stop` stops at the next log step as well.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
