@@ -9,23 +9,25 @@
 #                          in one process against one model (with the profile of 16)
 #   OUT/arms.txt           benchmarks/arms.bench.ts: needle arms per minute with 1, 4, 9, 16 side by side
 #                          and 16 stacked in one model, evaluations included
-#   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS` (progress + table)
+#   OUT/needle.log         `kindling experiment paper --arms 'needle-*' --jobs JOBS --stack STACK` (progress + table)
 #   OUT/needle.md, OUT/needle.json   its results.md and results.json (partial if the time ran out)
 #   OUT/needle-runs.tar.xz the experiment directory, to resume elsewhere with --resume
 #
-#   bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]
+#   bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS] [STACK]
 #
 # KIT is a folder from scripts/pack-offline.sh (node, node_modules and the Vulkan loader for a machine
 # without them); without it, node and node_modules must already be here. NEEDLE_SECONDS (default 300)
 # bounds the experiment: then its processes are killed, and what OUT/needle-runs.tar.xz holds (finished
 # runs, the others' checkpoints every 500 steps) resumes when that file is put into KIT for the next call.
-# JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU.
+# JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU;
+# STACK (default 1) trains up to that many seeds of an arm as one stacked model (--stack).
 set -u
 cd "$(dirname "$0")/.."
-out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS]}
+out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS] [STACK]}
 kit=${2:-}
 secs=${3:-300}
 jobs=${4:-9}
+stack=${5:-1}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
@@ -70,7 +72,7 @@ dir=/tmp/kindling-needle
 [ -n "$kit" ] && [ -f "$kit/needle-runs.tar.xz" ] && [ ! -d "$dir" ] && tar -C /tmp -xJf "$kit/needle-runs.tar.xz"
 t0=$(date +%s)
 timeout -s KILL "$secs" node --import tsx src/cli/main.ts experiment paper --arms 'needle-*' \
-  --out "$dir" --jobs "$jobs" --resume > "$out/needle.log" 2>&1
+  --out "$dir" --jobs "$jobs" --stack "$stack" --resume > "$out/needle.log" 2>&1
 rc=$?
 pkill -KILL -f "experiment .*--out $dir" 2>/dev/null   # its --jobs workers, if the time ran out
 echo "gpu-checks: needle experiment exit $rc after $(( $(date +%s) - t0 )) s → $out/needle.log"
