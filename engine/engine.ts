@@ -376,22 +376,28 @@ export class Engine {
   }
 
   /**
-   * The engine's rgba32float texture of `width` × `height` texels (created on first use, then reused:
-   * recorded work runs in order, so a later copy into it waits for the kernels that read it before).
+   * An rgba32float texture of `width` texels and at least `height` rows for `slot` (created on first
+   * use, then reused: recorded work runs in order, so a later copy into it waits for the kernels that
+   * read it before). One texture per (width, slot), grown to the next power of two of rows when a
+   * taller one is asked for: the operands of a sparse batch change shape every step (buckets), and
+   * a texture per exact shape, kept for the engine's life, filled 12 GB of lavapipe's memory in an
+   * hour of needle training. Kernels read only the rows a copy wrote (their sizes travel in uniforms).
    */
   texture(width: number, height: number, slot = 0): TextureBinding {
-    const key = `${width}x${height}${slot ? `#${slot}` : ''}`;
+    const key = `${width}${slot ? `#${slot}` : ''}`;
     let t = this.textures.get(key);
-    if (!t) {
+    if (!t || t.height < height) {
       const max = this.device.limits.maxTextureDimension2D;
       if (width > max || height > max) throw new Error(`texture ${width}×${height} exceeds maxTextureDimension2D ${max}`);
+      const rows = Math.min(max, 2 ** Math.ceil(Math.log2(Math.max(1, height))));
       const texture = this.gpu.createTexture({
-        label: `texture ${key}`,
-        size: [width, height],
+        label: `texture ${width}x${rows}${slot ? `#${slot}` : ''}`,
+        size: [width, rows],
         format: 'rgba32float',
         usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
-      t = { texture, view: texture.createView(), width, height, id: this.nextTextureId++ };
+      // The smaller texture it replaces may still be read by recorded work: it is dropped, not destroyed.
+      t = { texture, view: texture.createView(), width, height: rows, id: this.nextTextureId++ };
       this.textures.set(key, t);
     }
     return t;

@@ -670,3 +670,31 @@ describe('linear', () => {
     expect(relErr(await tb.grad!.read(), want.db.map((v, i) => v + gb0[i]!))).toBeLessThanOrEqual(1e-5);
   });
 });
+
+describe('operand textures (software plan)', () => {
+  it('one texture per width and slot, grown by powers of two: shapes that change every step do not pile up', async () => {
+    const e = await engine();
+    const ids = new Set<number>();
+    for (let h = 1; h <= 5000; h += 7) {
+      const t = e.texture(8, h, 1);
+      expect(t.height).toBeGreaterThanOrEqual(h);
+      ids.add(t.id);
+    }
+    expect(ids.size).toBeLessThanOrEqual(Math.ceil(Math.log2(5000)) + 1);
+    // Shrinking back reuses the tall texture.
+    expect(e.texture(8, 3, 1).id).toBe(e.texture(8, 4000, 1).id);
+  });
+
+  it('a product through a texture that held a taller operand before reads only its own rows', async () => {
+    const e = await engine();
+    const [M, N] = [37, 64];
+    for (const K of [1500, 40]) {
+      const a = randArray(M * K, 9100 + K);
+      const b = randArray(K * N, 9200 + K);
+      const c = e.empty([M, N]);
+      poison(e, c);
+      encodeMatmul(e, e.tensor(a, [M, K]), e.tensor(b, [K, N]), c, { M, N, K, texB: true });
+      expect(relErr((await c.read()) as Float32Array, ref64(a, b, M, N, K, false, false)), `K ${K}`).toBeLessThan(TOL);
+    }
+  });
+});
