@@ -15,7 +15,7 @@ import { Device, type DeviceOptions } from './device.ts';
 import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
-import { Tensor, type AnyTypedArray, type DType, numelOf } from './tensor.ts';
+import { Tensor, type AnyTypedArray, type DType, gradTarget, numelOf } from './tensor.ts';
 import type { KernelPlan } from './plan.ts';
 import { gpuWait, spinOnHardware } from './wait.ts';
 
@@ -166,13 +166,24 @@ export class Engine {
     return t;
   }
 
-  /** A view of `t` with another shape; gradient flows through it. */
+  /**
+   * A view of `t` with another shape; gradient flows through it. When `t` has a preallocated gradient
+   * (a parameter's arena slot), the view gets the same view of it, so ops that add into a gradient in
+   * place (`gradTarget`) do so through the view too, instead of a fresh gradient handed back through
+   * the reshape and added again (stacked models read their embedding tables through views).
+   */
   view(t: Tensor, shape: readonly number[]): Tensor {
     const v = new Tensor(this, shape, t.dtype, t.storage, 'view', { name: `${t.name}.view` });
     v.base = t.base ?? t;
     if (this.recording([t])) {
       v.requiresGrad = true;
       this.record({ name: 'reshape', inputs: [t], outputs: [v], backward: ([g]) => [g ? this.view(g, t.shape) : null] });
+      const g = gradTarget(t);
+      if (g) {
+        const gv = new Tensor(this, shape, g.dtype, g.storage, 'view', { name: `${g.name}.view` });
+        gv.base = g.base ?? g;
+        v.grad = gv;
+      }
     }
     return v;
   }

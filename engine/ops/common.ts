@@ -31,15 +31,7 @@ export function engineOf(...ts: Tensor[]): Engine {
   return e;
 }
 
-/**
- * The gradient of `t` when backward can add into it directly: `t` wants a gradient and already has
- * a live f32 one (a parameter with its slot in the gradient arena, or a leaf that received a
- * gradient earlier in this backward). Ops then write with accumulate and return null to autograd.
- */
-export function gradTarget(t: Tensor): Tensor | null {
-  const g = t.grad;
-  return t.requiresGrad && g !== null && g.isAlive && g.numel === t.numel && g.dtype === 'f32' ? g : null;
-}
+export { gradTarget } from '../tensor.ts';
 
 /**
  * Whether ops read big operands through textures on this engine: on the software plan (lavapipe's
