@@ -292,16 +292,20 @@ export class StackedGPT {
   /** Model g's parameters by HF name (reads back from the device). */
   async modelState(g: number): Promise<Map<string, Float32Array>> {
     if (!(Number.isInteger(g) && g >= 0 && g < this.models)) throw new Error(`StackedGPT.modelState: model ${g} is not in 0..${this.models - 1}`);
-    const all = await this.params.readAll();
-    const out = new Map<string, Float32Array>();
-    for (const [name, v] of all) {
-      const n = v.length / this.models;
-      out.set(name, v.slice(g * n, (g + 1) * n));
-    }
-    return out;
+    return modelSlice(await this.params.readAll(), this.models, g);
   }
 
   destroy(): void {
     this.params.destroy();
   }
+}
+
+/** Model g's part of every stacked array (parameters or moments by name, [G, ...] each). */
+export function modelSlice(map: ReadonlyMap<string, Float32Array>, G: number, g: number): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, v] of map) {
+    const n = v.length / G;
+    out.set(name, v.slice(g * n, (g + 1) * n));
+  }
+  return out;
 }

@@ -33,7 +33,7 @@ import { createDownstreamTask } from '../data/tasks/index.ts';
 import { checkpointName, loadCheckpoint, pruneCheckpoints, saveCheckpoint, STEP_PREFIX } from '../io/checkpoint.ts';
 import { toHfConfig } from '../model/config.ts';
 import { paramSpecs } from '../model/hf_names.ts';
-import { StackedGPT } from '../model/stacked.ts';
+import { modelSlice, StackedGPT } from '../model/stacked.ts';
 import { JsonlWriter } from '../util/jsonl.ts';
 import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModelConfig, algorithmicScheduleSpec } from './config.ts';
 import { type DownstreamOptions, type DownstreamResult, initialWeights, readCurves } from './downstream.ts';
@@ -75,15 +75,6 @@ export function stackRefusal(configs: readonly AlgorithmicConfig[]): string | nu
   const m = algorithmicModelConfig(configs[0]!);
   if (m.dropout.embd > 0 || m.dropout.attn > 0 || m.dropout.resid > 0) return 'the model has dropout';
   return null;
-}
-
-function slice(map: ReadonlyMap<string, Float32Array>, G: number, g: number): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, v] of map) {
-    const n = v.length / G;
-    out.set(name, v.slice(g * n, (g + 1) * n));
-  }
-  return out;
 }
 
 function concat(maps: readonly ReadonlyMap<string, Float32Array>[], names: readonly string[]): Map<string, Float32Array> {
@@ -210,9 +201,9 @@ async function trainStacked(engine: Engine, runs: readonly StackedRun[], opened:
       saveCheckpoint(dir, {
         config: cfg,
         tied: cfg.tied,
-        params: slice(params, G, g),
+        params: modelSlice(params, G, g),
         shapes,
-        optimizer: { ...state, m: slice(m, G, g), v: slice(v, G, g) },
+        optimizer: { ...state, m: modelSlice(m, G, g), v: modelSlice(v, G, g) },
         step,
         data: { step, gradAccum: 1, source: mem.stream.describe() },
         rng: { dropoutSeed: mem.run.config.seed },

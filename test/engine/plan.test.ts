@@ -5,7 +5,7 @@
  * per-family tests check each kernel in depth; here the plans' own picks: split-K, textures, sg
  * split and rows per lane, reduction chunking, LayerNorm's parameter passes).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backward } from '../../engine/autograd.ts';
 import { Engine } from '../../engine/engine.ts';
 import { attentionBackward, attentionForward, type AttentionOptions } from '../../engine/ops/attention.ts';
@@ -15,27 +15,15 @@ import { encodeMatmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto, sum } from '../../engine/ops/reduce.ts';
 import { describePlan, planFor, type KernelPlan, type PlanKind } from '../../engine/plan.ts';
 import { takesSplitK } from '../../kernels/matmul.ts';
-import { poison, randArray, randn, relErr } from '../helpers/gpu.ts';
+import { poison, randArray, randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
 import { refBackward, refForward, type Shape } from '../reference/attention.ts';
 import { ceRef } from '../reference/cross_entropy.ts';
 import { lnBwdRef, lnRef } from '../reference/layernorm.ts';
 import { refMatmul } from '../reference/matmul.ts';
 import { refSum } from '../reference/reduce.ts';
 
-const engines = new Map<PlanKind, Promise<Engine>>();
-afterAll(async () => {
-  for (const p of engines.values()) {
-    const e = await p;
-    await e.sync().catch(() => undefined);
-    e.destroy();
-  }
-});
 /** One engine per plan kind for this file. */
-function engine(kind: PlanKind): Promise<Engine> {
-  let p = engines.get(kind);
-  if (!p) engines.set(kind, (p = Engine.create({ planAs: kind })));
-  return p;
-}
+const engine = useEnginesAs();
 const KINDS: PlanKind[] = ['software', 'hardware'];
 
 const LAVAPIPE = { software: true, subgroupMinSize: 8, subgroupMaxSize: 8 };

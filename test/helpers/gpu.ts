@@ -29,7 +29,11 @@ export function useEngine(): () => Promise<Engine> {
 export function useEnginesAs(): (kind: PlanKind) => Promise<Engine> {
   const engines = new Map<PlanKind, Promise<Engine>>();
   afterAll(async () => {
-    for (const p of engines.values()) (await p).destroy();
+    for (const p of engines.values()) {
+      const e = await p;
+      await e.sync().catch(() => undefined);
+      e.destroy();
+    }
   });
   return (kind) => {
     let p = engines.get(kind);
