@@ -180,6 +180,85 @@ const MAX_LIMITS = [
 const WANTED_FEATURES = ['timestamp-query', 'shader-f16', 'subgroups'] as const;
 
 /**
+ * The adapter `Device.create` uses: `opts.adapter` / KINDLING_ADAPTER by (sub)string of its name,
+ * else Dawn's high-performance choice (or the fallback adapter with `software`). `extraFlags` are
+ * more Dawn instance options (e.g. `enable-dawn-features=...` adapter toggles).
+ */
+async function pickAdapter(opts: DeviceOptions, extraFlags: string[] = []): Promise<{ adapter: GPUAdapter; backend: string | undefined }> {
+  ensureRuntimeDir();
+  const wanted = opts.adapter ?? process.env.KINDLING_ADAPTER;
+  const backend = opts.backend ?? process.env.KINDLING_BACKEND;
+  const software = opts.software ?? process.env.KINDLING_SOFTWARE === '1';
+  const flags = [...DAWN_FLAGS, ...extraFlags];
+  const baseFlags = [...(backend ? [`backend=${backend}`] : []), ...flags];
+
+  let adapter: GPUAdapter | null = null;
+  if (wanted) {
+    // Dawn matches adapter names exactly and answers an unknown name with the list of adapters:
+    // try the name as given, else pick the first listed name containing it.
+    try {
+      adapter = await requestAdapterWith([...baseFlags, `adapter=${wanted}`]);
+    } catch {
+      const all = await listAdapters(backend);
+      const pick = all.find((a) => a.name.toLowerCase().includes(wanted.toLowerCase()));
+      if (!pick) {
+        const names = all.map((a) => `  * ${a.backend}: ${a.name}`).join('\n') || '  (none)';
+        throw new NoAdapterError(`no adapter matches "${wanted}"; available adapters:\n${names}`);
+      }
+      adapter = await requestAdapterWith([`adapter=${pick.name}`, `backend=${pick.backend}`, ...flags]);
+    }
+  } else {
+    // Dawn's high-performance choice is a GPU whenever one exists; it falls back to a CPU
+    // driver (lavapipe) only when there is none. `software` asks for the CPU driver directly.
+    const gpuApi = dawnInstance(baseFlags);
+    adapter = await gpuApi.requestAdapter(software ? { forceFallbackAdapter: true } : { powerPreference: 'high-performance' });
+  }
+  if (!adapter) throw new NoAdapterError('Dawn returned no adapter');
+  return { adapter, backend };
+}
+
+/**
+ * Dawn adapter toggles that expose lower-precision features Dawn hides by default:
+ * `vulkan_enable_f16_on_nvidia` (Dawn's Vulkan backend refuses `shader-f16` on NVIDIA adapters
+ * without it, pending f16 conformance-test failures there, crbug.com/42251215) and
+ * `allow_unsafe_apis` (experimental features, among them `chromium-experimental-subgroup-matrix`).
+ */
+export const PRECISION_TOGGLES = ['vulkan_enable_f16_on_nvidia', 'allow_unsafe_apis'] as const;
+
+/** What an adapter offers for lower precision under one set of adapter toggles. */
+export interface PrecisionOffer {
+  toggles: string[];
+  /** Every feature the adapter lists under these toggles. */
+  features: string[];
+  shaderF16: boolean;
+  subgroupMatrix: boolean;
+  /** `adapter.info.subgroupMatrixConfigs` where Dawn reports them: "component→result M×N×K". */
+  subgroupMatrixConfigs: string[];
+}
+
+/**
+ * Asks Dawn for the adapter `Device.create(opts)` would use, with no toggles, with
+ * `vulkan_enable_f16_on_nvidia`, and with both PRECISION_TOGGLES, and reports what each offers.
+ * Opens no device (the engine itself requests none of these toggles).
+ */
+export async function probePrecision(opts: DeviceOptions = {}): Promise<PrecisionOffer[]> {
+  const out: PrecisionOffer[] = [];
+  for (const toggles of [[], [PRECISION_TOGGLES[0]], [...PRECISION_TOGGLES]]) {
+    const { adapter } = await pickAdapter(opts, toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []);
+    type Config = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
+    const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: Config[] };
+    out.push({
+      toggles,
+      features: [...adapter.features].map(String).sort(),
+      shaderF16: adapter.features.has('shader-f16'),
+      subgroupMatrix: adapter.features.has('chromium-experimental-subgroup-matrix'),
+      subgroupMatrixConfigs: [...(info.subgroupMatrixConfigs ?? [])].map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`),
+    });
+  }
+  return out;
+}
+
+/**
  * The device every engine object is made on. Create with `await Device.create()`,
  * and call `destroy()` at the end so Node can exit.
  */
@@ -216,34 +295,7 @@ export class Device {
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Device> {
-    ensureRuntimeDir();
-    const wanted = opts.adapter ?? process.env.KINDLING_ADAPTER;
-    const backend = opts.backend ?? process.env.KINDLING_BACKEND;
-    const software = opts.software ?? process.env.KINDLING_SOFTWARE === '1';
-    const baseFlags = [...(backend ? [`backend=${backend}`] : []), ...DAWN_FLAGS];
-
-    let adapter: GPUAdapter | null = null;
-    if (wanted) {
-      // Dawn matches adapter names exactly and answers an unknown name with the list of adapters:
-      // try the name as given, else pick the first listed name containing it.
-      try {
-        adapter = await requestAdapterWith([...baseFlags, `adapter=${wanted}`]);
-      } catch {
-        const all = await listAdapters(backend);
-        const pick = all.find((a) => a.name.toLowerCase().includes(wanted.toLowerCase()));
-        if (!pick) {
-          const names = all.map((a) => `  * ${a.backend}: ${a.name}`).join('\n') || '  (none)';
-          throw new NoAdapterError(`no adapter matches "${wanted}"; available adapters:\n${names}`);
-        }
-        adapter = await requestAdapterWith([`adapter=${pick.name}`, `backend=${pick.backend}`, ...DAWN_FLAGS]);
-      }
-    } else {
-      // Dawn's high-performance choice is a GPU whenever one exists; it falls back to a CPU
-      // driver (lavapipe) only when there is none. `software` asks for the CPU driver directly.
-      const gpuApi = dawnInstance(baseFlags);
-      adapter = await gpuApi.requestAdapter(software ? { forceFallbackAdapter: true } : { powerPreference: 'high-performance' });
-    }
-    if (!adapter) throw new NoAdapterError('Dawn returned no adapter');
+    const { adapter, backend } = await pickAdapter(opts);
 
     const requiredLimits: Record<string, number> = {};
     const al = adapter.limits as unknown as Record<string, number>;

@@ -2,7 +2,8 @@
 # The GPU measurements of docs/performance.md and docs/results.md in one go, for a machine with a GPU
 # (and its Vulkan driver) that may be offline; writes its tables under OUT:
 #
-#   OUT/adapter.txt        the WebGPU adapter Dawn picked, and nvidia-smi when there is one
+#   OUT/adapter.txt        the WebGPU adapter Dawn picked, `kindling device` (features, limits, plan, and
+#                          shader-f16 / subgroup matrices under Dawn's adapter toggles), nvidia-smi
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
@@ -48,6 +49,7 @@ if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
 fi
 
 { node --version; node --import tsx scripts/probe-adapter.ts 2>&1 | grep -v 'artificially reduced'
+  node --import tsx src/cli/main.ts device 2>&1 | grep -v 'artificially reduced'
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } > "$out/adapter.txt" 2>&1
 cat "$out/adapter.txt"
 grep -q '^WebGPU adapter: ' "$out/adapter.txt" || { echo "gpu-checks: no WebGPU adapter (see $out/adapter.txt)" >&2; exit 1; }

@@ -1,5 +1,5 @@
 /** `kindling device`: the adapter in one line, then its features, the limits we got and the kernel plan. */
-import { Device, fmtBytes } from '../../engine/device.ts';
+import { Device, fmtBytes, probePrecision, type PrecisionOffer } from '../../engine/device.ts';
 import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
 
@@ -22,7 +22,8 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
   const dev = await Device.create();
   try {
     if (args.options.json) {
-      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits, plan: dev.plan }, null, 2));
+      const precision = await probePrecision();
+      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits, plan: dev.plan, precision }, null, 2));
       return 0;
     }
     console.log(`adapter:  ${dev.describe()}`);
@@ -31,8 +32,19 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
     console.log('limits:');
     for (const [k, v] of Object.entries(dev.limits)) console.log(`  ${k.padEnd(36)} ${/Size$/.test(k) && v >= 65536 ? `${fmtBytes(v)} (${v})` : v}`);
     console.log(describePlan(dev.plan));
+    console.log(formatPrecision(await probePrecision()));
     return 0;
   } finally {
     dev.destroy();
   }
+}
+
+/** The lower-precision features the adapter offers, per set of Dawn adapter toggles (probePrecision). */
+export function formatPrecision(offers: PrecisionOffer[]): string {
+  const lines = ['lower precision (Dawn adapter toggles; kindling requests none of them):'];
+  for (const o of offers) {
+    const what = [`shader-f16 ${o.shaderF16 ? 'yes' : 'no'}`, `subgroup matrices ${o.subgroupMatrix ? `yes${o.subgroupMatrixConfigs.length ? ` (${o.subgroupMatrixConfigs.join(', ')})` : ''}` : 'no'}`];
+    lines.push(`  ${(o.toggles.join(' + ') || 'no toggles').padEnd(50)} ${what.join(', ')}`);
+  }
+  return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { kernel, ro, rw } from '../../kernels/spec.ts';
-import { GPUErrorWithContext } from '../../engine/device.ts';
+import { create } from 'webgpu';
+import { GPUErrorWithContext, PRECISION_TOGGLES, probePrecision } from '../../engine/device.ts';
 import { KernelCompileError } from '../../engine/pipelines.ts';
 import { useEngine } from '../helpers/gpu.ts';
 
@@ -79,5 +80,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         e.gpu.createBuffer({ label: 'mapped storage', size: 64, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.MAP_READ }),
       ),
     ).rejects.toThrow(/validation error in buffer "mapped storage"/);
+  });
+
+  it('probes what the adapter offers for lower precision under Dawn adapter toggles', async () => {
+    const e = await engine();
+    const offers = await probePrecision();
+    expect(offers.map((o) => o.toggles)).toEqual([[], [PRECISION_TOGGLES[0]], [...PRECISION_TOGGLES]]);
+    // Without toggles: the engine's own adapter.
+    expect(offers[0]!.shaderF16).toBe(e.device.adapter.features.has('shader-f16'));
+    for (const o of offers) {
+      // Against Dawn asked directly with the same options (default adapter choice, as the engine's).
+      const flags = ['disable-dawn-features=timestamp_quantization', ...(o.toggles.length ? [`enable-dawn-features=${o.toggles.join(',')}`] : [])];
+      if (process.env.KINDLING_BACKEND) flags.push(`backend=${process.env.KINDLING_BACKEND}`);
+      const direct = await create(flags).requestAdapter(process.env.KINDLING_SOFTWARE === '1' ? { forceFallbackAdapter: true } : { powerPreference: 'high-performance' });
+      if (process.env.KINDLING_ADAPTER) continue; // named adapters are matched by name: not this direct call
+      expect(o.features).toEqual([...direct!.features].map(String).sort());
+      expect(o.shaderF16).toBe(o.features.includes('shader-f16'));
+      expect(o.subgroupMatrix).toBe(o.features.includes('chromium-experimental-subgroup-matrix'));
+      if (!o.subgroupMatrix) expect(o.subgroupMatrixConfigs).toEqual([]);
+    }
+    // Toggles only add features.
+    for (const f of offers[0]!.features) expect(offers[2]!.features).toContain(f);
   });
 });
