@@ -46,6 +46,17 @@ function rowGrid(variant: K.RowVariant, N: number): [number, number, number] {
 
 /** Masked mean softmax cross-entropy over the rows of logits; a tensor [1]. */
 export function crossEntropy(logits: Tensor, targets: Tensor, mask: Tensor, opts: RowOptions = {}): Tensor {
+  const { loss, rows } = crossEntropyAndRows(logits, targets, mask, opts);
+  logits.engine.dispose(rows);
+  return loss;
+}
+
+/**
+ * `crossEntropy` that also hands back the per-row pairs its mean was summed from ([N, 2], as
+ * `crossEntropyRows` gives them; not differentiable), for a caller that wants both without a
+ * second pass over the logits. The caller disposes `rows`.
+ */
+export function crossEntropyAndRows(logits: Tensor, targets: Tensor, mask: Tensor, opts: RowOptions = {}): { loss: Tensor; rows: Tensor } {
   const e = engineOf(logits, targets, mask);
   const { N, V } = checkRows(logits, targets, mask, 'crossEntropy');
   const variant = opts.variant ?? defaultRowVariant(e, V, N);
@@ -59,7 +70,6 @@ export function crossEntropy(logits: Tensor, targets: Tensor, mask: Tensor, opts
   const loss = e.empty([1], 'f32', 'ce.loss');
   const inv = e.empty([1], 'f32', 'ce.inv');
   e.dispatch(K.finalSum({ mode: 'ratio' }), [pairs, loss, inv], { N }, [1, 1, 1], { flops: 2 * N, bytes: 8 * N + 8 });
-  e.dispose(pairs);
   if (recording) {
     e.record({
       name: 'crossEntropy',
@@ -76,7 +86,7 @@ export function crossEntropy(logits: Tensor, targets: Tensor, mask: Tensor, opts
       },
     });
   } else e.dispose(inv);
-  return loss;
+  return { loss, rows: pairs };
 }
 
 /**

@@ -19,7 +19,7 @@
 import type { Engine } from '../../engine/engine.ts';
 import { addBias, biasGelu } from '../../engine/ops/activation.ts';
 import { causalSelfAttention } from '../../engine/ops/attention.ts';
-import { crossEntropy, crossEntropyRows, maskedAccuracyRows } from '../../engine/ops/cross_entropy.ts';
+import { crossEntropyAndRows, crossEntropyRows, maskedAccuracyRows } from '../../engine/ops/cross_entropy.ts';
 import { scale } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
@@ -169,12 +169,14 @@ export class StackedGPT {
 
   /**
    * The sum over models of each model's masked-mean loss (a [1] tensor; its gradient with respect to
-   * model g's parameters is model g's own), and the logits it read.
+   * model g's parameters is model g's own), the logits it read, and `parts`: what `lossParts` gives,
+   * from the same pass over the logits.
    */
-  loss(b: StackedBatch): { loss: Tensor; logits: Tensor } {
+  loss(b: StackedBatch): { loss: Tensor; logits: Tensor; parts: Tensor } {
     const logits = this.logits(b);
-    const mean = crossEntropy(logits, b.targets, b.mask);
-    return { loss: b.active === 1 ? mean : scale(mean, b.active), logits };
+    const { loss: mean, rows } = crossEntropyAndRows(logits, b.targets, b.mask);
+    const parts = this.perModel(rows, b);
+    return { loss: b.active === 1 ? mean : scale(mean, b.active), logits, parts };
   }
 
   /** Per model (Σ mask·loss, Σ mask) with the normalised mask: [G, 2]; loss_g = [g·2] / [g·2 + 1]. Not differentiable. */

@@ -260,8 +260,8 @@ async function trainStacked(engine: Engine, runs: readonly StackedRun[], opened:
         const d = model.uploadBatches(hosts);
         model.params.zeroGrad();
         e.startGrad();
-        const { loss, logits } = model.loss(d);
-        e.noGrad(() => accumulate(lossAcc, model.lossParts(logits, d)));
+        const { loss, parts } = model.loss(d);
+        accumulate(lossAcc, parts);
         backward(loss);
         opt.step(lr(s));
       });

@@ -68,16 +68,18 @@ describe('StackedGPT', () => {
           const ref = await separate(e, cfg, hosts);
 
           const s = StackedGPT.create(e, cfg, { seeds: SEEDS });
-          const { loss, parts, acc } = e.tidy(() => {
+          const { loss, parts, stepParts, acc } = e.tidy(() => {
             const d = s.uploadBatches(hosts);
             s.params.zeroGrad();
             e.startGrad();
             const r = s.loss(d);
             backward(r.loss);
-            return { loss: r.loss, parts: s.lossParts(r.logits, d), acc: s.accuracyParts(r.logits, d) };
+            return { loss: r.loss, parts: s.lossParts(r.logits, d), stepParts: r.parts, acc: s.accuracyParts(r.logits, d) };
           });
           const total = (await loss.read())[0]!;
           const p = await parts.read();
+          // The parts the loss's own pass gave (what training accumulates) = a separate pass's.
+          expect(Array.from(await stepParts.read())).toEqual(Array.from(p));
           const a = await acc.read();
           const grads = await s.params.readGrads();
           expect(total).toBeCloseTo(ref.reduce((t, r) => t + r.loss, 0), 4);
