@@ -2,7 +2,8 @@
 // in the same process. Square products (256³, 512³, 1024³) and the small-GPT shapes of a training
 // step (batch 16 × context 128 = 2048 rows, d = 128): the forward products (q|k|v, MLP up and down,
 // tied lm head) and the backward forms (dx = dY·Wᵀ, dW = xᵀ·dY); and the needle model's products with
-// N = d = 16 over its packed body (`--cases=needle`).
+// N = d = 16 over its packed body (`--cases=needle`), and the width-64 needle model's weight gradients
+// (`--cases=w64`; `w32`: the same at d = 32).
 //
 //   node --import tsx benchmarks/matmul.bench.ts [--quick] [--no-peer] [--variants=sg32x4,reg4x4] [--cases=1024,qkv]
 //
@@ -66,6 +67,7 @@ export interface MatmulBenchOptions {
 const ROWS = 16 * 128; // batch 16 × context 128
 const D = 128;
 const NEEDLE_ROWS = 16384;
+const W64_ROWS = 9216;
 
 export const MATMUL_CASES: MatmulCase[] = [
   { name: '256³', M: 256, N: 256, K: 256 },
@@ -84,6 +86,13 @@ export const MATMUL_CASES: MatmulCase[] = [
   { name: 'needle dx qkv', M: NEEDLE_ROWS, N: 16, K: 48, transB: true },
   { name: 'needle dx up', M: NEEDLE_ROWS, N: 16, K: 64, transB: true },
   { name: 'needle dx proj', M: NEEDLE_ROWS, N: 16, K: 16, transB: true },
+  // The width-64 needle model (2_4_64, batch 250: ~9k packed body rows): its weight gradients, M = d = 64.
+  { name: 'w64 dW qkv', M: 64, N: 192, K: W64_ROWS, transA: true },
+  { name: 'w64 dW proj', M: 64, N: 64, K: W64_ROWS, transA: true },
+  { name: 'w64 dW up', M: 64, N: 256, K: W64_ROWS, transA: true },
+  { name: 'w64 dW down', M: 256, N: 64, K: W64_ROWS, transA: true },
+  { name: 'w32 dW qkv', M: 32, N: 96, K: W64_ROWS, transA: true },
+  { name: 'w32 dW up', M: 32, N: 128, K: W64_ROWS, transA: true },
 ];
 
 /** Extra cases on hardware adapters: a big square and GPT-2 small's products (batch 4 × context 1024). */

@@ -102,11 +102,20 @@ export interface MatmulKernelOptions {
    * bounds it cannot see through. Hardware gets constant bounds and register-only accumulators.
    */
   software?: boolean;
+  /**
+   * Shared variants, one product (or one product split over K): also sum op(B)'s columns over the
+   * workgroup's K range from the B tiles it stages, `colsum[z·N + n]` (+)= Σ_k op(B)(k, n) (z: the
+   * split), written by the first row of output tiles (wid.y = 0). With B = dY of a linear layer
+   * this is the bias gradient beside dW = xᵀ·dY, without a second pass over dY (tag `s`).
+   */
+  colsumB?: boolean;
 }
 
 /** Bits of the `flags` uniform. */
 export const MATMUL_BIAS = 1;
 export const MATMUL_ACCUMULATE = 2;
+/** With `colsumB`: add the column sums to the binding's old values instead of overwriting them. */
+export const MATMUL_COLSUM_ACCUMULATE = 4;
 
 export const MATMUL_UNIFORMS: [string, 'u32'][] = [
   ['M', 'u32'],
@@ -204,12 +213,19 @@ function specName(o: MatmulKernelOptions): string {
   if (o.texB) tags.push('bt');
   else if (o.vecB) tags.push('b4');
   if (o.vecC) tags.push('c4');
+  if (o.colsumB) tags.push('s');
   return `matmul.${o.variant}.${form}${tags.length ? `[${tags.join(',')}]` : ''}`;
 }
 
 function bindings(o: MatmulKernelOptions) {
   const c = o.vecC ? 'array<vec4<f32>>' : 'array<f32>';
-  return [o.texA ? tex('A') : ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'), o.texB ? tex('B') : ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'), ro('bias', c), rw('C', c)];
+  return [
+    o.texA ? tex('A') : ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'),
+    o.texB ? tex('B') : ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'),
+    ro('bias', c),
+    rw('C', c),
+    ...(o.colsumB ? [rw('colsum', 'array<f32>')] : []),
+  ];
 }
 
 /** WGSL scalar read of element `idx` (an f32 index) from an array that may be vec4-typed. */
@@ -514,11 +530,16 @@ function sharedBody(o: MatmulKernelOptions): string {
   // the stored row picked with selects so `acc` is only indexed by constants (it stays in registers).
   const sw = !!o.software;
   const pick = Array.from({ length: R - 1 }, (_, i) => i + 1).reduce((e, i) => `select(${e}, acc[${i}], i == ${i}u)`, 'acc[0]');
+  const cs = !!o.colsumB;
+  if (cs && T * T !== 4 * TILE) throw new Error('matmul: the shared colsum assumes 4 threads per staged column');
   return wgsl`
 ${accessors(o)}
 
 var<workgroup> As: array<array<f32, ${TILE}>, ${KT}>;
 var<workgroup> Bs: array<array<f32, ${TILE}>, ${KT}>;
+#if ${cs}
+var<workgroup> Ssum: array<f32, ${T * T}>;
+#endif
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -533,6 +554,8 @@ ${SPLIT_BASES}
 #endif
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
+  // colsumB: thread t sums column t % ${TILE} over k's ${KT / 4}·(t / ${TILE}) .. +${KT / 4} of every staged B tile.
+  var bsum = 0.0;
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${KT}u) {
     for (var r = 0u; r < nStage; r = r + 1u) {
       let e = t + r * ${T * T}u;
@@ -563,6 +586,13 @@ ${SPLIT_BASES}
       }
     }
     workgroupBarrier();
+#if ${cs}
+    if (wid.y == 0u) {
+      let q = (t / ${TILE}u) * ${KT / 4}u;
+      let cc = t % ${TILE}u;
+      bsum = bsum + Bs[q][cc] + Bs[q + 1u][cc] + Bs[q + 2u][cc] + Bs[q + 3u][cc];
+    }
+#endif
     for (var kk = 0u; kk < ${KT}u; kk = kk + 1u) {
       let a = vec4<f32>(As[kk][lid.y * ${R}u], As[kk][lid.y * ${R}u + 1u], As[kk][lid.y * ${R}u + 2u], As[kk][lid.y * ${R}u + 3u]);
       let b = vec4<f32>(Bs[kk][lid.x * ${R}u], Bs[kk][lid.x * ${R}u + 1u], Bs[kk][lid.x * ${R}u + 2u], Bs[kk][lid.x * ${R}u + 3u]);
@@ -573,6 +603,18 @@ ${SPLIT_BASES}
     }
     workgroupBarrier();
   }
+#if ${cs}
+  if (wid.y == 0u) {
+    Ssum[t] = bsum;
+    workgroupBarrier();
+    if (t < ${TILE}u && tileN + t < P.N) {
+      let si = wid.z * P.N + tileN + t;
+      var v = Ssum[t] + Ssum[t + ${TILE}u] + Ssum[t + ${2 * TILE}u] + Ssum[t + ${3 * TILE}u];
+      if ((P.flags & ${MATMUL_COLSUM_ACCUMULATE}u) != 0u) { v = v + colsum[si]; }
+      colsum[si] = v;
+    }
+  }
+#endif
   let mBase = tileM + lid.y * ${R}u;
   let nBase = tileN + lid.x * ${R}u;
   // Stores: one site in loops over the 4×4 sub-tile.
@@ -686,6 +728,7 @@ ${accessors(o)}
 
 var<workgroup> As: array<vec4<f32>, ${16 * PAD}>;
 var<workgroup> Bs: array<vec4<f32>, ${16 * PAD}>;
+${o.colsumB ? 'var<workgroup> Ssum: array<vec4<f32>, 256>;' : ''}
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -694,10 +737,20 @@ ${SPLIT_BASES}
   let tileN = wid.x * 128u;
   let t = lid.y * 16u + lid.x;
 ${rep(8, (i) => `  var c${i}_0 = vec4<f32>(0.0);\n  var c${i}_1 = vec4<f32>(0.0);`)}
+  // colsumB: thread t sums columns 4·(t % 32) .. +3 over k's 2·(t / 32) and +1 of every staged B tile.
+  var bsum = vec4<f32>(0.0);
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + 16u) {
 ${stage('A')}
 ${stage('B')}
     workgroupBarrier();
+${
+  o.colsumB
+    ? `    if (wid.y == 0u) {
+      let q = (t >> 5u) * 2u;
+      bsum = bsum + Bs[q * ${PAD}u + (t & 31u)] + Bs[(q + 1u) * ${PAD}u + (t & 31u)];
+    }`
+    : ''
+}
     for (var kk = 0u; kk < 16u; kk = kk + 1u) {
       let a0 = As[kk * ${PAD}u + lid.y];
       let a1 = As[kk * ${PAD}u + 16u + lid.y];
@@ -707,6 +760,27 @@ ${rep(8, (i) => `      c${i}_0 = fma(vec4<f32>(${i < 4 ? 'a0' : 'a1'}.${comp[i %
     }
     workgroupBarrier();
   }
+${
+  o.colsumB
+    ? `  if (wid.y == 0u) {
+    Ssum[t] = bsum;
+    workgroupBarrier();
+    if (t < 32u) {
+      var v = Ssum[t];
+      for (var q = 1u; q < 8u; q = q + 1u) { v = v + Ssum[q * 32u + t]; }
+      for (var j = 0u; j < 4u; j = j + 1u) {
+        let n = tileN + t * 4u + j;
+        if (n < P.N) {
+          let si = wid.z * P.N + n;
+          var w = v[j];
+          if ((P.flags & ${MATMUL_COLSUM_ACCUMULATE}u) != 0u) { w = w + colsum[si]; }
+          colsum[si] = w;
+        }
+      }
+    }
+  }`
+    : ''
+}
   // Epilogue.
 ${epilogue}
 }`;
@@ -737,19 +811,37 @@ export const SPLITK_WG = 256;
  * The second pass of a split-K product: for each of the B products (entry b's partials at
  * (b·S + s)·MN), C[b·MN + i] = Σ_s partial[(b·S + s)·MN + i] (+ bias[i mod N]) (+ C[b·MN + i]),
  * over the M·N elements of each product (vec4 units when N % 4 = 0: then `MN` and `N` are in vec4s),
- * the splits summed in order (deterministic).
+ * the splits summed in order (deterministic). `colsum` (one product, B = 1): also
+ * colsum[n] (+)= Σ_s csPartial[s·N + n], the split column sums of a `colsumB` product.
  */
-export const splitKSum = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {
+export const splitKSum = memo(({ vec4, colsum = false }: { vec4: boolean; colsum?: boolean }): KernelSpec => {
   const t = vec4 ? 'vec4<f32>' : 'f32';
   return kernel({
-    name: `matmul.splitk_sum${vec4 ? '[v4]' : ''}`,
-    bindings: [ro('partial', `array<${t}>`), ro('bias', `array<${t}>`), rw('C', `array<${t}>`)],
+    name: `matmul.splitk_sum${vec4 || colsum ? `[${[vec4 ? 'v4' : '', colsum ? 's' : ''].filter(Boolean).join(',')}]` : ''}`,
+    bindings: [
+      ro('partial', `array<${t}>`),
+      ro('bias', `array<${t}>`),
+      rw('C', `array<${t}>`),
+      ...(colsum ? [ro('csPartial', `array<${t}>`), rw('colsum', `array<${t}>`)] : []),
+    ],
     uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32'], ['B', 'u32']],
     workgroupSize: [SPLITK_WG, 1, 1],
-    body: /* wgsl */ `
+    body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = ${FLAT_INDEX};
+#if ${colsum}
+  // One product (B = 1) and its column sums: invocations MN .. MN + N - 1 sum the splits' column
+  // sums csPartial[s·N + n] in order.
+  if (j >= P.MN && j < P.MN + P.N) {
+    let n = j - P.MN;
+    var v = csPartial[n];
+    for (var s = 1u; s < P.S; s = s + 1u) { v = v + csPartial[s * P.N + n]; }
+    if ((P.flags & ${MATMUL_COLSUM_ACCUMULATE}u) != 0u) { v = v + colsum[n]; }
+    colsum[n] = v;
+    return;
+  }
+#endif
   if (j >= P.B * P.MN) { return; }
   let b = j / P.MN;
   let i = j - b * P.MN;

@@ -55,6 +55,13 @@ export interface MatmulProblem {
    * Default: `plan.matmul.splitK` (hardware plan only).
    */
   splitK?: number;
+  /**
+   * Also column sums of B (one product, B [K, N] not transposed): out[n] (+)= Σ_k B[k, n] — the bias
+   * gradient beside a linear layer's dW = xᵀ·dY. The shared variants sum the B tiles they stage
+   * (no second pass over B; split products sum their splits' column sums in the split-K pass);
+   * other variants run `encodeColsum` after the product.
+   */
+  colsumB?: { out: Bindable; accumulate: boolean };
 }
 
 export {
@@ -97,7 +104,10 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const sA = p.strideA ?? M * K;
   const sB = p.strideB ?? K * N;
   const sC = p.strideC ?? M * N;
-  if (M === 0 || N === 0 || batch === 0) return;
+  if (M === 0 || N === 0 || batch === 0) {
+    if (p.colsumB && N > 0) encodeColsum(engine, b, K, N, p.colsumB.out, p.colsumB.accumulate);
+    return;
+  }
   const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
@@ -119,6 +129,14 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
   if (splits > 1 && !KM.takesSplitK(variant)) throw new Error(`matmul: splitK needs a shared variant, got ${variant}`);
   if (splits > 1 && batch > 1 && sC !== M * N) throw new Error(`matmul: splitK of a batch needs a dense C (stride ${M * N}), got stride ${sC}`);
+  const cs = p.colsumB;
+  if (cs && (transB || batch !== 1)) throw new Error('matmul: colsumB needs one product with B not transposed');
+  const fuseColsum = !!cs && KM.takesSplitK(variant) && K > 0;
+  if (cs && !fuseColsum) {
+    encodeMatmul(engine, a, b, c, { ...p, variant, colsumB: undefined }, bias);
+    encodeColsum(engine, b, K, N, cs.out, cs.accumulate);
+    return;
+  }
   // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
   const kChunk = splits > 1 ? Math.ceil(K / splits / 16) * 16 : Math.max(K, 1);
   if (splits > 1) splits = Math.ceil(K / kChunk);
@@ -133,6 +151,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(texB ? { texB: true } : {}),
     ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.plan.matmul.softwareShared ? { software: true } : {}),
+    ...(fuseColsum ? { colsumB: true } : {}),
   });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
@@ -146,23 +165,34 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     // Partial products into a scratch [batch · splits, M, N] (workgroup z = entry · splits + split),
     // then one summing pass over every entry.
     const part = engine.empty([batch * splits, M, N], 'f32', 'matmul.splitk');
-    engine.dispatch(spec, [aBind, bBind, a, part], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], batch * splits], {
-      flops: 2 * M * N * K * batch,
-      bytes: aBytes + bBytes + batch * splits * M * N * 4,
+    // colsumB: each split's column sums into [splits, N], summed with the partials below.
+    const csPart = fuseColsum ? engine.empty([splits, N], 'f32', 'matmul.splitk.colsum') : null;
+    engine.dispatch(spec, [aBind, bBind, a, part, ...(csPart ? [csPart] : [])], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], batch * splits], {
+      flops: 2 * M * N * K * batch + (csPart ? K * N : 0),
+      bytes: aBytes + bBytes + batch * splits * M * N * 4 + (csPart ? splits * N * 4 : 0),
     });
-    const v4 = N % 4 === 0 && aligned(c) && (!bias || aligned(bias));
+    const v4 = N % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!cs || aligned(cs.out));
     const w = v4 ? 4 : 1;
-    engine.dispatch(KM.splitKSum({ vec4: v4 }), [part, bias ?? part, c], { S: splits, MN: (M * N) / w, N: N / w, flags, B: batch }, grid1d((batch * M * N) / w, KM.SPLITK_WG), {
-      flops: batch * splits * M * N,
-      bytes: batch * (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0),
-    });
+    const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
+    engine.dispatch(
+      KM.splitKSum({ vec4: v4, colsum: !!csPart }),
+      [part, bias ?? part, c, ...(csPart ? [csPart, cs!.out] : [])],
+      { S: splits, MN: (M * N) / w, N: N / w, flags: flags | csFlags, B: batch },
+      grid1d((batch * M * N + (csPart ? N : 0)) / w, KM.SPLITK_WG),
+      {
+        flops: batch * splits * M * N + (csPart ? splits * N : 0),
+        bytes: batch * (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0) + (csPart ? (splits + (cs!.accumulate ? 2 : 1)) * N * 4 : 0),
+      },
+    );
     part.dispose();
+    csPart?.dispose();
     return;
   }
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
-  engine.dispatch(spec, [aBind, bBind, bias ?? a, c], { M, N, K, sA, sB, sC, flags, splits: 1, kChunk }, grid, {
-    flops: 2 * M * N * K * batch,
-    bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0),
+  const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
+  engine.dispatch(spec, [aBind, bBind, bias ?? a, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk }, grid, {
+    flops: 2 * M * N * K * batch + (fuseColsum ? K * N : 0),
+    bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0) + (fuseColsum ? N * 4 * (cs!.accumulate ? 2 : 1) : 0),
   });
 }
 
@@ -410,20 +440,22 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
           dx = e.empty(x.shape);
           encodeMatmul(e, g, w, dx, { M: R, N: inF, K: outF, transB: true, ...variant });
         }
+        let db: Tensor | null = null;
+        let dbTarget: Tensor | null = null;
+        if (bias?.requiresGrad) {
+          dbTarget = gradTarget(bias);
+          db = dbTarget ?? e.empty(bias.shape);
+        }
+        // db = column sums of dY, fused into the dW product where the variant can (encodeMatmul's colsumB).
+        const colsumB = db ? { colsumB: { out: db, accumulate: !!dbTarget } } : {};
         let dw: Tensor | null = null;
         if (w.requiresGrad) {
           const target = gradTarget(w);
           const dst = target ?? e.empty(w.shape);
-          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: R, transA: true, accumulate: !!target, ...variant });
+          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: R, transA: true, accumulate: !!target, ...variant, ...colsumB });
           dw = target ? null : dst;
-        }
-        let db: Tensor | null = null;
-        if (bias?.requiresGrad) {
-          const target = gradTarget(bias);
-          const dst = target ?? e.empty(bias.shape);
-          encodeColsum(e, g, R, outF, dst, !!target);
-          db = target ? null : dst;
-        }
+        } else if (db) encodeColsum(e, g, R, outF, db, !!dbTarget);
+        if (dbTarget) db = null;
         return bias ? [dx, dw, db] : [dx, dw];
       },
     });

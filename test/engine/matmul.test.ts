@@ -469,6 +469,61 @@ describe('matmul kernels', () => {
     }
   });
 
+  it("B's column sums beside the product (colsumB, the bias gradient beside dW): shared variants, with and without splits, overwrite and accumulate; others fall back to colsum", async () => {
+    let seed = 5200;
+    for (const planAs of ['software', 'hardware'] as const) {
+      const e = await Engine.create({ planAs });
+      try {
+        for (const variant of ['shared', 'shared128', 'naive', ...(hasSubgroupVariants(e) ? ['sg32x4'] : ['reg4x4'])])
+          for (const [M, N, K, S] of [
+            [5, 17, 300, 1], // odd: scalar loads, one partial tile of columns
+            [5, 17, 300, 3], // the same in 3 splits
+            [70, 132, 1000, 1], // two row tiles of 64 (only the first writes the sums), vec4
+            [70, 132, 1000, 4],
+            [130, 260, 2100, 5], // more than one row and column tile of 128
+          ] as [number, number, number, number][])
+            for (const [tA, acc] of [
+              [true, false],
+              [true, true],
+              [false, true],
+            ] as [boolean, boolean][]) {
+              if (S > 1 && !variant.startsWith('shared')) continue;
+              const a = randArray(M * K, seed++);
+              const b = randArray(K * N, seed++);
+              const c0 = randArray(M * N, seed++);
+              const s0 = randArray(N, seed++);
+              const tc = e.tensor(c0, [M, N]);
+              const ts = e.tensor(s0, [N]);
+              if (!acc) poison(e, ts);
+              encodeMatmul(e, e.tensor(a, stored(M, K, tA)), e.tensor(b, [K, N]), tc, { M, N, K, transA: tA, accumulate: true, variant, splitK: S, colsumB: { out: ts, accumulate: acc } });
+              const want = ref64(a, b, M, N, K, tA, false);
+              for (let i = 0; i < M * N; i++) want[i] = want[i]! + c0[i]!;
+              const sums = new Float64Array(N);
+              for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) sums[n] = sums[n]! + b[k * N + n]!;
+              if (acc) for (let n = 0; n < N; n++) sums[n] = sums[n]! + s0[n]!;
+              const tag = `${planAs} ${variant} ${tA ? 't' : 'n'}n ${M}×${N}×${K} in ${S}${acc ? ', accumulate' : ''}`;
+              expect(relErr(await tc.read(), want), `C ${tag}`).toBeLessThan(TOL);
+              expect(relErr(await readPoisoned(e, ts), sums), `column sums ${tag}`).toBeLessThan(1e-5);
+            }
+        // The fused kernels are what ran: one product (+ one split-K pass), no colsum.
+        if (e.profiler.supported) {
+          const [M, N, K] = [70, 132, 1000];
+          const t = (n: number, shape: number[]) => e.tensor(randArray(n, seed++), shape);
+          e.profiler.start();
+          encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared', splitK: 4, colsumB: { out: e.empty([N]), accumulate: false } });
+          encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared128', splitK: 1, colsumB: { out: e.empty([N]), accumulate: true } });
+          const names = (await e.profiler.stop()).dispatches.map((d) => d.kernel);
+          expect(names).toEqual([`matmul.shared.tn[${planAs === 'software' ? 'sw,' : ''}c4,s]`, 'matmul.splitk_sum[v4,s]', 'matmul.shared128.tn[b4,c4,s]']);
+        }
+        const x = e.tensor(randArray(64, 1), [8, 8]);
+        expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, transB: true, colsumB: { out: e.empty([8]), accumulate: false } })).toThrow(/colsumB needs one product with B not transposed/);
+      } finally {
+        await e.sync().catch(() => undefined);
+        e.destroy();
+      }
+    }
+  });
+
   it('is deterministic: the same inputs give bitwise the same outputs', async () => {
     const e = await engine();
     const [M, N, K] = [67, 45, 129];
