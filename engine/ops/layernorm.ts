@@ -19,19 +19,20 @@ export type { LayerNormVariant } from '../../kernels/layernorm.ts';
 export interface LayerNormOptions {
   /** Added to the variance (default 1e-5). */
   eps?: number;
-  /** Force a kernel variant (default: `plan.layernorm.variant`, 'thread' on the software plan, 'wg' on the hardware one). */
+  /** Force a kernel variant (default: `plan.layernorm.choose(d, rows)`: 'thread' on the software plan; on the hardware one 'wg', 'thread' for narrow rows and many). */
   variant?: K.LayerNormVariant;
   /** Stacked independent LayerNorms (default 1): gamma/beta hold `groups`·d elements, the rows split evenly. */
   groups?: number;
 }
 
-export function defaultLayerNormVariant(e: Engine): K.LayerNormVariant {
-  return e.plan.layernorm.variant;
+export function defaultLayerNormVariant(e: Engine, d: number, rows: number): K.LayerNormVariant {
+  return e.plan.layernorm.choose(d, rows);
 }
 
-function resolve(e: Engine, o: number | LayerNormOptions | undefined): { eps: number; variant: K.LayerNormVariant; groups: number } {
+function resolve(e: Engine, x: Tensor, o: number | LayerNormOptions | undefined): { eps: number; variant: K.LayerNormVariant; groups: number } {
   const opts = typeof o === 'number' ? { eps: o } : (o ?? {});
-  return { eps: opts.eps ?? 1e-5, variant: opts.variant ?? defaultLayerNormVariant(e), groups: opts.groups ?? 1 };
+  const d = x.dim(-1);
+  return { eps: opts.eps ?? 1e-5, variant: opts.variant ?? defaultLayerNormVariant(e, d, d > 0 ? x.numel / d : 0), groups: opts.groups ?? 1 };
 }
 
 /** Rows, width and the grouped uniform (`groupRows`, present when groups > 1). */
@@ -143,7 +144,7 @@ function backwardDx(e: Engine, variant: K.LayerNormVariant, xin: Tensor, gamma: 
  */
 export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number | LayerNormOptions): Tensor {
   const e = engineOf(x, gamma, beta);
-  const { eps, variant, groups } = resolve(e, opts);
+  const { eps, variant, groups } = resolve(e, x, opts);
   const s = checkParams(x, gamma, beta, groups, 'layerNorm');
   const { rows, d } = s;
   const y = e.empty(x.shape, 'f32', 'ln.y');
@@ -174,7 +175,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, opts?: number 
  */
 export function addLayerNorm(x: Tensor, r: Tensor, gamma: Tensor, beta: Tensor, opts?: number | LayerNormOptions): { h: Tensor; y: Tensor } {
   const e = engineOf(x, r, gamma, beta);
-  const { eps, variant, groups } = resolve(e, opts);
+  const { eps, variant, groups } = resolve(e, x, opts);
   sameShape(x, r, 'addLayerNorm');
   const s = checkParams(x, gamma, beta, groups, 'addLayerNorm');
   const { rows, d } = s;

@@ -137,6 +137,12 @@ describe('plan rules (pure)', () => {
         if (R <= 64) expect(p.matmul.colsumOnePass(R)).toBe(true);
         expect(p.matmul.colsumChunkRows(R)).toBeGreaterThanOrEqual(64);
       }
+      // LayerNorm: thread rows on the software plan; on the hardware one for narrow rows and many.
+      for (const d of dims)
+        for (const rows of dims) {
+          const v = p.layernorm.choose(d, rows);
+          expect(v, `layernorm ${rows}x${d}`).toBe(p.kind === 'software' || (d <= 64 && rows >= 16384) ? 'thread' : 'wg');
+        }
       expect(describePlan(p)).toContain(`kernel plan: ${p.kind}`);
     });
 });
@@ -222,10 +228,12 @@ describe('every variant a plan can choose, on an engine following it, against fl
         reduceAxisInto(e, x, out, 3, 4099, 1, { variant });
         expect(relErr(await out.read(), refSum(xs, [3, 4099], 1)), `reduce ${variant}`).toBeLessThanOrEqual(1e-5);
       }
-      // LayerNorm: one pass for dγ, dβ (software plan up to 4096 rows) and chunks beyond.
+      // LayerNorm: one pass for dγ, dβ (software plan up to 4096 rows) and chunks beyond; the
+      // hardware plan's thread rows (d ≤ 64, rows ≥ 16384) at 16400 × 16.
       for (const [rows, d] of [
         [100, 17],
         [5003, 12],
+        [16400, 16],
       ]) {
         const xv = randn(rows * d, 70 + rows);
         const gv = randn(d, 71).map((v) => 1 + 0.3 * v);
