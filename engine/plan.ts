@@ -232,8 +232,9 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
    *   tiny products (< MATMUL_TINY multiply-adds) → naive: one small dispatch, nothing to amortise;
    *   software plan with subgroups (lavapipe) → subgroup-broadcast register tiles: `sg16x4` for
    *     M ≤ 16 (the weight gradients of d = 16 models: a 32-row tile would idle half its rows, and
-   *     the 16-row tile measured faster), `sg32x4` below 2^20 multiply-adds or for M ≤ 64 (smaller,
-   *     faster to compile), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4`
+   *     the 16-row tile measured faster), `sg32x4` below 2^20 multiply-adds, for M ≤ 32, or for
+   *     M ≤ 64 with N < 96 (smaller, faster to compile; the weight gradients of d = 48–64 models
+   *     with N ≥ 96 measured faster with the 64-row tiles), else `sg64x8` (64 rows × 64 columns per workgroup) when N ≥ 48, `sg64x4`
    *     for narrower products (from 2^20 on: small models' steps measured faster than with the
    *     earlier 2^24 threshold); `sg64x16` (64 × 128 per workgroup) for wide, deep products whose B
    *     comes through a texture (nn/tn, N ≥ 256, K ≥ 512): with A and B in textures the loads no
@@ -252,7 +253,7 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
     if (sw) {
       if (!subgroupVariants) return 'reg4x4';
       if (M <= 16) return 'sg16x4';
-      if (macs < 1 << 20 || M <= 64) return 'sg32x4';
+      if (macs < 1 << 20 || M <= 32 || (M <= 64 && N < 96)) return 'sg32x4';
       if (!transB && N >= 256 && N % 64 === 0 && K >= 512 && textures) return 'sg64x16';
       return N >= 48 ? 'sg64x8' : 'sg64x4';
     }

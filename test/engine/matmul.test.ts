@@ -236,6 +236,10 @@ describe('matmul kernels', () => {
     const swPlan = e.plan.kind === 'software';
     if (swPlan && hasSubgroupVariants(e)) {
       expect(chooseMatmulVariant(e, 16, 48, 63000)).toBe('sg16x4');
+      // d = 32 weight gradients keep the 32-row tile; d = 64 ones take the 64-row tiles from N = 96.
+      expect(chooseMatmulVariant(e, 32, 128, 9216)).toBe('sg32x4');
+      expect(chooseMatmulVariant(e, 64, 16, 63000)).toBe('sg32x4');
+      expect(chooseMatmulVariant(e, 64, 192, 9216)).toBe('sg64x8');
       // wide, deep products whose B goes through a texture take the 64×128 tile; Bᵀ does not
       expect(chooseMatmulVariant(e, 1024, 1024, 1024)).toBe(process.env.KINDLING_MATMUL_TEXTURE === '0' ? 'sg64x8' : 'sg64x16');
       expect(chooseMatmulVariant(e, 1024, 1024, 1024, 1, true)).toBe('sg64x8');
