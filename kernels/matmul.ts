@@ -103,8 +103,8 @@ export interface MatmulKernelOptions {
    */
   software?: boolean;
   /**
-   * Shared variants, one product (or one product split over K): also sum op(B)'s columns over the
-   * workgroup's K range from the B tiles it stages, `colsum[z·N + n]` (+)= Σ_k op(B)(k, n) (z: the
+   * Shared variants: also sum op(B)'s columns over the workgroup's K range from the B tiles it
+   * stages, `colsum[z·N + n]` (+)= Σ_k op(B)(k, n) (z: the workgroup's z, batch entry · splits +
    * split), written by the first row of output tiles (wid.y = 0). With B = dY of a linear layer
    * this is the bias gradient beside dW = xᵀ·dY, without a second pass over dY (tag `s`).
    */
@@ -130,6 +130,8 @@ export const MATMUL_UNIFORMS: [string, 'u32'][] = [
   // kChunk ≥ K: the plain product. Other variants ignore both.
   ['splits', 'u32'],
   ['kChunk', 'u32'],
+  // Bias elements per batch entry: entry z adds bias[z·sBias + n] (0: one bias for every entry).
+  ['sBias', 'u32'],
 ];
 
 /** Geometry of a variant: output tile per workgroup and the workgroup size. */
@@ -249,7 +251,7 @@ fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${scalarAt('B', o.vecB, bIdx)}
 function storeScalar(o: MatmulKernelOptions, ci: string, n: string, v: string): string {
   return `{
     var v = ${v};
-    if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + ${scalarAt('bias', o.vecC, n)}; }
+    if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + ${scalarAt('bias', o.vecC, `z * P.sBias + ${n}`)}; }
     if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + ${scalarAt('C', o.vecC, ci)}; }
     ${scalarAt('C', o.vecC, ci)} = v;
   }`;
@@ -473,7 +475,7 @@ ${fmas}
 ${rep(
   G,
   (g) => `  var bias${g} = ${splat('0.0')};
-  if (${hasBias}) { bias${g} = ${o.vecC ? `bias[min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u)]` : vecOf(lanes.map((c) => `bias[${clampCol(`n0 + ${W * g + c}u`)}]`))}; }`,
+  if (${hasBias}) { bias${g} = ${o.vecC ? `bias[((z * P.sBias) >> 2u) + min((n0 >> 2u) + ${g}u, (P.N >> 2u) - 1u)]` : vecOf(lanes.map((c) => `bias[z * P.sBias + ${clampCol(`n0 + ${W * g + c}u`)}]`))}; }`,
 )}
   var cs: array<${VT}, ${TM * G}>;
 ${rep(TM, (i) => rep(G, (g) => `  cs[${i * G + g}] = c${i}_${g};`))}
@@ -711,7 +713,7 @@ ${rep(
 #if ${o.vecC}
         if (n < P.N) {
           var v = c${i}_${g};
-          if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[n >> 2u]; }
+          if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[(z * P.sBias + n) >> 2u]; }
           if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[ci >> 2u]; }
           C[ci >> 2u] = v;
         }
@@ -811,8 +813,8 @@ export const SPLITK_WG = 256;
  * The second pass of a split-K product: for each of the B products (entry b's partials at
  * (b·S + s)·MN), C[b·MN + i] = Σ_s partial[(b·S + s)·MN + i] (+ bias[i mod N]) (+ C[b·MN + i]),
  * over the M·N elements of each product (vec4 units when N % 4 = 0: then `MN` and `N` are in vec4s),
- * the splits summed in order (deterministic). `colsum` (one product, B = 1): also
- * colsum[n] (+)= Σ_s csPartial[s·N + n], the split column sums of a `colsumB` product.
+ * the splits summed in order (deterministic); entry b's bias starts at b·sBias. `colsum`: also
+ * colsum[b·N + n] (+)= Σ_s csPartial[(b·S + s)·N + n], the split column sums of a `colsumB` product.
  */
 export const splitKSum = memo(({ vec4, colsum = false }: { vec4: boolean; colsum?: boolean }): KernelSpec => {
   const t = vec4 ? 'vec4<f32>' : 'f32';
@@ -824,21 +826,24 @@ export const splitKSum = memo(({ vec4, colsum = false }: { vec4: boolean; colsum
       rw('C', `array<${t}>`),
       ...(colsum ? [ro('csPartial', `array<${t}>`), rw('colsum', `array<${t}>`)] : []),
     ],
-    uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32'], ['B', 'u32']],
+    uniforms: [['S', 'u32'], ['MN', 'u32'], ['N', 'u32'], ['flags', 'u32'], ['B', 'u32'], ['sBias', 'u32']],
     workgroupSize: [SPLITK_WG, 1, 1],
     body: wgsl`
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let j = ${FLAT_INDEX};
 #if ${colsum}
-  // One product (B = 1) and its column sums: invocations MN .. MN + N - 1 sum the splits' column
-  // sums csPartial[s·N + n] in order.
-  if (j >= P.MN && j < P.MN + P.N) {
-    let n = j - P.MN;
-    var v = csPartial[n];
-    for (var s = 1u; s < P.S; s = s + 1u) { v = v + csPartial[s * P.N + n]; }
-    if ((P.flags & ${MATMUL_COLSUM_ACCUMULATE}u) != 0u) { v = v + colsum[n]; }
-    colsum[n] = v;
+  // Column sums: invocations B·MN + b·N + n sum entry b's split column sums csPartial[(b·S + s)·N + n]
+  // in order.
+  if (j >= P.B * P.MN) {
+    let jc = j - P.B * P.MN;
+    if (jc >= P.B * P.N) { return; }
+    let b = jc / P.N;
+    let base = b * P.S * P.N + jc - b * P.N;
+    var v = csPartial[base];
+    for (var s = 1u; s < P.S; s = s + 1u) { v = v + csPartial[base + s * P.N]; }
+    if ((P.flags & ${MATMUL_COLSUM_ACCUMULATE}u) != 0u) { v = v + colsum[jc]; }
+    colsum[jc] = v;
     return;
   }
 #endif
@@ -848,7 +853,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let base = b * P.S * P.MN + i;
   var v = partial[base];
   for (var s = 1u; s < P.S; s = s + 1u) { v = v + partial[base + s * P.MN]; }
-  if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[i % P.N]; }
+  if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[b * P.sBias + i % P.N]; }
   if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[j]; }
   C[j] = v;
 }`,

@@ -15,6 +15,7 @@ import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
+import { reduceAxisInto } from './reduce.ts';
 
 export { useTextures } from './common.ts';
 
@@ -56,10 +57,15 @@ export interface MatmulProblem {
    */
   splitK?: number;
   /**
-   * Also column sums of B (one product, B [K, N] not transposed): out[n] (+)= Σ_k B[k, n] — the bias
-   * gradient beside a linear layer's dW = xᵀ·dY. The shared variants sum the B tiles they stage
-   * (no second pass over B; split products sum their splits' column sums in the split-K pass);
-   * other variants run `encodeColsum` after the product.
+   * Bias elements per batch entry: entry z adds bias[z·strideBias + n] (a batch of linear layers,
+   * the stacked models' biases [G, N]). Default 0: one bias [N] for every entry.
+   */
+  strideBias?: number;
+  /**
+   * Also column sums of B (B not transposed, [K, N] per entry, dense for a batch): out[z·N + n]
+   * (+)= Σ_k B_z[k, n] — the bias gradient beside a linear layer's dW = xᵀ·dY. The shared variants
+   * sum the B tiles they stage (no second pass over B; split products sum their splits' column sums
+   * in the split-K pass); other variants run a column sum after the product.
    */
   colsumB?: { out: Bindable; accumulate: boolean };
 }
@@ -104,8 +110,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const sA = p.strideA ?? M * K;
   const sB = p.strideB ?? K * N;
   const sC = p.strideC ?? M * N;
+  const sBias = p.strideBias ?? 0;
   if (M === 0 || N === 0 || batch === 0) {
-    if (p.colsumB && N > 0) encodeColsum(engine, b, K, N, p.colsumB.out, p.colsumB.accumulate);
+    if (p.colsumB && N > 0 && batch > 0) colsumOfB(engine, b, K, N, batch, p.colsumB);
     return;
   }
   const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
@@ -119,7 +126,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vec = isReg || variant === 'shared128';
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
-  const vecC = vec && N % 4 === 0 && sC % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
+  const vecC = vec && N % 4 === 0 && sC % 4 === 0 && sBias % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
   // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
   const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
   const texB =
@@ -130,11 +137,11 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   if (splits > 1 && !KM.takesSplitK(variant)) throw new Error(`matmul: splitK needs a shared variant, got ${variant}`);
   if (splits > 1 && batch > 1 && sC !== M * N) throw new Error(`matmul: splitK of a batch needs a dense C (stride ${M * N}), got stride ${sC}`);
   const cs = p.colsumB;
-  if (cs && (transB || batch !== 1)) throw new Error('matmul: colsumB needs one product with B not transposed');
+  if (cs && (transB || (batch > 1 && sB !== K * N))) throw new Error('matmul: colsumB needs B not transposed (and dense over a batch)');
   const fuseColsum = !!cs && KM.takesSplitK(variant) && K > 0;
   if (cs && !fuseColsum) {
     encodeMatmul(engine, a, b, c, { ...p, variant, colsumB: undefined }, bias);
-    encodeColsum(engine, b, K, N, cs.out, cs.accumulate);
+    colsumOfB(engine, b, K, N, batch, cs);
     return;
   }
   // Chunks of whole K tiles (16), so vec4 loads never straddle a chunk's end.
@@ -166,22 +173,22 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     // then one summing pass over every entry.
     const part = engine.empty([batch * splits, M, N], 'f32', 'matmul.splitk');
     // colsumB: each split's column sums into [splits, N], summed with the partials below.
-    const csPart = fuseColsum ? engine.empty([splits, N], 'f32', 'matmul.splitk.colsum') : null;
-    engine.dispatch(spec, [aBind, bBind, a, part, ...(csPart ? [csPart] : [])], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk }, [grid[0], grid[1], batch * splits], {
+    const csPart = fuseColsum ? engine.empty([batch * splits, N], 'f32', 'matmul.splitk.colsum') : null;
+    engine.dispatch(spec, [aBind, bBind, a, part, ...(csPart ? [csPart] : [])], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk, sBias: 0 }, [grid[0], grid[1], batch * splits], {
       flops: 2 * M * N * K * batch + (csPart ? K * N : 0),
       bytes: aBytes + bBytes + batch * splits * M * N * 4 + (csPart ? splits * N * 4 : 0),
     });
-    const v4 = N % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!cs || aligned(cs.out));
+    const v4 = N % 4 === 0 && sBias % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!cs || aligned(cs.out));
     const w = v4 ? 4 : 1;
     const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
     engine.dispatch(
       KM.splitKSum({ vec4: v4, colsum: !!csPart }),
       [part, bias ?? part, c, ...(csPart ? [csPart, cs!.out] : [])],
-      { S: splits, MN: (M * N) / w, N: N / w, flags: flags | csFlags, B: batch },
-      grid1d((batch * M * N + (csPart ? N : 0)) / w, KM.SPLITK_WG),
+      { S: splits, MN: (M * N) / w, N: N / w, flags: flags | csFlags, B: batch, sBias: sBias / w },
+      grid1d((batch * M * N + (csPart ? batch * N : 0)) / w, KM.SPLITK_WG),
       {
-        flops: batch * splits * M * N + (csPart ? splits * N : 0),
-        bytes: batch * (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? N * 4 : 0) + (csPart ? (splits + (cs!.accumulate ? 2 : 1)) * N * 4 : 0),
+        flops: batch * splits * M * N + (csPart ? batch * splits * N : 0),
+        bytes: batch * (splits + (p.accumulate ? 2 : 1)) * M * N * 4 + (bias ? (sBias ? batch : 1) * N * 4 : 0) + (csPart ? batch * (splits + (cs!.accumulate ? 2 : 1)) * N * 4 : 0),
       },
     );
     part.dispose();
@@ -190,10 +197,16 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   }
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
   const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
-  engine.dispatch(spec, [aBind, bBind, bias ?? a, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk }, grid, {
-    flops: 2 * M * N * K * batch + (fuseColsum ? K * N : 0),
-    bytes: aBytes + bBytes + cBytes + (bias ? N * 4 : 0) + (fuseColsum ? N * 4 * (cs!.accumulate ? 2 : 1) : 0),
+  engine.dispatch(spec, [aBind, bBind, bias ?? a, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk, sBias }, grid, {
+    flops: 2 * M * N * K * batch + (fuseColsum ? batch * K * N : 0),
+    bytes: aBytes + bBytes + cBytes + (bias ? (sBias ? batch : 1) * N * 4 : 0) + (fuseColsum ? batch * N * 4 * (cs!.accumulate ? 2 : 1) : 0),
   });
+}
+
+/** out[z·N + n] (+)= Σ_k B_z[k, n] for a batch of dense [K, N] B's: `encodeColsum`, or per entry a grouped reduction. */
+function colsumOfB(engine: Engine, b: Bindable, K: number, N: number, batch: number, cs: { out: Bindable; accumulate: boolean }): void {
+  if (batch === 1) encodeColsum(engine, b, K, N, cs.out, cs.accumulate);
+  else reduceAxisInto(engine, b, cs.out, batch, K, N, { accumulate: cs.accumulate });
 }
 
 /**
@@ -412,21 +425,31 @@ function gradB(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | nul
 /**
  * x·W + b. x: [..., in], w: [in, out] (Hugging Face Conv1D layout), bias: [out]. Output [..., out].
  * The bias is added in the matmul epilogue. Backward: dx = dY·Wᵀ, dW = xᵀ·dY (rows of every
- * leading dimension folded into the contraction), db = column sums of dY; dW and db go straight
- * into preallocated parameter gradients (accumulate) when there are some.
+ * leading dimension folded into the contraction), db = column sums of dY (on the shared variants
+ * inside the dW product: `colsumB`); dW and db go straight into preallocated parameter gradients
+ * (accumulate) when there are some.
+ *
+ * A batch of G layers (stacked models): w [G, in, out], bias [G, out], and x's rows split into G
+ * equal runs, run g through layer g — one batched product per pass, each entry with its own bias.
  */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { variant?: string } = {}): Tensor {
   const e = bias ? engineOf(x, w, bias) : engineOf(x, w);
   expectDtype(x, 'f32', 'linear');
   expectDtype(w, 'f32', 'linear');
-  if (w.shape.length !== 2) throw new Error(`linear: weight "${w.name}" has shape [${w.shape.join(', ')}]; expected [in, out]`);
-  const [inF, outF] = w.shape as [number, number];
-  if (x.dim(-1) !== inF) throw new Error(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${inF}, ${outF}])`);
-  if (bias && (bias.numel !== outF || bias.shape.length !== 1)) throw new Error(`linear: bias [${bias.shape.join(', ')}] is not [${outF}]`);
+  if (w.shape.length !== 2 && w.shape.length !== 3) throw new Error(`linear: weight "${w.name}" has shape [${w.shape.join(', ')}]; expected [in, out] or [layers, in, out]`);
+  const G = w.shape.length === 3 ? w.dim(0) : 1;
+  const [inF, outF] = w.shape.slice(-2) as [number, number];
+  if (x.dim(-1) !== inF) throw new Error(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${w.shape.join(', ')}])`);
+  if (bias && (bias.numel !== G * outF || bias.shape.length !== (w.shape.length === 3 ? 2 : 1)))
+    throw new Error(`linear: bias [${bias.shape.join(', ')}] is not [${w.shape.length === 3 ? `${G}, ` : ''}${outF}]`);
   const R = x.numel / inF;
+  if (R % G !== 0) throw new Error(`linear: ${R} rows of [${x.shape.join(', ')}] do not split into ${G} layers`);
+  const Rg = R / G;
   const out = e.empty([...x.shape.slice(0, -1), outF]);
   const variant = opts.variant ? { variant: opts.variant } : {};
-  encodeMatmul(e, x, w, out, { M: R, N: outF, K: inF, ...variant }, bias ?? null);
+  // One product, or one per layer: entry g's rows, weight and bias.
+  const batched = (Mb: number, Nb: number, Kb: number, sA: number, sB: number) => (G > 1 ? { batch: G, strideA: sA, strideB: sB, strideC: Mb * Nb } : {});
+  encodeMatmul(e, x, w, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant }, bias ?? null);
   const inputs = bias ? [x, w, bias] : [x, w];
   if (e.recording(inputs))
     e.record({
@@ -438,7 +461,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
         let dx: Tensor | null = null;
         if (x.requiresGrad) {
           dx = e.empty(x.shape);
-          encodeMatmul(e, g, w, dx, { M: R, N: inF, K: outF, transB: true, ...variant });
+          encodeMatmul(e, g, w, dx, { M: Rg, N: inF, K: outF, transB: true, ...batched(Rg, inF, outF, Rg * outF, inF * outF), ...variant });
         }
         let db: Tensor | null = null;
         let dbTarget: Tensor | null = null;
@@ -446,15 +469,15 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
           dbTarget = gradTarget(bias);
           db = dbTarget ?? e.empty(bias.shape);
         }
-        // db = column sums of dY, fused into the dW product where the variant can (encodeMatmul's colsumB).
+        // db = column sums of dY (per layer), fused into the dW product where the variant can (encodeMatmul's colsumB).
         const colsumB = db ? { colsumB: { out: db, accumulate: !!dbTarget } } : {};
         let dw: Tensor | null = null;
         if (w.requiresGrad) {
           const target = gradTarget(w);
           const dst = target ?? e.empty(w.shape);
-          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: R, transA: true, accumulate: !!target, ...variant, ...colsumB });
+          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: Rg, transA: true, accumulate: !!target, ...batched(inF, outF, Rg, Rg * inF, Rg * outF), ...variant, ...colsumB });
           dw = target ? null : dst;
-        } else if (db) encodeColsum(e, g, R, outF, db, !!dbTarget);
+        } else if (db) colsumOfB(e, g, Rg, outF, G, { out: db, accumulate: !!dbTarget });
         if (dbTarget) db = null;
         return bias ? [dx, dw, db] : [dx, dw];
       },

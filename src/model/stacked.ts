@@ -5,7 +5,8 @@
  *
  *   embedding    ids + g·V into wte [G·V, d], positions t + g·P into wpe [G·P, d]
  *   LayerNorm    grouped (`groups: G`): row block g uses γ_g, β_g and gives their gradients
- *   linear       batched product [G, R, in] · [G, in, out], then the grouped bias (+ GELU)
+ *   linear       batched `linear` [G, R, in] · [G, in, out], each model's bias in the epilogue and
+ *                its gradient beside dW (the MLP's first bias: the grouped bias + GELU after it)
  *   attention    the G·B sequences as one batch (attention has no parameters)
  *   head, loss   the loss rows of every model gathered ([G, N, d]), a batched product with each
  *                model's head, and one cross-entropy whose mask gives every model its own mean:
@@ -17,14 +18,14 @@
  * gradient clipping it needs one norm per model (`AdamW`'s `groups`).
  */
 import type { Engine } from '../../engine/engine.ts';
-import { addBias, biasGelu } from '../../engine/ops/activation.ts';
+import { biasGelu } from '../../engine/ops/activation.ts';
 import { causalSelfAttention } from '../../engine/ops/attention.ts';
 import { crossEntropyAndRows, crossEntropyRows, maskedAccuracyRows } from '../../engine/ops/cross_entropy.ts';
 import { scale } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm, type LayerNormVariant } from '../../engine/ops/layernorm.ts';
-import { matmul } from '../../engine/ops/matmul.ts';
+import { linear, matmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto } from '../../engine/ops/reduce.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -124,13 +125,11 @@ export class StackedGPT {
   }
 
   /** x [G·R, in] · W_g [in, out] + b_g per row block, as [G·R, out]. */
+  /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue (with GELU: the fused bias + GELU after it). */
   private linear(x: Tensor, prefix: string, gelu = false): Tensor {
-    const G = this.models;
     const w = this.p(prefix + '.weight');
-    const [, inF, outF] = w.shape as [number, number, number];
-    const y = matmul(x.reshape([G, x.numel / inF / G, inF]), w).reshape([x.numel / inF, outF]);
     const b = this.p(prefix + '.bias');
-    return gelu ? biasGelu(y, b, { groups: G }) : addBias(y, b, { groups: G });
+    return gelu ? biasGelu(linear(x, w), b, { groups: this.models }) : linear(x, w, b);
   }
 
   /** The final-LayerNormed hidden state [G·B·T, d] of a stacked batch. */
