@@ -520,7 +520,7 @@ describe('matmul kernels', () => {
           expect(names).toEqual([`matmul.shared.tn[${planAs === 'software' ? 'sw,' : ''}c4,s]`, 'matmul.splitk_sum[v4,s]', 'matmul.shared128.tn[b4,c4,s]']);
         }
         const x = e.tensor(randArray(64, 1), [8, 8]);
-        expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, transB: true, colsumB: { out: e.empty([8]), accumulate: false } })).toThrow(/colsumB needs one product with B not transposed/);
+        expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, transB: true, colsumB: { out: e.empty([8]), accumulate: false } })).toThrow(/colsumB needs B not transposed/);
       } finally {
         await e.sync().catch(() => undefined);
         e.destroy();
