@@ -280,7 +280,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 /**
  * Second stage: gg[c] (= or +=) Σ_ch pg[ch·d + c] and gb[c] (= or +=) Σ_ch pb[ch·d + c], chunks in
- * order; one invocation per column, both gradients in one dispatch.
+ * order; one invocation per column, both gradients in one dispatch. G stacked LayerNorms (`G` > 1):
+ * the G·d columns of [G, d], group g's partials at (g·nChunks + ch)·d.
  */
 export const backwardParamsFinal = memo((_: Record<string, never> = {}): KernelSpec =>
   kernel({
@@ -290,16 +291,19 @@ export const backwardParamsFinal = memo((_: Record<string, never> = {}): KernelS
       ['d', 'u32'],
       ['nChunks', 'u32'],
       ['acc', 'u32'],
+      ['G', 'u32'],
     ],
     workgroupSize: [LN_PARAMS_WG, 1, 1],
     body: /* wgsl */ `
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let c = ${FLAT_INDEX};
-  if (c >= P.d) { return; }
+  if (c >= P.G * P.d) { return; }
+  // Column c % d of group c / d: its nChunks partials at (g·nChunks + ch)·d + c % d, in chunk order.
+  let g = c / P.d;
   var sg = 0.0;
   var sb = 0.0;
-  var i = c;
+  var i = g * P.nChunks * P.d + c - g * P.d;
   for (var ch = 0u; ch < P.nChunks; ch++) {
     sg = sg + pg[i];
     sb = sb + pb[i];

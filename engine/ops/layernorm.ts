@@ -12,7 +12,6 @@ import type { Engine } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { add } from './elementwise.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, sameShape, vec4able } from './common.ts';
-import { reduceAxisInto } from './reduce.ts';
 
 export type { LayerNormVariant } from '../../kernels/layernorm.ts';
 
@@ -92,7 +91,7 @@ function singleParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, row
     const pg = e.empty([nChunks * d], 'f32', 'dgamma.partial');
     const pb = e.empty([nChunks * d], 'f32', 'dbeta.partial');
     e.dispatch(K.backwardParams({}), [xin, stats, gy, pg, pb], { rows, d, nChunks, chunkLen, acc: 0 }, grid, cost);
-    e.dispatch(K.backwardParamsFinal({}), [pg, pb, dgamma, dbeta], { d, nChunks, acc }, grid1d(d, K.LN_PARAMS_WG), {
+    e.dispatch(K.backwardParamsFinal({}), [pg, pb, dgamma, dbeta], { d, nChunks, acc, G: 1 }, grid1d(d, K.LN_PARAMS_WG), {
       flops: 2 * nChunks * d,
       bytes: 4 * (2 * nChunks * d + 2 * d * (acc ? 2 : 1)),
     });
@@ -103,7 +102,8 @@ function singleParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, row
 
 /**
  * The grouped parameter gradients: per (group, chunk, column) partials over chunks that never cross a
- * group, then (with more than one chunk per group) their sums in chunk order per group.
+ * group, then (with more than one chunk per group) their sums in chunk order per group, dγ and dβ
+ * in one dispatch.
  */
 function groupedParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, s: LnShape, dgamma: Tensor, dbeta: Tensor, acc: number): void {
   const { rows, d, groups: G } = s;
@@ -119,8 +119,10 @@ function groupedParamGrads(e: Engine, xin: Tensor, stats: Tensor, gy: Tensor, s:
   const pg = e.empty([G * per * d], 'f32', 'dgamma.partial');
   const pb = e.empty([G * per * d], 'f32', 'dbeta.partial');
   e.dispatch(K.backwardParams({ grouped: true }), [xin, stats, gy, pg, pb], { ...uniforms, acc: 0 }, grid, cost);
-  reduceAxisInto(e, pg, dgamma, G, per, d, { accumulate: (acc & K.LN_ACC_GAMMA) !== 0, nChunks: 1 });
-  reduceAxisInto(e, pb, dbeta, G, per, d, { accumulate: (acc & K.LN_ACC_BETA) !== 0, nChunks: 1 });
+  e.dispatch(K.backwardParamsFinal({}), [pg, pb, dgamma, dbeta], { d, nChunks: per, acc, G }, grid1d(G * d, K.LN_PARAMS_WG), {
+    flops: 2 * G * per * d,
+    bytes: 4 * (2 * G * per * d + 2 * G * d * (acc ? 2 : 1)),
+  });
   e.dispose(pg);
   e.dispose(pb);
 }
