@@ -6,9 +6,11 @@
  *   A      [M, K], or [K, M] when `transA` (then op(A) = Aᵀ)
  *   B      [K, N], or [N, K] when `transB`
  *   C      [M, N]
- *   bias   [N]
+ *   bias   [N] (or [batch, N] with `sBias` = N: a bias per batch entry)
  * The batch index is the dispatch's z; operand x of batch z starts at z·strideX elements (uniforms
- * `sA`, `sB`, `sC`); a stride of 0 broadcasts (e.g. one weight shared by every batch entry).
+ * `sA`, `sB`, `sC`, `sBias`); a stride of 0 broadcasts (e.g. one weight shared by every batch entry).
+ * The shared variants can also sum B's columns from the tiles they stage (`colsumB`: the bias
+ * gradient beside dW = xᵀ·dY).
  * Bias and accumulate are runtime flags (uniform `flags`), not specialisations: one compiled kernel
  * per variant, form and vec4 layout serves the forward (bias) and the gradient products
  * (accumulate = beta 1, C += A·B, straight into a gradient buffer). Without a bias the bias
