@@ -1,5 +1,6 @@
 // Experiment files (src/experiments/schema.ts): validation with field paths, sweep expansion and
 // naming, per-arm overrides, the presets.
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { selectArms } from '../../src/experiments/runner.ts';
 import { armDirName, ExperimentError, loadExperiment, parseExperiment, planExperiment } from '../../src/experiments/schema.ts';
@@ -148,6 +149,19 @@ arms:
     const paper = planExperiment(loadExperiment('paper').experiment);
     expect(new Set(paper.map((r) => r.task))).toEqual(new Set(['condattendstream_30', 'additionstream_10', 'multiplication_5']));
     expect(() => loadExperiment('nope')).toThrow(/not a preset \(presets: quick, paper, semantic-quick\)/);
+  });
+
+  it('the study files of docs/results.md (docs/studies/*.yaml) load and plan, each named as its file', () => {
+    const dir = 'docs/studies';
+    const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThan(0);
+    const results = readFileSync('docs/results.md', 'utf8');
+    for (const f of files) {
+      const { experiment } = loadExperiment(`${dir}/${f}`);
+      expect(experiment.name, f).toBe(f.replace(/\.yaml$/, ''));
+      expect(planExperiment(experiment).length, f).toBeGreaterThan(0);
+      expect(results, `docs/results.md names ${f}`).toContain(`\`${experiment.name}\``);
+    }
   });
 
   it('--arms selects runs by arm name with * wildcards, and names the arms when a pattern matches none', () => {
