@@ -12,10 +12,11 @@ import { chooseMatmulVariant, chooseSplitK, colsum, colsumChunkRows, encodeColsu
 import type { Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
 import { planFor } from '../../engine/plan.ts';
-import { POISON, poison, randArray, relErr, useEngine } from '../helpers/gpu.ts';
+import { POISON, poison, randArray, relErr, useEngine, useEnginesAs } from '../helpers/gpu.ts';
 import { lossOf, refGrads, refLinear, refMatmul } from '../reference/matmul.ts';
 
 const engine = useEngine();
+const engineAs = useEnginesAs();
 const TOL = 1e-4;
 
 /**
@@ -476,108 +477,98 @@ describe('matmul kernels', () => {
   it("B's column sums beside the product (colsumB, the bias gradient beside dW): shared variants, with and without splits, overwrite and accumulate; others fall back to colsum", async () => {
     let seed = 5200;
     for (const planAs of ['software', 'hardware'] as const) {
-      const e = await Engine.create({ planAs });
-      try {
-        for (const variant of ['shared', 'shared128', 'naive', ...(hasSubgroupVariants(e) ? ['sg32x4'] : ['reg4x4'])])
-          for (const [M, N, K, S] of [
-            [5, 17, 300, 1], // odd: scalar loads, one partial tile of columns
-            [5, 17, 300, 3], // the same in 3 splits
-            [70, 132, 1000, 1], // two row tiles of 64 (only the first writes the sums), vec4
-            [70, 132, 1000, 4],
-            [130, 260, 2100, 5], // more than one row and column tile of 128
-          ] as [number, number, number, number][])
-            for (const [tA, acc] of [
-              [true, false],
-              [true, true],
-              [false, true],
-            ] as [boolean, boolean][]) {
-              if (S > 1 && !variant.startsWith('shared')) continue;
-              const a = randArray(M * K, seed++);
-              const b = randArray(K * N, seed++);
-              const c0 = randArray(M * N, seed++);
-              const s0 = randArray(N, seed++);
-              const tc = e.tensor(c0, [M, N]);
-              const ts = e.tensor(s0, [N]);
-              if (!acc) poison(e, ts);
-              encodeMatmul(e, e.tensor(a, stored(M, K, tA)), e.tensor(b, [K, N]), tc, { M, N, K, transA: tA, accumulate: true, variant, splitK: S, colsumB: { out: ts, accumulate: acc } });
-              const want = ref64(a, b, M, N, K, tA, false);
-              for (let i = 0; i < M * N; i++) want[i] = want[i]! + c0[i]!;
-              const sums = new Float64Array(N);
-              for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) sums[n] = sums[n]! + b[k * N + n]!;
-              if (acc) for (let n = 0; n < N; n++) sums[n] = sums[n]! + s0[n]!;
-              const tag = `${planAs} ${variant} ${tA ? 't' : 'n'}n ${M}×${N}×${K} in ${S}${acc ? ', accumulate' : ''}`;
-              expect(relErr(await tc.read(), want), `C ${tag}`).toBeLessThan(TOL);
-              expect(relErr(await readPoisoned(e, ts), sums), `column sums ${tag}`).toBeLessThan(1e-5);
-            }
-        // The fused kernels are what ran: one product (+ one split-K pass), no colsum.
-        if (e.profiler.supported) {
-          const [M, N, K] = [70, 132, 1000];
-          const t = (n: number, shape: number[]) => e.tensor(randArray(n, seed++), shape);
-          e.profiler.start();
-          encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared', splitK: 4, colsumB: { out: e.empty([N]), accumulate: false } });
-          encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared128', splitK: 1, colsumB: { out: e.empty([N]), accumulate: true } });
-          const names = (await e.profiler.stop()).dispatches.map((d) => d.kernel);
-          expect(names).toEqual([`matmul.shared.tn[${planAs === 'software' ? 'sw,' : ''}c4,s]`, 'matmul.splitk_sum[v4,s]', 'matmul.shared128.tn[b4,c4,s]']);
-        }
-        const x = e.tensor(randArray(64, 1), [8, 8]);
-        expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, transB: true, colsumB: { out: e.empty([8]), accumulate: false } })).toThrow(/colsumB needs B not transposed/);
-      } finally {
-        await e.sync().catch(() => undefined);
-        e.destroy();
+      const e = await engineAs(planAs);
+      for (const variant of ['shared', 'shared128', 'naive', ...(hasSubgroupVariants(e) ? ['sg32x4'] : ['reg4x4'])])
+        for (const [M, N, K, S] of [
+          [5, 17, 300, 1], // odd: scalar loads, one partial tile of columns
+          [5, 17, 300, 3], // the same in 3 splits
+          [70, 132, 1000, 1], // two row tiles of 64 (only the first writes the sums), vec4
+          [70, 132, 1000, 4],
+          [130, 260, 2100, 5], // more than one row and column tile of 128
+        ] as [number, number, number, number][])
+          for (const [tA, acc] of [
+            [true, false],
+            [true, true],
+            [false, true],
+          ] as [boolean, boolean][]) {
+            if (S > 1 && !variant.startsWith('shared')) continue;
+            const a = randArray(M * K, seed++);
+            const b = randArray(K * N, seed++);
+            const c0 = randArray(M * N, seed++);
+            const s0 = randArray(N, seed++);
+            const tc = e.tensor(c0, [M, N]);
+            const ts = e.tensor(s0, [N]);
+            if (!acc) poison(e, ts);
+            encodeMatmul(e, e.tensor(a, stored(M, K, tA)), e.tensor(b, [K, N]), tc, { M, N, K, transA: tA, accumulate: true, variant, splitK: S, colsumB: { out: ts, accumulate: acc } });
+            const want = ref64(a, b, M, N, K, tA, false);
+            for (let i = 0; i < M * N; i++) want[i] = want[i]! + c0[i]!;
+            const sums = new Float64Array(N);
+            for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) sums[n] = sums[n]! + b[k * N + n]!;
+            if (acc) for (let n = 0; n < N; n++) sums[n] = sums[n]! + s0[n]!;
+            const tag = `${planAs} ${variant} ${tA ? 't' : 'n'}n ${M}×${N}×${K} in ${S}${acc ? ', accumulate' : ''}`;
+            expect(relErr(await tc.read(), want), `C ${tag}`).toBeLessThan(TOL);
+            expect(relErr(await readPoisoned(e, ts), sums), `column sums ${tag}`).toBeLessThan(1e-5);
+          }
+      // The fused kernels are what ran: one product (+ one split-K pass), no colsum.
+      if (e.profiler.supported) {
+        const [M, N, K] = [70, 132, 1000];
+        const t = (n: number, shape: number[]) => e.tensor(randArray(n, seed++), shape);
+        e.profiler.start();
+        encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared', splitK: 4, colsumB: { out: e.empty([N]), accumulate: false } });
+        encodeMatmul(e, t(K * M, [K, M]), t(K * N, [K, N]), e.empty([M, N]), { M, N, K, transA: true, variant: 'shared128', splitK: 1, colsumB: { out: e.empty([N]), accumulate: true } });
+        const names = (await e.profiler.stop()).dispatches.map((d) => d.kernel);
+        expect(names).toEqual([`matmul.shared.tn[${planAs === 'software' ? 'sw,' : ''}c4,s]`, 'matmul.splitk_sum[v4,s]', 'matmul.shared128.tn[b4,c4,s]']);
       }
+      const x = e.tensor(randArray(64, 1), [8, 8]);
+      expect(() => encodeMatmul(e, x, x, e.empty([8, 8]), { M: 8, N: 8, K: 8, transB: true, colsumB: { out: e.empty([8]), accumulate: false } })).toThrow(/colsumB needs B not transposed/);
     }
   });
 
   it('a bias per batch entry (strideBias: stacked layers) for every variant, with and without split-K; column sums of a batch (colsumB)', async () => {
     let seed = 5400;
     for (const planAs of ['software', 'hardware'] as const) {
-      const e = await Engine.create({ planAs });
-      try {
-        const G = 3;
-        for (const variant of await variants())
-          for (const [M, N, K, S] of [
-            [5, 17, 300, 1],
-            [33, 20, 130, 1], // vec4 C and bias (N % 4 = 0)
-            [5, 17, 1100, 3],
-            [70, 132, 1000, 4],
-          ] as [number, number, number, number][])
-            for (const tA of [false, true]) {
-              if (S > 1 && !variant.startsWith('shared')) continue;
-              if (variant === 'sg8x8' && planAs === 'hardware') continue;
-              const a = randArray(G * M * K, seed++);
-              const b = randArray(G * K * N, seed++);
-              const bias = randArray(G * N, seed++);
-              const c0 = randArray(G * M * N, seed++);
-              const s0 = randArray(G * N, seed++);
-              const tc = e.tensor(c0, [G, M, N]);
-              const ts = e.tensor(s0, [G, N]);
-              encodeMatmul(
-                e,
-                e.tensor(a, [G, ...stored(M, K, tA)]),
-                e.tensor(b, [G, K, N]),
-                tc,
-                { M, N, K, batch: G, transA: tA, accumulate: true, variant, splitK: S, strideBias: N, colsumB: { out: ts, accumulate: true } },
-                e.tensor(bias, [G, N]),
-              );
-              const got = await tc.read();
-              const sums = await ts.read();
-              const tag = `${planAs} ${variant} ${tA ? 't' : 'n'}n ${G}×${M}×${N}×${K} in ${S}`;
-              for (let g = 0; g < G; g++) {
-                const want = ref64(a.subarray(g * M * K, (g + 1) * M * K), b.subarray(g * K * N, (g + 1) * K * N), M, N, K, tA, false);
-                for (let i = 0; i < M * N; i++) want[i] = want[i]! + c0[g * M * N + i]! + bias[g * N + (i % N)]!;
-                expect(relErr(got.subarray(g * M * N, (g + 1) * M * N), want), `C entry ${g} ${tag}`).toBeLessThan(TOL);
-                const ws = new Float64Array(N);
-                for (let n = 0; n < N; n++) {
-                  ws[n] = s0[g * N + n]!;
-                  for (let k = 0; k < K; k++) ws[n] = ws[n]! + b[g * K * N + k * N + n]!;
-                }
-                expect(relErr(sums.subarray(g * N, (g + 1) * N), ws), `column sums entry ${g} ${tag}`).toBeLessThan(1e-5);
+      const e = await engineAs(planAs);
+      const G = 3;
+      for (const variant of await variants())
+        for (const [M, N, K, S] of [
+          [5, 17, 300, 1],
+          [33, 20, 130, 1], // vec4 C and bias (N % 4 = 0)
+          [5, 17, 1100, 3],
+          [70, 132, 1000, 4],
+        ] as [number, number, number, number][])
+          for (const tA of [false, true]) {
+            if (S > 1 && !variant.startsWith('shared')) continue;
+            if (variant === 'sg8x8' && planAs === 'hardware') continue;
+            const a = randArray(G * M * K, seed++);
+            const b = randArray(G * K * N, seed++);
+            const bias = randArray(G * N, seed++);
+            const c0 = randArray(G * M * N, seed++);
+            const s0 = randArray(G * N, seed++);
+            const tc = e.tensor(c0, [G, M, N]);
+            const ts = e.tensor(s0, [G, N]);
+            encodeMatmul(
+              e,
+              e.tensor(a, [G, ...stored(M, K, tA)]),
+              e.tensor(b, [G, K, N]),
+              tc,
+              { M, N, K, batch: G, transA: tA, accumulate: true, variant, splitK: S, strideBias: N, colsumB: { out: ts, accumulate: true } },
+              e.tensor(bias, [G, N]),
+            );
+            const got = await tc.read();
+            const sums = await ts.read();
+            const tag = `${planAs} ${variant} ${tA ? 't' : 'n'}n ${G}×${M}×${N}×${K} in ${S}`;
+            for (let g = 0; g < G; g++) {
+              const want = ref64(a.subarray(g * M * K, (g + 1) * M * K), b.subarray(g * K * N, (g + 1) * K * N), M, N, K, tA, false);
+              for (let i = 0; i < M * N; i++) want[i] = want[i]! + c0[g * M * N + i]! + bias[g * N + (i % N)]!;
+              expect(relErr(got.subarray(g * M * N, (g + 1) * M * N), want), `C entry ${g} ${tag}`).toBeLessThan(TOL);
+              const ws = new Float64Array(N);
+              for (let n = 0; n < N; n++) {
+                ws[n] = s0[g * N + n]!;
+                for (let k = 0; k < K; k++) ws[n] = ws[n]! + b[g * K * N + k * N + n]!;
               }
+              expect(relErr(sums.subarray(g * N, (g + 1) * N), ws), `column sums entry ${g} ${tag}`).toBeLessThan(1e-5);
             }
-      } finally {
-        await e.sync().catch(() => undefined);
-        e.destroy();
-      }
+          }
     }
   });
 
@@ -719,50 +710,45 @@ describe('linear', () => {
   it('a batch of G layers (w [G, in, out], bias [G, out]): each run of rows through its layer, forward and backward, on both plans', async () => {
     let seed = 8500;
     for (const planAs of ['software', 'hardware'] as const) {
-      const e = await Engine.create({ planAs });
-      try {
-        for (const [G, Rg, I, O, pre] of [
-          [3, 7, 5, 9, false],
-          [2, 300, 16, 48, true], // the stacked needle model's c_attn; preallocated gradients (accumulate)
-          [4, 2100, 64, 64, true], // long K: split-K on the hardware plan
-        ] as [number, number, number, number, boolean][]) {
-          const R = G * Rg;
-          const x = randArray(R * I, seed++);
-          const w = randArray(G * I * O, seed++);
-          const bias = randArray(G * O, seed++);
-          const g = randArray(R * O, seed++);
-          const gw0 = randArray(G * I * O, seed++);
-          const gb0 = randArray(G * O, seed++);
-          const tx = e.tensor(x, [R, I], { requiresGrad: true });
-          const tw = e.tensor(w, [G, I, O], { requiresGrad: true });
-          const tb = e.tensor(bias, [G, O], { requiresGrad: true });
-          if (pre) {
-            tw.grad = e.tensor(gw0, [G, I, O]);
-            tb.grad = e.tensor(gb0, [G, O]);
-          }
-          startGrad(e);
-          const y = linear(tx, tw, tb);
-          expect(y.shape).toEqual([R, O]);
-          backward(y, e.tensor(g, [R, O]));
-          const [gy, gdx, gdw, gdb] = [await y.read(), await tx.grad!.read(), await tw.grad!.read(), await tb.grad!.read()];
-          for (let l = 0; l < G; l++) {
-            const want = refLinear(x.subarray(l * Rg * I, (l + 1) * Rg * I), w.subarray(l * I * O, (l + 1) * I * O), bias.subarray(l * O, (l + 1) * O), g.subarray(l * Rg * O, (l + 1) * Rg * O), Rg, I, O);
-            const tag = `${planAs} layer ${l} of ${G}: [${Rg},${I}]·[${I},${O}]`;
-            expect(relErr(gy.subarray(l * Rg * O, (l + 1) * Rg * O), want.y), `y ${tag}`).toBeLessThanOrEqual(TOL);
-            expect(relErr(gdx.subarray(l * Rg * I, (l + 1) * Rg * I), want.dx), `dx ${tag}`).toBeLessThanOrEqual(TOL);
-            const dw0 = pre ? gw0.subarray(l * I * O, (l + 1) * I * O) : null;
-            const db0 = pre ? gb0.subarray(l * O, (l + 1) * O) : null;
-            expect(relErr(gdw.subarray(l * I * O, (l + 1) * I * O), want.dw.map((v, i) => v + (dw0 ? dw0[i]! : 0))), `dW ${tag}`).toBeLessThanOrEqual(TOL);
-            expect(relErr(gdb.subarray(l * O, (l + 1) * O), want.db.map((v, i) => v + (db0 ? db0[i]! : 0))), `db ${tag}`).toBeLessThanOrEqual(1e-5);
-          }
+      const e = await engineAs(planAs);
+      for (const [G, Rg, I, O, pre] of [
+        [3, 7, 5, 9, false],
+        [2, 300, 16, 48, true], // the stacked needle model's c_attn; preallocated gradients (accumulate)
+        [4, 2100, 64, 64, true], // long K: split-K on the hardware plan
+      ] as [number, number, number, number, boolean][]) {
+        const R = G * Rg;
+        const x = randArray(R * I, seed++);
+        const w = randArray(G * I * O, seed++);
+        const bias = randArray(G * O, seed++);
+        const g = randArray(R * O, seed++);
+        const gw0 = randArray(G * I * O, seed++);
+        const gb0 = randArray(G * O, seed++);
+        const tx = e.tensor(x, [R, I], { requiresGrad: true });
+        const tw = e.tensor(w, [G, I, O], { requiresGrad: true });
+        const tb = e.tensor(bias, [G, O], { requiresGrad: true });
+        if (pre) {
+          tw.grad = e.tensor(gw0, [G, I, O]);
+          tb.grad = e.tensor(gb0, [G, O]);
         }
-        const x = e.tensor(randArray(10 * 4, 1), [10, 4]);
-        expect(() => linear(x, e.tensor(randArray(3 * 4 * 2, 2), [3, 4, 2]))).toThrow(/10 rows .* do not split into 3 layers/);
-        expect(() => linear(x, e.tensor(randArray(2 * 4 * 2, 2), [2, 4, 2]), e.tensor(randArray(4, 3), [4]))).toThrow(/bias \[4\] is not \[2, 2\]/);
-      } finally {
-        await e.sync().catch(() => undefined);
-        e.destroy();
+        startGrad(e);
+        const y = linear(tx, tw, tb);
+        expect(y.shape).toEqual([R, O]);
+        backward(y, e.tensor(g, [R, O]));
+        const [gy, gdx, gdw, gdb] = [await y.read(), await tx.grad!.read(), await tw.grad!.read(), await tb.grad!.read()];
+        for (let l = 0; l < G; l++) {
+          const want = refLinear(x.subarray(l * Rg * I, (l + 1) * Rg * I), w.subarray(l * I * O, (l + 1) * I * O), bias.subarray(l * O, (l + 1) * O), g.subarray(l * Rg * O, (l + 1) * Rg * O), Rg, I, O);
+          const tag = `${planAs} layer ${l} of ${G}: [${Rg},${I}]·[${I},${O}]`;
+          expect(relErr(gy.subarray(l * Rg * O, (l + 1) * Rg * O), want.y), `y ${tag}`).toBeLessThanOrEqual(TOL);
+          expect(relErr(gdx.subarray(l * Rg * I, (l + 1) * Rg * I), want.dx), `dx ${tag}`).toBeLessThanOrEqual(TOL);
+          const dw0 = pre ? gw0.subarray(l * I * O, (l + 1) * I * O) : null;
+          const db0 = pre ? gb0.subarray(l * O, (l + 1) * O) : null;
+          expect(relErr(gdw.subarray(l * I * O, (l + 1) * I * O), want.dw.map((v, i) => v + (dw0 ? dw0[i]! : 0))), `dW ${tag}`).toBeLessThanOrEqual(TOL);
+          expect(relErr(gdb.subarray(l * O, (l + 1) * O), want.db.map((v, i) => v + (db0 ? db0[i]! : 0))), `db ${tag}`).toBeLessThanOrEqual(1e-5);
+        }
       }
+      const x = e.tensor(randArray(10 * 4, 1), [10, 4]);
+      expect(() => linear(x, e.tensor(randArray(3 * 4 * 2, 2), [3, 4, 2]))).toThrow(/10 rows .* do not split into 3 layers/);
+      expect(() => linear(x, e.tensor(randArray(2 * 4 * 2, 2), [2, 4, 2]), e.tensor(randArray(4, 3), [4]))).toThrow(/bias \[4\] is not \[2, 2\]/);
     }
   });
 
