@@ -153,7 +153,7 @@ async function main(): Promise<void> {
       lines.push(`| ${G} (stacked) | ${r.ms.toFixed(1)} | ${(r.ms / G).toFixed(1)} | ${r.dispatches.toFixed(0)} | ${perMin(r.ms, G).toFixed(3)} | ${speedup.toFixed(2)} |`);
       console.log(`stacked ${G}: ${r.ms.toFixed(1)} ms/step, loss ${r.loss.toFixed(4)} (sum of ${G} means)`);
     }
-    // On a GPU the plan gives d = 16 rows one invocation each ('thread', LN_THREAD_MAX_D in
+    // On a GPU the plan gives d = 16 rows one invocation each ('thread', ROW_THREAD_MAX_WIDTH in
     // engine/plan.ts; unmeasured): the largest stack again with a 128-lane workgroup per row ('wg'),
     // the plan's choice for wider rows, to check that rule.
     if (!sw) {

@@ -179,11 +179,7 @@ export class Engine {
       v.requiresGrad = true;
       this.record({ name: 'reshape', inputs: [t], outputs: [v], backward: ([g]) => [g ? this.view(g, t.shape) : null] });
       const g = gradTarget(t);
-      if (g) {
-        const gv = new Tensor(this, shape, g.dtype, g.storage, 'view', { name: `${g.name}.view` });
-        gv.base = g.base ?? g;
-        v.grad = gv;
-      }
+      if (g) v.grad = this.view(g, shape);
     }
     return v;
   }

@@ -94,14 +94,14 @@ export const SPLITK_BATCH_MAX_CHUNK = 1024;
  */
 export const COLSUM_ONE_PASS_ROWS = 4096;
 /**
- * Hardware plan: LayerNorm rows of at most this many features, when there are at least
- * LN_THREAD_MIN_ROWS of them, take the one-invocation-per-row kernels (the narrow models of the
- * downstream tasks: d = 16 over 36 000–63 000 rows, ×G stacked). Unmeasured on a GPU: the analogue of
- * the cross-entropy rows' measured rule (V ≤ 64, N ≥ 16384); `benchmarks/stacked.bench.ts` times the
- * largest stack with 'wg' beside it.
+ * Hardware plan: row kernels (cross-entropy, argmax and accuracy rows of V logits; LayerNorm rows of
+ * d features) give each row one invocation instead of a workgroup when rows are at most this wide
+ * and at least ROW_THREAD_MIN_ROWS of them: measured on the H200 for the cross-entropy rows; for
+ * LayerNorm (the downstream models' d = 16 over 36 000–63 000 rows, ×G stacked) unmeasured so far,
+ * so `benchmarks/stacked.bench.ts` times the largest stack with 'wg' beside it.
  */
-export const LN_THREAD_MAX_D = 64;
-export const LN_THREAD_MIN_ROWS = 16384;
+export const ROW_THREAD_MAX_WIDTH = 64;
+export const ROW_THREAD_MIN_ROWS = 16384;
 
 /**
  * Software plan: LayerNorm's dγ, dβ are summed in one pass (an invocation per column over all
@@ -408,11 +408,11 @@ export function planFor(adapter: PlanAdapter, limits: PlanLimits, features: Read
     layernorm: {
       // On a GPU a 128-lane workgroup per row leaves most lanes idle on narrow rows (d = 16: 16 of
       // 128): narrow and many rows get an invocation each, as the cross-entropy rows do below.
-      choose: (d, rows) => (sw || (d <= LN_THREAD_MAX_D && rows >= LN_THREAD_MIN_ROWS) ? 'thread' : 'wg'),
+      choose: (d, rows) => (sw || (d <= ROW_THREAD_MAX_WIDTH && rows >= ROW_THREAD_MIN_ROWS) ? 'thread' : 'wg'),
       paramChunks: (d, rows) => (sw && rows <= LN_PARAMS_ONE_PASS_ROWS ? { nChunks: 1, chunkLen: rows } : chunks(d, rows, 16)),
     },
     // One invocation per row on the software plan; on a GPU it only pays when rows are short and many.
-    rows: { choose: (V, N) => (sw ? 'thread' : V <= 64 && N >= 16384 ? 'thread' : 'wg') },
+    rows: { choose: (V, N) => (sw || (V <= ROW_THREAD_MAX_WIDTH && N >= ROW_THREAD_MIN_ROWS) ? 'thread' : 'wg') },
     reduce: {
       targetThreads,
       sumsqThreads: sw ? 4096 : 65536,
@@ -440,8 +440,8 @@ export function describePlan(p: KernelPlan): string {
     `  matmul:     ${m.variants.join(', ')}; split-K ${m.splitsK ? `from K ≥ ${SPLITK_MIN_K} (shared, shared128)` : 'off'}; textures ${m.textures ? 'on' : 'off'}`,
     `  colsum:     one pass up to ${sw ? COLSUM_ONE_PASS_ROWS : KM.COLSUM_CHUNK} rows; chunks of ${sw ? KM.COLSUM_CHUNK : `max(${KM.COLSUM_CHUNK}, √R)`} rows`,
     `  attention:  ${a.variants.join(', ')} (runnable: ${a.runnable.join(', ')}); sg ${a.subgroupSize ? `${a.subgroupSize} lanes, ≤ ${a.sgVec4PerLane} vec4 per lane, rows per lane ${sw ? '4 fwd / 2 bwd' : '1'}` : 'off'}; qkv texture ${a.textures ? 'on' : 'off'}`,
-    `  layernorm:  ${sw ? 'thread' : `wg; thread for d ≤ ${LN_THREAD_MAX_D} and rows ≥ ${LN_THREAD_MIN_ROWS}`}; dγ/dβ ${sw ? `one pass up to ${LN_PARAMS_ONE_PASS_ROWS} rows, then chunks` : 'chunks'}`,
-    `  rows (cross-entropy, argmax): ${sw ? 'thread' : 'wg; thread for V ≤ 64 and N ≥ 16384'}`,
+    `  layernorm:  ${sw ? 'thread' : `wg; thread for d ≤ ${ROW_THREAD_MAX_WIDTH} and rows ≥ ${ROW_THREAD_MIN_ROWS}`}; dγ/dβ ${sw ? `one pass up to ${LN_PARAMS_ONE_PASS_ROWS} rows, then chunks` : 'chunks'}`,
+    `  rows (cross-entropy, argmax): ${sw ? 'thread' : `wg; thread for V ≤ ${ROW_THREAD_MAX_WIDTH} and N ≥ ${ROW_THREAD_MIN_ROWS}`}`,
     `  reduce:     ${p.reduce.variants.join(', ')}; ${p.reduce.targetThreads} invocations before chunking${p.reduce.sqrtCap ? ', ≤ √n chunks' : ''}; sum of squares ≤ ${p.reduce.sumsqThreads} invocations per region`,
     `  bias rows:  ≤ ${p.activation.maxRowGroups} workgroups`,
     `  adamw:      norm groups ${p.adamw.normGroups}, unroll ${p.adamw.unroll}`,

@@ -558,8 +558,10 @@ ${SPLIT_BASES}
 #endif
   var acc: array<vec4<f32>, ${R}>;
   for (var i = 0u; i < ${R}u; i = i + 1u) { acc[i] = vec4<f32>(0.0); }
-  // colsumB: thread t sums column t % ${TILE} over k's ${KT / 4}·(t / ${TILE}) .. +${KT / 4} of every staged B tile.
+#if ${cs}
+  // Thread t sums column t % ${TILE} over k's ${KT / 4}·(t / ${TILE}) .. +${KT / 4} of every staged B tile.
   var bsum = 0.0;
+#endif
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${KT}u) {
     for (var r = 0u; r < nStage; r = r + 1u) {
       let e = t + r * ${T * T}u;
@@ -741,8 +743,7 @@ ${SPLIT_BASES}
   let tileN = wid.x * 128u;
   let t = lid.y * 16u + lid.x;
 ${rep(8, (i) => `  var c${i}_0 = vec4<f32>(0.0);\n  var c${i}_1 = vec4<f32>(0.0);`)}
-  // colsumB: thread t sums columns 4·(t % 32) .. +3 over k's 2·(t / 32) and +1 of every staged B tile.
-  var bsum = vec4<f32>(0.0);
+${o.colsumB ? '  // colsumB: thread t sums columns 4·(t % 32) .. +3 over k\'s 2·(t / 32) and +1 of every staged B tile.\n  var bsum = vec4<f32>(0.0);' : ''}
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + 16u) {
 ${stage('A')}
 ${stage('B')}

@@ -40,7 +40,7 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
 }
 
 /** The lower-precision features the adapter offers, per set of Dawn adapter toggles (probePrecision). */
-export function formatPrecision(offers: PrecisionOffer[]): string {
+function formatPrecision(offers: PrecisionOffer[]): string {
   const lines = ['lower precision (Dawn adapter toggles; kindling requests none of them):'];
   for (const o of offers) {
     const what = [`shader-f16 ${o.shaderF16 ? 'yes' : 'no'}`, `subgroup matrices ${o.subgroupMatrix ? `yes${o.subgroupMatrixConfigs.length ? ` (${o.subgroupMatrixConfigs.join(', ')})` : ''}` : 'no'}`];

@@ -124,7 +124,6 @@ export class StackedGPT {
     return this.config.tied ? this.p('transformer.wte.weight') : this.p('lm_head.weight');
   }
 
-  /** x [G·R, in] · W_g [in, out] + b_g per row block, as [G·R, out]. */
   /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue (with GELU: the fused bias + GELU after it). */
   private linear(x: Tensor, prefix: string, gelu = false): Tensor {
     const w = this.p(prefix + '.weight');
