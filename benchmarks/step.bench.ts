@@ -11,12 +11,16 @@
  *
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [--steps N] [--rounds N] [--profile]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
  * JSON line {"shape": "needle", "ms_per_step": X, "torch_ms_per_step": Y}. --buckets times the listed
  * `UploadOptions.buckets` settings in turn in every round (1: the unsplit sparse step); ms_per_step is
  * the default ('auto') setting's best.
+ *
+ * `--precision` times each shape's step in f32 and in f16 (mixed precision, engine/precision.ts),
+ * alternating, and prints their ratio (see precisionMain).
  *
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
@@ -29,6 +33,7 @@ import { pathToFileURL } from 'node:url';
 import { backward } from '../engine/autograd.ts';
 import { Engine } from '../engine/engine.ts';
 import { AdamW } from '../engine/optim.ts';
+import { LossScaler, type Precision, setPrecision } from '../engine/precision.ts';
 import { makeConfig } from '../src/model/config.ts';
 import { GPT, type UploadOptions } from '../src/model/gpt.ts';
 import { gpuWait } from '../engine/wait.ts';
@@ -86,10 +91,13 @@ export interface EngineStepResult {
 }
 
 /** A model, optimizer and fixed batch; `step()` records and submits one training step. */
-export async function createEngineStep(engine: Engine, s: StepShape, upload: UploadOptions = {}) {
+export async function createEngineStep(engine: Engine, s: StepShape, upload: UploadOptions = {}, precision: Precision = 'f32') {
   const cfg = makeConfig({ size: s.size, vocabSize: s.vocab, nPositions: s.context, tied: s.tied, dropout: 0 });
   const model = GPT.create(engine, cfg, { seed: 0 });
-  const opt = new AdamW(model.params, { weightDecay: 0.1, maxGradNorm: 1 });
+  // Precision f16: half matmul operands and a dynamic loss scale, as the Trainer sets them up.
+  setPrecision(engine, precision);
+  const scaler = precision === 'f16' ? new LossScaler(engine) : null;
+  const opt = new AdamW(model.params, { weightDecay: 0.1, maxGradNorm: 1, ...(scaler ? { lossScaler: scaler } : {}) });
   const B = s.batch;
   const T = s.context;
   let x = 12345;
@@ -115,7 +123,7 @@ export async function createEngineStep(engine: Engine, s: StepShape, upload: Upl
         model.params.zeroGrad();
         engine.startGrad();
         const { loss } = model.loss(d, { train: true });
-        backward(loss);
+        backward(loss, scaler?.seed);
         opt.step(5e-4);
         return loss;
       });
@@ -127,7 +135,9 @@ export async function createEngineStep(engine: Engine, s: StepShape, upload: Upl
     destroy(): void {
       last?.dispose();
       opt.destroy();
+      scaler?.destroy();
       model.destroy();
+      setPrecision(engine, 'f32');
     },
   };
 }
@@ -136,8 +146,8 @@ export async function createEngineStep(engine: Engine, s: StepShape, upload: Upl
  * Time `steps` steps of our engine, at most two in flight: each timed call records and submits two
  * steps and waits for both (the last call one step when `steps` is odd), after an untimed call of two.
  */
-export async function benchEngineStep(engine: Engine, s: StepShape, steps: number, upload: UploadOptions = {}): Promise<EngineStepResult> {
-  const st = await createEngineStep(engine, s, upload);
+export async function benchEngineStep(engine: Engine, s: StepShape, steps: number, upload: UploadOptions = {}, precision: Precision = 'f32'): Promise<EngineStepResult> {
+  const st = await createEngineStep(engine, s, upload, precision);
   const warmup = 1;
   steps = Math.max(1, steps);
   const calls = Math.ceil(steps / 2);
@@ -184,8 +194,8 @@ export async function benchEngineStep(engine: Engine, s: StepShape, steps: numbe
 }
 
 /** Per-kernel profile of one steady-state step. */
-export async function profileEngineStep(engine: Engine, s: StepShape, tracePath?: string, upload: UploadOptions = {}): Promise<string> {
-  const st = await createEngineStep(engine, s, upload);
+export async function profileEngineStep(engine: Engine, s: StepShape, tracePath?: string, upload: UploadOptions = {}, precision: Precision = 'f32'): Promise<string> {
+  const st = await createEngineStep(engine, s, upload, precision);
   st.step();
   await engine.sync();
   engine.profiler.start();
@@ -270,6 +280,45 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
   console.log(JSON.stringify({ shape: 'needle', ms_per_step: Number(best.toFixed(1)), torch_ms_per_step: tBest === null ? null : Number(tBest.toFixed(1)) }));
 }
 
+/**
+ * `--precision`: the step of each shape in f32 and in f16 (half matmul operands, f32 accumulation,
+ * loss scale; engine/precision.ts), alternating f32, f16, f32, f16, … for `rounds` rounds, then the
+ * best of each, their ratio and the dispatch counts; `--profile` adds the f16 step's kernel table.
+ * Needs `shader-f16` (on NVIDIA through Vulkan: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia).
+ */
+async function precisionMain(args: string[]): Promise<void> {
+  const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
+  const stepsArg = args.indexOf('--steps');
+  const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
+  const roundsArg = args.indexOf('--rounds');
+  const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : 2;
+  const engine = await Engine.create();
+  console.log(`adapter: ${engine.device.describe()}; shader-f16: ${engine.device.features.has('shader-f16') ? 'yes' : 'no'}`);
+  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
+  const rows: string[] = [];
+  try {
+    for (const s of shapes) {
+      const best: Record<Precision, EngineStepResult | null> = { f32: null, f16: null };
+      for (let r = 0; r < rounds; r++)
+        for (const p of ['f32', 'f16'] as const) {
+          const res = await benchEngineStep(engine, s, steps, {}, p);
+          console.log(`[${s.name}] round ${r + 1} ${p}: ${fmt(res.msPerStep)} ms/step, loss ${res.loss.toFixed(5)}`);
+          if (!best[p] || res.msPerStep < best[p]!.msPerStep) best[p] = res;
+        }
+      const a = best.f32!;
+      const b = best.f16!;
+      rows.push(
+        `${s.name}  ${fmt(a.msPerStep).padStart(9)}  ${fmt(b.msPerStep).padStart(9)}  ${fmt(a.msPerStep / b.msPerStep, 2).padStart(6)}×  ${fmt(a.dispatchesPerStep, 0).padStart(6)}  ${fmt(b.dispatchesPerStep, 0).padStart(6)}  ${a.loss.toFixed(5)}  ${b.loss.toFixed(5)}`,
+      );
+      if (args.includes('--profile')) console.log(`\nprofile of one f16 step, shape ${s.name}:\n${await profileEngineStep(engine, s, undefined, {}, 'f16')}\n`);
+    }
+    console.log('\nshape  f32 ms/st  f16 ms/st  f16 faster  disp f32  disp f16  loss f32  loss f16');
+    for (const r of rows) console.log(r);
+  } finally {
+    engine.destroy();
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes('needle')) {
@@ -281,6 +330,10 @@ async function main(): Promise<void> {
     } finally {
       engine.destroy();
     }
+    return;
+  }
+  if (args.includes('--precision')) {
+    await precisionMain(args);
     return;
   }
   const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'all') as 'a' | 'b' | 'g' | 'all';

@@ -78,6 +78,12 @@ export interface DeviceOptions {
    * them, so what exceeds them fails as it would on such a device, with the sizes named.
    */
   limits?: Partial<Record<(typeof MAX_LIMITS)[number], number>>;
+  /**
+   * Dawn adapter toggles to enable (env KINDLING_DAWN_TOGGLES, comma-separated), e.g.
+   * `vulkan_enable_f16_on_nvidia`, without which Dawn's Vulkan backend hides `shader-f16` on NVIDIA
+   * adapters (PRECISION_TOGGLES; `kindling device` reports what each unlocks).
+   */
+  toggles?: string[];
 }
 
 export interface AdapterSummary {
@@ -295,7 +301,8 @@ export class Device {
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Device> {
-    const { adapter, backend } = await pickAdapter(opts);
+    const toggles = opts.toggles ?? (process.env.KINDLING_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+    const { adapter, backend } = await pickAdapter(opts, toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []);
 
     const requiredLimits: Record<string, number> = {};
     const al = adapter.limits as unknown as Record<string, number>;

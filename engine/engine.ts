@@ -15,7 +15,8 @@ import { Device, type DeviceOptions } from './device.ts';
 import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
-import { Tensor, type AnyTypedArray, type DType, gradTarget, numelOf } from './tensor.ts';
+import { fromHalfBytes, toHalfArray } from './half.ts';
+import { Tensor, type AnyTypedArray, type DType, bytesPerElement, gradTarget, numelOf, storageBytes } from './tensor.ts';
 import type { KernelPlan } from './plan.ts';
 import { gpuWait, spinOnHardware } from './wait.ts';
 
@@ -89,6 +90,14 @@ export class Engine {
   tape: TapeNode[] | null = null;
   private noGradDepth = 0;
 
+  /**
+   * Storage precision of the matmul operands in `linear` and `matmul` (engine/precision.ts,
+   * `setPrecision`): 'f32', or 'f16' (operands cast to half, products accumulated in f32).
+   */
+  precision: 'f32' | 'f16' = 'f32';
+  /** With precision 'f16': the overflow flags the half casts set ([gradient, activation], u32). */
+  halfFlags: Storage | null = null;
+
   /** Counters for the benchmarks. */
   readonly counters = { dispatches: 0, submits: 0, bindGroupsCreated: 0, uploads: 0, readbacks: 0 };
 
@@ -128,7 +137,7 @@ export class Engine {
 
   /** An uninitialised tensor from the pool. */
   empty(shape: readonly number[], dtype: DType = 'f32', name?: string): Tensor {
-    const bytes = Math.max(4, numelOf(shape) * 4);
+    const bytes = storageBytes(numelOf(shape), dtype);
     const buffer = this.pool.acquire(bytes, name ?? 'activation');
     const t = new Tensor(this, shape, dtype, { buffer, offset: 0, byteLength: bytes }, 'pool', { name });
     this.scopes[this.scopes.length - 1]?.add(t);
@@ -138,12 +147,13 @@ export class Engine {
   /** A tensor holding `data` (uploaded with queue.writeBuffer, ordered after recorded work). */
   tensor(data: AnyTypedArray | number[], shape?: readonly number[], opts: { dtype?: DType; name?: string; requiresGrad?: boolean } = {}): Tensor {
     const dtype: DType = opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32');
-    const arr = Array.isArray(data) ? (dtype === 'f32' ? Float32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data)) : data;
+    const arr = Array.isArray(data) ? (dtype === 'f32' || dtype === 'f16' ? Float32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data)) : data;
     const s = shape ?? [arr.length];
     if (numelOf(s) !== arr.length) throw new Error(`tensor(): ${arr.length} values do not fill shape [${s.join(', ')}]`);
     const t = this.empty(s, dtype, opts.name);
     t.requiresGrad = opts.requiresGrad ?? false;
-    this.write(t, arr);
+    // f16: rounded to the nearest half on the CPU (ties to even).
+    this.write(t, dtype === 'f16' ? toHalfArray(arr) : arr);
     return t;
   }
 
@@ -152,7 +162,7 @@ export class Engine {
    * its place in the encoder: if recorded work still uses this buffer, that work is submitted first;
    * otherwise (e.g. a fresh buffer for data made mid-step) the write needs no extra submit.
    */
-  write(t: Bindable, data: AnyTypedArray): void {
+  write(t: Bindable, data: AnyTypedArray | Uint16Array): void {
     const s = storageOf(t);
     if (data.byteLength > s.byteLength) throw new Error(`write(): ${data.byteLength} bytes do not fit in ${s.byteLength}`);
     if (this.pendingBuffers.has(s.buffer)) this.flush();
@@ -195,16 +205,17 @@ export class Engine {
   /**
    * A view of numel(shape) elements of `t` from element `start` on, with `shape` (no copy; shares
    * storage and lifetime). No gradient flows through it: it is for ops that run their own backward on
-   * parts of a tensor (segmented attention). `start` · 4 bytes must be a multiple of `sliceAlignment`.
+   * parts of a tensor (segmented attention). `start` · (bytes per element) must be a multiple of `sliceAlignment`.
    */
   slice(t: Tensor, start: number, shape: readonly number[]): Tensor {
     const n = numelOf(shape);
     if (!Number.isInteger(start) || start < 0 || start + n > t.numel)
       throw new Error(`slice: elements ${start}..${start + n} are outside "${t.name}" (${t.numel} elements)`);
-    const offset = t.storage.offset + 4 * start;
+    const per = bytesPerElement(t.dtype);
+    const offset = t.storage.offset + per * start;
     if (offset % this.sliceAlignment !== 0)
       throw new Error(`slice: byte offset ${offset} of "${t.name}" is not a multiple of the device's minStorageBufferOffsetAlignment ${this.sliceAlignment}`);
-    const v = new Tensor(this, shape, t.dtype, { buffer: t.storage.buffer, offset, byteLength: 4 * n }, 'view', { name: `${t.name}.slice` });
+    const v = new Tensor(this, shape, t.dtype, { buffer: t.storage.buffer, offset, byteLength: storageBytes(n, t.dtype) }, 'view', { name: `${t.name}.slice` });
     v.base = t.base ?? t;
     return v;
   }
@@ -477,11 +488,11 @@ export class Engine {
     await this.device.sync();
   }
 
-  /** Read a tensor (or storage) back to the CPU. */
+  /** Read a tensor (or storage) back to the CPU (f16: as a Float32Array of the halves' values). */
   async read(t: Tensor): Promise<AnyTypedArray> {
-    const bytes = t.numel * 4;
-    const staging = this.device.createBuffer(`readback ${t.name}`, Math.max(4, bytes), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    if (bytes > 0) this.copy(t, { buffer: staging, offset: 0, byteLength: bytes }, bytes);
+    const bytes = storageBytes(t.numel, t.dtype);
+    const staging = this.device.createBuffer(`readback ${t.name}`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    if (t.numel > 0) this.copy(t, { buffer: staging, offset: 0, byteLength: bytes }, bytes);
     this.flush();
     await this.pipelines.flushErrors();
     try {
@@ -491,10 +502,11 @@ export class Engine {
       throw e;
     }
     this.device.check();
-    const src = staging.getMappedRange(0, Math.max(4, bytes)).slice(0, bytes);
+    const src = staging.getMappedRange(0, bytes).slice(0, t.numel === 0 ? 0 : t.byteLength);
     staging.unmap();
     staging.destroy();
     this.counters.readbacks++;
+    if (t.dtype === 'f16') return fromHalfBytes(src, t.numel);
     return t.dtype === 'f32' ? new Float32Array(src) : t.dtype === 'i32' ? new Int32Array(src) : new Uint32Array(src);
   }
 

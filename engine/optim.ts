@@ -37,6 +37,7 @@ import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 import { grid1d } from './ops/common.ts';
 import type { OptimizerMoments, ParameterStore } from './params.ts';
+import type { LossScaler } from './precision.ts';
 import { Tensor } from './tensor.ts';
 
 export interface AdamWOptions {
@@ -70,6 +71,13 @@ export interface AdamWOptions {
    * the norm, clipping and non-finite skip are per model. The step gate is not available then.
    */
   groups?: number;
+  /**
+   * Gradients of a loss seeded with this dynamic loss scale (engine/precision.ts, mixed precision):
+   * each step first divides the gradients by the scale, and after the gradient norm (and gate) the
+   * scaler's update skips the step on an overflow (AdamW then leaves p, m and v untouched) and
+   * adjusts the scale. Not with groups > 1.
+   */
+  lossScaler?: LossScaler;
 }
 
 /** The per-model norm plan of a stacked store: segment tables and the model of every vec4, per chunk. */
@@ -188,6 +196,8 @@ export class AdamW {
   /** Models of a stacked store (1: an ordinary store). */
   readonly groups: number;
   private readonly grouped: GroupedNorm | null;
+  /** The dynamic loss scale of a mixed-precision run (null: gradients are unscaled). */
+  readonly lossScaler: LossScaler | null;
 
   constructor(
     readonly store: ParameterStore,
@@ -210,6 +220,8 @@ export class AdamW {
     this.groups = opts.groups ?? 1;
     if (!(Number.isInteger(this.groups) && this.groups >= 1)) throw new Error(`AdamW: groups must be a positive integer, got ${opts.groups}`);
     this.grouped = this.groups > 1 ? planGroupedNorm(this.engine, store, this.groups) : null;
+    this.lossScaler = opts.lossScaler ?? null;
+    if (this.lossScaler && this.groups > 1) throw new Error('AdamW: a loss scaler is not available with groups > 1');
 
     const maxGroups = opts.normGroups ?? this.engine.plan.adamw.normGroups;
     let base = 0;
@@ -280,12 +292,17 @@ export class AdamW {
     const e = this.engine;
     const s = this.store;
     const clip = this.clipping;
-    if (clip || this.trackGradNorm || this.skipNonFinite || gate) this.recordGradNorm();
+    const scaler = this.lossScaler;
     if (gate && this.grouped) throw new Error('AdamW.step: the step gate is not available with groups > 1 (one loss per store)');
+    // Mixed precision: the gradients of S·loss back to those of the loss first.
+    scaler?.unscale(s);
+    if (clip || this.trackGradNorm || this.skipNonFinite || gate || scaler) this.recordGradNorm();
     if (gate) {
       if (gate.acc.numel < 6) throw new Error(`AdamW.step: the gate accumulator needs 6 elements, got ${gate.acc.numel}`);
       e.dispatch(stepGate, [gate.loss, this.gnorm, gate.acc], { step: gate.step }, [1, 1, 1], { flops: 4, bytes: 40 });
     }
+    // An overflow clears the finite flag (the update below then skips) and backs the scale off.
+    scaler?.update(this.gnorm);
     this.t++;
     this.lastLr = lr;
     const t = this.t;
@@ -304,7 +321,7 @@ export class AdamW {
       bc1: 1 - Math.pow(this.beta1, t),
       bc2: 1 - Math.pow(this.beta2, t),
       max_norm: clip ? this.maxGradNorm! : 0,
-      skip: this.skipNonFinite ? 1 : 0,
+      skip: this.skipNonFinite || scaler ? 1 : 0,
       ...(this.grouped ? { groups: this.groups } : {}),
     };
     const spec = adamw({ variant: this.variant, unroll: this.unroll, ...(this.grouped ? { grouped: true } : {}) });

@@ -5,8 +5,23 @@
 import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 
-export type DType = 'f32' | 'i32' | 'u32';
-export type TypedArrayFor<D extends DType> = D extends 'f32' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+/**
+ * Element types. `f16` (IEEE half, 2 bytes) is a storage type for the mixed-precision path
+ * (engine/precision.ts): kernels that read it need the adapter feature `shader-f16`; it reads back to
+ * the CPU as a Float32Array.
+ */
+export type DType = 'f32' | 'i32' | 'u32' | 'f16';
+export type TypedArrayFor<D extends DType> = D extends 'f32' | 'f16' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+
+/** Bytes per element of a dtype. */
+export function bytesPerElement(dtype: DType): number {
+  return dtype === 'f16' ? 2 : 4;
+}
+
+/** Bytes a buffer for `numel` elements of `dtype` takes: a multiple of 4 (copies and writes move whole words), at least 4. */
+export function storageBytes(numel: number, dtype: DType): number {
+  return Math.max(4, Math.ceil((numel * bytesPerElement(dtype)) / 4) * 4);
+}
 export type AnyTypedArray = Float32Array | Int32Array | Uint32Array;
 
 /** Where the tensor's buffer comes from and who frees it. */
@@ -50,7 +65,7 @@ export class Tensor {
     this.numel = numelOf(shape);
     this.requiresGrad = opts.requiresGrad ?? false;
     this.name = opts.name ?? `t${this.id}`;
-    if (this.numel * 4 > storage.byteLength) throw new Error(`tensor "${this.name}": storage too small for shape [${shape.join(', ')}]`);
+    if (this.numel * bytesPerElement(dtype) > storage.byteLength) throw new Error(`tensor "${this.name}": storage too small for shape [${shape.join(', ')}]`);
   }
 
   /** False once the storage (of this tensor or the one it views) went back to the pool. */
@@ -59,7 +74,7 @@ export class Tensor {
   }
 
   get byteLength(): number {
-    return this.numel * 4;
+    return this.numel * bytesPerElement(this.dtype);
   }
 
   /** Size of dimension d (negative counts from the end). */

@@ -58,6 +58,10 @@
  * `at`; one texel fetch gives 4 rows × 8 k's to the 8 lanes): on lavapipe a texel fetch clamps the
  * lanes' coordinates with SIMD instructions where a storage load branches per lane.
  *
+ * Half-precision operands (`halfA` / `halfB`, tags `ah` / `bh`; naive, shared and shared128 only):
+ * an operand bound as `array<f16>` / `array<vec4<f16>>` and converted to f32 at each load, products
+ * and accumulators in f32 (the mixed-precision path, engine/precision.ts; needs `shader-f16`).
+ *
  * Source: one shader per variant with its switches (forms, vec4 and texture operands, vec4 C,
  * software loop bounds, subgroup lanes, colsum's accumulate) in place as wgsl-preprocessor
  * `#if` / `#elif` / `#else` blocks; only the unrolled per-register lines (loops over a tile's rows,
@@ -111,7 +115,18 @@ export interface MatmulKernelOptions {
    * this is the bias gradient beside dW = xᵀ·dY, without a second pass over dY (tag `s`).
    */
   colsumB?: boolean;
+  /**
+   * naive and shared variants: A is stored as f16 (`array<f16>`, or `array<vec4<f16>>` with vecA),
+   * converted to f32 as it is loaded; the products accumulate in f32 (the mixed-precision path,
+   * engine/precision.ts; needs `shader-f16`; tag `ah`).
+   */
+  halfA?: boolean;
+  /** The same for B (tag `bh`). */
+  halfB?: boolean;
 }
+
+/** Variants that read half-precision operands (`halfA` / `halfB`). */
+export const HALF_OPERAND_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
 
 /** Bits of the `flags` uniform. */
 export const MATMUL_BIAS = 1;
@@ -214,18 +229,26 @@ function specName(o: MatmulKernelOptions): string {
   if (o.software && o.variant === 'shared') tags.push('sw');
   if (o.texA) tags.push('at');
   else if (o.vecA) tags.push('a4');
+  if (o.halfA) tags.push('ah');
   if (o.texB) tags.push('bt');
   else if (o.vecB) tags.push('b4');
+  if (o.halfB) tags.push('bh');
   if (o.vecC) tags.push('c4');
   if (o.colsumB) tags.push('s');
   return `matmul.${o.variant}.${form}${tags.length ? `[${tags.join(',')}]` : ''}`;
 }
 
+/** Storage type of an operand: f32 or f16 elements, scalar or vec4. */
+function operandType(vec: boolean, half: boolean): string {
+  const e = half ? 'f16' : 'f32';
+  return vec ? `array<vec4<${e}>>` : `array<${e}>`;
+}
+
 function bindings(o: MatmulKernelOptions) {
   const c = o.vecC ? 'array<vec4<f32>>' : 'array<f32>';
   return [
-    o.texA ? tex('A') : ro('A', o.vecA ? 'array<vec4<f32>>' : 'array<f32>'),
-    o.texB ? tex('B') : ro('B', o.vecB ? 'array<vec4<f32>>' : 'array<f32>'),
+    o.texA ? tex('A') : ro('A', operandType(!!o.vecA, !!o.halfA)),
+    o.texB ? tex('B') : ro('B', operandType(!!o.vecB, !!o.halfB)),
     ro('bias', c),
     rw('C', c),
     ...(o.colsumB ? [rw('colsum', 'array<f32>')] : []),
@@ -242,8 +265,8 @@ function accessors(o: MatmulKernelOptions): string {
   const aIdx = o.transA ? 'aB + k * P.M + m' : 'aB + m * P.K + k';
   const bIdx = o.transB ? 'bB + n * P.K + k' : 'bB + k * P.N + n';
   return /* wgsl */ `
-fn loadA(aB: u32, m: u32, k: u32) -> f32 { return ${scalarAt('A', o.vecA, aIdx)}; }
-fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${scalarAt('B', o.vecB, bIdx)}; }`;
+fn loadA(aB: u32, m: u32, k: u32) -> f32 { return f32(${scalarAt('A', o.vecA, aIdx)}); }
+fn loadB(bB: u32, k: u32, n: u32) -> f32 { return f32(${scalarAt('B', o.vecB, bIdx)}); }`;
 }
 
 /**
@@ -689,7 +712,7 @@ function shared128Body(o: MatmulKernelOptions): string {
     let k = k0 + kk;
     var v = vec4<f32>(0.0);
 #if ${vec}
-    if (x < ${lim} && k < kEnd) { v = ${op}[(${flat('x', 'k')}) >> 2u]; }
+    if (x < ${lim} && k < kEnd) { v = vec4<f32>(${op}[(${flat('x', 'k')}) >> 2u]); }
 #else
 ${rep(4, (i) => `    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`)}
 #endif
@@ -794,6 +817,8 @@ ${epilogue}
 /** The matmul kernel for a variant and specialisation (memoised). */
 export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
   const geo = matmulGeometry(o.variant);
+  const half = !!(o.halfA || o.halfB);
+  if (half && !HALF_OPERAND_VARIANTS.includes(o.variant)) throw new Error(`matmul: half-precision operands need one of ${HALF_OPERAND_VARIANTS.join(', ')}; got ${o.variant}`);
   let body: string;
   if (o.variant === 'naive') body = naiveBody(o);
   else if (o.variant === 'shared') body = sharedBody(o);
@@ -806,6 +831,7 @@ export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
     workgroupSize: geo.workgroupSize,
     body,
     ...(regParams(o.variant)?.sg ? { requires: ['subgroups' as const] } : {}),
+    ...(half ? { requires: ['shader-f16' as const] } : {}),
   });
 });
 

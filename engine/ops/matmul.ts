@@ -13,8 +13,10 @@
 import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
-import type { Tensor } from '../tensor.ts';
+import type { Storage } from '../memory.ts';
+import { Tensor } from '../tensor.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
+import { castHalf } from '../precision.ts';
 import { reduceAxisInto } from './reduce.ts';
 
 export { useTextures } from './common.ts';
@@ -115,7 +117,17 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     if (p.colsumB && N > 0 && batch > 0) colsumOfB(engine, b, K, N, batch, p.colsumB);
     return;
   }
-  const variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
+  // Half-precision operands (f16 tensors, the mixed-precision path): naive and the shared variants read them.
+  const halfA = isHalf(a);
+  const halfB = isHalf(b);
+  const half = halfA || halfB;
+  let variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
+  if (half && !KM.HALF_OPERAND_VARIANTS.includes(variant)) {
+    if (p.variant) throw new Error(`matmul: half-precision operands need one of ${KM.HALF_OPERAND_VARIANTS.join(', ')}; got ${p.variant}`);
+    variant = 'shared';
+  }
+  // The column sums of a half B come from the tiles a shared variant stages (there is no half colsum pass).
+  if (halfB && p.colsumB && !p.variant && !KM.takesSplitK(variant)) variant = 'shared';
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
   const isReg = /^(reg|sg)\d/.test(variant);
@@ -130,15 +142,18 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
   const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
   const texB =
-    vecB && variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
+    !half &&
+    vecB &&
+    variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
-  const texA = vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
+  const texA = !half && vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
   if (splits > 1 && !KM.takesSplitK(variant)) throw new Error(`matmul: splitK needs a shared variant, got ${variant}`);
   if (splits > 1 && batch > 1 && sC !== M * N) throw new Error(`matmul: splitK of a batch needs a dense C (stride ${M * N}), got stride ${sC}`);
   const cs = p.colsumB;
   if (cs && (transB || (batch > 1 && sB !== K * N))) throw new Error('matmul: colsumB needs B not transposed (and dense over a batch)');
   const fuseColsum = !!cs && KM.takesSplitK(variant) && K > 0;
+  if (cs && !fuseColsum && halfB) throw new Error('matmul: the column sums of a half-precision B need a shared variant and K > 0');
   if (cs && !fuseColsum) {
     encodeMatmul(engine, a, b, c, { ...p, variant, colsumB: undefined }, bias);
     colsumOfB(engine, b, K, N, batch, cs);
@@ -159,14 +174,18 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.plan.matmul.softwareShared ? { software: true } : {}),
     ...(fuseColsum ? { colsumB: true } : {}),
+    ...(halfA ? { halfA: true } : {}),
+    ...(halfB ? { halfB: true } : {}),
   });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
   const geo = KM.matmulGeometry(variant);
   const grid = [Math.ceil(N / geo.tileN), Math.ceil(M / geo.tileM), batch];
   const flags = (bias ? KM.MATMUL_BIAS : 0) | (p.accumulate ? KM.MATMUL_ACCUMULATE : 0);
-  const aBytes = (sA === 0 ? 1 : batch) * M * K * 4;
-  const bBytes = (sB === 0 ? 1 : batch) * K * N * 4;
+  const aBytes = (sA === 0 ? 1 : batch) * M * K * (halfA ? 2 : 4);
+  const bBytes = (sB === 0 ? 1 : batch) * K * N * (halfB ? 2 : 4);
+  // Without a bias the bias binding is a placeholder: an f32 operand, else a small f32 buffer.
+  const placeholder: Bindable = bias ?? (!halfA ? a : !halfB ? b : halfPlaceholder(engine));
   const cBytes = batch * M * N * 4 * (p.accumulate ? 2 : 1);
   if (splits > 1) {
     // Partial products into a scratch [batch · splits, M, N] (workgroup z = entry · splits + split),
@@ -174,7 +193,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     const part = engine.empty([batch * splits, M, N], 'f32', 'matmul.splitk');
     // colsumB: each split's column sums into [splits, N], summed with the partials below.
     const csPart = fuseColsum ? engine.empty([batch * splits, N], 'f32', 'matmul.splitk.colsum') : null;
-    engine.dispatch(spec, [aBind, bBind, a, part, ...(csPart ? [csPart] : [])], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk, sBias: 0 }, [grid[0], grid[1], batch * splits], {
+    engine.dispatch(spec, [aBind, bBind, placeholder, part, ...(csPart ? [csPart] : [])], { M, N, K, sA, sB, sC: M * N, flags: 0, splits, kChunk, sBias: 0 }, [grid[0], grid[1], batch * splits], {
       flops: 2 * M * N * K * batch + (csPart ? K * N : 0),
       bytes: aBytes + bBytes + batch * splits * M * N * 4 + (csPart ? splits * N * 4 : 0),
     });
@@ -197,10 +216,27 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   }
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
   const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
-  engine.dispatch(spec, [aBind, bBind, bias ?? a, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk, sBias }, grid, {
+  engine.dispatch(spec, [aBind, bBind, placeholder, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk, sBias }, grid, {
     flops: 2 * M * N * K * batch + (fuseColsum ? batch * K * N : 0),
     bytes: aBytes + bBytes + cBytes + (bias ? (sBias ? batch : 1) * N * 4 : 0) + (fuseColsum ? batch * N * 4 * (cs!.accumulate ? 2 : 1) : 0),
   });
+}
+
+/** Whether an operand is stored as f16. */
+function isHalf(x: Bindable): boolean {
+  return x instanceof Tensor && x.dtype === 'f16';
+}
+
+const placeholders = new WeakMap<Engine, Storage>();
+
+/** A 16-byte f32 buffer bound where a kernel declares a bias it does not read and both operands are f16. */
+function halfPlaceholder(engine: Engine): Storage {
+  let s = placeholders.get(engine);
+  if (!s) {
+    s = engine.createStorage('matmul.bias_placeholder', 16);
+    placeholders.set(engine, s);
+  }
+  return s;
 }
 
 /** out[z·N + n] (+)= Σ_k B_z[k, n] for a batch of dense [K, N] B's: `encodeColsum`, or per entry a grouped reduction. */
@@ -292,7 +328,11 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (A.batched && B.batched && b.dim(0) !== batch) throw new Error(`matmul: batch sizes differ in ${shapes}`);
   const batched = A.batched || B.batched;
   const out = e.empty(batched ? [batch, M, N] : [M, N]);
-  encodeMatmul(e, a, b, out, {
+  // Precision f16: the product reads half copies of the operands (and the backward a half dC).
+  const recording = e.recording([a, b]);
+  const ah = halfOperand(a);
+  const bh = halfOperand(b);
+  encodeMatmul(e, ah, bh, out, {
     M,
     N,
     K,
@@ -304,7 +344,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     strideC: M * N,
     ...(opts.variant ? { variant: opts.variant } : {}),
   });
-  if (e.recording([a, b]))
+  if (recording)
     e.record({
       name: 'matmul',
       inputs: [a, b],
@@ -312,10 +352,29 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       backward: ([g]) => {
         if (!g) return [null, null];
         const p = { M, N, K, batch, transA, transB, aBatched: A.batched, bBatched: B.batched, variant: opts.variant };
-        return [a.requiresGrad ? gradA(e, g, a, b, p) : null, b.requiresGrad ? gradB(e, g, a, b, p) : null];
+        const gh = halfGradient(g);
+        const grads: [Tensor | null, Tensor | null] = [a.requiresGrad ? gradA(e, gh, a, bh, p) : null, b.requiresGrad ? gradB(e, gh, ah, b, p) : null];
+        if (gh !== g) gh.dispose();
+        return grads;
       },
     });
+  else disposeHalf([a, ah], [b, bh]);
   return out;
+}
+
+/** With precision f16: a half copy of an f32 operand (weights and activations: an overflow is only counted). */
+function halfOperand(x: Tensor): Tensor {
+  return x.engine.precision === 'f16' && x.dtype === 'f32' ? castHalf(x, 'activation') : x;
+}
+
+/** With precision f16: a half copy of an output gradient (an overflow skips the step, engine/precision.ts). */
+function halfGradient(g: Tensor): Tensor {
+  return g.engine.precision === 'f16' && g.dtype === 'f32' ? castHalf(g, 'gradient') : g;
+}
+
+/** Free the half copies a product without a backward no longer needs. */
+function disposeHalf(...pairs: [Tensor, Tensor][]): void {
+  for (const [x, h] of pairs) if (h !== x) h.dispose();
 }
 
 interface Fwd {
@@ -354,7 +413,7 @@ function productInto(
   tmp.dispose();
 }
 
-/** dA (in A's stored layout) for C = op(A)·op(B), given dC. */
+/** dA (in A's stored layout) for C = op(A)·op(B), given dC (`b`: B or its half copy). */
 function gradA(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | null {
   const { M, N, K, batch } = f;
   const target = gradTarget(a);
@@ -386,7 +445,7 @@ function gradA(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | nul
   return target ? null : out;
 }
 
-/** dB (in B's stored layout) for C = op(A)·op(B), given dC. */
+/** dB (in B's stored layout) for C = op(A)·op(B), given dC (`a`: A or its half copy). */
 function gradB(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | null {
   const { M, N, K, batch } = f;
   const target = gradTarget(b);
@@ -449,19 +508,25 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
   const variant = opts.variant ? { variant: opts.variant } : {};
   // One product, or one per layer: entry g's rows, weight and bias.
   const batched = (Mb: number, Nb: number, Kb: number, sA: number, sB: number) => (G > 1 ? { batch: G, strideA: sA, strideB: sB, strideC: Mb * Nb } : {});
-  encodeMatmul(e, x, w, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant }, bias ?? null);
+  // Precision f16: the products read half copies of x and W (and the backward a half dY).
   const inputs = bias ? [x, w, bias] : [x, w];
-  if (e.recording(inputs))
+  const recording = e.recording(inputs);
+  const xh = halfOperand(x);
+  const wh = halfOperand(w);
+  encodeMatmul(e, xh, wh, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant }, bias ?? null);
+  if (!recording) disposeHalf([x, xh], [w, wh]);
+  if (recording)
     e.record({
       name: 'linear',
       inputs,
       outputs: [out],
       backward: ([g]) => {
         if (!g) return inputs.map(() => null);
+        const gh = halfGradient(g);
         let dx: Tensor | null = null;
         if (x.requiresGrad) {
           dx = e.empty(x.shape);
-          encodeMatmul(e, g, w, dx, { M: Rg, N: inF, K: outF, transB: true, ...batched(Rg, inF, outF, Rg * outF, inF * outF), ...variant });
+          encodeMatmul(e, gh, wh, dx, { M: Rg, N: inF, K: outF, transB: true, ...batched(Rg, inF, outF, Rg * outF, inF * outF), ...variant });
         }
         let db: Tensor | null = null;
         let dbTarget: Tensor | null = null;
@@ -475,9 +540,10 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
         if (w.requiresGrad) {
           const target = gradTarget(w);
           const dst = target ?? e.empty(w.shape);
-          encodeMatmul(e, x, g, dst, { M: inF, N: outF, K: Rg, transA: true, accumulate: !!target, ...batched(inF, outF, Rg, Rg * inF, Rg * outF), ...variant, ...colsumB });
+          encodeMatmul(e, xh, gh, dst, { M: inF, N: outF, K: Rg, transA: true, accumulate: !!target, ...batched(inF, outF, Rg, Rg * inF, Rg * outF), ...variant, ...colsumB });
           dw = target ? null : dst;
         } else if (db) colsumOfB(e, g, Rg, outF, G, { out: db, accumulate: !!dbTarget });
+        if (gh !== g) gh.dispose();
         if (dbTarget) db = null;
         return bias ? [dx, dw, db] : [dx, dw];
       },

@@ -24,6 +24,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadCheckpoint } from '../io/checkpoint.ts';
 import type { Engine } from '../../engine/engine.ts';
+import type { Precision } from '../../engine/precision.ts';
 import type { Batch } from '../data/procedural/batch.ts';
 import { DownstreamStream, makeTestSet, toBatch } from '../data/tasks/harness.ts';
 import { createDownstreamTask, type DownstreamTask } from '../data/tasks/index.ts';
@@ -181,6 +182,7 @@ async function trainDownstream(
     maxSteps: c.max_steps,
     lr: makeSchedule(algorithmicScheduleSpec(c)),
     optimizer: { weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    precision: c.precision as Precision,
     seed: c.seed,
     logEvery: evalEvery,
     evalEvery,

@@ -21,6 +21,7 @@ import {
 import { assertProceduralFits } from './fits.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type BatchSource, type NonFinitePolicy, type StopRequest, type TrainerOptions, type TrainResult } from './trainer.ts';
+import type { Precision } from '../../engine/precision.ts';
 import { latestCheckpoint, loadCheckpoint } from '../io/checkpoint.ts';
 import { METRICS_FILE, openRunDir, type OpenRunDir, truncateMetrics } from './rundir.ts';
 import { existsSync, readdirSync } from 'node:fs';
@@ -156,6 +157,7 @@ async function trainProcedural(
     lr: schedule,
     optimizer: { weightDecay: c.weight_decay, maxGradNorm: c.max_grad_norm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
     nonFinite: c.nonfinite as NonFinitePolicy,
+    precision: c.precision as Precision,
     stop: opts.stop,
     gradAccum: c.gradient_accumulation_steps,
     seed: c.seed,

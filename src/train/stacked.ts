@@ -25,6 +25,7 @@ import { backward } from '../../engine/autograd.ts';
 import type { Engine } from '../../engine/engine.ts';
 import { accumulate } from '../../engine/ops/elementwise.ts';
 import { AdamW } from '../../engine/optim.ts';
+import { setPrecision } from '../../engine/precision.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { gpuWait } from '../../engine/wait.ts';
 import type { Batch } from '../data/procedural/batch.ts';
@@ -72,6 +73,7 @@ export function stackRefusal(configs: readonly AlgorithmicConfig[]): string | nu
     const keys = [...new Set([...Object.keys(first), ...Object.keys(o)])].filter((k) => JSON.stringify(first[k] ?? null) !== JSON.stringify(o[k] ?? null));
     if (keys.length) return `run ${i} differs from run 0 in ${keys.join(', ')} (only ${STACK_MAY_DIFFER.join(' and ')} may differ)`;
   }
+  if (configs[0]!.precision !== 'f32') return `precision ${configs[0]!.precision} (stacked models train in f32)`;
   const m = algorithmicModelConfig(configs[0]!);
   if (m.dropout.embd > 0 || m.dropout.attn > 0 || m.dropout.resid > 0) return 'the model has dropout';
   return null;
@@ -133,6 +135,8 @@ interface Member {
 
 async function trainStacked(engine: Engine, runs: readonly StackedRun[], opened: readonly OpenRunDir[], log: (s: string) => void): Promise<DownstreamResult[]> {
   const e = engine;
+  // An engine that ran an f16 arm before keeps its precision until told otherwise.
+  setPrecision(e, 'f32');
   const G = runs.length;
   const c0 = runs[0]!.config;
   const task = createDownstreamTask(c0.task);

@@ -37,6 +37,7 @@ import {
 import type { Engine } from '../../engine/engine.ts';
 import { accumulate, scale } from '../../engine/ops/elementwise.ts';
 import { AdamW, type AdamWOptions } from '../../engine/optim.ts';
+import { LossScaler, type LossScalerOptions, type LossScaleState, type Precision, setPrecision } from '../../engine/precision.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import type { Batch } from '../data/procedural/batch.ts';
 import { toHfConfig } from '../model/config.ts';
@@ -139,6 +140,14 @@ export interface TrainerOptions {
   trainConfig?: unknown;
   /** A step whose loss or gradient norm is not finite: stop the run (default) or skip the step. */
   nonFinite?: NonFinitePolicy;
+  /**
+   * Storage precision of the matmul operands (engine/precision.ts): 'f32' (default) or 'f16' (half
+   * operands, f32 accumulation, a dynamic loss scale; needs the adapter feature shader-f16). The
+   * trainer sets it on the engine, so evaluations run in it too.
+   */
+  precision?: Precision;
+  /** The dynamic loss scale of precision 'f16' (defaults: PyTorch GradScaler's). */
+  lossScale?: LossScalerOptions;
   /** Checked after every step: a signal set here ends the run with a `step-N` checkpoint. */
   stop?: StopRequest;
   /** Called after each logged step. */
@@ -185,6 +194,8 @@ interface GateTotals {
 export class Trainer {
   readonly engine: Engine;
   readonly optimizer: AdamW;
+  /** The dynamic loss scale of precision 'f16' (null in f32). */
+  readonly scaler: LossScaler | null;
   /** Optimizer steps completed. */
   step = 0;
   /** [Σ good losses, good steps, bad steps, first bad loss, its ‖g‖, its step, 0, 0] since the last log. */
@@ -206,7 +217,9 @@ export class Trainer {
     this.engine = o.model.engine;
     if (o.nonFinite !== undefined && o.nonFinite !== 'stop' && o.nonFinite !== 'skip')
       throw new Error(`Trainer: nonFinite must be "stop" or "skip", got "${o.nonFinite}"`);
-    this.optimizer = new AdamW(o.model.params, { ...o.optimizer, skipNonFinite: this.policy === 'skip' });
+    setPrecision(this.engine, o.precision ?? 'f32');
+    this.scaler = o.precision === 'f16' ? new LossScaler(this.engine, o.lossScale) : null;
+    this.optimizer = new AdamW(o.model.params, { ...o.optimizer, skipNonFinite: this.policy === 'skip', ...(this.scaler ? { lossScaler: this.scaler } : {}) });
     this.lossSum = this.engine.zeros([8], 'f32', 'loss_sum').keep();
     this.stepLoss = this.engine.zeros([1], 'f32', 'step_loss').keep();
     this.metrics = o.metricsPath ? new JsonlWriter(o.metricsPath) : null;
@@ -236,7 +249,8 @@ export class Trainer {
         e.startGrad();
         const { loss } = model.loss(b, { train: true, seed: this.o.seed ?? 0, step: s * A + m });
         e.noGrad(() => accumulate(this.stepLoss, loss, 1 / A));
-        backward(A === 1 ? loss : scale(loss, 1 / A));
+        // Precision f16: backward from S·loss (the scaler's seed), unscaled in the optimizer step.
+        backward(A === 1 ? loss : scale(loss, 1 / A), this.scaler?.seed);
       });
       // The gate adds the step's loss to lossSum when it and the gradient norm are finite.
       this.optimizer.step(this.o.lr(s), { loss: this.stepLoss, acc: this.lossSum, step: s + 1 });
@@ -354,6 +368,7 @@ export class Trainer {
           tokens_per_s: tokensSince / dt,
           ms_per_step: (1000 * dt) / stepsSince,
           ...(this.policy === 'skip' ? { skipped: totals.bad } : {}),
+          ...(this.scaler ? await scalerLog(this.scaler) : {}),
         };
         tLast = now;
         stepsSince = 0;
@@ -444,6 +459,7 @@ export class Trainer {
         best_accuracy: Number.isFinite(this.bestAcc) ? this.bestAcc : null,
         evals_since_best: this.evalsSinceBest,
         skipped_steps: this.skippedSteps,
+        ...(this.scaler ? { loss_scale: await this.scaler.read() } : {}),
       },
       hfConfig: toHfConfig(model.config),
     });
@@ -467,6 +483,9 @@ export class Trainer {
     if (typeof since === 'number') this.evalsSinceBest = since;
     const skipped = ck.metadata.skipped_steps;
     if (typeof skipped === 'number') this.skippedSteps = skipped;
+    // The loss scale and its counters continue (a checkpoint of an f32 run has none: the scale starts afresh).
+    const ls = ck.metadata.loss_scale as LossScaleState | undefined;
+    if (this.scaler && ls && typeof ls.scale === 'number') this.scaler.load(ls);
     // A run killed after writing best/ but before its next step-N: best/ holds a better accuracy than
     // the step checkpoint knew of, and the resumed run must not replace it with a worse model.
     const saved = this.o.checkpointDir ? savedBestAccuracy(this.o.checkpointDir) : null;
@@ -488,7 +507,14 @@ export class Trainer {
     this.lossSum.dispose();
     this.stepLoss.dispose();
     this.optimizer.destroy();
+    this.scaler?.destroy();
   }
+}
+
+/** The loss scale's fields of a step log: the scale, and the steps skipped for an f16 overflow so far. */
+async function scalerLog(scaler: LossScaler): Promise<Record<string, number>> {
+  const st = await scaler.read();
+  return { loss_scale: st.scale, overflow_skipped: st.skippedSteps, activation_overflow_steps: st.activationOverflowSteps };
 }
 
 /** The metrics.jsonl line of an evaluation: step, eval_loss, eval_accuracy, eval_tokens, and `eval_<key>` for any other key. */

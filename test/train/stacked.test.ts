@@ -108,6 +108,7 @@ describe('runDownstreamStacked', () => {
     const e = await engine();
     expect(stackRefusal([config({ seed: 1 }), config({ seed: 2, learning_rate: 1e-3 })])).toMatch(/run 1 differs from run 0 in learning_rate/);
     expect(stackRefusal([config({ seed: 1, pretrained_model_path: 'a' }), config({ seed: 2, pretrained_model_path: 'b' })])).toBeNull();
+    expect(stackRefusal([config({ seed: 1, precision: 'f16' }), config({ seed: 2, precision: 'f16' })])).toBe('precision f16 (stacked models train in f32)');
     const dirs = [join(tmp, 'mixed-0'), join(tmp, 'mixed-1')];
     await runDownstream(e, config({ seed: 1 }), { runDir: dirs[0]! });
     await expect(
