@@ -9,14 +9,18 @@
  * parameter with its slot in the gradient arena, or a leaf that received a gradient earlier), the
  * backward writes its product straight into that gradient with accumulate = true (beta = 1) and
  * returns null for it, so autograd adds nothing again. Otherwise it returns the contribution.
+ *
+ * Precision f16 (engine/precision.ts): `matmul` and `linear` cast their operands (and, in the
+ * backward, dC / dY) to half copies and run every product on them; f16 operands take the naive or
+ * shared variants (kernels/matmul.ts `halfA` / `halfB`), accumulate in f32 and write f32.
  */
 import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Storage } from '../memory.ts';
 import { Tensor } from '../tensor.ts';
-import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
 import { castHalf } from '../precision.ts';
+import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
 import { reduceAxisInto } from './reduce.ts';
 
 export { useTextures } from './common.ts';
@@ -141,10 +145,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vecC = vec && N % 4 === 0 && sC % 4 === 0 && sBias % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
   // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
   const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
+  // Textures hold f32 texels: half operands stay in storage buffers.
   const texB =
-    !half &&
-    vecB &&
-    variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
+    !half && vecB && variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = !half && vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
   let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);

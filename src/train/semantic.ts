@@ -44,6 +44,7 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../../engine/engine.ts';
+import type { Precision } from '../../engine/precision.ts';
 import { argmax } from '../../engine/ops/cross_entropy.ts';
 import { loadCheckpoint } from '../io/checkpoint.ts';
 import type { Batch } from '../data/procedural/batch.ts';
@@ -115,6 +116,7 @@ interface Plan {
   decay: WeightDecayRule;
   weightDecay: number;
   maxGradNorm: number;
+  precision: Precision;
   microBatch: number;
   gradAccum: number;
   maxSteps: number;
@@ -190,6 +192,7 @@ function plan(c: SemanticConfig, tok: TextTokenizer): Plan {
       decay: 'hf',
       weightDecay: v.weight_decay,
       maxGradNorm: v.max_grad_norm,
+      precision: v.precision as Precision,
       microBatch: v.bsz,
       gradAccum: v.gradient_accumulation_steps,
       maxSteps: v.max_steps,
@@ -216,6 +219,7 @@ function plan(c: SemanticConfig, tok: TextTokenizer): Plan {
     decay: 'bias',
     weightDecay: v.weight_decay,
     maxGradNorm: v.max_grad_norm,
+    precision: v.precision as Precision,
     microBatch: v.train_batch_size,
     gradAccum: v.gradient_accumulation_steps * v.devices,
     maxSteps: v.max_train_steps,
@@ -840,6 +844,7 @@ async function trainOn(
     gradAccum: p.gradAccum,
     lr: makeSchedule(p.schedule),
     optimizer: { weightDecay: p.weightDecay, maxGradNorm: p.maxGradNorm || null, beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+    precision: p.precision,
     seed: p.seed,
     logEvery: p.logEvery,
     evalEvery: p.evalEvery,

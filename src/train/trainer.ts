@@ -143,7 +143,7 @@ export interface TrainerOptions {
   /**
    * Storage precision of the matmul operands (engine/precision.ts): 'f32' (default) or 'f16' (half
    * operands, f32 accumulation, a dynamic loss scale; needs the adapter feature shader-f16). The
-   * trainer sets it on the engine, so evaluations run in it too.
+   * trainer sets it on the engine, so its evaluations run in it too, and `destroy()` sets f32 back.
    */
   precision?: Precision;
   /** The dynamic loss scale of precision 'f16' (defaults: PyTorch GradScaler's). */
@@ -508,6 +508,8 @@ export class Trainer {
     this.stepLoss.dispose();
     this.optimizer.destroy();
     this.scaler?.destroy();
+    // The engine outlives the trainer (experiment workers run many): back to the default precision.
+    setPrecision(this.engine, 'f32');
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { kernel, ro, rw } from '../../kernels/spec.ts';
 import { create } from 'webgpu';
 import { GPUErrorWithContext, PRECISION_TOGGLES, probePrecision } from '../../engine/device.ts';
+import { Engine } from '../../engine/engine.ts';
 import { KernelCompileError } from '../../engine/pipelines.ts';
 import { useEngine } from '../helpers/gpu.ts';
 
@@ -101,5 +102,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     // Toggles only add features.
     for (const f of offers[0]!.features) expect(offers[2]!.features).toContain(f);
+  });
+
+  it('opens its device on an adapter with the Dawn toggles given (DeviceOptions.toggles, KINDLING_DAWN_TOGGLES)', async () => {
+    const offers = await probePrecision();
+    const e = await Engine.create({ toggles: [...PRECISION_TOGGLES] });
+    try {
+      // The adapter the engine got lists what the probe found under both toggles, not what it found under none.
+      expect([...e.device.adapter.features].map(String).sort()).toEqual(offers[2]!.features);
+      expect(e.device.features.has('shader-f16')).toBe(offers[2]!.shaderF16);
+    } finally {
+      e.destroy();
+    }
+    const prev = process.env.KINDLING_DAWN_TOGGLES;
+    process.env.KINDLING_DAWN_TOGGLES = ` ${PRECISION_TOGGLES.join(' , ')} `;
+    try {
+      const f = await Engine.create();
+      expect([...f.device.adapter.features].map(String).sort()).toEqual(offers[2]!.features);
+      f.destroy();
+    } finally {
+      if (prev === undefined) delete process.env.KINDLING_DAWN_TOGGLES;
+      else process.env.KINDLING_DAWN_TOGGLES = prev;
+    }
   });
 });

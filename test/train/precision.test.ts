@@ -32,7 +32,9 @@ async function run(o: Partial<TrainerOptions>, resume?: string): Promise<{ logs:
   if (resume) t.restore(loadCheckpoint(resume));
   await t.run();
   const params = await model.stateDict();
+  expect(e.precision).toBe(o.precision ?? 'f32');
   t.destroy();
+  expect(e.precision).toBe('f32');
   model.destroy();
   return { logs, params };
 }
