@@ -679,7 +679,7 @@ export async function checkSemanticInputs(c: SemanticConfig): Promise<void> {
 /** The size check of a semantic run (before anything trains). */
 export function assertSemanticFits(engine: Engine, c: SemanticConfig, tok?: TextTokenizer): void {
   const p = plan(c, tok ?? semanticTokenizer(c));
-  assertTrainingFits(engine, p.model, Math.max(p.microBatch, p.evalBatch), p.model.nPositions, 'lower the micro-batch or evaluation batch, the context, or the model size');
+  assertTrainingFits(engine, p.model, Math.max(p.microBatch, p.evalBatch), p.model.nPositions, 'lower the micro-batch or evaluation batch, the context, or the model size', p.precision);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -23,6 +23,15 @@ describe('trainingFootprint', () => {
     expect(fp.largest).toEqual({ what: 'MLP hidden activations [64·41, 64]', bytes: 671744 });
   });
 
+  it('precision f16 adds the half copies: linear inputs, the head input, every weight, one output gradient', () => {
+    const f32 = trainingFootprint(small, { batch: 64, seqLen: 41 });
+    const f16 = trainingFootprint(small, { batch: 64, seqLen: 41, precision: 'f16' });
+    // 2·(7·2·2624·16 + 2624·16 + 7616 + 2624·23) = 2·(587776 + 41984 + 7616 + 60352)
+    expect(f16.activationBytes - f32.activationBytes).toBe(1395456);
+    expect(f16.totalBytes - f32.totalBytes).toBe(1395456);
+    expect(f16.paramBytes).toBe(f32.paramBytes);
+  });
+
   it('an untied head counts V·d more parameters; a large vocabulary makes the logits the largest buffer', () => {
     const untied = trainingFootprint({ ...small, tied: false }, { batch: 64, seqLen: 41 });
     expect(untied.params).toBe(7616 + 23 * 16);
