@@ -23,7 +23,7 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
   try {
     if (args.options.json) {
       const precision = await probePrecision();
-      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits, plan: dev.plan, precision }, null, 2));
+      console.log(JSON.stringify({ adapter: dev.info, features: [...dev.features], limits: dev.limits, plan: dev.plan, precision, precisionF16: dev.features.has('shader-f16') }, null, 2));
       return 0;
     }
     console.log(`adapter:  ${dev.describe()}`);
@@ -32,7 +32,9 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
     console.log('limits:');
     for (const [k, v] of Object.entries(dev.limits)) console.log(`  ${k.padEnd(36)} ${/Size$/.test(k) && v >= 65536 ? `${fmtBytes(v)} (${v})` : v}`);
     console.log(describePlan(dev.plan));
-    console.log(formatPrecision(await probePrecision()));
+    const offers = await probePrecision();
+    console.log(formatPrecision(offers));
+    console.log(formatF16(dev, offers));
     return 0;
   } finally {
     dev.destroy();
@@ -41,10 +43,18 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
 
 /** The lower-precision features the adapter offers, per set of Dawn adapter toggles (probePrecision). */
 function formatPrecision(offers: PrecisionOffer[]): string {
-  const lines = ['lower precision (Dawn adapter toggles; kindling requests none of them):'];
+  const own = (process.env.KINDLING_DAWN_TOGGLES ?? '').trim();
+  const lines = [`lower precision (Dawn adapter toggles; this device has ${own ? `KINDLING_DAWN_TOGGLES=${own}` : 'none: KINDLING_DAWN_TOGGLES turns them on'}):`];
   for (const o of offers) {
     const what = [`shader-f16 ${o.shaderF16 ? 'yes' : 'no'}`, `subgroup matrices ${o.subgroupMatrix ? `yes${o.subgroupMatrixConfigs.length ? ` (${o.subgroupMatrixConfigs.join(', ')})` : ''}` : 'no'}`];
     lines.push(`  ${(o.toggles.join(' + ') || 'no toggles').padEnd(50)} ${what.join(', ')}`);
   }
   return lines.join('\n');
+}
+
+/** Whether training with `precision: f16` can run on this device, and if not, what would unlock it. */
+function formatF16(dev: Device, offers: PrecisionOffer[]): string {
+  if (dev.features.has('shader-f16')) return 'precision f16 (training key `precision`): available on this device';
+  const unlock = offers.find((o) => o.shaderF16 && o.toggles.length);
+  return `precision f16 (training key \`precision\`): not available (no shader-f16${unlock ? `; KINDLING_DAWN_TOGGLES=${unlock.toggles.join(',')} offers it` : ''})`;
 }
