@@ -11,7 +11,7 @@
  *
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
- *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [--steps N] [--rounds N] [--profile]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [f16,bf16] [--steps N] [--rounds N] [--profile]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
@@ -19,8 +19,8 @@
  * `UploadOptions.buckets` settings in turn in every round (1: the unsplit sparse step); ms_per_step is
  * the default ('auto') setting's best.
  *
- * `--precision` times each shape's step in f32 and in f16 (mixed precision, engine/precision.ts),
- * alternating, and prints their ratio (see precisionMain).
+ * `--precision` times each shape's step in f32 and in f16 / bf16 (mixed precision,
+ * engine/precision.ts), alternating, and prints the ratios (see precisionMain).
  *
  * Peers alternate with the engine in rounds (default 3 for shape a, 1 for b, whose TF.js step takes
  * ~20 s): each round's ratio compares TF.js with the faster engine run on either side of it, and the
@@ -94,9 +94,9 @@ export interface EngineStepResult {
 export async function createEngineStep(engine: Engine, s: StepShape, upload: UploadOptions = {}, precision: Precision = 'f32') {
   const cfg = makeConfig({ size: s.size, vocabSize: s.vocab, nPositions: s.context, tied: s.tied, dropout: 0 });
   const model = GPT.create(engine, cfg, { seed: 0 });
-  // Precision f16: half matmul operands and a dynamic loss scale, as the Trainer sets them up.
+  // Precision f16 / bf16: half matmul operands (f16 with a dynamic loss scale), as the Trainer sets them up.
   setPrecision(engine, precision);
-  const scaler = precision === 'f16' ? new LossScaler(engine) : null;
+  const scaler = precision === 'f16' ? new LossScaler(engine) : null; // bf16: f32's range, no scale
   const opt = new AdamW(model.params, { weightDecay: 0.1, maxGradNorm: 1, ...(scaler ? { lossScaler: scaler } : {}) });
   const B = s.batch;
   const T = s.context;
@@ -281,10 +281,11 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
 }
 
 /**
- * `--precision`: the step of each shape in f32 and in f16 (half matmul operands, f32 accumulation,
- * loss scale; engine/precision.ts), alternating f32, f16, f32, f16, … for `rounds` rounds, then the
- * best of each, their ratio and the dispatch counts; `--profile` adds the f16 step's kernel table.
- * Needs `shader-f16` (on NVIDIA through Vulkan: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia).
+ * `--precision [f16,bf16]`: the step of each shape in f32 and in each listed half precision (half
+ * matmul operands, f32 accumulation; f16 with its loss scale; engine/precision.ts), alternating f32,
+ * f16, bf16, f32, … for `rounds` rounds, then the best of each, its ratio to f32 and the dispatch
+ * counts; `--profile` adds each half precision's kernel table. f16 needs `shader-f16` (on NVIDIA
+ * through Vulkan: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia) and is left out without it.
  */
 async function precisionMain(args: string[]): Promise<void> {
   const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
@@ -292,27 +293,31 @@ async function precisionMain(args: string[]): Promise<void> {
   const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
   const roundsArg = args.indexOf('--rounds');
   const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : 2;
+  const listArg = args[args.indexOf('--precision') + 1];
+  const listed = (listArg && /^(f16|bf16)(,(f16|bf16))*$/.test(listArg) ? listArg.split(',') : ['f16', 'bf16']) as Precision[];
   const engine = await Engine.create();
-  console.log(`adapter: ${engine.device.describe()}; shader-f16: ${engine.device.features.has('shader-f16') ? 'yes' : 'no'}`);
+  const f16 = engine.device.features.has('shader-f16');
+  console.log(`adapter: ${engine.device.describe()}; shader-f16: ${f16 ? 'yes' : 'no (f16 left out)'}`);
+  const halves = listed.filter((p) => p !== 'f16' || f16);
   const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
   const rows: string[] = [];
   try {
     for (const s of shapes) {
-      const best: Record<Precision, EngineStepResult | null> = { f32: null, f16: null };
+      const best = new Map<Precision, EngineStepResult>();
       for (let r = 0; r < rounds; r++)
-        for (const p of ['f32', 'f16'] as const) {
+        for (const p of ['f32', ...halves] as Precision[]) {
           const res = await benchEngineStep(engine, s, steps, {}, p);
           console.log(`[${s.name}] round ${r + 1} ${p}: ${fmt(res.msPerStep)} ms/step, loss ${res.loss.toFixed(5)}`);
-          if (!best[p] || res.msPerStep < best[p]!.msPerStep) best[p] = res;
+          if (!best.has(p) || res.msPerStep < best.get(p)!.msPerStep) best.set(p, res);
         }
-      const a = best.f32!;
-      const b = best.f16!;
-      rows.push(
-        `${s.name}  ${fmt(a.msPerStep).padStart(9)}  ${fmt(b.msPerStep).padStart(9)}  ${fmt(a.msPerStep / b.msPerStep, 2).padStart(6)}×  ${fmt(a.dispatchesPerStep, 0).padStart(6)}  ${fmt(b.dispatchesPerStep, 0).padStart(6)}  ${a.loss.toFixed(5)}  ${b.loss.toFixed(5)}`,
-      );
-      if (args.includes('--profile')) console.log(`\nprofile of one f16 step, shape ${s.name}:\n${await profileEngineStep(engine, s, undefined, {}, 'f16')}\n`);
+      const a = best.get('f32')!;
+      for (const p of ['f32', ...halves] as Precision[]) {
+        const b = best.get(p)!;
+        rows.push(`${s.name}      ${p.padEnd(5)}  ${fmt(b.msPerStep).padStart(9)}  ${fmt(a.msPerStep / b.msPerStep, 2).padStart(7)}×  ${fmt(b.dispatchesPerStep, 0).padStart(6)}  ${b.loss.toFixed(5)}`);
+      }
+      if (args.includes('--profile')) for (const p of halves) console.log(`\nprofile of one ${p} step, shape ${s.name}:\n${await profileEngineStep(engine, s, undefined, {}, p)}\n`);
     }
-    console.log('\nshape  f32 ms/st  f16 ms/st  f16 faster  disp f32  disp f16  loss f32  loss f16');
+    console.log('\nshape  precision  ms/step  vs f32 (faster)  disp/st  loss');
     for (const r of rows) console.log(r);
   } finally {
     engine.destroy();

@@ -15,8 +15,8 @@ import { Device, type DeviceOptions } from './device.ts';
 import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
 import { Profiler } from './profiler.ts';
-import { fromHalfBytes, toHalfArray } from './half.ts';
-import { Tensor, type AnyTypedArray, type DType, bytesPerElement, gradTarget, numelOf, storageBytes } from './tensor.ts';
+import { fromHalfBits, toHalfBits } from './half.ts';
+import { Tensor, type AnyTypedArray, type DType, bytesPerElement, gradTarget, isHalfType, numelOf, storageBytes } from './tensor.ts';
 import type { KernelPlan } from './plan.ts';
 import { gpuWait, spinOnHardware } from './wait.ts';
 
@@ -92,10 +92,10 @@ export class Engine {
 
   /**
    * Storage precision of the matmul operands in `linear` and `matmul` (engine/precision.ts,
-   * `setPrecision`): 'f32', or 'f16' (operands cast to half, products accumulated in f32).
+   * `setPrecision`): 'f32', or 'f16' / 'bf16' (operands cast to half, products accumulated in f32).
    */
-  precision: 'f32' | 'f16' = 'f32';
-  /** With precision 'f16': the overflow flags the half casts set ([gradient, activation], u32). */
+  precision: 'f32' | 'f16' | 'bf16' = 'f32';
+  /** With a half precision: the overflow flags the half casts set ([gradient, activation], u32). */
   halfFlags: Storage | null = null;
 
   /** Counters for the benchmarks. */
@@ -147,13 +147,13 @@ export class Engine {
   /** A tensor holding `data` (uploaded with queue.writeBuffer, ordered after recorded work). */
   tensor(data: AnyTypedArray | number[], shape?: readonly number[], opts: { dtype?: DType; name?: string; requiresGrad?: boolean } = {}): Tensor {
     const dtype: DType = opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32');
-    const arr = Array.isArray(data) ? (dtype === 'f32' || dtype === 'f16' ? Float32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data)) : data;
+    const arr = Array.isArray(data) ? (dtype === 'f32' || isHalfType(dtype) ? Float32Array.from(data) : dtype === 'i32' ? Int32Array.from(data) : Uint32Array.from(data)) : data;
     const s = shape ?? [arr.length];
     if (numelOf(s) !== arr.length) throw new Error(`tensor(): ${arr.length} values do not fill shape [${s.join(', ')}]`);
     const t = this.empty(s, dtype, opts.name);
     t.requiresGrad = opts.requiresGrad ?? false;
-    // f16: rounded to the nearest half on the CPU (ties to even).
-    this.write(t, dtype === 'f16' ? toHalfArray(arr) : arr);
+    // f16 / bf16: rounded to the nearest value of the type on the CPU (ties to even).
+    this.write(t, isHalfType(dtype) ? toHalfBits(arr, dtype) : arr);
     return t;
   }
 
@@ -488,7 +488,7 @@ export class Engine {
     await this.device.sync();
   }
 
-  /** Read a tensor (or storage) back to the CPU (f16: as a Float32Array of the halves' values). */
+  /** Read a tensor (or storage) back to the CPU (f16 / bf16: as a Float32Array of their values). */
   async read(t: Tensor): Promise<AnyTypedArray> {
     const bytes = storageBytes(t.numel, t.dtype);
     const staging = this.device.createBuffer(`readback ${t.name}`, bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
@@ -506,7 +506,7 @@ export class Engine {
     staging.unmap();
     staging.destroy();
     this.counters.readbacks++;
-    if (t.dtype === 'f16') return fromHalfBytes(src, t.numel);
+    if (isHalfType(t.dtype)) return fromHalfBits(src, t.numel, t.dtype);
     return t.dtype === 'f32' ? new Float32Array(src) : t.dtype === 'i32' ? new Int32Array(src) : new Uint32Array(src);
   }
 

@@ -1,9 +1,10 @@
 /**
- * IEEE 754 half precision (binary16) on the CPU: the conversions `Engine.tensor` (upload of an f16
- * tensor) and `Engine.read` (read-back) use. Node 20 has no Float16Array.
+ * IEEE 754 half precision (binary16) and bfloat16 on the CPU: the conversions `Engine.tensor` (upload
+ * of an f16 / bf16 tensor) and `Engine.read` (read-back) use. Node 20 has no Float16Array.
  *
  * binary16: 1 sign bit, 5 exponent bits (bias 15), 10 fraction bits; largest finite 65504, smallest
- * normal 2⁻¹⁴, smallest subnormal 2⁻²⁴.
+ * normal 2⁻¹⁴, smallest subnormal 2⁻²⁴. bfloat16: the upper 16 bits of an f32 (8 exponent bits, 7
+ * fraction bits): f32's range, 3 significant decimal digits.
  */
 
 const f32 = new Float32Array(1);
@@ -47,17 +48,35 @@ export function halfBitsToFloat(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** Halves of `data` packed for an upload (length rounded up to an even count: writes move whole words). */
-export function toHalfArray(data: ArrayLike<number>): Uint16Array {
+
+
+/** The bfloat16 nearest to `x` (ties to even), as its 16 bits; NaN stays a (quiet) NaN. */
+export function floatToBf16Bits(x: number): number {
+  f32[0] = x;
+  const b = u32[0]!;
+  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) return ((b >>> 16) | 0x40) & 0xffff;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** The value of a bfloat16 given by its 16 bits. */
+export function bf16BitsToFloat(h: number): number {
+  u32[0] = (h & 0xffff) << 16;
+  return f32[0]!;
+}
+
+/** The 16-bit patterns of `data` in `dtype` packed for an upload (even length). */
+export function toHalfBits(data: ArrayLike<number>, dtype: 'f16' | 'bf16'): Uint16Array {
+  const conv = dtype === 'f16' ? floatToHalfBits : floatToBf16Bits;
   const out = new Uint16Array(data.length + (data.length & 1));
-  for (let i = 0; i < data.length; i++) out[i] = floatToHalfBits(data[i]!);
+  for (let i = 0; i < data.length; i++) out[i] = conv(data[i]!);
   return out;
 }
 
-/** The values of `n` halves stored in `bytes`. */
-export function fromHalfBytes(bytes: ArrayBuffer, n: number): Float32Array {
+/** The values of `n` elements of `dtype` stored in `bytes`. */
+export function fromHalfBits(bytes: ArrayBuffer, n: number, dtype: 'f16' | 'bf16'): Float32Array {
   const h = new Uint16Array(bytes, 0, n);
+  const conv = dtype === 'f16' ? halfBitsToFloat : bf16BitsToFloat;
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = halfBitsToFloat(h[i]!);
+  for (let i = 0; i < n; i++) out[i] = conv(h[i]!);
   return out;
 }

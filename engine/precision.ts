@@ -1,6 +1,6 @@
 /**
- * Mixed precision: half-precision (f16) storage of the matmul operands with f32 accumulation, and a
- * dynamic loss scale.
+ * Mixed precision: half-precision storage of the matmul operands (f16, or bfloat16) with f32
+ * accumulation, and (f16) a dynamic loss scale.
  *
  *   setPrecision(engine, 'f16');              // needs the adapter feature shader-f16
  *   const scaler = new LossScaler(engine);    // S = 2^16 at first
@@ -21,31 +21,36 @@
  * is then skipped and S halved. After `interval` good steps in a row S doubles (PyTorch's
  * GradScaler rule, 2^16 / 0.5 / 2 / 2000 by default). All of it runs on the device: no readback per
  * step (kernels/precision.ts).
+ *
+ * bf16 (`setPrecision(engine, 'bf16')`): the same casts and products with bfloat16 operands (the upper
+ * 16 bits of an f32, rounded to nearest even: f32's range with 8 significant bits instead of f16's
+ * 11), packed two to a u32 word, so it needs no adapter feature. With f32's range there is nothing to
+ * underflow that f32 would keep, so it takes no loss scale (the Trainer seeds backward with 1).
  */
-import { castHalf as castKernel, FLAG_ACTIVATION, FLAG_GRADIENT, PRECISION_WG, scaleUpdate, unscale } from '../kernels/precision.ts';
+import { castBf16 as castBf16Kernel, castHalf as castKernel, FLAG_ACTIVATION, FLAG_GRADIENT, PRECISION_WG, scaleUpdate, unscale } from '../kernels/precision.ts';
 import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 import { grid1d } from './ops/common.ts';
 import type { ParameterStore } from './params.ts';
-import { Tensor } from './tensor.ts';
+import { type HalfType, Tensor } from './tensor.ts';
 
-export type Precision = 'f32' | 'f16';
-export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
+export type Precision = 'f32' | 'f16' | 'bf16';
+export const PRECISIONS: readonly Precision[] = ['f32', 'f16', 'bf16'];
 
 /**
  * Set the storage precision of the matmul operands of `linear` and `matmul` on this engine. 'f16'
  * needs the adapter feature `shader-f16` (`kindling device` says whether an adapter offers it, and
- * behind which Dawn toggles).
+ * behind which Dawn toggles); 'bf16' runs on any adapter.
  */
 export function setPrecision(engine: Engine, precision: Precision): void {
   if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}; got "${precision}"`);
   if (precision === 'f16' && !engine.device.features.has('shader-f16'))
     throw new Error(
       `precision f16 needs the adapter feature shader-f16, which "${engine.device.info.description}" does not offer here ` +
-        '(on NVIDIA through Vulkan Dawn hides it unless the adapter toggle vulkan_enable_f16_on_nvidia is on: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia; `kindling device` lists what each toggle unlocks)',
+        '(on NVIDIA through Vulkan Dawn hides it unless the adapter toggle vulkan_enable_f16_on_nvidia is on: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia; `kindling device` lists what each toggle unlocks); precision bf16 needs no feature',
     );
   engine.precision = precision;
-  if (precision === 'f16' && !engine.halfFlags) {
+  if (precision !== 'f32' && !engine.halfFlags) {
     engine.halfFlags = engine.createStorage('precision.flags', 16);
     engine.clear(engine.halfFlags);
   }
@@ -55,20 +60,23 @@ export function setPrecision(engine: Engine, precision: Precision): void {
 export type CastKind = 'gradient' | 'activation';
 
 /**
- * x (f32) as a new f16 tensor of the same shape (no autograd). Values beyond ±65504 (and NaN, ±Inf)
- * become ±65504 and set the engine's overflow flag of `kind`. Needs precision 'f16' on the engine.
+ * x (f32) as a new tensor of the engine's half type (f16 or bf16, its precision), same shape, no
+ * autograd; `type` overrides. f16: values beyond ±65504 (and NaN, ±Inf) become ±65504 and set the
+ * engine's overflow flag of `kind`; bf16 (f32's range): NaN and ±Inf set it. Needs an engine in
+ * precision f16 or bf16 (the flags).
  */
-export function castHalf(x: Tensor, kind: CastKind = 'activation'): Tensor {
+export function castHalf(x: Tensor, kind: CastKind = 'activation', type?: HalfType): Tensor {
   const e = x.engine;
   if (x.dtype !== 'f32') throw new Error(`castHalf: tensor "${x.name}" has dtype ${x.dtype}, expected f32`);
-  if (!e.halfFlags) throw new Error('castHalf: the engine is not in precision f16 (setPrecision(engine, "f16"))');
-  const out = e.empty(x.shape, 'f16', `${x.name}.f16`);
+  if (!e.halfFlags || e.precision === 'f32') throw new Error('castHalf: the engine is not in a half precision (setPrecision(engine, "f16" | "bf16"))');
+  const t: HalfType = type ?? e.precision;
+  const out = e.empty(x.shape, t, `${x.name}.${t}`);
   const vec4 = x.numel % 4 === 0 && x.storage.offset % 16 === 0;
+  // f16: an element per invocation (a vec4 with vec4); bf16: a pair (two with vec4).
   const n = vec4 ? x.numel / 4 : x.numel;
-  if (n > 0)
-    e.dispatch(castKernel({ vec4 }), [x, out, e.halfFlags], { n, slot: kind === 'gradient' ? FLAG_GRADIENT : FLAG_ACTIVATION }, grid1d(n, PRECISION_WG), {
-      bytes: 6 * x.numel,
-    });
+  const invocations = vec4 || t === 'f16' ? n : Math.ceil(n / 2);
+  const spec = t === 'f16' ? castKernel({ vec4 }) : castBf16Kernel({ vec4 });
+  if (n > 0) e.dispatch(spec, [x, out, e.halfFlags], { n, slot: kind === 'gradient' ? FLAG_GRADIENT : FLAG_ACTIVATION }, grid1d(invocations, PRECISION_WG), { bytes: 6 * x.numel });
   return out;
 }
 

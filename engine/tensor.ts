@@ -6,16 +6,24 @@ import type { Engine } from './engine.ts';
 import type { Storage } from './memory.ts';
 
 /**
- * Element types. `f16` (IEEE half, 2 bytes) is a storage type for the mixed-precision path
- * (engine/precision.ts): kernels that read it need the adapter feature `shader-f16`; it reads back to
- * the CPU as a Float32Array.
+ * Element types. `f16` (IEEE half) and `bf16` (bfloat16: the upper 16 bits of an f32), 2 bytes each,
+ * are storage types of the mixed-precision path (engine/precision.ts): kernels that read f16 need the
+ * adapter feature `shader-f16`; bf16 is read as packed u32 words (element 2i in the low half of word
+ * i) on any adapter. Both read back to the CPU as a Float32Array.
  */
-export type DType = 'f32' | 'i32' | 'u32' | 'f16';
-export type TypedArrayFor<D extends DType> = D extends 'f32' | 'f16' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+export type DType = 'f32' | 'i32' | 'u32' | 'f16' | 'bf16';
+export type TypedArrayFor<D extends DType> = D extends 'f32' | 'f16' | 'bf16' ? Float32Array : D extends 'i32' ? Int32Array : Uint32Array;
+
+/** The 2-byte float storage types. */
+export type HalfType = 'f16' | 'bf16';
+
+export function isHalfType(dtype: DType): dtype is HalfType {
+  return dtype === 'f16' || dtype === 'bf16';
+}
 
 /** Bytes per element of a dtype. */
 export function bytesPerElement(dtype: DType): number {
-  return dtype === 'f16' ? 2 : 4;
+  return isHalfType(dtype) ? 2 : 4;
 }
 
 /** Bytes a buffer for `numel` elements of `dtype` takes: a multiple of 4 (copies and writes move whole words), at least 4. */

@@ -58,9 +58,10 @@
  * `at`; one texel fetch gives 4 rows × 8 k's to the 8 lanes): on lavapipe a texel fetch clamps the
  * lanes' coordinates with SIMD instructions where a storage load branches per lane.
  *
- * Half-precision operands (`halfA` / `halfB`, tags `ah` / `bh`; naive, shared and shared128 only):
- * an operand bound as `array<f16>` / `array<vec4<f16>>` and converted to f32 at each load, products
- * and accumulators in f32 (the mixed-precision path, engine/precision.ts; needs `shader-f16`).
+ * Half-precision operands (`halfA` / `halfB`; naive, shared and shared128 only): f16 (tags `ah` /
+ * `bh`; `array<f16>` / `array<vec4<f16>>`, needs `shader-f16`) or bf16 (tags `abf` / `bbf`; pairs
+ * packed in `array<u32>` / `array<vec2<u32>>`, unpacked with shifts: any adapter), converted to f32
+ * at each load, products and accumulators in f32 (the mixed-precision path, engine/precision.ts).
  *
  * Source: one shader per variant with its switches (forms, vec4 and texture operands, vec4 C,
  * software loop bounds, subgroup lanes, colsum's accumulate) in place as wgsl-preprocessor
@@ -116,13 +117,15 @@ export interface MatmulKernelOptions {
    */
   colsumB?: boolean;
   /**
-   * naive and shared variants: A is stored as f16 (`array<f16>`, or `array<vec4<f16>>` with vecA),
-   * converted to f32 as it is loaded; the products accumulate in f32 (the mixed-precision path,
-   * engine/precision.ts; needs `shader-f16`; tag `ah`).
+   * naive and shared variants: A is stored in a 2-byte float type, converted to f32 as it is loaded;
+   * the products accumulate in f32 (the mixed-precision path, engine/precision.ts). 'f16':
+   * `array<f16>` (`array<vec4<f16>>` with vecA), needs `shader-f16`, tag `ah`; 'bf16': packed two to
+   * a u32, element 2i in the low half of word i (`array<u32>`, `array<vec2<u32>>` with vecA), any
+   * adapter, tag `abf`.
    */
-  halfA?: boolean;
-  /** The same for B (tag `bh`). */
-  halfB?: boolean;
+  halfA?: 'f16' | 'bf16';
+  /** The same for B (tags `bh`, `bbf`). */
+  halfB?: 'f16' | 'bf16';
 }
 
 /** Variants that read half-precision operands (`halfA` / `halfB`). */
@@ -229,26 +232,49 @@ function specName(o: MatmulKernelOptions): string {
   if (o.software && o.variant === 'shared') tags.push('sw');
   if (o.texA) tags.push('at');
   else if (o.vecA) tags.push('a4');
-  if (o.halfA) tags.push('ah');
+  if (o.halfA) tags.push(o.halfA === 'f16' ? 'ah' : 'abf');
   if (o.texB) tags.push('bt');
   else if (o.vecB) tags.push('b4');
-  if (o.halfB) tags.push('bh');
+  if (o.halfB) tags.push(o.halfB === 'f16' ? 'bh' : 'bbf');
   if (o.vecC) tags.push('c4');
   if (o.colsumB) tags.push('s');
   return `matmul.${o.variant}.${form}${tags.length ? `[${tags.join(',')}]` : ''}`;
 }
 
-/** Storage type of an operand: f32 or f16 elements, scalar or vec4. */
-function operandType(vec: boolean, half: boolean): string {
-  const e = half ? 'f16' : 'f32';
+type Half = MatmulKernelOptions['halfA'];
+
+/** Storage type of an operand: f32 or f16 elements (scalar or vec4), or bf16 pairs in u32 words (a vec4 of bf16: vec2<u32>). */
+function operandType(vec: boolean, half: Half): string {
+  if (half === 'bf16') return vec ? 'array<vec2<u32>>' : 'array<u32>';
+  const e = half === 'f16' ? 'f16' : 'f32';
   return vec ? `array<vec4<${e}>>` : `array<${e}>`;
 }
+
+/** WGSL f32 value of element `idx` of an operand array (any storage type, scalar or vec4 typed). */
+function elementAt(arr: string, vec: boolean, half: Half, idx: string): string {
+  if (half === 'bf16') return vec ? `bf16_at(${arr}[(${idx}) >> 2u][((${idx}) & 3u) >> 1u], (${idx}) & 1u)` : `bf16_at(${arr}[(${idx}) >> 1u], (${idx}) & 1u)`;
+  const v = scalarAt(arr, vec, idx);
+  return half === 'f16' ? `f32(${v})` : v;
+}
+
+/** WGSL vec4<f32> of the vec4 at vec4 index `i` of an operand array declared with vec4 elements. */
+function vec4At(arr: string, half: Half, i: string): string {
+  if (half === 'bf16') return `bf16x4(${arr}[${i}])`;
+  return half === 'f16' ? `vec4<f32>(${arr}[${i}])` : `${arr}[${i}]`;
+}
+
+/** Helpers bf16 operands need: element h (0: low, 1: high half) of a word, and four of two words. */
+const BF16_HELPERS = /* wgsl */ `
+fn bf16_at(w: u32, h: u32) -> f32 { return bitcast<f32>(select(w << 16u, w & 0xffff0000u, h == 1u)); }
+fn bf16x4(w: vec2<u32>) -> vec4<f32> {
+  return vec4<f32>(bitcast<f32>(w.x << 16u), bitcast<f32>(w.x & 0xffff0000u), bitcast<f32>(w.y << 16u), bitcast<f32>(w.y & 0xffff0000u));
+}`;
 
 function bindings(o: MatmulKernelOptions) {
   const c = o.vecC ? 'array<vec4<f32>>' : 'array<f32>';
   return [
-    o.texA ? tex('A') : ro('A', operandType(!!o.vecA, !!o.halfA)),
-    o.texB ? tex('B') : ro('B', operandType(!!o.vecB, !!o.halfB)),
+    o.texA ? tex('A') : ro('A', operandType(!!o.vecA, o.halfA)),
+    o.texB ? tex('B') : ro('B', operandType(!!o.vecB, o.halfB)),
     ro('bias', c),
     rw('C', c),
     ...(o.colsumB ? [rw('colsum', 'array<f32>')] : []),
@@ -264,9 +290,9 @@ function scalarAt(arr: string, vec: boolean, idx: string): string {
 function accessors(o: MatmulKernelOptions): string {
   const aIdx = o.transA ? 'aB + k * P.M + m' : 'aB + m * P.K + k';
   const bIdx = o.transB ? 'bB + n * P.K + k' : 'bB + k * P.N + n';
-  return /* wgsl */ `
-fn loadA(aB: u32, m: u32, k: u32) -> f32 { return f32(${scalarAt('A', o.vecA, aIdx)}); }
-fn loadB(bB: u32, k: u32, n: u32) -> f32 { return f32(${scalarAt('B', o.vecB, bIdx)}); }`;
+  return /* wgsl */ `${o.halfA === 'bf16' || o.halfB === 'bf16' ? BF16_HELPERS : ''}
+fn loadA(aB: u32, m: u32, k: u32) -> f32 { return ${elementAt('A', o.vecA, o.halfA, aIdx)}; }
+fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${elementAt('B', o.vecB, o.halfB, bIdx)}; }`;
 }
 
 /**
@@ -712,7 +738,7 @@ function shared128Body(o: MatmulKernelOptions): string {
     let k = k0 + kk;
     var v = vec4<f32>(0.0);
 #if ${vec}
-    if (x < ${lim} && k < kEnd) { v = vec4<f32>(${op}[(${flat('x', 'k')}) >> 2u]); }
+    if (x < ${lim} && k < kEnd) { v = ${vec4At(op, op === 'A' ? o.halfA : o.halfB, `(${flat('x', 'k')}) >> 2u`)}; }
 #else
 ${rep(4, (i) => `    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`)}
 #endif
@@ -831,7 +857,7 @@ export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
     workgroupSize: geo.workgroupSize,
     body,
     ...(regParams(o.variant)?.sg ? { requires: ['subgroups' as const] } : {}),
-    ...(half ? { requires: ['shader-f16' as const] } : {}),
+    ...(o.halfA === 'f16' || o.halfB === 'f16' ? { requires: ['shader-f16' as const] } : {}),
   });
 });
 

@@ -1,7 +1,9 @@
 /**
- * Mixed precision (engine/precision.ts): the cast to half-precision storage, and the dynamic loss
- * scale's two passes.
+ * Mixed precision (engine/precision.ts): the casts to half-precision storage (f16, bf16), and the
+ * dynamic loss scale's two passes.
  *
+ *   precision.cast_bf16      the same for bfloat16 (see castBf16): no clamp (bf16 has f32's range),
+ *                            the flag only for NaN / ±Inf; runs on any adapter.
  *   precision.cast_f16       out[i] = f16(x[i]), or ±65504 by sign where |x[i]| > 65504 (or x is
  *                            NaN / ±Inf), which also sets flags[P.slot] = 1. The clamp makes the
  *                            conversion defined (WGSL leaves an out-of-range f32 → f16 conversion to
@@ -34,6 +36,53 @@ export const HALF_MAX = 65504;
 /** Flag slots. */
 export const FLAG_GRADIENT = 0;
 export const FLAG_ACTIVATION = 1;
+
+/**
+ * f32 → bf16 storage (`precision.cast_bf16`): element 2i into the low and 2i+1 into the high half of
+ * word i, each the upper 16 bits of the f32 rounded to nearest, ties to even (NaN kept a NaN). bf16
+ * has f32's range: only NaN, ±Inf and values that round past the largest finite bf16 set the flag.
+ * One invocation per word (pairs; vec4: two words from four elements); the last pair of an odd count
+ * takes 0 as its second element.
+ */
+export const castBf16 = memo(({ vec4 }: { vec4: boolean }): KernelSpec =>
+  kernel({
+    name: `precision.cast_bf16${vec4 ? '.vec4' : ''}`,
+    bindings: [ro('x', `array<${vec4 ? 'vec4<f32>' : 'f32'}>`), rw('out', `array<${vec4 ? 'vec2<u32>' : 'u32'}>`), rw('flags', 'array<atomic<u32>>')],
+    uniforms: [
+      ['n', 'u32'],
+      ['slot', 'u32'],
+    ],
+    workgroupSize: [PRECISION_WG, 1, 1],
+    body: /* wgsl */ `
+// The bf16 bits of v (in the low 16 bits): round to nearest even on the f32 bits; NaN stays quiet NaN.
+fn bf16_bits(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu) != 0u) { return (b >> 16u) | 0x40u; }
+  return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
+}
+// A rounded value that is ±Inf or NaN.
+fn bad(h: u32) -> bool { return (h & 0x7f80u) == 0x7f80u; }
+
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = ${FLAT_INDEX};
+${
+  vec4
+    ? `  if (i >= P.n) { return; }
+  let v = x[i];
+  let h0 = bf16_bits(v.x); let h1 = bf16_bits(v.y); let h2 = bf16_bits(v.z); let h3 = bf16_bits(v.w);
+  if (bad(h0) || bad(h1) || bad(h2) || bad(h3)) { atomicStore(&flags[P.slot], 1u); }
+  out[i] = vec2<u32>(h0 | (h1 << 16u), h2 | (h3 << 16u));`
+    : `  if (2u * i >= P.n) { return; }
+  let h0 = bf16_bits(x[2u * i]);
+  var h1 = 0u;
+  if (2u * i + 1u < P.n) { h1 = bf16_bits(x[2u * i + 1u]); }
+  if (bad(h0) || bad(h1)) { atomicStore(&flags[P.slot], 1u); }
+  out[i] = h0 | (h1 << 16u);`
+}
+}`,
+  }),
+);
 
 /** f32 → f16 storage, vec4 when the element count is a multiple of 4. */
 export const castHalf = memo(({ vec4 }: { vec4: boolean }): KernelSpec => {

@@ -6,7 +6,7 @@
 #                          shader-f16 / subgroup matrices under Dawn's adapter toggles), nvidia-smi
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
-#   OUT/precision.txt      benchmarks/step.bench.ts all --precision --profile: each step in f32 and in f16
+#   OUT/precision.txt      benchmarks/step.bench.ts all --precision --profile: each step in f32, f16 and bf16
 #                          (half matmul operands) alternating, with KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
 #                          in one process against one model (with the profile of 16)
@@ -62,11 +62,11 @@ t0=$(date +%s)
 echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
 grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
 
-# Mixed precision: the step in f32 and f16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
+# Mixed precision: the step in f32, f16 and bf16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
 t0=$(date +%s)
 KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia node --import tsx benchmarks/step.bench.ts all --precision --profile > "$out/precision.txt" 2>&1
 echo "gpu-checks: precision benchmark in $(( $(date +%s) - t0 )) s → $out/precision.txt"
-tail -n 5 "$out/precision.txt"
+tail -n 10 "$out/precision.txt"
 
 t0=$(date +%s)
 node --import tsx benchmarks/stacked.bench.ts --profile 16 > "$out/stacked.txt" 2>&1

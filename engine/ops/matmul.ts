@@ -10,15 +10,15 @@
  * backward writes its product straight into that gradient with accumulate = true (beta = 1) and
  * returns null for it, so autograd adds nothing again. Otherwise it returns the contribution.
  *
- * Precision f16 (engine/precision.ts): `matmul` and `linear` cast their operands (and, in the
- * backward, dC / dY) to half copies and run every product on them; f16 operands take the naive or
- * shared variants (kernels/matmul.ts `halfA` / `halfB`), accumulate in f32 and write f32.
+ * Precision f16 or bf16 (engine/precision.ts): `matmul` and `linear` cast their operands (and, in
+ * the backward, dC / dY) to half copies and run every product on them; half operands take the naive
+ * or shared variants (kernels/matmul.ts `halfA` / `halfB`), accumulate in f32 and write f32.
  */
 import * as KM from '../../kernels/matmul.ts';
 import type { Bindable, Engine } from '../engine.ts';
 import { storageOf } from '../engine.ts';
 import type { Storage } from '../memory.ts';
-import { Tensor } from '../tensor.ts';
+import { type HalfType, isHalfType, Tensor } from '../tensor.ts';
 import { castHalf } from '../precision.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
 import { reduceAxisInto } from './reduce.ts';
@@ -122,8 +122,8 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     return;
   }
   // Half-precision operands (f16 tensors, the mixed-precision path): naive and the shared variants read them.
-  const halfA = isHalf(a);
-  const halfB = isHalf(b);
+  const halfA = halfOf(a);
+  const halfB = halfOf(b);
   const half = halfA || halfB;
   let variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
   if (half && !KM.HALF_OPERAND_VARIANTS.includes(variant)) {
@@ -177,8 +177,8 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(texA ? { texA: true } : {}),
     ...(variant === 'shared' && engine.plan.matmul.softwareShared ? { software: true } : {}),
     ...(fuseColsum ? { colsumB: true } : {}),
-    ...(halfA ? { halfA: true } : {}),
-    ...(halfB ? { halfB: true } : {}),
+    ...(halfA ? { halfA } : {}),
+    ...(halfB ? { halfB } : {}),
   });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
@@ -225,9 +225,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   });
 }
 
-/** Whether an operand is stored as f16. */
-function isHalf(x: Bindable): boolean {
-  return x instanceof Tensor && x.dtype === 'f16';
+/** The 2-byte float type an operand is stored in (f16, bf16), or undefined for f32. */
+function halfOf(x: Bindable): HalfType | undefined {
+  return x instanceof Tensor && isHalfType(x.dtype) ? x.dtype : undefined;
 }
 
 const placeholders = new WeakMap<Engine, Storage>();
@@ -365,14 +365,14 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   return out;
 }
 
-/** With precision f16: a half copy of an f32 operand (weights and activations: an overflow is only counted). */
+/** With a half precision (f16, bf16): a half copy of an f32 operand (weights and activations: an overflow is only counted). */
 function halfOperand(x: Tensor): Tensor {
-  return x.engine.precision === 'f16' && x.dtype === 'f32' ? castHalf(x, 'activation') : x;
+  return x.engine.precision !== 'f32' && x.dtype === 'f32' ? castHalf(x, 'activation') : x;
 }
 
-/** With precision f16: a half copy of an output gradient (an overflow skips the step, engine/precision.ts). */
+/** With a half precision: a half copy of an output gradient (an f16 overflow skips the step, engine/precision.ts). */
 function halfGradient(g: Tensor): Tensor {
-  return g.engine.precision === 'f16' && g.dtype === 'f32' ? castHalf(g, 'gradient') : g;
+  return g.engine.precision !== 'f32' && g.dtype === 'f32' ? castHalf(g, 'gradient') : g;
 }
 
 /** Free the half copies a product without a backward no longer needs. */

@@ -56,5 +56,5 @@ function formatPrecision(offers: PrecisionOffer[]): string {
 function formatF16(dev: Device, offers: PrecisionOffer[]): string {
   if (dev.features.has('shader-f16')) return 'precision f16 (training key `precision`): available on this device';
   const unlock = offers.find((o) => o.shaderF16 && o.toggles.length);
-  return `precision f16 (training key \`precision\`): not available (no shader-f16${unlock ? `; KINDLING_DAWN_TOGGLES=${unlock.toggles.join(',')} offers it` : ''})`;
+  return `precision f16 (training key \`precision\`): not available (no shader-f16${unlock ? `; KINDLING_DAWN_TOGGLES=${unlock.toggles.join(',')} offers it` : ''}); bf16 is`;
 }

@@ -12,7 +12,7 @@
  *
  *   parameters, gradients, AdamW m, AdamW v   4 · N · 4 bytes
  *   activations of one micro-batch            4 · (L · (24·B·T·d + B·H·T) + 4·B·T·d + 3·B·T·V) bytes
- *   precision f16: half copies                2 · (7·L·B·T·d + B·T·d + N + B·T·V) bytes more
+ *   precision f16 / bf16: half copies         2 · (7·L·B·T·d + B·T·d + N + B·T·V) bytes more
  *
  * Per layer the forward keeps about 20·B·T·d values for the backward (qkv 3, attention output 1,
  * projection and its dropout 2, residual and LayerNorm 2, MLP hidden before and after GELU 8, MLP
@@ -36,8 +36,8 @@ export interface FootprintInput {
   batch: number;
   /** Tokens per sequence (at most the model's nPositions). */
   seqLen: number;
-  /** Matmul operand storage (engine/precision.ts): 'f16' adds the half copies (default 'f32'). */
-  precision?: 'f32' | 'f16';
+  /** Matmul operand storage (engine/precision.ts): 'f16' / 'bf16' add the half copies (default 'f32'). */
+  precision?: 'f32' | 'f16' | 'bf16';
 }
 
 export interface Footprint {
@@ -58,10 +58,10 @@ export function trainingFootprint(c: Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd
   const { batch: B, seqLen: T } = io;
   const params = paramCount(c);
   const paramBytes = params * F32;
-  // Precision f16 keeps half copies (2 bytes an element) of every linear input for the backward (7·B·T·d
+  // Precision f16 / bf16 keeps half copies (2 bytes an element) of every linear input for the backward (7·B·T·d
   // a layer: three of width d, the MLP hidden of 4d), the head's input (B·T·d) and every weight (N),
   // plus one output gradient's copy in flight (at most B·T·V, the head's).
-  const half = io.precision === 'f16' ? 2 * (7 * L * B * T * d + B * T * d + params + B * T * V) : 0;
+  const half = io.precision === 'f16' || io.precision === 'bf16' ? 2 * (7 * L * B * T * d + B * T * d + params + B * T * V) : 0;
   const activationBytes = F32 * (L * (24 * B * T * d + B * H * T) + 4 * B * T * d + 3 * B * T * V) + half;
   const candidates: { what: string; bytes: number }[] = [
     { what: `token embedding wte [${V}, ${d}]`, bytes: V * d * F32 },

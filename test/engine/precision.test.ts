@@ -11,12 +11,12 @@
 import { describe, expect, it } from 'vitest';
 import { backward, startGrad } from '../../engine/autograd.ts';
 import { Engine } from '../../engine/engine.ts';
-import { floatToHalfBits, halfBitsToFloat } from '../../engine/half.ts';
+import { bf16BitsToFloat, floatToBf16Bits, floatToHalfBits, halfBitsToFloat } from '../../engine/half.ts';
 import { encodeMatmul, linear, matmul } from '../../engine/ops/matmul.ts';
 import { AdamW } from '../../engine/optim.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import { castHalf, LossScaler, setPrecision } from '../../engine/precision.ts';
-import { Tensor } from '../../engine/tensor.ts';
+import { type HalfType, Tensor } from '../../engine/tensor.ts';
 import { matmulKernel } from '../../kernels/matmul.ts';
 import { POISON, poison, randArray, randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
 import { refMatmul } from '../reference/matmul.ts';
@@ -38,6 +38,22 @@ function refHalf(x: number): number {
   if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n++;
   const v = n * q;
   return Math.sign(x) * (v > 65504 ? Infinity : v);
+}
+
+/** The bfloat16 nearest x by arithmetic (8 significant bits, f32's exponent range, ties to even). */
+function refBf16(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const a = Math.abs(x);
+  let e = Math.floor(Math.log2(a));
+  if (2 ** e > a) e--;
+  if (2 ** (e + 1) <= a) e++;
+  const q = 2 ** (Math.max(e, -126) - 7);
+  const r = a / q;
+  let n = Math.floor(r);
+  const frac = r - n;
+  if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n++;
+  const v = n * q;
+  return Math.sign(x) * (v >= 2 ** 128 ? Infinity : v);
 }
 
 /** Spacing of halves around x (its binade's). */
@@ -74,6 +90,23 @@ describe('half conversions on the CPU', () => {
     }
     expect(Number.isNaN(halfBitsToFloat(floatToHalfBits(NaN)))).toBe(true);
     expect(halfBitsToFloat(floatToHalfBits(-Infinity))).toBe(-Infinity);
+  });
+
+  it('bfloat16: round to nearest even like the arithmetic reference, across f32 binades, subnormals, ties and overflow', () => {
+    const xs: number[] = [0, -0, 1, -1, 3.3895313892515355e38, 3.4e38, -3.4e38, 2 ** -133, 2 ** -126, 1e-40, -1e-45];
+    for (const base of [1, 2 ** -126, 2 ** 100, 2 ** -130])
+      for (let k = 0; k < 6; k++) {
+        const q = 2 ** (Math.max(Math.floor(Math.log2(base)), -126) - 7);
+        xs.push(base + (k + 0.5) * q, -(base + (k + 0.5) * q));
+      }
+    const r = randArray(4000, 12);
+    r.forEach((u, i) => xs.push(u * 2 ** ((i % 250) - 130)));
+    for (const x0 of xs) {
+      const x = Math.fround(x0);
+      expect(bf16BitsToFloat(floatToBf16Bits(x)), `x = ${x}`).toBe(refBf16(x));
+    }
+    expect(Number.isNaN(bf16BitsToFloat(floatToBf16Bits(NaN)))).toBe(true);
+    for (let h = 0; h < 0x10000; h++) if ((h & 0x7f80) !== 0x7f80 || (h & 0x7f) === 0) expect(floatToBf16Bits(bf16BitsToFloat(h))).toBe(h);
   });
 
   it('every finite half survives a round trip through its value', () => {
@@ -124,18 +157,42 @@ describe('castHalf on the device', () => {
   });
 });
 
+describe('castHalf to bfloat16 on the device', () => {
+  it('rounds every value to nearest even exactly as the reference, packs pairs (odd counts too), and flags only NaN / ±Inf / overflow', async () => {
+    const e = await engineAs('software');
+    setPrecision(e, 'bf16');
+    for (const n of [4000, 4001]) {
+      const x = Float32Array.from(randn(n, n + 7, 1), (v, i) => Math.fround(v * 2 ** ((i % 200) - 100)));
+      x[1] = 1 + 2 ** -8; // a tie: to 1 (even)
+      x[2] = 1 + 3 * 2 ** -8; // a tie: up to 1 + 2⁻⁶
+      e.clear(e.halfFlags!);
+      const t = castHalf(e.tensor(x), 'gradient');
+      expect(t.dtype).toBe('bf16');
+      const h = await t.read();
+      for (let i = 0; i < n; i++) expect(h[i], `x[${i}] = ${x[i]}`).toBe(refBf16(x[i]!));
+      expect(await flags(e)).toEqual([0, 0]);
+      const big = Float32Array.from([1, 3.4e38, 2, Infinity, 0.5, -Infinity, NaN, 4]);
+      const hb = await castHalf(e.tensor(big.slice(0, n === 4000 ? 8 : 7)), 'gradient').read();
+      expect([...hb].slice(0, 6)).toEqual([1, Infinity, 2, Infinity, 0.5, -Infinity]);
+      expect(Number.isNaN(hb[6])).toBe(true);
+      expect(await flags(e)).toEqual([1, 0]);
+    }
+    setPrecision(e, 'f32');
+  });
+});
+
 describe('matmul with half-precision operands', () => {
   /** C (+)= op(A)·op(B) (+ bias) with the chosen operands stored as f16, against float64 of the halves. */
   async function check(
     e: Engine,
-    p: { M: number; N: number; K: number; tA: boolean; tB: boolean; variant?: string; halfA: boolean; halfB: boolean; bias?: boolean; accumulate?: boolean; splitK?: number; colsum?: boolean },
+    p: { M: number; N: number; K: number; tA: boolean; tB: boolean; variant?: string; halfA?: HalfType; halfB?: HalfType; bias?: boolean; accumulate?: boolean; splitK?: number; colsum?: boolean },
     seed: number,
   ): Promise<void> {
     const { M, N, K, tA, tB } = p;
     const a = randArray(M * K, seed);
     const b = randArray(K * N, seed + 1);
-    const ta = e.tensor(a, tA ? [K, M] : [M, K], p.halfA ? { dtype: 'f16' } : {});
-    const tb = e.tensor(b, tB ? [N, K] : [K, N], p.halfB ? { dtype: 'f16' } : {});
+    const ta = e.tensor(a, tA ? [K, M] : [M, K], p.halfA ? { dtype: p.halfA } : {});
+    const tb = e.tensor(b, tB ? [N, K] : [K, N], p.halfB ? { dtype: p.halfB } : {});
     const ah = await ta.read();
     const bh = await tb.read();
     const bias = randArray(N, seed + 2);
@@ -182,19 +239,26 @@ describe('matmul with half-precision operands', () => {
     [true, false],
     [false, true],
   ];
-  const halves: [boolean, boolean][] = [
-    [true, true],
-    [true, false],
-    [false, true],
+  /** Which operands are half, in which type: both f16, both bf16, and each alone (f16 A, bf16 B). */
+  const halves: [HalfType | undefined, HalfType | undefined][] = [
+    ['f16', 'f16'],
+    ['bf16', 'bf16'],
+    ['f16', undefined],
+    [undefined, 'bf16'],
   ];
 
-  it('hardware plan: naive, shared and shared128 × NN/TN/NT × f16 A, B or both, on odd shapes and (shared128, vec4 half loads) aligned ones', async () => {
+  it('hardware plan: naive, shared and shared128 × NN/TN/NT × f16 / bf16 operands, on odd shapes and (shared128, vec4 half loads) aligned ones', async () => {
     const e = await f16Engine('hardware');
     let seed = 100;
+    // Each combination is a kernel of its own, which lavapipe compiles for seconds on a cold cache, so:
+    // naive and shared: every form with both operands half in each type, and one operand alone (NN);
+    // shared128: every form with vec4 half loads (aligned shape) in each type, scalar loads (odd shape) NN.
     for (const variant of ['naive', 'shared', 'shared128'])
       for (const [tA, tB] of forms)
         for (const [halfA, halfB] of halves) {
-          await check(e, { M: 37, N: 45, K: 29, tA, tB, variant, halfA, halfB }, (seed += 5));
+          const alone = halfA !== halfB;
+          if (alone && (tA || tB || variant === 'shared128')) continue;
+          if (variant !== 'shared128' || (!tA && !tB && !alone)) await check(e, { M: 37, N: 45, K: 29, tA, tB, variant, halfA, halfB }, (seed += 5));
           if (variant === 'shared128') await check(e, { M: 132, N: 68, K: 52, tA, tB, variant, halfA, halfB }, (seed += 5));
         }
   });
@@ -202,19 +266,26 @@ describe('matmul with half-precision operands', () => {
   it('hardware plan: bias, accumulate, split-K and the fused column sums of a half B', async () => {
     const e = await f16Engine('hardware');
     let seed = 300;
-    for (const variant of ['shared', 'shared128'])
-      for (const splitK of [1, 3])
-        for (const tA of [false, true]) await check(e, { M: 70, N: 72, K: 96, tA, tB: false, variant, halfA: true, halfB: true, bias: true, accumulate: true, splitK, colsum: true }, (seed += 6));
-    expect(matmulKernel({ variant: 'shared128', transA: true, transB: false, vecA: true, vecB: true, vecC: true, halfA: true, halfB: true }).name).toBe('matmul.shared128.tn[a4,ah,b4,bh,c4]');
+    for (const [h, variant, tA, splitK] of [
+      ['f16', 'shared', false, 1],
+      ['f16', 'shared128', true, 3],
+      ['bf16', 'shared', true, 3],
+      ['bf16', 'shared128', false, 1],
+    ] as const)
+      await check(e, { M: 70, N: 72, K: 96, tA, tB: false, variant, halfA: h, halfB: h, bias: true, accumulate: true, splitK, colsum: true }, (seed += 6));
+    expect(matmulKernel({ variant: 'shared128', transA: true, transB: false, vecA: true, vecB: true, vecC: true, halfA: 'f16', halfB: 'f16' }).name).toBe('matmul.shared128.tn[a4,ah,b4,bh,c4]');
+    expect(matmulKernel({ variant: 'shared', transA: false, transB: false, vecA: false, vecB: false, vecC: false, halfA: 'bf16', halfB: 'bf16' }).name).toBe('matmul.shared.nn[abf,bbf]');
+    expect(matmulKernel({ variant: 'shared', transA: false, transB: false, vecA: false, vecB: false, vecC: false, halfA: 'bf16', halfB: 'bf16' }).requires).toBeUndefined();
   });
 
   it('software plan: the software shared kernel reads halves, and any product with a half operand runs on it', async () => {
     const e = await f16Engine('software');
     let seed = 500;
-    for (const [tA, tB] of forms) {
-      await check(e, { M: 37, N: 45, K: 29, tA, tB, halfA: true, halfB: true, bias: true }, (seed += 5));
-      await check(e, { M: 9, N: 16, K: 64, tA, tB, variant: 'shared', halfA: false, halfB: true, accumulate: true }, (seed += 5));
-    }
+    for (const [tA, tB] of forms)
+      for (const h of ['f16', 'bf16'] as const) {
+        await check(e, { M: 37, N: 45, K: 29, tA, tB, halfA: h, halfB: h, bias: true }, (seed += 5));
+        await check(e, { M: 9, N: 16, K: 64, tA, tB, variant: 'shared', halfB: h, accumulate: true }, (seed += 5));
+      }
     const h = e.tensor(randArray(64, 1), [8, 8], { dtype: 'f16' });
     expect(() => encodeMatmul(e, h, h, e.empty([8, 8]), { M: 8, N: 8, K: 8, variant: 'reg4x4' })).toThrow(/half-precision operands need one of naive, shared, shared128; got reg4x4/);
   });
@@ -226,9 +297,15 @@ describe('linear and matmul in precision f16', () => {
     return refMatmul(a, b, M, N, K, tA, tB);
   }
 
-  for (const kind of ['software', 'hardware'] as const)
-    it(`${kind} plan: forward and every gradient equal float64 of the half operands (x, W, dY), the bias's from the half dY`, async () => {
-      const e = await f16Engine(kind);
+  for (const [kind, type] of [
+    ['software', 'f16'],
+    ['hardware', 'f16'],
+    ['software', 'bf16'],
+    ['hardware', 'bf16'],
+  ] as const)
+    it(`${kind} plan, ${type}: forward and every gradient equal float64 of the half operands (x, W, dY), the bias's from the half dY`, async () => {
+      const e = await engineAs(kind);
+      setPrecision(e, type);
       e.clear(e.halfFlags!);
       const [R, inF, outF] = [18, 12, 20];
       const x = e.tensor(randArray(R * inF, 1), [2, 9, inF], { requiresGrad: true });
@@ -340,12 +417,16 @@ describe('dynamic loss scale', () => {
     expect(() => new LossScaler(e, { backoff: 2 })).toThrow(/backoff must be < 1/);
     expect(() => new LossScaler(e, { initScale: 4, maxScale: 2 })).toThrow(/minScale ≤ initScale ≤ maxScale/);
     expect(() => new LossScaler(e, { interval: 1.5 })).toThrow(/interval must be an integer/);
-    expect(() => setPrecision(e, 'bf16' as never)).toThrow(/precision must be one of f32, f16; got "bf16"/);
+    expect(() => setPrecision(e, 'fp8' as never)).toThrow(/precision must be one of f32, f16, bf16; got "fp8"/);
     const plain = await Engine.create({ disableFeatures: ['shader-f16'] });
     try {
       expect(() => setPrecision(plain, 'f16')).toThrow(/needs the adapter feature shader-f16.*vulkan_enable_f16_on_nvidia/);
-      expect(() => castHalf(plain.tensor([1, 2]))).toThrow(/not in precision f16/);
+      expect(() => castHalf(plain.tensor([1, 2]))).toThrow(/not in a half precision/);
       expect(plain.precision).toBe('f32');
+      // bfloat16 needs no feature.
+      setPrecision(plain, 'bf16');
+      expect(await castHalf(plain.tensor([1, 2.5, -3])).read()).toEqual(Float32Array.from([1, 2.5, -3]));
+      setPrecision(plain, 'f32');
     } finally {
       plain.destroy();
     }

@@ -1,6 +1,6 @@
 /**
- * Training in precision f16 (engine/precision.ts through the Trainer): a real run of a small model
- * tracks the f32 run's losses; the loss scale is logged, saved in checkpoints and resumed; a resumed
+ * Training in precision f16 and bf16 (engine/precision.ts through the Trainer): a real run of a small
+ * model tracks the f32 run's losses; the loss scale is logged, saved in checkpoints and resumed; a resumed
  * f16 run continues bitwise as the uninterrupted one; an adapter without shader-f16 is refused by name.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,19 +39,25 @@ async function run(o: Partial<TrainerOptions>, resume?: string): Promise<{ logs:
   return { logs, params };
 }
 
-describe('training in precision f16', () => {
-  it('tracks the f32 run: the same losses to within 2% at every log over 60 steps, the scale logged', async () => {
+describe('training in half precision', () => {
+  it('f16 and bf16 track the f32 run: the same losses to within 2% at every log over 60 steps; the f16 scale logged', async () => {
     const f32 = await run({});
     const f16 = await run({ precision: 'f16' });
+    const bf16 = await run({ precision: 'bf16' });
     expect(f32.logs.map((l) => l.step)).toEqual([10, 20, 30, 40, 50, 60]);
     // The loss falls (the comparison is of a run that learns).
     expect(f32.logs[5]!.loss).toBeLessThan(0.7 * f32.logs[0]!.loss);
     f16.logs.forEach((l, i) => expect(Math.abs(l.loss - f32.logs[i]!.loss) / f32.logs[i]!.loss, `step ${l.step}`).toBeLessThan(0.02));
+    bf16.logs.forEach((l, i) => expect(Math.abs(l.loss - f32.logs[i]!.loss) / f32.logs[i]!.loss, `bf16 step ${l.step}`).toBeLessThan(0.02));
     expect(f16.logs.every((l) => l.loss_scale === 65536 && l.overflow_skipped === 0)).toBe(true);
+    // bf16 has f32's range: no loss scale.
+    expect(bf16.logs.every((l) => !('loss_scale' in l))).toBe(true);
     expect(f32.logs.every((l) => !('loss_scale' in l))).toBe(true);
     // Not the same arithmetic: the weights differ.
     const w = 'transformer.h.0.mlp.c_fc.weight';
     expect(f16.params.get(w)).not.toEqual(f32.params.get(w));
+    expect(bf16.params.get(w)).not.toEqual(f32.params.get(w));
+    expect(bf16.params.get(w)).not.toEqual(f16.params.get(w));
   });
 
   it('saves the loss scale in checkpoints and a resumed run continues bitwise as the uninterrupted one', async () => {
@@ -68,11 +74,15 @@ describe('training in precision f16', () => {
     for (const [name, x] of whole.params) expect([...resumed.params.get(name)!], name).toEqual([...x]);
   });
 
-  it('an adapter without shader-f16 is refused with the feature and the Dawn toggle named', async () => {
+  it('an adapter without shader-f16 is refused with the feature and the Dawn toggle named; bf16 trains there', async () => {
     const e = await Engine.create({ disableFeatures: ['shader-f16'] });
     try {
       const model = GPT.create(e, cfg(), { seed: 1 });
       expect(() => new Trainer({ model, data: source, maxSteps: 1, lr: () => 1e-3, precision: 'f16', progress: false })).toThrow(/precision f16 needs the adapter feature shader-f16/);
+      // bf16 needs no feature: one step runs.
+      const t = new Trainer({ model, data: source, maxSteps: 1, lr: () => 1e-3, precision: 'bf16', progress: false });
+      expect((await t.run()).steps).toBe(1);
+      t.destroy();
       model.destroy();
     } finally {
       e.destroy();
