@@ -24,8 +24,8 @@
  *
  * bf16 (`setPrecision(engine, 'bf16')`): the same casts and products with bfloat16 operands (the upper
  * 16 bits of an f32, rounded to nearest even: f32's range with 8 significant bits instead of f16's
- * 11), packed two to a u32 word, so it needs no adapter feature. With f32's range there is nothing to
- * underflow that f32 would keep, so it takes no loss scale (the Trainer seeds backward with 1).
+ * 11), packed two to a u32 word, so it needs no adapter feature. With f32's exponent range a gradient
+ * underflows only below 2⁻¹³³ (f32: 2⁻¹⁴⁹), so it takes no loss scale (the Trainer seeds backward with 1).
  */
 import { castBf16 as castBf16Kernel, castHalf as castKernel, FLAG_ACTIVATION, FLAG_GRADIENT, PRECISION_WG, scaleUpdate, unscale } from '../kernels/precision.ts';
 import type { Engine } from './engine.ts';
