@@ -24,37 +24,30 @@ import { refMatmul } from '../reference/matmul.ts';
 const engineAs = useEnginesAs();
 const TOL = 1e-5;
 
-/** The half nearest x by arithmetic (ties to even): an independent reference of engine/half.ts. */
-function refHalf(x: number): number {
+/**
+ * The value nearest x with `bits` fraction bits, exponents down to `minExp` (below: subnormal
+ * spacing) and `max` the largest finite (beyond: ±Infinity), ties to even — by arithmetic on
+ * float64, an independent reference of engine/half.ts and the device casts.
+ */
+function refRound(x: number, bits: number, minExp: number, max: number): number {
   if (!Number.isFinite(x) || x === 0) return x;
   const a = Math.abs(x);
   let e = Math.floor(Math.log2(a));
   if (2 ** e > a) e--;
   if (2 ** (e + 1) <= a) e++;
-  const q = 2 ** (Math.max(e, -14) - 10); // spacing of halves at a's binade (subnormals: 2⁻²⁴)
+  const q = 2 ** (Math.max(e, minExp) - bits); // spacing at a's binade
   const r = a / q;
   let n = Math.floor(r);
   const frac = r - n;
   if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n++;
   const v = n * q;
-  return Math.sign(x) * (v > 65504 ? Infinity : v);
+  return Math.sign(x) * (v > max ? Infinity : v);
 }
 
-/** The bfloat16 nearest x by arithmetic (8 significant bits, f32's exponent range, ties to even). */
-function refBf16(x: number): number {
-  if (!Number.isFinite(x) || x === 0) return x;
-  const a = Math.abs(x);
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  if (2 ** (e + 1) <= a) e++;
-  const q = 2 ** (Math.max(e, -126) - 7);
-  const r = a / q;
-  let n = Math.floor(r);
-  const frac = r - n;
-  if (frac > 0.5 || (frac === 0.5 && n % 2 === 1)) n++;
-  const v = n * q;
-  return Math.sign(x) * (v >= 2 ** 128 ? Infinity : v);
-}
+/** The nearest IEEE half (10 fraction bits, normal down to 2⁻¹⁴, largest 65504). */
+const refHalf = (x: number): number => refRound(x, 10, -14, 65504);
+/** The nearest bfloat16 (7 fraction bits, f32's exponents, largest (2 − 2⁻⁷)·2¹²⁷). */
+const refBf16 = (x: number): number => refRound(x, 7, -126, (2 - 2 ** -7) * 2 ** 127);
 
 /** Spacing of halves around x (its binade's). */
 function halfSpacing(x: number): number {
