@@ -13,6 +13,9 @@
  *   2. `norm.sumsq_finish` → gnorm = [‖g‖, ‖g‖²] in a small device buffer,
  *   3. with `gate` given: `norm.step_gate`, which clears gnorm's finite flag when the step's loss is
  *      not finite and sums good losses / counts bad steps into the caller's accumulator,
+ *   3b. with a `lossScaler` (mixed precision f16): `precision.unscale` divides the gradients by the
+ *      loss scale before step 1, and `precision.scale_update` after step 3 clears gnorm's finite
+ *      flag on an f16 overflow (the update then skips) and adjusts the scale (engine/precision.ts),
  *   4. `adamw.vec4` once per chunk, which reads gnorm, scales g by min(1, maxNorm / (‖g‖ + 1e-6)),
  *      and updates p, m, v where the element's trainable bit is set (decay where its decay bit is).
  *      With `skipNonFinite`, a step whose gradient norm (or gated loss) is NaN or ±Inf writes

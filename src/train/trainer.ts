@@ -141,9 +141,10 @@ export interface TrainerOptions {
   /** A step whose loss or gradient norm is not finite: stop the run (default) or skip the step. */
   nonFinite?: NonFinitePolicy;
   /**
-   * Storage precision of the matmul operands (engine/precision.ts): 'f32' (default) or 'f16' (half
-   * operands, f32 accumulation, a dynamic loss scale; needs the adapter feature shader-f16). The
-   * trainer sets it on the engine, so its evaluations run in it too, and `destroy()` sets f32 back.
+   * Storage precision of the matmul operands (engine/precision.ts): 'f32' (default), 'f16' (half
+   * operands, f32 accumulation, a dynamic loss scale; needs the adapter feature shader-f16) or
+   * 'bf16' (bfloat16 operands, f32 accumulation, no scale; any adapter). The trainer sets it on the
+   * engine, so its evaluations run in it too, and `destroy()` sets f32 back.
    */
   precision?: Precision;
   /** The dynamic loss scale of precision 'f16' (defaults: PyTorch GradScaler's). */
