@@ -60,6 +60,15 @@ describe('training in half precision', () => {
     expect(bf16.params.get(w)).not.toEqual(f16.params.get(w));
   });
 
+  it('f16 with gradient accumulation (2 micro-batches, each seeded with the scale) tracks f32 with the same accumulation', async () => {
+    const data: BatchSource = { batch: (step, m) => batchFromIndices(task, Array.from({ length: 8 }, (_, i) => step * 16 + m * 8 + i)) };
+    const f32 = await run({ data, gradAccum: 2, maxSteps: 30 });
+    const f16 = await run({ data, gradAccum: 2, maxSteps: 30, precision: 'f16' });
+    expect(f32.logs.length).toBe(3);
+    f16.logs.forEach((l, i) => expect(Math.abs(l.loss - f32.logs[i]!.loss) / f32.logs[i]!.loss, `step ${l.step}`).toBeLessThan(0.02));
+    expect(f16.logs.at(-1)!.overflow_skipped).toBe(0);
+  });
+
   it('saves the loss scale in checkpoints and a resumed run continues bitwise as the uninterrupted one', async () => {
     const dir = join(tmp, 'resume');
     const ls = { initScale: 2 ** 12, interval: 7 };
