@@ -231,6 +231,11 @@ async function pickAdapter(opts: DeviceOptions, extraFlags: string[] = []): Prom
  */
 export const PRECISION_TOGGLES = ['vulkan_enable_f16_on_nvidia', 'allow_unsafe_apis'] as const;
 
+/** The Dawn adapter toggles a device is created with: `opts.toggles`, else env KINDLING_DAWN_TOGGLES (comma-separated). */
+export function requestedToggles(opts: DeviceOptions = {}): string[] {
+  return opts.toggles ?? (process.env.KINDLING_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+}
+
 /** What an adapter offers for lower precision under one set of adapter toggles. */
 export interface PrecisionOffer {
   toggles: string[];
@@ -301,7 +306,7 @@ export class Device {
   }
 
   static async create(opts: DeviceOptions = {}): Promise<Device> {
-    const toggles = opts.toggles ?? (process.env.KINDLING_DAWN_TOGGLES ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+    const toggles = requestedToggles(opts);
     const { adapter, backend } = await pickAdapter(opts, toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []);
 
     const requiredLimits: Record<string, number> = {};

@@ -14,6 +14,7 @@ import type { KernelSpec } from '../kernels/spec.ts';
 import { Device, type DeviceOptions } from './device.ts';
 import { BufferPool, type Storage, STORAGE_USAGE } from './memory.ts';
 import { PipelineCache } from './pipelines.ts';
+import type { Precision } from './precision.ts';
 import { Profiler } from './profiler.ts';
 import { fromHalfBits, toHalfBits } from './half.ts';
 import { Tensor, type AnyTypedArray, type DType, bytesPerElement, gradTarget, isHalfType, numelOf, storageBytes } from './tensor.ts';
@@ -94,7 +95,7 @@ export class Engine {
    * Storage precision of the matmul operands in `linear` and `matmul` (engine/precision.ts,
    * `setPrecision`): 'f32', or 'f16' / 'bf16' (operands cast to half, products accumulated in f32).
    */
-  precision: 'f32' | 'f16' | 'bf16' = 'f32';
+  precision: Precision = 'f32';
   /** With a half precision: the overflow flags the half casts set ([gradient, activation], u32). */
   halfFlags: Storage | null = null;
 
@@ -502,7 +503,7 @@ export class Engine {
       throw e;
     }
     this.device.check();
-    const src = staging.getMappedRange(0, bytes).slice(0, t.numel === 0 ? 0 : t.byteLength);
+    const src = staging.getMappedRange(0, bytes).slice(0, t.byteLength);
     staging.unmap();
     staging.destroy();
     this.counters.readbacks++;

@@ -61,15 +61,15 @@ export type CastKind = 'gradient' | 'activation';
 
 /**
  * x (f32) as a new tensor of the engine's half type (f16 or bf16, its precision), same shape, no
- * autograd; `type` overrides. f16: values beyond ±65504 (and NaN, ±Inf) become ±65504 and set the
+ * autograd. f16: values beyond ±65504 (and NaN, ±Inf) become ±65504 and set the
  * engine's overflow flag of `kind`; bf16 (f32's range): NaN and ±Inf set it. Needs an engine in
  * precision f16 or bf16 (the flags).
  */
-export function castHalf(x: Tensor, kind: CastKind = 'activation', type?: HalfType): Tensor {
+export function castHalf(x: Tensor, kind: CastKind = 'activation'): Tensor {
   const e = x.engine;
   if (x.dtype !== 'f32') throw new Error(`castHalf: tensor "${x.name}" has dtype ${x.dtype}, expected f32`);
   if (!e.halfFlags || e.precision === 'f32') throw new Error('castHalf: the engine is not in a half precision (setPrecision(engine, "f16" | "bf16"))');
-  const t: HalfType = type ?? e.precision;
+  const t: HalfType = e.precision;
   const out = e.empty(x.shape, t, `${x.name}.${t}`);
   const vec4 = x.numel % 4 === 0 && x.storage.offset % 16 === 0;
   // f16: an element per invocation (a vec4 with vec4); bf16: a pair (two with vec4).

@@ -121,7 +121,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     if (p.colsumB && N > 0 && batch > 0) colsumOfB(engine, b, K, N, batch, p.colsumB);
     return;
   }
-  // Half-precision operands (f16 tensors, the mixed-precision path): naive and the shared variants read them.
+  // Half-precision operands (f16 / bf16 tensors, the mixed-precision path): naive and the shared
+  // variants read them, and the column sums of a half B come only from the tiles a shared variant
+  // stages (there is no half colsum pass): a plan choice that cannot do either becomes `shared`.
   const halfA = halfOf(a);
   const halfB = halfOf(b);
   const half = halfA || halfB;
@@ -129,9 +131,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   if (half && !KM.HALF_OPERAND_VARIANTS.includes(variant)) {
     if (p.variant) throw new Error(`matmul: half-precision operands need one of ${KM.HALF_OPERAND_VARIANTS.join(', ')}; got ${p.variant}`);
     variant = 'shared';
-  }
-  // The column sums of a half B come from the tiles a shared variant stages (there is no half colsum pass).
-  if (halfB && p.colsumB && !p.variant && !KM.takesSplitK(variant)) variant = 'shared';
+  } else if (halfB && p.colsumB && !p.variant && !KM.takesSplitK(variant)) variant = 'shared';
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
   const isReg = /^(reg|sg)\d/.test(variant);
@@ -347,6 +347,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     strideC: M * N,
     ...(opts.variant ? { variant: opts.variant } : {}),
   });
+  // The backward reads A's half copy only for dB and B's only for dA.
+  dropHalf(a, ah, recording && b.requiresGrad);
+  dropHalf(b, bh, recording && a.requiresGrad);
   if (recording)
     e.record({
       name: 'matmul',
@@ -361,7 +364,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
         return grads;
       },
     });
-  else disposeHalf([a, ah], [b, bh]);
   return out;
 }
 
@@ -375,9 +377,9 @@ function halfGradient(g: Tensor): Tensor {
   return g.engine.precision !== 'f32' && g.dtype === 'f32' ? castHalf(g, 'gradient') : g;
 }
 
-/** Free the half copies a product without a backward no longer needs. */
-function disposeHalf(...pairs: [Tensor, Tensor][]): void {
-  for (const [x, h] of pairs) if (h !== x) h.dispose();
+/** Free a half copy `h` of `x` (when it is one) unless the backward will read it. */
+function dropHalf(x: Tensor, h: Tensor, needed: boolean): void {
+  if (h !== x && !needed) h.dispose();
 }
 
 interface Fwd {
@@ -517,7 +519,9 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
   const xh = halfOperand(x);
   const wh = halfOperand(w);
   encodeMatmul(e, xh, wh, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant }, bias ?? null);
-  if (!recording) disposeHalf([x, xh], [w, wh]);
+  // The backward reads x's half copy only for dW and W's only for dx.
+  dropHalf(x, xh, recording && w.requiresGrad);
+  dropHalf(w, wh, recording && x.requiresGrad);
   if (recording)
     e.record({
       name: 'linear',

@@ -1,5 +1,5 @@
 /** `kindling device`: the adapter in one line, then its features, the limits we got and the kernel plan. */
-import { Device, fmtBytes, probePrecision, type PrecisionOffer } from '../../engine/device.ts';
+import { Device, fmtBytes, probePrecision, type PrecisionOffer, requestedToggles } from '../../engine/device.ts';
 import { formatHelp, parseCommand, type CommandSpec } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
 
@@ -43,8 +43,8 @@ export async function runDeviceCommand(argv: string[]): Promise<number> {
 
 /** The lower-precision features the adapter offers, per set of Dawn adapter toggles (probePrecision). */
 function formatPrecision(offers: PrecisionOffer[]): string {
-  const own = (process.env.KINDLING_DAWN_TOGGLES ?? '').trim();
-  const lines = [`lower precision (Dawn adapter toggles; this device has ${own ? `KINDLING_DAWN_TOGGLES=${own}` : 'none: KINDLING_DAWN_TOGGLES turns them on'}):`];
+  const own = requestedToggles();
+  const lines = [`lower precision (Dawn adapter toggles; this device has ${own.length ? `KINDLING_DAWN_TOGGLES=${own.join(',')}` : 'none: KINDLING_DAWN_TOGGLES turns them on'}):`];
   for (const o of offers) {
     const what = [`shader-f16 ${o.shaderF16 ? 'yes' : 'no'}`, `subgroup matrices ${o.subgroupMatrix ? `yes${o.subgroupMatrixConfigs.length ? ` (${o.subgroupMatrixConfigs.join(', ')})` : ''}` : 'no'}`];
     lines.push(`  ${(o.toggles.join(' + ') || 'no toggles').padEnd(50)} ${what.join(', ')}`);

@@ -27,6 +27,7 @@
  * maxStorageBufferBindingSize (and maxBufferSize). Parameters, gradients and moments live in arenas of
  * chunks no larger than that limit, so only their total matters.
  */
+import type { Precision } from '../../engine/precision.ts';
 import { paramCount, sizeString, type GPTConfig } from './config.ts';
 
 const F32 = 4;
@@ -37,7 +38,7 @@ export interface FootprintInput {
   /** Tokens per sequence (at most the model's nPositions). */
   seqLen: number;
   /** Matmul operand storage (engine/precision.ts): 'f16' / 'bf16' add the half copies (default 'f32'). */
-  precision?: 'f32' | 'f16' | 'bf16';
+  precision?: Precision;
 }
 
 export interface Footprint {

@@ -317,6 +317,17 @@ describe('linear and matmul in precision f16', () => {
       const refDb = new Float64Array(outF);
       for (let i = 0; i < R * outF; i++) refDb[i % outF] += gh[i]!;
       expect(relErr(await b.grad!.read(), refDb)).toBeLessThan(TOL);
+      // A frozen weight: the backward still gives dx (and db from the f32 dY) while x's half copy is freed at once.
+      const x2 = e.tensor(randArray(R * inF, 8), [R, inF], { requiresGrad: true });
+      const wFrozen = e.tensor(await w.read(), [inF, outF]);
+      const b2 = e.tensor(bv, [outF], { requiresGrad: true });
+      startGrad(e);
+      backward(linear(x2, wFrozen, b2), g.reshape([R, outF]));
+      expect(relErr(await x2.grad!.read(), mm(gh, wh, R, inF, outF, false, true))).toBeLessThan(TOL);
+      const gv = await g.read();
+      const refDb2 = new Float64Array(outF);
+      for (let i = 0; i < R * outF; i++) refDb2[i % outF] += gv[i]!;
+      expect(relErr(await b2.grad!.read(), refDb2)).toBeLessThan(TOL);
       // The half operands change the result: f32 operands give another forward.
       expect(relErr(await y.read(), mm(await x.read(), await w.read(), R, outF, inF, false, false).map((v, i) => v + bv[i % outF]!))).toBeGreaterThan(1e-5);
 
