@@ -7,12 +7,13 @@
  *   logits = LN_f(h)·Wlmᵀ      (Wlm = wte when tied)
  *
  * Every residual add is fused with the LayerNorm that follows it (`addLayerNorm`: LN2 of the same
- * block, LN1 of the next, or LN_f), and the MLP bias with its GELU (`biasGelu`). Parameters live in
- * one ParameterStore under Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
+ * block, LN1 of the next, or LN_f); every bias, the MLP's first included, is added in its product's
+ * epilogue, so its gradient is summed inside the weight-gradient product where the kernel plan can
+ * (the GELU after it is its own elementwise pass). Parameters live in one ParameterStore under Hugging Face GPT-2 names and layouts (Conv1D weights [in, out]).
  */
 import type { Engine } from '../../engine/engine.ts';
 import { type AttentionDropout, causalSelfAttention, segmentedSelfAttention, segmentRowAlignment } from '../../engine/ops/attention.ts';
-import { biasGelu } from '../../engine/ops/activation.ts';
+import { gelu } from '../../engine/ops/activation.ts';
 import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts';
 import { dropout } from '../../engine/ops/dropout.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
@@ -297,7 +298,7 @@ export class GPT {
       const o = drop(linear(att, this.p(L + 'attn.c_proj.weight'), this.p(L + 'attn.c_proj.bias')), c.dropout.resid, 2 + 3 * i);
       const r1 = addLayerNorm(h, o, this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), eps);
       h = r1.h;
-      const f = biasGelu(linear(r1.y, this.p(L + 'mlp.c_fc.weight')), this.p(L + 'mlp.c_fc.bias'));
+      const f = gelu(linear(r1.y, this.p(L + 'mlp.c_fc.weight'), this.p(L + 'mlp.c_fc.bias')));
       const o2 = drop(linear(f, this.p(L + 'mlp.c_proj.weight'), this.p(L + 'mlp.c_proj.bias')), c.dropout.resid, 3 + 3 * i);
       const next = i + 1 < c.nLayer ? `transformer.h.${i + 1}.ln_1.` : 'transformer.ln_f.';
       const r2 = addLayerNorm(h, o2, this.p(next + 'weight'), this.p(next + 'bias'), eps);
