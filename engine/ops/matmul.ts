@@ -20,6 +20,7 @@ import { storageOf } from '../engine.ts';
 import type { Storage } from '../memory.ts';
 import { type HalfType, isHalfType, Tensor } from '../tensor.ts';
 import { castHalf } from '../precision.ts';
+import { biasGelu, gelu } from './activation.ts';
 import { engineOf, expectDtype, gradTarget, grid1d, TEX_SLOT, textureFits, toTexture } from './common.ts';
 import { reduceAxisInto } from './reduce.ts';
 
@@ -556,4 +557,26 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
       },
     });
   return out;
+}
+
+/**
+ * gelu(x·W + b): the MLP's first layer (shapes and the stacked form as `linear`). Two ways to the
+ * same forward sum (fl(x·W) + b, then GELU):
+ * - where the plan's weight-gradient product sums dY's columns inside its own tiles (the shared
+ *   variants: the hardware plan), `gelu(linear(x, W, b))`: the bias in
+ *   the product's epilogue, its gradient inside dW's product straight into the parameter gradient,
+ *   GELU's backward elementwise (2 dispatches fewer per layer than the other way);
+ * - elsewhere (the software plan's register and subgroup tiles, which sum columns in a pass of their
+ *   own), `biasGelu(linear(x, W), b)`: the bias in the fused bias + GELU kernel, its gradient from
+ *   the GELU backward's chunk partials (no extra pass over dY), as every lavapipe result in
+ *   docs/results.md was measured.
+ */
+export function linearGelu(x: Tensor, w: Tensor, bias: Tensor, opts: { variant?: string } = {}): Tensor {
+  const e = engineOf(x, w, bias);
+  const G = w.shape.length === 3 ? w.dim(0) : 1;
+  const [inF, outF] = w.shape.slice(-2) as [number, number];
+  const rows = x.numel / Math.max(1, inF) / G;
+  // dW = xᵀ·dY as linear's backward encodes it: [in, out] over K = rows (per layer of a stack).
+  const dwVariant = opts.variant ?? chooseMatmulVariant(e, inF, outF, rows, G, false);
+  return KM.takesSplitK(dwVariant) ? gelu(linear(x, w, bias, opts)) : biasGelu(linear(x, w, null, opts), bias, { groups: G });
 }

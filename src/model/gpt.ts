@@ -13,13 +13,12 @@
  */
 import type { Engine } from '../../engine/engine.ts';
 import { type AttentionDropout, causalSelfAttention, segmentedSelfAttention, segmentRowAlignment } from '../../engine/ops/attention.ts';
-import { gelu } from '../../engine/ops/activation.ts';
 import { crossEntropy, maskedAccuracy } from '../../engine/ops/cross_entropy.ts';
 import { dropout } from '../../engine/ops/dropout.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm } from '../../engine/ops/layernorm.ts';
-import { linear, matmul } from '../../engine/ops/matmul.ts';
+import { linear, linearGelu, matmul } from '../../engine/ops/matmul.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { type GPTConfig, validateModelConfig } from './config.ts';
@@ -298,7 +297,7 @@ export class GPT {
       const o = drop(linear(att, this.p(L + 'attn.c_proj.weight'), this.p(L + 'attn.c_proj.bias')), c.dropout.resid, 2 + 3 * i);
       const r1 = addLayerNorm(h, o, this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), eps);
       h = r1.h;
-      const f = gelu(linear(r1.y, this.p(L + 'mlp.c_fc.weight'), this.p(L + 'mlp.c_fc.bias')));
+      const f = linearGelu(r1.y, this.p(L + 'mlp.c_fc.weight'), this.p(L + 'mlp.c_fc.bias'));
       const o2 = drop(linear(f, this.p(L + 'mlp.c_proj.weight'), this.p(L + 'mlp.c_proj.bias')), c.dropout.resid, 3 + 3 * i);
       const next = i + 1 < c.nLayer ? `transformer.h.${i + 1}.ln_1.` : 'transformer.ln_f.';
       const r2 = addLayerNorm(h, o2, this.p(next + 'weight'), this.p(next + 'bias'), eps);

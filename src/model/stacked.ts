@@ -6,7 +6,7 @@
  *   embedding    ids + g·V into wte [G·V, d], positions t + g·P into wpe [G·P, d]
  *   LayerNorm    grouped (`groups: G`): row block g uses γ_g, β_g and gives their gradients
  *   linear       batched `linear` [G, R, in] · [G, in, out], each model's bias in the epilogue and
- *                its gradient beside dW (the MLP's first: GELU after it, elementwise)
+ *                its gradient beside dW (the MLP's first: `linearGelu`, GELU after it)
  *   attention    the G·B sequences as one batch (attention has no parameters)
  *   head, loss   the loss rows of every model gathered ([G, N, d]), a batched product with each
  *                model's head, and one cross-entropy whose mask gives every model its own mean:
@@ -18,14 +18,13 @@
  * gradient clipping it needs one norm per model (`AdamW`'s `groups`).
  */
 import type { Engine } from '../../engine/engine.ts';
-import { gelu as geluOp } from '../../engine/ops/activation.ts';
 import { causalSelfAttention } from '../../engine/ops/attention.ts';
 import { crossEntropyAndRows, crossEntropyRows, maskedAccuracyRows } from '../../engine/ops/cross_entropy.ts';
 import { scale } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm, type LayerNormVariant } from '../../engine/ops/layernorm.ts';
-import { linear, matmul } from '../../engine/ops/matmul.ts';
+import { linear, linearGelu, matmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto } from '../../engine/ops/reduce.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -124,12 +123,11 @@ export class StackedGPT {
     return this.config.tied ? this.p('transformer.wte.weight') : this.p('lm_head.weight');
   }
 
-  /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue (with GELU: an elementwise GELU after it). */
+  /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue (with GELU: `linearGelu`, the plan's way to GELU(x·W + b)). */
   private linear(x: Tensor, prefix: string, gelu = false): Tensor {
     const w = this.p(prefix + '.weight');
     const b = this.p(prefix + '.bias');
-    const y = linear(x, w, b);
-    return gelu ? geluOp(y) : y;
+    return gelu ? linearGelu(x, w, b) : linear(x, w, b);
   }
 
   /** The final-LayerNormed hidden state [G·B·T, d] of a stacked batch. */
