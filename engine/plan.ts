@@ -139,6 +139,14 @@ export interface MatmulPlan {
   readonly textures: boolean;
   /** Compile the `shared` kernel in its software shape (loops lavapipe would unroll kept opaque). */
   readonly softwareShared: boolean;
+  /**
+   * The MLP's GELU inside its products (`linearGeluLinear`): the second product reads gelu(z) as it
+   * loads z and the backward's dY·Wᵀ multiplies by GELU'(z) as it stores, so neither GELU pass nor the
+   * [rows, 4d] activation gelu(z) exists (hardware plan: the workgroup-memory variants, which these
+   * products then take). The software plan keeps its register and subgroup tiles and the fused
+   * bias + GELU kernel (its lavapipe results stay bitwise as measured).
+   */
+  readonly geluInProducts: boolean;
   /** The variant for a product (visible in the kernel name, so the profiler shows the choice). */
   choose(M: number, N: number, K: number, batch?: number, transB?: boolean): string;
   /** Splits of K (1 = no split). */
@@ -302,6 +310,7 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
     // The software shape of `shared` exists for lavapipe's compiler; it goes with the plan, so the
     // hardware plan on lavapipe compiles exactly the GPU's kernel.
     softwareShared: sw,
+    geluInProducts: !sw,
     choose,
     splitK,
     // One pass up to COLSUM_CHUNK rows, on the software plan up to COLSUM_ONE_PASS_ROWS.

@@ -29,29 +29,43 @@ export const ACT_COL_WG = 64;
  * (and 1 − tanh²) in f32. σ and σ(1 − σ) are formed from e = exp(−|z|) ∈ (0, 1], so nothing overflows;
  * beyond |x| = 20, e = 0 and the clamp only keeps x² finite.
  */
+const GELU_CONSTANTS = /* wgsl */ `const GELU_K0: f32 = 0.7978845608028654;
+const GELU_K1: f32 = 0.044715;`;
+
+/** gelu_z, gelu and gelu_grad over the type `T`, each name ending in `suffix` (needs GELU_CONSTANTS). */
+const geluFunctions = (T: string, suffix = ''): string => /* wgsl */ `
+fn gelu_z${suffix}(x: ${T}) -> ${T} { return 2.0 * GELU_K0 * (x + GELU_K1 * x * x * x); }
+fn gelu${suffix}(x: ${T}) -> ${T} {
+  let z = gelu_z${suffix}(x);
+  let e = exp(-abs(z));
+  let r = 1.0 / (1.0 + e);
+  return x * select(e * r, r, z >= ${T}(0.0));
+}
+fn gelu_grad${suffix}(x: ${T}) -> ${T} {
+  let z = gelu_z${suffix}(x);
+  let e = exp(-abs(z));
+  let r = 1.0 / (1.0 + e);
+  let sig = select(e * r, r, z >= ${T}(0.0));
+  let xc = clamp(x, ${T}(-20.0), ${T}(20.0));
+  return sig + 2.0 * xc * (e * r * r) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * xc * xc);
+}`;
+
 const geluWgsl = (vec4: boolean) => wgsl`
 #if ${vec4}
 alias T = vec4<f32>;
 #else
 alias T = f32;
 #endif
-const GELU_K0: f32 = 0.7978845608028654;
-const GELU_K1: f32 = 0.044715;
-fn gelu_z(x: T) -> T { return 2.0 * GELU_K0 * (x + GELU_K1 * x * x * x); }
-fn gelu(x: T) -> T {
-  let z = gelu_z(x);
-  let e = exp(-abs(z));
-  let r = 1.0 / (1.0 + e);
-  return x * select(e * r, r, z >= T(0.0));
-}
-fn gelu_grad(x: T) -> T {
-  let z = gelu_z(x);
-  let e = exp(-abs(z));
-  let r = 1.0 / (1.0 + e);
-  let sig = select(e * r, r, z >= T(0.0));
-  let xc = clamp(x, T(-20.0), T(20.0));
-  return sig + 2.0 * xc * (e * r * r) * GELU_K0 * (1.0 + 3.0 * GELU_K1 * xc * xc);
-}`;
+${GELU_CONSTANTS}
+${geluFunctions('T')}`;
+
+/**
+ * The same GELU for kernels of other families (the matmul's GELU operand and GELU-derivative
+ * epilogue): `gelu_f` / `gelu_grad_f` over f32 and `gelu_v4` / `gelu_grad_v4` over vec4<f32>.
+ */
+export const GELU_HELPERS = `${GELU_CONSTANTS}
+${geluFunctions('f32', '_f')}
+${geluFunctions('vec4<f32>', '_v4')}`;
 
 const arr = (vec4: boolean) => (vec4 ? 'array<vec4<f32>>' : 'array<f32>');
 

@@ -58,6 +58,11 @@
  * `at`; one texel fetch gives 4 rows × 8 k's to the 8 lanes): on lavapipe a texel fetch clamps the
  * lanes' coordinates with SIMD instructions where a storage load branches per lane.
  *
+ * GELU (`geluA` / `dgeluC`; naive, shared and shared128 only; tags `ga` / `dg`): op(A) is GELU of
+ * the stored A, applied as it is loaded, and each output times GELU'(Z) (binding `Z`, laid out as
+ * C) before the bias and the store: the MLP's gelu(z)·W, gelu(z)ᵀ·dY and (dY·Wᵀ)·GELU'(z) without
+ * a GELU pass or a stored gelu(z).
+ *
  * Half-precision operands (`halfA` / `halfB`; naive, shared and shared128 only): f16 (tags `ah` /
  * `bh`; `array<f16>` / `array<vec4<f16>>`, needs `shader-f16`) or bf16 (tags `abf` / `bbf`; pairs
  * packed in `array<u32>` / `array<vec2<u32>>`, unpacked with shifts: any adapter), converted to f32
@@ -72,6 +77,7 @@
  * so the profiler shows which one ran.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { GELU_HELPERS } from './activation.ts';
 import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
 
 const rep = (n: number, f: (i: number) => string, sep = '\n'): string => Array.from({ length: n }, (_, i) => f(i)).join(sep);
@@ -126,10 +132,25 @@ export interface MatmulKernelOptions {
   halfA?: 'f16' | 'bf16';
   /** The same for B (tags `bh`, `bbf`). */
   halfB?: 'f16' | 'bf16';
+  /**
+   * naive and shared variants: op(A) is GELU of the stored A, applied as each element is loaded
+   * (after a half operand's conversion): the MLP's second product gelu(z)·W and its weight gradient
+   * gelu(z)ᵀ·dY read z and never a stored gelu(z) (tag `ga`).
+   */
+  geluA?: boolean;
+  /**
+   * naive and shared variants, one split: each output is multiplied by GELU'(Z) at the same element
+   * before the bias and the store (binding `Z`, laid out as C): the MLP's dz = (dY·Wᵀ)·GELU'(z) in
+   * the product that forms dY·Wᵀ (tag `dg`).
+   */
+  dgeluC?: boolean;
 }
 
 /** Variants that read half-precision operands (`halfA` / `halfB`). */
 export const HALF_OPERAND_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
+
+/** Variants with the GELU operand and epilogue (`geluA` / `dgeluC`). */
+export const GELU_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
 
 /** Bits of the `flags` uniform. */
 export const MATMUL_BIAS = 1;
@@ -238,6 +259,8 @@ function specName(o: MatmulKernelOptions): string {
   if (o.halfB) tags.push(o.halfB === 'f16' ? 'bh' : 'bbf');
   if (o.vecC) tags.push('c4');
   if (o.colsumB) tags.push('s');
+  if (o.geluA) tags.push('ga');
+  if (o.dgeluC) tags.push('dg');
   return `matmul.${o.variant}.${form}${tags.length ? `[${tags.join(',')}]` : ''}`;
 }
 
@@ -277,6 +300,7 @@ function bindings(o: MatmulKernelOptions) {
     o.texB ? tex('B') : ro('B', operandType(!!o.vecB, o.halfB)),
     ro('bias', c),
     rw('C', c),
+    ...(o.dgeluC ? [ro('Z', c)] : []),
     ...(o.colsumB ? [rw('colsum', 'array<f32>')] : []),
   ];
 }
@@ -290,8 +314,9 @@ function scalarAt(arr: string, vec: boolean, idx: string): string {
 function accessors(o: MatmulKernelOptions): string {
   const aIdx = o.transA ? 'aB + k * P.M + m' : 'aB + m * P.K + k';
   const bIdx = o.transB ? 'bB + n * P.K + k' : 'bB + k * P.N + n';
-  return /* wgsl */ `${o.halfA === 'bf16' || o.halfB === 'bf16' ? BF16_HELPERS : ''}
-fn loadA(aB: u32, m: u32, k: u32) -> f32 { return ${elementAt('A', o.vecA, o.halfA, aIdx)}; }
+  const a = elementAt('A', o.vecA, o.halfA, aIdx);
+  return /* wgsl */ `${o.halfA === 'bf16' || o.halfB === 'bf16' ? BF16_HELPERS : ''}${o.geluA || o.dgeluC ? `\n${GELU_HELPERS}` : ''}
+fn loadA(aB: u32, m: u32, k: u32) -> f32 { return ${o.geluA ? `gelu_f(${a})` : a}; }
 fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${elementAt('B', o.vecB, o.halfB, bIdx)}; }`;
 }
 
@@ -301,7 +326,7 @@ fn loadB(bB: u32, k: u32, n: u32) -> f32 { return ${elementAt('B', o.vecB, o.hal
  */
 function storeScalar(o: MatmulKernelOptions, ci: string, n: string, v: string): string {
   return `{
-    var v = ${v};
+    var v = ${v};${o.dgeluC ? `\n    v = v * gelu_grad_f(${scalarAt('Z', o.vecC, ci)});` : ''}
     if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + ${scalarAt('bias', o.vecC, `z * P.sBias + ${n}`)}; }
     if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + ${scalarAt('C', o.vecC, ci)}; }
     ${scalarAt('C', o.vecC, ci)} = v;
@@ -738,7 +763,7 @@ function shared128Body(o: MatmulKernelOptions): string {
     let k = k0 + kk;
     var v = vec4<f32>(0.0);
 #if ${vec}
-    if (x < ${lim} && k < kEnd) { v = ${vec4At(op, op === 'A' ? o.halfA : o.halfB, `(${flat('x', 'k')}) >> 2u`)}; }
+    if (x < ${lim} && k < kEnd) { v = ${op === 'A' && o.geluA ? `gelu_v4(${vec4At(op, o.halfA, `(${flat('x', 'k')}) >> 2u`)})` : vec4At(op, op === 'A' ? o.halfA : o.halfB, `(${flat('x', 'k')}) >> 2u`)}; }
 #else
 ${rep(4, (i) => `    if (${xi(i)} < ${lim} && ${ki(i)} < kEnd) { v[${i}] = ${load(xi(i), ki(i))}; }`)}
 #endif
@@ -766,6 +791,9 @@ ${rep(
 #if ${o.vecC}
         if (n < P.N) {
           var v = c${i}_${g};
+#if ${!!o.dgeluC}
+          v = v * gelu_grad_v4(Z[ci >> 2u]);
+#endif
           if ((P.flags & ${MATMUL_BIAS}u) != 0u) { v = v + bias[(z * P.sBias + n) >> 2u]; }
           if ((P.flags & ${MATMUL_ACCUMULATE}u) != 0u) { v = v + C[ci >> 2u]; }
           C[ci >> 2u] = v;
@@ -845,6 +873,7 @@ export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
   const geo = matmulGeometry(o.variant);
   const half = !!(o.halfA || o.halfB);
   if (half && !HALF_OPERAND_VARIANTS.includes(o.variant)) throw new Error(`matmul: half-precision operands need one of ${HALF_OPERAND_VARIANTS.join(', ')}; got ${o.variant}`);
+  if ((o.geluA || o.dgeluC) && !GELU_VARIANTS.includes(o.variant)) throw new Error(`matmul: the GELU operand and epilogue need one of ${GELU_VARIANTS.join(', ')}; got ${o.variant}`);
   let body: string;
   if (o.variant === 'naive') body = naiveBody(o);
   else if (o.variant === 'shared') body = sharedBody(o);

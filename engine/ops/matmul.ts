@@ -75,6 +75,17 @@ export interface MatmulProblem {
    * in the split-K pass); other variants run a column sum after the product.
    */
   colsumB?: { out: Bindable; accumulate: boolean };
+  /**
+   * op(A) = GELU(A) elementwise, applied as A is loaded (the MLP's gelu(z)·W and gelu(z)ᵀ·dY without
+   * a stored gelu(z)). Variants naive, shared, shared128 (`KM.GELU_VARIANTS`; another plan choice
+   * becomes `shared`).
+   */
+  geluA?: boolean;
+  /**
+   * Multiply each output by GELU'(Z[i]) (Z laid out as C, dense) before the store: the MLP's
+   * dz = (dY·Wᵀ)·GELU'(z) in one product. Same variants; no split of K.
+   */
+  dgelu?: Bindable;
 }
 
 export {
@@ -133,6 +144,11 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     if (p.variant) throw new Error(`matmul: half-precision operands need one of ${KM.HALF_OPERAND_VARIANTS.join(', ')}; got ${p.variant}`);
     variant = 'shared';
   } else if (halfB && p.colsumB && !p.variant && !KM.takesSplitK(variant)) variant = 'shared';
+  // The GELU operand and epilogue exist in the naive and workgroup-memory kernels only.
+  if ((p.geluA || p.dgelu) && !KM.GELU_VARIANTS.includes(variant)) {
+    if (p.variant) throw new Error(`matmul: the GELU operand and epilogue need one of ${KM.GELU_VARIANTS.join(', ')}; got ${p.variant}`);
+    variant = 'shared';
+  }
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
   const isReg = /^(reg|sg)\d/.test(variant);
@@ -143,7 +159,7 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   const vec = isReg || variant === 'shared128';
   const vecA = vec && K > 0 && contA % 4 === 0 && sA % 4 === 0 && aligned(a) && (!isReg || !transA || tm % 4 === 0);
   const vecB = vec && K > 0 && contB % 4 === 0 && sB % 4 === 0 && aligned(b) && (!isReg || transB || tn % 4 === 0);
-  const vecC = vec && N % 4 === 0 && sC % 4 === 0 && sBias % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!isReg || tn % 4 === 0);
+  const vecC = vec && N % 4 === 0 && sC % 4 === 0 && sBias % 4 === 0 && aligned(c) && (!bias || aligned(bias)) && (!p.dgelu || aligned(p.dgelu)) && (!isReg || tn % 4 === 0);
   // B [K, N] as N/4 × K texels, or Bᵀ [N, K] as K/4 × N texels (rows per batch entry).
   const texRows = (sB === 0 ? 1 : batch) * (transB ? N : K);
   // Textures hold f32 texels: half operands stay in storage buffers.
@@ -151,7 +167,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     !half && vecB && variant.startsWith('sg') && (p.texB ?? engine.plan.matmul.textures) && (transB ? textureFits(engine, b, K, N, sB, texRows) : textureFits(engine, b, N, K, sB, texRows));
   const texARows = (sA === 0 ? 1 : batch) * M;
   const texA = !half && vecA && !transA && variant.startsWith('sg') && tm % 4 === 0 && (p.texA ?? engine.plan.matmul.textures) && textureFits(engine, a, K, M, sA, texARows);
-  let splits = p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch);
+  if (p.dgelu && (p.splitK ?? 1) > 1) throw new Error('matmul: the GELU-derivative epilogue needs one split of K');
+  // The GELU-derivative epilogue multiplies whole sums: one split.
+  let splits = p.dgelu ? 1 : (p.splitK ?? chooseSplitK(engine, variant, M, N, K, batch));
   if (splits > 1 && !KM.takesSplitK(variant)) throw new Error(`matmul: splitK needs a shared variant, got ${variant}`);
   if (splits > 1 && batch > 1 && sC !== M * N) throw new Error(`matmul: splitK of a batch needs a dense C (stride ${M * N}), got stride ${sC}`);
   const cs = p.colsumB;
@@ -180,6 +198,8 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     ...(fuseColsum ? { colsumB: true } : {}),
     ...(halfA ? { halfA } : {}),
     ...(halfB ? { halfB } : {}),
+    ...(p.geluA ? { geluA: true } : {}),
+    ...(p.dgelu ? { dgeluC: true } : {}),
   });
   const bBind: Bindable = texB ? toTexture(engine, b, transB ? K : N, texRows, TEX_SLOT.matmulB) : b;
   const aBind: Bindable = texA ? toTexture(engine, a, K, texARows, TEX_SLOT.matmulA) : a;
@@ -220,9 +240,9 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
   }
   // Without a bias the binding is a placeholder (A: read-only, so no writable aliasing).
   const csFlags = cs?.accumulate ? KM.MATMUL_COLSUM_ACCUMULATE : 0;
-  engine.dispatch(spec, [aBind, bBind, placeholder, c, ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk, sBias }, grid, {
+  engine.dispatch(spec, [aBind, bBind, placeholder, c, ...(p.dgelu ? [p.dgelu] : []), ...(fuseColsum ? [cs!.out] : [])], { M, N, K, sA, sB, sC, flags: flags | csFlags, splits: 1, kChunk, sBias }, grid, {
     flops: 2 * M * N * K * batch + (fuseColsum ? batch * K * N : 0),
-    bytes: aBytes + bBytes + cBytes + (bias ? (sBias ? batch : 1) * N * 4 : 0) + (fuseColsum ? batch * N * 4 * (cs!.accumulate ? 2 : 1) : 0),
+    bytes: aBytes + bBytes + cBytes + (p.dgelu ? batch * M * N * 4 : 0) + (bias ? (sBias ? batch : 1) * N * 4 : 0) + (fuseColsum ? batch * N * 4 * (cs!.accumulate ? 2 : 1) : 0),
   });
 }
 
@@ -498,17 +518,32 @@ function gradB(e: Engine, g: Tensor, a: Tensor, b: Tensor, f: Fwd): Tensor | nul
  * equal runs, run g through layer g — one batched product per pass, each entry with its own bias.
  */
 export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { variant?: string } = {}): Tensor {
+  return linearOf(x, w, bias ?? null, opts, false);
+}
+
+/**
+ * gelu(z)·W + b without gelu(z): `linear` whose products read GELU of z as they load it (forward
+ * and dW = gelu(z)ᵀ·dY) and whose dz = (dY·Wᵀ)·GELU'(z) comes out of the dx product's epilogue.
+ * Shapes as `linear`. Its products run on the naive or workgroup-memory kernels (others become
+ * `shared`; `KM.GELU_VARIANTS`).
+ */
+export function geluLinear(z: Tensor, w: Tensor, bias?: Tensor | null, opts: { variant?: string } = {}): Tensor {
+  return linearOf(z, w, bias ?? null, opts, true);
+}
+
+function linearOf(x: Tensor, w: Tensor, bias: Tensor | null, opts: { variant?: string }, geluX: boolean): Tensor {
+  const op = geluX ? 'geluLinear' : 'linear';
   const e = bias ? engineOf(x, w, bias) : engineOf(x, w);
-  expectDtype(x, 'f32', 'linear');
-  expectDtype(w, 'f32', 'linear');
-  if (w.shape.length !== 2 && w.shape.length !== 3) throw new Error(`linear: weight "${w.name}" has shape [${w.shape.join(', ')}]; expected [in, out] or [layers, in, out]`);
+  expectDtype(x, 'f32', op);
+  expectDtype(w, 'f32', op);
+  if (w.shape.length !== 2 && w.shape.length !== 3) throw new Error(`${op}: weight "${w.name}" has shape [${w.shape.join(', ')}]; expected [in, out] or [layers, in, out]`);
   const G = w.shape.length === 3 ? w.dim(0) : 1;
   const [inF, outF] = w.shape.slice(-2) as [number, number];
-  if (x.dim(-1) !== inF) throw new Error(`linear: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${w.shape.join(', ')}])`);
+  if (x.dim(-1) !== inF) throw new Error(`${op}: input [${x.shape.join(', ')}] does not end in ${inF} (weight [${w.shape.join(', ')}])`);
   if (bias && (bias.numel !== G * outF || bias.shape.length !== (w.shape.length === 3 ? 2 : 1)))
-    throw new Error(`linear: bias [${bias.shape.join(', ')}] is not [${w.shape.length === 3 ? `${G}, ` : ''}${outF}]`);
+    throw new Error(`${op}: bias [${bias.shape.join(', ')}] is not [${w.shape.length === 3 ? `${G}, ` : ''}${outF}]`);
   const R = x.numel / inF;
-  if (R % G !== 0) throw new Error(`linear: ${R} rows of [${x.shape.join(', ')}] do not split into ${G} layers`);
+  if (R % G !== 0) throw new Error(`${op}: ${R} rows of [${x.shape.join(', ')}] do not split into ${G} layers`);
   const Rg = R / G;
   const out = e.empty([...x.shape.slice(0, -1), outF]);
   const variant = opts.variant ? { variant: opts.variant } : {};
@@ -519,13 +554,14 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
   const recording = e.recording(inputs);
   const xh = halfOperand(x);
   const wh = halfOperand(w);
-  encodeMatmul(e, xh, wh, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant }, bias ?? null);
+  const geluA = geluX ? { geluA: true } : {};
+  encodeMatmul(e, xh, wh, out, { M: Rg, N: outF, K: inF, ...batched(Rg, outF, inF, Rg * inF, inF * outF), ...(G > 1 ? { strideBias: outF } : {}), ...variant, ...geluA }, bias ?? null);
   // The backward reads x's half copy only for dW and W's only for dx.
   dropHalf(x, xh, recording && w.requiresGrad);
   dropHalf(w, wh, recording && x.requiresGrad);
   if (recording)
     e.record({
-      name: 'linear',
+      name: op,
       inputs,
       outputs: [out],
       backward: ([g]) => {
@@ -534,7 +570,8 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
         let dx: Tensor | null = null;
         if (x.requiresGrad) {
           dx = e.empty(x.shape);
-          encodeMatmul(e, gh, wh, dx, { M: Rg, N: inF, K: outF, transB: true, ...batched(Rg, inF, outF, Rg * outF, inF * outF), ...variant });
+          // geluLinear: dz = (dY·Wᵀ)·GELU'(z), the derivative read from z itself (f32) as dz is stored.
+          encodeMatmul(e, gh, wh, dx, { M: Rg, N: inF, K: outF, transB: true, ...batched(Rg, inF, outF, Rg * outF, inF * outF), ...variant, ...(geluX ? { dgelu: x } : {}) });
         }
         let db: Tensor | null = null;
         let dbTarget: Tensor | null = null;
@@ -548,7 +585,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
         if (w.requiresGrad) {
           const target = gradTarget(w);
           const dst = target ?? e.empty(w.shape);
-          encodeMatmul(e, xh, gh, dst, { M: inF, N: outF, K: Rg, transA: true, accumulate: !!target, ...batched(inF, outF, Rg, Rg * inF, Rg * outF), ...variant, ...colsumB });
+          encodeMatmul(e, xh, gh, dst, { M: inF, N: outF, K: Rg, transA: true, accumulate: !!target, ...batched(inF, outF, Rg, Rg * inF, Rg * outF), ...variant, ...colsumB, ...geluA });
           dw = target ? null : dst;
         } else if (db) colsumOfB(e, g, Rg, outF, G, { out: db, accumulate: !!dbTarget });
         if (gh !== g) gh.dispose();
@@ -560,8 +597,9 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
 }
 
 /**
- * gelu(x·W + b): the MLP's first layer (shapes and the stacked form as `linear`). Two ways to the
- * same forward sum (fl(x·W) + b, then GELU):
+ * gelu(x·W + b): the MLP's first layer (shapes and the stacked form as `linear`); the models reach it
+ * through `linearGeluLinear` on the software plan. Two ways to the same forward sum (fl(x·W) + b,
+ * then GELU):
  * - where the plan's weight-gradient product sums dY's columns inside its own tiles (the shared
  *   variants: the hardware plan), `gelu(linear(x, W, b))`: the bias in
  *   the product's epilogue, its gradient inside dW's product straight into the parameter gradient,
@@ -579,4 +617,20 @@ export function linearGelu(x: Tensor, w: Tensor, bias: Tensor, opts: { variant?:
   // dW = xᵀ·dY as linear's backward encodes it: [in, out] over K = rows (per layer of a stack).
   const dwVariant = opts.variant ?? chooseMatmulVariant(e, inF, outF, rows, G, false);
   return KM.takesSplitK(dwVariant) ? gelu(linear(x, w, bias, opts)) : biasGelu(linear(x, w, null, opts), bias, { groups: G });
+}
+
+/**
+ * The MLP, gelu(x·W1 + b1)·W2 + b2 (shapes as `linear`, single or stacked), in the plan's way
+ * (`plan.matmul.geluInProducts`):
+ * - hardware plan: `geluLinear(linear(x, W1, b1), W2, b2)`: GELU inside the second product's loads
+ *   and its derivative in the backward's dY·W2ᵀ epilogue: no GELU pass either way, no stored
+ *   gelu(z), b1's gradient inside dW1's product (2 dispatches fewer per MLP than `linearGelu`'s
+ *   way there, and one [rows, 4d] activation less);
+ * - software plan: `linear(linearGelu(x, W1, b1), W2, b2)`, the fused bias + GELU kernel, as every
+ *   lavapipe result in docs/results.md was measured.
+ */
+export function linearGeluLinear(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor): Tensor {
+  const e = engineOf(x, w1, b1, w2, b2);
+  if (e.plan.matmul.geluInProducts) return geluLinear(linear(x, w1, b1), w2, b2);
+  return linear(linearGelu(x, w1, b1), w2, b2);
 }

@@ -6,7 +6,8 @@
  *   embedding    ids + g·V into wte [G·V, d], positions t + g·P into wpe [G·P, d]
  *   LayerNorm    grouped (`groups: G`): row block g uses γ_g, β_g and gives their gradients
  *   linear       batched `linear` [G, R, in] · [G, in, out], each model's bias in the epilogue and
- *                its gradient beside dW (the MLP's first: `linearGelu`, GELU after it)
+ *                its gradient beside dW; the MLP as `linearGeluLinear` (GELU inside the products
+ *                on the hardware plan, the grouped bias + GELU kernel on the software one)
  *   attention    the G·B sequences as one batch (attention has no parameters)
  *   head, loss   the loss rows of every model gathered ([G, N, d]), a batched product with each
  *                model's head, and one cross-entropy whose mask gives every model its own mean:
@@ -24,7 +25,7 @@ import { scale } from '../../engine/ops/elementwise.ts';
 import { embedding } from '../../engine/ops/embedding.ts';
 import { gatherRows } from '../../engine/ops/gather.ts';
 import { addLayerNorm, layerNorm, type LayerNormVariant } from '../../engine/ops/layernorm.ts';
-import { linear, linearGelu, matmul } from '../../engine/ops/matmul.ts';
+import { linear, linearGeluLinear, matmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto } from '../../engine/ops/reduce.ts';
 import { ParameterStore, type ParamDecl } from '../../engine/params.ts';
 import type { Tensor } from '../../engine/tensor.ts';
@@ -123,11 +124,9 @@ export class StackedGPT {
     return this.config.tied ? this.p('transformer.wte.weight') : this.p('lm_head.weight');
   }
 
-  /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue (with GELU: `linearGelu`, the plan's way to GELU(x·W + b)). */
-  private linear(x: Tensor, prefix: string, gelu = false): Tensor {
-    const w = this.p(prefix + '.weight');
-    const b = this.p(prefix + '.bias');
-    return gelu ? linearGelu(x, w, b) : linear(x, w, b);
+  /** Model g's rows of x through its layer: one batched product, each model's bias in its epilogue. */
+  private linear(x: Tensor, prefix: string): Tensor {
+    return linear(x, this.p(prefix + '.weight'), this.p(prefix + '.bias'));
   }
 
   /** The final-LayerNormed hidden state [G·B·T, d] of a stacked batch. */
@@ -147,9 +146,9 @@ export class StackedGPT {
       const att = causalSelfAttention(qkv, c.nHead, { keyPadMask: b.keyPadMask }).reshape([G * b.batch * b.seqLen, c.nEmbd]);
       const r1 = addLayerNorm(h, this.linear(att, L + 'attn.c_proj'), this.p(L + 'ln_2.weight'), this.p(L + 'ln_2.bias'), ln0);
       h = r1.h;
-      const f = this.linear(r1.y, L + 'mlp.c_fc', true);
+      const mlp = linearGeluLinear(r1.y, this.p(L + 'mlp.c_fc.weight'), this.p(L + 'mlp.c_fc.bias'), this.p(L + 'mlp.c_proj.weight'), this.p(L + 'mlp.c_proj.bias'));
       const next = i + 1 < c.nLayer ? `transformer.h.${i + 1}.ln_1.` : 'transformer.ln_f.';
-      const r2 = addLayerNorm(h, this.linear(f, L + 'mlp.c_proj'), this.p(next + 'weight'), this.p(next + 'bias'), ln0);
+      const r2 = addLayerNorm(h, mlp, this.p(next + 'weight'), this.p(next + 'bias'), ln0);
       h = r2.h;
       a = r2.y;
     }
