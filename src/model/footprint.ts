@@ -16,7 +16,8 @@
  *
  * Per layer the forward keeps about 20·B·T·d values for the backward (qkv 3, attention output 1,
  * projection and its dropout 2, residual and LayerNorm 2, MLP hidden before and after GELU 8, MLP
- * output and its dropout 2, residual and LayerNorm 2) and the fused attention B·H·T log-sum-exps; 4·B·T·d
+ * output and its dropout 2, residual and LayerNorm 2; on the hardware plan, whose MLP has GELU inside
+ * its products, the hidden after GELU is never stored, 4 less) and the fused attention B·H·T log-sum-exps; 4·B·T·d
  * more covers the MLP-hidden gradient in flight during the backward. Outside the layers: the embedding
  * sum and its dropout, and the residual-stream gradient (4·B·T·d), and the logits, their softmax and
  * their gradient (3·B·T·V, the dense head; a sparse batch needs less). It is an estimate of the peak,
