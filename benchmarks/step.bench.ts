@@ -12,6 +12,7 @@
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [f16,bf16] [--steps N] [--rounds N] [--profile]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --gelu-ab [--steps N] [--rounds N]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
@@ -337,8 +338,57 @@ async function precisionMain(args: string[]): Promise<void> {
   }
 }
 
+/**
+ * `--gelu-ab`: the step of each shape with the MLP's GELU inside its products and without
+ * (`plan.matmul.geluInProducts` on one engine and off on another, the same adapter and plan kind),
+ * alternating for `rounds` rounds, then the best of each, the ratio, the dispatch counts and the
+ * losses (equal up to float32 rounding). On a GPU: what the fusion buys; on lavapipe the software
+ * plan's default is off, so the A/B there measures the fused path on the software kernels.
+ */
+async function geluAbMain(args: string[]): Promise<void> {
+  const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
+  const stepsArg = args.indexOf('--steps');
+  const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
+  const roundsArg = args.indexOf('--rounds');
+  const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : 3;
+  const base = await Engine.create();
+  const fusedByDefault = base.plan.matmul.geluInProducts;
+  const other = await Engine.create({ geluInProducts: !fusedByDefault });
+  const engines = new Map<boolean, Engine>([
+    [fusedByDefault, base],
+    [!fusedByDefault, other],
+  ]);
+  console.log(`adapter: ${base.device.describe()}; GELU in products by default: ${fusedByDefault ? 'yes' : 'no'}`);
+  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(base.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
+  const rows: string[] = [];
+  try {
+    for (const s of shapes) {
+      const best = new Map<boolean, EngineStepResult>();
+      for (let r = 0; r < rounds; r++)
+        for (const fused of [false, true]) {
+          const res = await benchEngineStep(engines.get(fused)!, s, steps);
+          console.log(`[${s.name}] round ${r + 1} ${fused ? 'GELU in products' : 'GELU kernels   '}: ${fmt(res.msPerStep)} ms/step, ${fmt(res.dispatchesPerStep, 0)} dispatches, loss ${res.loss.toFixed(5)}`);
+          if (!best.has(fused) || res.msPerStep < best.get(fused)!.msPerStep) best.set(fused, res);
+        }
+      const off = best.get(false)!;
+      const on = best.get(true)!;
+      rows.push(`${s.name}      ${fmt(off.msPerStep).padStart(9)}  ${fmt(on.msPerStep).padStart(9)}  ${fmt(off.msPerStep / on.msPerStep, 2).padStart(6)}×  ${fmt(off.dispatchesPerStep, 0).padStart(4)} → ${fmt(on.dispatchesPerStep, 0).padEnd(4)}  ${off.loss.toFixed(5)} / ${on.loss.toFixed(5)}`);
+      console.log(JSON.stringify({ bench: 'gelu-ab', shape: s.name, kernels_ms_per_step: off.msPerStep, fused_ms_per_step: on.msPerStep, kernels_dispatches: off.dispatchesPerStep, fused_dispatches: on.dispatchesPerStep }));
+    }
+    console.log('\nshape  GELU kernels  in products  faster  dispatches   loss (kernels / in products)');
+    for (const r of rows) console.log(r);
+  } finally {
+    base.destroy();
+    other.destroy();
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('--gelu-ab')) {
+    await geluAbMain(args);
+    return;
+  }
   if (args.includes('needle')) {
     const stepsArg = args.indexOf('--steps');
     const engine = await Engine.create();

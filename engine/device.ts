@@ -72,6 +72,11 @@ export interface DeviceOptions {
    */
   planAs?: 'hardware' | 'software';
   /**
+   * The MLP's GELU inside its matmuls (env KINDLING_GELU_IN_PRODUCTS=1|0; default: on the hardware
+   * plan only; `plan.matmul.geluInProducts`, engine/plan.ts). Same results up to float32 rounding.
+   */
+  geluInProducts?: boolean;
+  /**
    * Use at most these limits instead of the adapter's maxima (e.g. a smaller maxBufferSize, as a
    * smaller device has): they are requested (WebGPU raises a request below its default to the
    * default) and `Device.limits`, which the engine plans and checks buffers against, is capped to
@@ -320,8 +325,16 @@ export class Device {
     const planAs = (opts.planAs ?? process.env.KINDLING_PLAN_AS) as KernelPlan['kind'] | undefined;
     if (planAs && planAs !== 'hardware' && planAs !== 'software')
       throw new Error(`KINDLING_PLAN_AS / planAs must be "hardware" or "software", got "${planAs}"`);
+    const geluEnv = process.env.KINDLING_GELU_IN_PRODUCTS;
+    if (opts.geluInProducts === undefined && geluEnv !== undefined && geluEnv !== '0' && geluEnv !== '1')
+      throw new Error(`KINDLING_GELU_IN_PRODUCTS must be "1" or "0", got "${geluEnv}"`);
+    const geluInProducts = opts.geluInProducts ?? (geluEnv === undefined ? undefined : geluEnv === '1');
     const features = new Set([...gpu.features] as string[]);
-    const plan = planFor(info, gpu.limits, features, { ...(planAs ? { planAs } : {}), textures: process.env.KINDLING_MATMUL_TEXTURE !== '0' });
+    const plan = planFor(info, gpu.limits, features, {
+      ...(planAs ? { planAs } : {}),
+      textures: process.env.KINDLING_MATMUL_TEXTURE !== '0',
+      ...(geluInProducts !== undefined ? { geluInProducts } : {}),
+    });
     return new Device(gpu, adapter, info, plan, opts.limits);
   }
 

@@ -48,6 +48,13 @@ export interface PlanOptions {
    * passes KINDLING_MATMUL_TEXTURE !== '0'). Never on the hardware plan.
    */
   textures?: boolean;
+  /**
+   * The MLP's GELU inside its products (`matmul.geluInProducts`; default: on the hardware plan
+   * only; the device passes KINDLING_GELU_IN_PRODUCTS=0|1). Off on the hardware plan gives the MLP of
+   * the software plan's shape (the fused bias + GELU kernel) on the hardware kernels: the A/B of
+   * `step.bench.ts --gelu-ab`.
+   */
+  geluInProducts?: boolean;
 }
 
 export interface ChunkPlan {
@@ -233,7 +240,7 @@ function matmulVariants(kind: PlanKind, sg: boolean, textures: boolean): string[
   return ['naive', 'sg16x4', 'sg32x4', ...(textures ? ['sg64x16'] : []), 'sg64x8', 'sg64x4'];
 }
 
-function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean, limits: PlanLimits): MatmulPlan {
+function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean, limits: PlanLimits, geluInProducts?: boolean): MatmulPlan {
   const sw = kind === 'software';
   /**
    * Measured on lavapipe (2 cores); the numbers are in docs/kernels/matmul.md, "Selection":
@@ -310,7 +317,7 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
     // The software shape of `shared` exists for lavapipe's compiler; it goes with the plan, so the
     // hardware plan on lavapipe compiles exactly the GPU's kernel.
     softwareShared: sw,
-    geluInProducts: !sw,
+    geluInProducts: geluInProducts ?? !sw,
     choose,
     splitK,
     // One pass up to COLSUM_CHUNK rows, on the software plan up to COLSUM_ONE_PASS_ROWS.
@@ -412,7 +419,7 @@ export function planFor(adapter: PlanAdapter, limits: PlanLimits, features: Read
   return {
     kind,
     adapterSoftware: adapter.software,
-    matmul: matmulPlan(kind, subgroupVariants, textures, limits),
+    matmul: matmulPlan(kind, subgroupVariants, textures, limits, opts.geluInProducts),
     attention: attentionPlan(kind, sgSize, textures),
     layernorm: {
       // On a GPU a 128-lane workgroup per row leaves most lanes idle on narrow rows (d = 16: 16 of
@@ -446,7 +453,7 @@ export function describePlan(p: KernelPlan): string {
   const a = p.attention;
   const lines = [
     `kernel plan: ${p.kind}${p.kind !== (p.adapterSoftware ? 'software' : 'hardware') ? ` (adapter: ${p.adapterSoftware ? 'software' : 'hardware'}; KINDLING_PLAN_AS / planAs)` : ''}`,
-    `  matmul:     ${m.variants.join(', ')}; split-K ${m.splitsK ? `from K ≥ ${SPLITK_MIN_K} (shared, shared128)` : 'off'}; textures ${m.textures ? 'on' : 'off'}`,
+    `  matmul:     ${m.variants.join(', ')}; split-K ${m.splitsK ? `from K ≥ ${SPLITK_MIN_K} (shared, shared128)` : 'off'}; textures ${m.textures ? 'on' : 'off'}; MLP GELU ${m.geluInProducts ? 'inside its products' : 'kernels'} (KINDLING_GELU_IN_PRODUCTS)`,
     `  colsum:     one pass up to ${sw ? COLSUM_ONE_PASS_ROWS : KM.COLSUM_CHUNK} rows; chunks of ${sw ? KM.COLSUM_CHUNK : `max(${KM.COLSUM_CHUNK}, √R)`} rows`,
     `  attention:  ${a.variants.join(', ')} (runnable: ${a.runnable.join(', ')}); sg ${a.subgroupSize ? `${a.subgroupSize} lanes, ≤ ${a.sgVec4PerLane} vec4 per lane, rows per lane ${sw ? '4 fwd / 2 bwd' : '1'}` : 'off'}; qkv texture ${a.textures ? 'on' : 'off'}`,
     `  layernorm:  ${sw ? 'thread' : `wg; thread for d ≤ ${ROW_THREAD_MAX_WIDTH} and rows ≥ ${ROW_THREAD_MIN_ROWS}`}; dγ/dβ ${sw ? `one pass up to ${LN_PARAMS_ONE_PASS_ROWS} rows, then chunks` : 'chunks'}`,

@@ -6,6 +6,8 @@
 #                          shader-f16 / subgroup matrices under Dawn's adapter toggles), nvidia-smi
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
+#   OUT/gelu.txt           benchmarks/step.bench.ts all --gelu-ab: each step with the MLP's GELU inside its
+#                          products and with the GELU kernels, alternating (what the fusion buys)
 #   OUT/precision.txt      benchmarks/step.bench.ts all --precision --profile: each step in f32, f16 and bf16
 #                          (half matmul operands) alternating, with KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
@@ -61,6 +63,12 @@ t0=$(date +%s)
   node --import tsx benchmarks/step.bench.ts needle; } > "$out/step.txt" 2>&1
 echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
 grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
+
+# The MLP's GELU inside its matmuls against the GELU kernels, alternating on one GPU.
+t0=$(date +%s)
+node --import tsx benchmarks/step.bench.ts all --gelu-ab > "$out/gelu.txt" 2>&1
+echo "gpu-checks: GELU A/B in $(( $(date +%s) - t0 )) s → $out/gelu.txt"
+tail -n 5 "$out/gelu.txt"
 
 # Mixed precision: the step in f32, f16 and bf16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
 t0=$(date +%s)

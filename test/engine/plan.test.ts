@@ -66,6 +66,35 @@ describe('plan kind and adapter kind', () => {
   });
 });
 
+describe('the MLP GELU choice', () => {
+  it('geluInProducts follows the plan kind unless given; KINDLING_GELU_IN_PRODUCTS sets it and refuses other values', async () => {
+    expect(planFor(LAVAPIPE, LIMITS, SG).matmul.geluInProducts).toBe(false);
+    expect(planFor(GPU, LIMITS, SG).matmul.geluInProducts).toBe(true);
+    expect(planFor(LAVAPIPE, LIMITS, SG, { planAs: 'hardware' }).matmul.geluInProducts).toBe(true);
+    expect(planFor(GPU, LIMITS, SG, { geluInProducts: false }).matmul.geluInProducts).toBe(false);
+    expect(planFor(LAVAPIPE, LIMITS, SG, { geluInProducts: true }).matmul.geluInProducts).toBe(true);
+    const old = process.env.KINDLING_GELU_IN_PRODUCTS;
+    const made: Engine[] = [];
+    try {
+      process.env.KINDLING_GELU_IN_PRODUCTS = '1';
+      made.push(await Engine.create({ planAs: 'software' }));
+      expect(made[0]!.plan.matmul.geluInProducts).toBe(true);
+      process.env.KINDLING_GELU_IN_PRODUCTS = '0';
+      made.push(await Engine.create({ planAs: 'hardware' }));
+      expect(made[1]!.plan.matmul.geluInProducts).toBe(false);
+      // The option wins over the variable.
+      made.push(await Engine.create({ planAs: 'hardware', geluInProducts: true }));
+      expect(made[2]!.plan.matmul.geluInProducts).toBe(true);
+      process.env.KINDLING_GELU_IN_PRODUCTS = 'yes';
+      await expect(Engine.create()).rejects.toThrow(/KINDLING_GELU_IN_PRODUCTS must be "1" or "0", got "yes"/);
+    } finally {
+      if (old === undefined) delete process.env.KINDLING_GELU_IN_PRODUCTS;
+      else process.env.KINDLING_GELU_IN_PRODUCTS = old;
+      for (const e of made) e.destroy();
+    }
+  });
+});
+
 describe('plan rules (pure)', () => {
   const plans: [string, KernelPlan][] = [
     ['lavapipe', planFor(LAVAPIPE, LIMITS, SG)],
