@@ -301,22 +301,34 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
  * counts; `--profile` adds each half precision's kernel table. f16 needs `shader-f16` (on NVIDIA
  * through Vulkan: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia) and is left out without it.
  */
-async function precisionMain(args: string[]): Promise<void> {
+/** The shapes a comparison times: one, or all (GPT-2 small only on a hardware adapter). */
+function comparisonShapes(which: 'a' | 'b' | 'g' | 'all', engine: Engine): StepShape[] {
+  return which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
+}
+
+/** The shape (a, b, g or all), --steps and --rounds of an alternating comparison. */
+function comparisonArgs(args: string[], defaultRounds: number): { which: 'a' | 'b' | 'g' | 'all'; steps: number; rounds: number } {
   const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
   const stepsArg = args.indexOf('--steps');
-  const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
   const roundsArg = args.indexOf('--rounds');
-  const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : 2;
+  return {
+    which,
+    steps: stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6,
+    rounds: roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : defaultRounds,
+  };
+}
+
+async function precisionMain(args: string[]): Promise<void> {
+  const { which, steps, rounds } = comparisonArgs(args, 2);
   const listArg = args[args.indexOf('--precision') + 1];
   const listed = (listArg && /^(f16|bf16)(,(f16|bf16))*$/.test(listArg) ? listArg.split(',') : ['f16', 'bf16']) as Precision[];
   const engine = await Engine.create();
   const f16 = engine.device.features.has('shader-f16');
   console.log(`adapter: ${engine.device.describe()}; shader-f16: ${f16 ? 'yes' : 'no (f16 left out)'}`);
   const halves = listed.filter((p) => p !== 'f16' || f16);
-  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
   const rows: string[] = [];
   try {
-    for (const s of shapes) {
+    for (const s of comparisonShapes(which, engine)) {
       const best = new Map<Precision, EngineStepResult>();
       for (let r = 0; r < rounds; r++)
         for (const p of ['f32', ...halves] as Precision[]) {
@@ -346,11 +358,7 @@ async function precisionMain(args: string[]): Promise<void> {
  * plan's default is off, so the A/B there measures the fused path on the software kernels.
  */
 async function geluAbMain(args: string[]): Promise<void> {
-  const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
-  const stepsArg = args.indexOf('--steps');
-  const steps = stepsArg >= 0 ? Number(args[stepsArg + 1]) : 6;
-  const roundsArg = args.indexOf('--rounds');
-  const rounds = roundsArg >= 0 ? Math.max(1, Number(args[roundsArg + 1])) : 3;
+  const { which, steps, rounds } = comparisonArgs(args, 3);
   const base = await Engine.create();
   const fusedByDefault = base.plan.matmul.geluInProducts;
   const other = await Engine.create({ geluInProducts: !fusedByDefault });
@@ -359,10 +367,9 @@ async function geluAbMain(args: string[]): Promise<void> {
     [!fusedByDefault, other],
   ]);
   console.log(`adapter: ${base.device.describe()}; GELU in products by default: ${fusedByDefault ? 'yes' : 'no'}`);
-  const shapes = which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(base.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
   const rows: string[] = [];
   try {
-    for (const s of shapes) {
+    for (const s of comparisonShapes(which, base)) {
       const best = new Map<boolean, EngineStepResult>();
       for (let r = 0; r < rounds; r++)
         for (const fused of [false, true]) {
