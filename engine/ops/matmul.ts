@@ -621,12 +621,12 @@ export function linearGelu(x: Tensor, w: Tensor, bias: Tensor, opts: { variant?:
 
 /**
  * The MLP, gelu(x·W1 + b1)·W2 + b2 (shapes as `linear`, single or stacked), in the plan's way
- * (`plan.matmul.geluInProducts`):
- * - hardware plan: `geluLinear(linear(x, W1, b1), W2, b2)`: GELU inside the second product's loads
+ * (`plan.matmul.geluInProducts`, KINDLING_GELU_IN_PRODUCTS):
+ * - on (the hardware plan's default): `geluLinear(linear(x, W1, b1), W2, b2)`: GELU inside the second product's loads
  *   and its derivative in the backward's dY·W2ᵀ epilogue: no GELU pass either way, no stored
  *   gelu(z), b1's gradient inside dW1's product (2 dispatches fewer per MLP than `linearGelu`'s
  *   way there, and one [rows, 4d] activation less);
- * - software plan: `linear(linearGelu(x, W1, b1), W2, b2)`, the fused bias + GELU kernel, as every
+ * - off (the software plan's): `linear(linearGelu(x, W1, b1), W2, b2)`, the fused bias + GELU kernel, as every
  *   lavapipe result in docs/results.md was measured.
  */
 export function linearGeluLinear(x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor): Tensor {
