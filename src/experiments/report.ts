@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { aggregate, readRunRecords } from './aggregate.ts';
+import { fisherExactTwoSided, median } from './stats.ts';
 import type { ArmRole, ArmSummary, DataSaved, ExperimentResults } from './types.ts';
 import { isSemanticTask } from '../train/semantic.ts';
 import { makeDirs } from '../util/dirs.ts';
@@ -314,6 +315,35 @@ export function checkpointTable(results: ExperimentResults, task: string): Table
   return { headers: ['Arm', 'Seed', ...steps.map((t) => `${fmtStep(t)} steps`), '≥ 50% at step'], rows };
 }
 
+/**
+ * How many seeds of each arm jumped (reached ≥ 50%), when, and, against the task's first baseline
+ * arm, Fisher's exact test on jumped / not jumped (two-sided): the per-seed jump is the needle
+ * effect's unit, so the count, not the mean accuracy, is what an arm changes. A seed counts when
+ * its run completed or it jumped (an unfinished run that has not jumped yet is left out).
+ */
+export function jumpTable(results: ExperimentResults, task: string): Table {
+  const arms = results.arms.filter((a) => a.task === task);
+  const base = arms.find((a) => a.role === 'baseline');
+  const counted = (a: ArmSummary) => a.seeds.filter((s) => s.completed || s.steps_to_half !== null);
+  const jumped = (a: ArmSummary) => counted(a).filter((s) => s.steps_to_half !== null);
+  const rows = arms.map((a) => {
+    const n = counted(a).length;
+    const steps = jumped(a).map((s) => s.steps_to_half!);
+    const lo = Math.min(...steps);
+    const hi = Math.max(...steps);
+    const when = !steps.length ? '–' : lo === hi ? String(lo) : `${median(steps)} (${lo}–${hi})`;
+    let p = '–';
+    if (base && a !== base && n > 0 && counted(base).length > 0) p = fmtP(fisherExactTwoSided(steps.length, n, jumped(base).length, counted(base).length));
+    return [a.name, a.role, `${steps.length} of ${n}`, when, p];
+  });
+  return { headers: ['Arm', 'Role', 'Seeds ≥ 50%', 'Step reaching 50%: median (range)', base ? `Fisher p vs ${base.name} (two-sided)` : 'Fisher p (no baseline arm)'], rows };
+}
+
+/** A p-value: two decimals, or two significant digits in exponent form below 0.01 (1.4e-3). */
+function fmtP(p: number): string {
+  return p >= 0.01 ? p.toFixed(2) : p.toExponential(1);
+}
+
 function tableMd(t: Table): string {
   const line = (cells: string[]) => `| ${cells.map(mdCell).join(' | ')} |`;
   return [line(t.headers), `|${t.headers.map(() => '---').join('|')}|`, ...t.rows.map(line)].join('\n');
@@ -354,7 +384,9 @@ export function markdownReport(results: ExperimentResults): string {
     parts.push(
       `## ${taskLabel(task)}: per-seed test accuracy (%) at checkpoints\n\n` +
         `The needle effect is a sudden jump in single seeds: read the rows, not only the means.\n\n` +
-        tableMd(checkpointTable(results, task)),
+        tableMd(checkpointTable(results, task)) +
+        `\n\nSeeds that jumped (reached ≥ 50%), when, and the count against the baseline's:\n\n` +
+        tableMd(jumpTable(results, task)),
     );
   }
   return parts.join('\n\n') + '\n';
@@ -765,6 +797,8 @@ export function htmlReport(results: ExperimentResults): string {
       o.push(`<h3>Per-seed test accuracy (%) at checkpoints</h3>`);
       o.push(`<p class="note">The needle effect is a sudden jump in single seeds: read the rows, not only the means.</p>`);
       o.push(tableHtml(checkpointTable(results, task)));
+      o.push(`<h3>Seeds that jumped (≥ 50%)</h3>`);
+      o.push(tableHtml(jumpTable(results, task)));
     }
   }
   if (results.arms.length === 0) o.push(`<p class="note">No runs.</p>`);

@@ -8,6 +8,7 @@ import { aggregate } from '../../src/experiments/aggregate.ts';
 import {
   checkpointSteps,
   htmlReport,
+  jumpTable,
   markdownReport,
   reportDirectory,
   stage1Warnings,
@@ -99,6 +100,29 @@ describe('results.md', () => {
     expect(md).toContain('| dyck | 1 | 3.1 | 4.2 | 5.3 | 6.4 | – |');
     const dyck = results.arms.find((a) => a.name === 'dyck')!;
     expect(dyck.seeds.map((s) => s.steps_to_half)).toEqual([2000, null, null]);
+  });
+
+  it('seeds that jumped per arm: count, median step (range), Fisher p against the baseline', () => {
+    expect(md).toContain('| Arm | Role | Seeds ≥ 50% | Step reaching 50%: median (range) | Fisher p vs none (two-sided) |');
+    expect(mdRow(md, 'none')?.length).toBe(8); // the arm table's row comes first
+    const jump = (arm: string) => md.split('\n').find((l) => l.startsWith(`| ${arm} | `) && l.includes(' of '));
+    expect(jump('none')).toBe('| none | baseline | 0 of 3 | – | – |');
+    // 1 of 3 against 0 of 3: p = 1 (math.comb).
+    expect(jump('dyck')).toBe('| dyck | procedural | 1 of 3 | 2000 | 1.00 |');
+    expect(jump('dyck-shuffled')).toBe('| dyck-shuffled | shuffled | 0 of 3 | – | 1.00 |');
+    // 7 of 8 finished seeds jumping at 500–3500, an unfinished one that has not jumped yet (left out)
+    // and an unfinished one that jumped (counted): 8 of 9 against 0 of 8, p = 0.00041135 (math.comb).
+    const recs: RunRecord[] = [];
+    for (let seed = 0; seed < 8; seed++) recs.push(record({ arm: 'none', role: 'baseline', seed, curve: curveTo(0.12), final_accuracy: 0.12, stage1: null }));
+    const jumps = [500, 1000, 1000, 1500, 2000, 3000, 3500, undefined];
+    jumps.forEach((at, seed) => recs.push(record({ arm: 'sort', seed, curve: curveTo(at === undefined ? 0.13 : 0.95, 4000, at), final_accuracy: at === undefined ? 0.13 : 0.95 })));
+    recs.push(record({ arm: 'sort', seed: 8, curve: curveTo(0.05, 1500, 999999), final_accuracy: 0.05, completed: false }));
+    recs.push(record({ arm: 'sort', seed: 9, curve: curveTo(0.9, 1500, 1500), final_accuracy: 0.9, completed: false }));
+    const t = jumpTable(aggregate(recs, 'e'), 'condattendstream_30');
+    expect(t.rows).toEqual([
+      ['none', 'baseline', '0 of 8', '–', '–'],
+      ['sort', 'procedural', '8 of 9', '1500 (500–3500)', '4.1e-4'],
+    ]);
   });
 
   it('checkpoint steps: all if ≤ 6, else round multiples snapped to evaluation steps', () => {
