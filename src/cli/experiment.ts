@@ -1,13 +1,16 @@
 /**
  * `kindling experiment <file.yaml|quick|paper> [--out DIR] [--jobs N] [--stack N] [--shard i/n] [--resume]`
  * `kindling experiment report DIR`
+ * `kindling experiment pool DIR... --out DIR [--steps N] [--name NAME]`
  *
  * Runs every arm × sweep point × seed of an experiment (docs/experiments.md), then writes
  * results.json, results.md and report.html and prints the table. Exit codes: 0 done, 1 a run failed or
  * runs are missing, 2 a bad experiment file or bad options.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { poolExperiments } from '../experiments/pool.ts';
+import { jumpTable, writeReports } from '../experiments/report.ts';
 import { parseShard, readStoredExperiment, report, runExperiment, type Shard } from '../experiments/runner.ts';
 import { ExperimentError, listPresets, loadExperiment } from '../experiments/schema.ts';
 import { formatHelp, parseCommand, wantsHelp, type CommandSpec } from '../util/args.ts';
@@ -15,7 +18,7 @@ import { DEVICE_ENV } from './env.ts';
 
 export const EXPERIMENT_SPEC = {
   command: 'kindling experiment',
-  usage: ['kindling experiment report <dir>'],
+  usage: ['kindling experiment report <dir>', 'kindling experiment pool <dir>... --out DIR [--steps N] [--name NAME]'],
   summary:
     'Runs every arm × sweep point × seed of an experiment (docs/experiments.md), then writes results.json, ' +
     'results.md and report.html and prints the table. Exit status: 0 done, 1 a run failed or runs are missing, ' +
@@ -44,6 +47,22 @@ export const REPORT_SPEC = {
   summary: 'Rebuilds results.json, results.md and report.html of an experiment directory from its finished runs (e.g. after shards) and prints the table.',
   positionals: [{ name: 'dir', required: true, doc: 'the experiment directory (holds experiment.json)' }],
   options: {},
+} as const satisfies CommandSpec;
+
+export const POOL_SPEC = {
+  command: 'kindling experiment pool',
+  summary:
+    'Pools the runs of several experiment directories into one report (results.json, results.md, report.html in --out): ' +
+    'an arm (name and task) pools only runs of one protocol (the same stage-1 and stage-2 settings and transfer but for seed, ' +
+    'budget and saving); a seed run in two directories keeps the record that reaches further. Prints the table and, for the ' +
+    'needle task, the seeds that jumped with Fisher\'s exact test against the baseline. Exit status: 0 done, 2 bad options or ' +
+    'arms of different protocols.',
+  positionals: [{ name: 'dir', required: true, variadic: true, doc: 'two or more experiment directories (each holds experiment.json)' }],
+  options: {
+    out: { type: 'string', required: true, metavar: 'DIR', doc: 'where the pooled reports go (not one of the pooled directories)' },
+    steps: { type: 'int', min: 1, metavar: 'N', doc: 'read every run as stopped after N stage-2 steps (one budget for all; shorter runs count as unfinished)' },
+    name: { type: 'string', metavar: 'NAME', defaultDoc: "the --out directory's name", doc: "the pooled report's title" },
+  },
 } as const satisfies CommandSpec;
 
 export interface ExperimentArgs {
@@ -81,6 +100,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
     console.log(`\n${rep.results.runs.completed}/${rep.results.runs.planned} runs finished; results.json and report.html in ${dir} (${rep.html})`);
     return 0;
   }
+  if (argv[0] === 'pool') return poolCommand(argv.slice(1));
   if (argv.length === 0) {
     process.stderr.write(formatHelp(EXPERIMENT_SPEC));
     return 2;
@@ -112,4 +132,39 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   const partial = Boolean(args.shard || args.arms);
   if (r.completed < r.planned) console.error(`${r.planned - r.completed} runs not finished${partial ? ' (outside this selection, or by other shards)' : ''}: rerun with --resume${partial ? ', or merge with `kindling experiment report DIR`' : ''}`);
   return r.failed.length || r.crashedWorkers.length || (r.completed < r.planned && !partial) ? 1 : 0;
+}
+
+function poolCommand(argv: string[]): number {
+  const p = parseCommand(POOL_SPEC, argv);
+  if (p.help) {
+    process.stdout.write(formatHelp(POOL_SPEC));
+    return 0;
+  }
+  const dirs = p.args.dir as string[];
+  const out = p.options.out as string;
+  if (dirs.some((d) => resolve(d) === resolve(out))) {
+    console.error(`kindling experiment pool: --out ${out} is one of the pooled directories; its own reports would be overwritten`);
+    return 2;
+  }
+  let pooled: ReturnType<typeof poolExperiments>;
+  try {
+    pooled = poolExperiments(dirs, { name: p.options.name ?? basename(resolve(out)), ...(p.options.steps !== undefined ? { steps: p.options.steps } : {}) });
+  } catch (e) {
+    if (e instanceof ExperimentError) {
+      console.error(`kindling experiment ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  const { table, html } = writeReports(out, pooled.results);
+  writeFileSync(join(out, 'pool.json'), JSON.stringify({ dirs, steps: p.options.steps ?? null, notes: pooled.notes, runs: pooled.sources }, null, 2) + '\n');
+  console.log(table);
+  for (const task of [...new Set(pooled.results.arms.map((a) => a.task))].filter((t) => t.startsWith('condattendstream'))) {
+    const t = jumpTable(pooled.results, task);
+    console.log(`\n${task}: seeds that jumped (≥ 50%)`);
+    for (const row of [t.headers, ...t.rows]) console.log(`| ${row.join(' | ')} |`);
+  }
+  for (const n of pooled.notes) console.log(`note: ${n}`);
+  console.log(`\n${pooled.results.runs.planned} runs from ${dirs.length} directories; results.json, results.md and report.html in ${out} (${html}), sources in pool.json`);
+  return 0;
 }

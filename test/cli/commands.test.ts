@@ -96,8 +96,8 @@ describe('kindling train', () => {
 });
 
 describe('kindling experiment', () => {
-  it('--help for run and report; bad options exit 2', async () => {
-    await expectHelp(['experiment'], 'kindling experiment <experiment> [options]', ['kindling experiment report <dir>', '--shard i/n', '--stack N', '--resume', 'quick, paper']);
+  it('--help for run, report and pool; bad options exit 2', async () => {
+    await expectHelp(['experiment'], 'kindling experiment <experiment> [options]', ['kindling experiment report <dir>', 'kindling experiment pool <dir>...', '--shard i/n', '--stack N', '--resume', 'quick, paper']);
     expect(io.out).not.toContain('--worker');
     await expectHelp(['experiment', 'report'], 'kindling experiment report <dir> [options]', ['experiment directory']);
     await expectUsageError(['experiment', 'quick', '--job', '2'], ['unknown option --job (did you mean --jobs?)']);
@@ -106,6 +106,9 @@ describe('kindling experiment', () => {
     await expectUsageError(['experiment', 'quick', '--stack', '0'], ['--stack: must be >= 1, got 0']);
     await expectUsageError(['experiment', 'quick', 'paper'], ['unexpected argument "paper"']);
     await expectUsageError(['experiment', 'report'], ['missing <dir>']);
+    await expectHelp(['experiment', 'pool'], 'kindling experiment pool <dir>... --out DIR [options]', ['--steps N', '--out DIR', "Fisher's exact test"]);
+    await expectUsageError(['experiment', 'pool', '--out', 'x'], ['missing <dir>']);
+    await expectUsageError(['experiment', 'pool', 'a', 'b', '--out', 'x', '--steps', '0'], ['--steps: must be >= 1, got 0']);
     expect(await run('experiment')).toBe(2);
     expect(io.err).toContain('usage: kindling experiment <experiment> [options]');
   });
