@@ -12,7 +12,7 @@
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [f16,bf16] [--steps N] [--rounds N] [--profile]
- *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --gelu-ab [--steps N] [--rounds N]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|needle|all] --gelu-ab [--steps N] [--rounds N]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
@@ -301,14 +301,18 @@ async function needleMain(engine: Engine, args: string[], steps: number): Promis
  * counts; `--profile` adds each half precision's kernel table. f16 needs `shader-f16` (on NVIDIA
  * through Vulkan: KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia) and is left out without it.
  */
-/** The shapes a comparison times: one, or all (GPT-2 small only on a hardware adapter). */
-function comparisonShapes(which: 'a' | 'b' | 'g' | 'all', engine: Engine): StepShape[] {
-  return which === 'all' ? [STEP_SHAPES.a, STEP_SHAPES.b, ...(engine.device.info.software ? [] : [STEP_SHAPES.g])] : [STEP_SHAPES[which]];
+type Which = 'a' | 'b' | 'g' | 'needle' | 'all';
+
+/** The shapes a comparison times: one, or all (GPT-2 small only on a hardware adapter; the sparse needle step where asked). */
+function comparisonShapes(which: Which, engine: Engine, withNeedle = false): StepShape[] {
+  if (which === 'needle') return [NEEDLE_SHAPE];
+  if (which !== 'all') return [STEP_SHAPES[which]];
+  return [STEP_SHAPES.a, STEP_SHAPES.b, ...(withNeedle ? [NEEDLE_SHAPE] : []), ...(engine.device.info.software ? [] : [STEP_SHAPES.g])];
 }
 
-/** The shape (a, b, g or all), --steps and --rounds of an alternating comparison. */
-function comparisonArgs(args: string[], defaultRounds: number): { which: 'a' | 'b' | 'g' | 'all'; steps: number; rounds: number } {
-  const which = (args.find((a) => /^(a|b|g|all)$/.test(a)) ?? 'a') as 'a' | 'b' | 'g' | 'all';
+/** The shape (a, b, g, needle or all), --steps and --rounds of an alternating comparison. */
+function comparisonArgs(args: string[], defaultRounds: number): { which: Which; steps: number; rounds: number } {
+  const which = (args.find((a) => /^(a|b|g|needle|all)$/.test(a)) ?? 'a') as Which;
   const stepsArg = args.indexOf('--steps');
   const roundsArg = args.indexOf('--rounds');
   return {
@@ -369,7 +373,7 @@ async function geluAbMain(args: string[]): Promise<void> {
   console.log(`adapter: ${base.device.describe()}; GELU in products by default: ${fusedByDefault ? 'yes' : 'no'}`);
   const rows: string[] = [];
   try {
-    for (const s of comparisonShapes(which, base)) {
+    for (const s of comparisonShapes(which, base, true)) {
       const best = new Map<boolean, EngineStepResult>();
       for (let r = 0; r < rounds; r++)
         for (const fused of [false, true]) {
@@ -393,6 +397,7 @@ async function geluAbMain(args: string[]): Promise<void> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   if (args.includes('--gelu-ab')) {
+    // Before the needle branch: `needle --gelu-ab` is a comparison too.
     await geluAbMain(args);
     return;
   }

@@ -6,7 +6,7 @@
 #                          shader-f16 / subgroup matrices under Dawn's adapter toggles), nvidia-smi
 #   OUT/step.txt           benchmarks/step.bench.ts all --profile (a, b, GPT-2 small; PyTorch peer when
 #                          python3 has torch), then the needle shape beside PyTorch
-#   OUT/gelu.txt           benchmarks/step.bench.ts all --gelu-ab: each step with the MLP's GELU inside its
+#   OUT/gelu.txt           benchmarks/step.bench.ts all --gelu-ab: each step (a, b, needle, GPT-2 small) with the MLP's GELU inside its
 #                          products and with the GELU kernels, alternating (what the fusion buys)
 #   OUT/precision.txt      benchmarks/step.bench.ts all --precision --profile: each step in f32, f16 and bf16
 #                          (half matmul operands) alternating, with KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
