@@ -27,11 +27,13 @@ export function armCell(arm: ArmSummary): string {
   return `${pct(arm.mean)} ± ${pct(arm.std)} (best ${pct(arm.best.final_accuracy)}, ${n} seed${n === 1 ? '' : 's'})`;
 }
 
-function fmtDuration(s: number): string {
+/** "12.3 s", "24 min 05 s", "1 h 07 min": rounded once, so 1 499.6 s is 25 min 00 s (never "24 min 60 s"). */
+export function fmtDuration(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '–';
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(Math.round(s - m * 60)).padStart(2, '0')} s`;
+  if (Math.round(s * 10) < 600) return `${s.toFixed(1)} s`;
+  const t = Math.round(s);
+  const m = Math.floor(t / 60);
+  if (m < 60) return `${m} min ${String(t - m * 60).padStart(2, '0')} s`;
   const h = Math.floor(m / 60);
   return `${h} h ${String(m - h * 60).padStart(2, '0')} min`;
 }

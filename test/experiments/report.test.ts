@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { aggregate } from '../../src/experiments/aggregate.ts';
 import {
   checkpointSteps,
+  fmtDuration,
   htmlReport,
   jumpTable,
   markdownReport,
@@ -123,6 +124,16 @@ describe('results.md', () => {
       ['none', 'baseline', '0 of 8', '–', '–'],
       ['sort', 'procedural', '8 of 9', '1500 (500–3500)', '4.1e-4'],
     ]);
+  });
+
+  it('durations round once: seconds never read 60', () => {
+    expect(fmtDuration(12.34)).toBe('12.3 s');
+    expect(fmtDuration(59.96)).toBe('1 min 00 s');
+    expect(fmtDuration(1499.6)).toBe('25 min 00 s');
+    expect(fmtDuration(1499.4)).toBe('24 min 59 s');
+    expect(fmtDuration(3599.7)).toBe('1 h 00 min');
+    expect(fmtDuration(4020)).toBe('1 h 07 min');
+    expect(fmtDuration(Number.NaN)).toBe('–');
   });
 
   it('checkpoint steps: all if ≤ 6, else round multiples snapped to evaluation steps', () => {
