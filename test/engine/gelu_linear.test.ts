@@ -12,41 +12,10 @@ import { encodeMatmul, geluLinear, linearGeluLinear } from '../../engine/ops/mat
 import type { PlanKind } from '../../engine/plan.ts';
 import { castHalf, setPrecision } from '../../engine/precision.ts';
 import { randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
-import { geluGrad64, gelu64 } from '../reference/activation.ts';
+import { refGeluLinear, refLinearStack } from '../reference/matmul.ts';
 
 const engineAs = useEnginesAs();
 const PLANS: PlanKind[] = ['software', 'hardware'];
-
-/** float64 C_g = A_g·B_g for G stacked [M, K] · [K, N] (B shared when bShared). */
-function mm(G: number, M: number, N: number, K: number, a: ArrayLike<number>, b: ArrayLike<number>, tA = false, tB = false): Float64Array {
-  const c = new Float64Array(G * M * N);
-  for (let g = 0; g < G; g++)
-    for (let m = 0; m < M; m++)
-      for (let n = 0; n < N; n++) {
-        let s = 0;
-        for (let k = 0; k < K; k++) s += a[g * M * K + (tA ? k * M + m : m * K + k)]! * b[g * K * N + (tB ? n * K + k : k * N + n)]!;
-        c[(g * M + m) * N + n] = s;
-      }
-  return c;
-}
-
-/** transpose each of G [R, C] blocks */
-function tr(G: number, R: number, C: number, x: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(G * R * C);
-  for (let g = 0; g < G; g++) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) out[g * R * C + c * R + r] = x[g * R * C + r * C + c]!;
-  return out;
-}
-
-/** y = gelu(z)·W + b and its gradients for upstream gy, per group, in float64 (zq, wq, gq: the operands as the products read them). */
-function geluLinearRef(G: number, R: number, I: number, O: number, z: ArrayLike<number>, zq: ArrayLike<number>, wq: ArrayLike<number>, b: ArrayLike<number>, gq: ArrayLike<number>, g: ArrayLike<number>) {
-  const f = Float64Array.from(zq, gelu64);
-  const y = mm(G, R, O, I, f, wq).map((v, i) => v + b[Math.floor(i / (R * O)) * O + (i % O)]!);
-  const dz = mm(G, R, I, O, gq, tr(G, I, O, wq)).map((v, i) => v * geluGrad64(z[i]!));
-  const dw = mm(G, I, O, R, tr(G, R, I, f), gq);
-  const db = new Float64Array(G * O);
-  for (let i = 0; i < G * R * O; i++) db[Math.floor(i / (R * O)) * O + (i % O)]! += g[i]!;
-  return { y, dz, dw, db };
-}
 
 describe('geluLinear', () => {
   // [G, R, in, out]: odd sizes (scalar loads everywhere), aligned ones (shared128's vec4 loads and
@@ -66,7 +35,7 @@ describe('geluLinear', () => {
           const ws = randn(G * I * O, 51 + O, 0.3);
           const bs = randn(G * O, 52);
           const gs = randn(G * R * O, 53);
-          const ref = geluLinearRef(G, R, I, O, zs, zs, ws, bs, gs, gs);
+          const ref = refGeluLinear(zs, ws, bs, gs, G, R, I, O);
           e.startGrad();
           const z = e.tensor(zs, [G * R, I], { requiresGrad: true });
           const w = e.tensor(ws, G === 1 ? [I, O] : [G, I, O], { requiresGrad: true });
@@ -86,7 +55,7 @@ describe('geluLinear', () => {
     const ws = randn(I * O, 61, 0.3);
     const bs = randn(O, 62);
     const gs = randn(R * O, 63);
-    const ref = geluLinearRef(1, R, I, O, zs, zs, ws, bs, gs, gs);
+    const ref = refGeluLinear(zs, ws, bs, gs, 1, R, I, O);
     e.startGrad();
     const z = e.tensor(zs, [R, I], { requiresGrad: true });
     const w = e.tensor(ws, [I, O], { requiresGrad: true });
@@ -120,7 +89,7 @@ describe('geluLinear', () => {
         const g = e.tensor(randn(R * O, 73), [R, O]);
         const [zq, wq, gq] = await Promise.all([castHalf(z).read(), castHalf(w).read(), castHalf(g).read()]);
         const [zs, bs, gs] = await Promise.all([z.read(), b.read(), g.read()]);
-        const ref = geluLinearRef(1, R, I, O, zs, zq, wq, bs, gq, gs);
+        const ref = refGeluLinear(zs, wq, bs, gs, 1, R, I, O, { z: zq, w: wq, gy: gq });
         e.startGrad();
         const y = geluLinear(z, w, b);
         backward(y, g);
@@ -128,9 +97,7 @@ describe('geluLinear', () => {
         expect(relErr(await z.grad!.read(), ref.dz)).toBeLessThan(1e-5);
         expect(relErr(await w.grad!.read(), ref.dw)).toBeLessThan(1e-5);
         // The bias gradient from the half dY (the tiles the shared kernel stages).
-        const dbq = new Float64Array(O);
-        for (let i = 0; i < R * O; i++) dbq[i % O]! += gq[i]!;
-        expect(relErr(await b.grad!.read(), dbq)).toBeLessThan(1e-5);
+        expect(relErr(await b.grad!.read(), ref.db)).toBeLessThan(1e-5);
       } finally {
         setPrecision(e, 'f32');
       }
@@ -158,12 +125,10 @@ describe('linearGeluLinear (the MLP)', () => {
         const w2s = randn(G * H * D, 93, 0.1);
         const b2s = randn(G * D, 94);
         const gs = randn(G * R * D, 95);
-        const zs = mm(G, R, H, D, xs, w1s).map((v, i) => v + b1s[Math.floor(i / (R * H)) * H + (i % H)]!);
-        const ref2 = geluLinearRef(G, R, H, D, zs, zs, w2s, b2s, gs, gs);
-        const dx = mm(G, R, D, H, ref2.dz, tr(G, D, H, w1s));
-        const dw1 = mm(G, D, H, R, tr(G, R, D, xs), ref2.dz);
-        const db1 = new Float64Array(G * H);
-        for (let i = 0; i < G * R * H; i++) db1[Math.floor(i / (R * H)) * H + (i % H)]! += ref2.dz[i]!;
+        const z = refLinearStack(xs, w1s, b1s, new Float64Array(G * R * H), G, R, D, H).y;
+        const ref2 = refGeluLinear(z, w2s, b2s, gs, G, R, H, D);
+        // The first layer's gradients for the gradient the second gives its input.
+        const ref1 = refLinearStack(xs, w1s, b1s, ref2.dz, G, R, D, H);
         e.startGrad();
         const shape = (s: number[]) => (G === 1 ? s : [G, ...s]);
         const x = e.tensor(xs, [G * R, D], { requiresGrad: true });
@@ -176,9 +141,9 @@ describe('linearGeluLinear (the MLP)', () => {
         const y = linearGeluLinear(x, w1, b1, w2, b2);
         backward(y, e.tensor(gs, [G * R, D]));
         expect(relErr(await y.read(), ref2.y)).toBeLessThan(1e-5);
-        expect(relErr(await x.grad!.read(), dx)).toBeLessThan(1e-5);
-        expect(relErr(await w1.grad!.read(), dw1)).toBeLessThan(1e-5);
-        expect(relErr(await b1.grad!.read(), db1)).toBeLessThan(1e-5);
+        expect(relErr(await x.grad!.read(), ref1.dx)).toBeLessThan(1e-5);
+        expect(relErr(await w1.grad!.read(), ref1.dw)).toBeLessThan(1e-5);
+        expect(relErr(await b1.grad!.read(), ref1.db)).toBeLessThan(1e-5);
         expect(relErr(await w2.grad!.read(), ref2.dw)).toBeLessThan(1e-5);
         expect(relErr(await b2.grad!.read(), ref2.db)).toBeLessThan(1e-5);
         if (!profiled) return;

@@ -11,37 +11,9 @@ import { chooseMatmulVariant, linearGelu } from '../../engine/ops/matmul.ts';
 import type { PlanKind } from '../../engine/plan.ts';
 import { takesSplitK } from '../../kernels/matmul.ts';
 import { poisonPool, randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
-import { geluGrad64, gelu64 } from '../reference/activation.ts';
+import { refLinearGelu } from '../reference/matmul.ts';
 
 const engineAs = useEnginesAs();
-
-/** float64 GELU(x_g·W_g + b_g) per group and its gradients for the upstream gradient gy. */
-function reference(G: number, R: number, I: number, O: number, xs: Float32Array, ws: Float32Array, bs: Float32Array, gy: Float32Array) {
-  const y = new Float64Array(G * R * O);
-  const dz = new Float64Array(G * R * O);
-  const dx = new Float64Array(G * R * I);
-  const dw = new Float64Array(G * I * O);
-  const db = new Float64Array(G * O);
-  for (let g = 0; g < G; g++)
-    for (let r = 0; r < R; r++)
-      for (let o = 0; o < O; o++) {
-        let z = bs[g * O + o]!;
-        for (let i = 0; i < I; i++) z += xs[(g * R + r) * I + i]! * ws[(g * I + i) * O + o]!;
-        const k = (g * R + r) * O + o;
-        y[k] = gelu64(z);
-        dz[k] = gy[k]! * geluGrad64(z);
-        db[g * O + o]! += dz[k]!;
-      }
-  for (let g = 0; g < G; g++)
-    for (let r = 0; r < R; r++)
-      for (let i = 0; i < I; i++)
-        for (let o = 0; o < O; o++) {
-          const d = dz[(g * R + r) * O + o]!;
-          dx[(g * R + r) * I + i]! += d * ws[(g * I + i) * O + o]!;
-          dw[(g * I + i) * O + o]! += xs[(g * R + r) * I + i]! * d;
-        }
-  return { y, dx, dw, db };
-}
 
 describe('linearGelu', () => {
   // [G, R (rows per group), in, out]: a tiny product (naive on both plans), a single layer whose
@@ -62,7 +34,7 @@ describe('linearGelu', () => {
         const ws = randn(G * I * O, 41 + I, 0.2);
         const bs = randn(G * O, 42);
         const gy = randn(G * R * O, 43);
-        const ref = reference(G, R, I, O, xs, ws, bs, gy);
+        const ref = refLinearGelu(xs, ws, bs, gy, G, R, I, O);
         e.startGrad();
         const x = e.tensor(xs, [G * R, I], { requiresGrad: true });
         const w = e.tensor(ws, G === 1 ? [I, O] : [G, I, O], { requiresGrad: true });
