@@ -146,11 +146,11 @@ export interface MatmulKernelOptions {
   dgeluC?: boolean;
 }
 
-/** Variants that read half-precision operands (`halfA` / `halfB`). */
-export const HALF_OPERAND_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
-
-/** Variants with the GELU operand and epilogue (`geluA` / `dgeluC`). */
-export const GELU_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
+/**
+ * Variants whose operand loads and stores are per-element code the options can hook: half-precision
+ * operands (`halfA` / `halfB`) and the GELU operand and epilogue (`geluA` / `dgeluC`) exist there only.
+ */
+export const OPERAND_HOOK_VARIANTS: readonly string[] = ['naive', 'shared', 'shared128'];
 
 /** Bits of the `flags` uniform. */
 export const MATMUL_BIAS = 1;
@@ -872,8 +872,8 @@ ${epilogue}
 export const matmulKernel = memo((o: MatmulKernelOptions): KernelSpec => {
   const geo = matmulGeometry(o.variant);
   const half = !!(o.halfA || o.halfB);
-  if (half && !HALF_OPERAND_VARIANTS.includes(o.variant)) throw new Error(`matmul: half-precision operands need one of ${HALF_OPERAND_VARIANTS.join(', ')}; got ${o.variant}`);
-  if ((o.geluA || o.dgeluC) && !GELU_VARIANTS.includes(o.variant)) throw new Error(`matmul: the GELU operand and epilogue need one of ${GELU_VARIANTS.join(', ')}; got ${o.variant}`);
+  const hook = half ? 'half-precision operands' : o.geluA || o.dgeluC ? 'the GELU operand and epilogue' : null;
+  if (hook && !OPERAND_HOOK_VARIANTS.includes(o.variant)) throw new Error(`matmul: ${hook} need one of ${OPERAND_HOOK_VARIANTS.join(', ')}; got ${o.variant}`);
   let body: string;
   if (o.variant === 'naive') body = naiveBody(o);
   else if (o.variant === 'shared') body = sharedBody(o);

@@ -77,7 +77,7 @@ export interface MatmulProblem {
   colsumB?: { out: Bindable; accumulate: boolean };
   /**
    * op(A) = GELU(A) elementwise, applied as A is loaded (the MLP's gelu(z)·W and gelu(z)ᵀ·dY without
-   * a stored gelu(z)). Variants naive, shared, shared128 (`KM.GELU_VARIANTS`; another plan choice
+   * a stored gelu(z)). Variants naive, shared, shared128 (`KM.OPERAND_HOOK_VARIANTS`; another plan choice
    * becomes `shared`).
    */
   geluA?: boolean;
@@ -133,22 +133,19 @@ export function encodeMatmul(engine: Engine, a: Bindable, b: Bindable, c: Bindab
     if (p.colsumB && N > 0 && batch > 0) colsumOfB(engine, b, K, N, batch, p.colsumB);
     return;
   }
-  // Half-precision operands (f16 / bf16 tensors, the mixed-precision path): naive and the shared
-  // variants read them, and the column sums of a half B come only from the tiles a shared variant
-  // stages (there is no half colsum pass): a plan choice that cannot do either becomes `shared`.
+  // Half-precision operands (f16 / bf16 tensors, the mixed-precision path) and the GELU operand and
+  // epilogue exist in the naive and workgroup-memory kernels only, and the column sums of a half B
+  // come only from the tiles a shared variant stages (there is no half colsum pass): a plan choice
+  // that cannot do them becomes `shared`.
   const halfA = halfOf(a);
   const halfB = halfOf(b);
   const half = halfA || halfB;
   let variant = p.variant ?? chooseMatmulVariant(engine, M, N, K, batch, transB);
-  if (half && !KM.HALF_OPERAND_VARIANTS.includes(variant)) {
-    if (p.variant) throw new Error(`matmul: half-precision operands need one of ${KM.HALF_OPERAND_VARIANTS.join(', ')}; got ${p.variant}`);
+  const hook = half ? 'half-precision operands' : p.geluA || p.dgelu ? 'the GELU operand and epilogue' : null;
+  if (hook && !KM.OPERAND_HOOK_VARIANTS.includes(variant)) {
+    if (p.variant) throw new Error(`matmul: ${hook} need one of ${KM.OPERAND_HOOK_VARIANTS.join(', ')}; got ${p.variant}`);
     variant = 'shared';
   } else if (halfB && p.colsumB && !p.variant && !KM.takesSplitK(variant)) variant = 'shared';
-  // The GELU operand and epilogue exist in the naive and workgroup-memory kernels only.
-  if ((p.geluA || p.dgelu) && !KM.GELU_VARIANTS.includes(variant)) {
-    if (p.variant) throw new Error(`matmul: the GELU operand and epilogue need one of ${KM.GELU_VARIANTS.join(', ')}; got ${p.variant}`);
-    variant = 'shared';
-  }
   const aligned = (x: Bindable) => storageOf(x).offset % 16 === 0;
   const [tm, tn] = KM.matmulInvocationTile(variant);
   const isReg = /^(reg|sg)\d/.test(variant);
@@ -525,7 +522,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null, opts: { varia
  * gelu(z)·W + b without gelu(z): `linear` whose products read GELU of z as they load it (forward
  * and dW = gelu(z)ᵀ·dY) and whose dz = (dY·Wᵀ)·GELU'(z) comes out of the dx product's epilogue.
  * Shapes as `linear`. Its products run on the naive or workgroup-memory kernels (others become
- * `shared`; `KM.GELU_VARIANTS`).
+ * `shared`; `KM.OPERAND_HOOK_VARIANTS`).
  */
 export function geluLinear(z: Tensor, w: Tensor, bias?: Tensor | null, opts: { variant?: string } = {}): Tensor {
   return linearOf(z, w, bias ?? null, opts, true);

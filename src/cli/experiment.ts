@@ -10,7 +10,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { poolExperiments } from '../experiments/pool.ts';
-import { jumpTable, writeReports } from '../experiments/report.ts';
+import { isNeedle, jumpTable, tableMd, tasksOf, writeReports } from '../experiments/report.ts';
 import { parseShard, readStoredExperiment, report, runExperiment, type Shard } from '../experiments/runner.ts';
 import { ExperimentError, listPresets, loadExperiment } from '../experiments/schema.ts';
 import { formatHelp, parseCommand, wantsHelp, type CommandSpec } from '../util/args.ts';
@@ -159,11 +159,7 @@ function poolCommand(argv: string[]): number {
   const { table, html } = writeReports(out, pooled.results);
   writeFileSync(join(out, 'pool.json'), JSON.stringify({ dirs, steps: p.options.steps ?? null, notes: pooled.notes, runs: pooled.sources }, null, 2) + '\n');
   console.log(table);
-  for (const task of [...new Set(pooled.results.arms.map((a) => a.task))].filter((t) => t.startsWith('condattendstream'))) {
-    const t = jumpTable(pooled.results, task);
-    console.log(`\n${task}: seeds that jumped (≥ 50%)`);
-    for (const row of [t.headers, ...t.rows]) console.log(`| ${row.join(' | ')} |`);
-  }
+  for (const task of tasksOf(pooled.results).filter(isNeedle)) console.log(`\n${task}: seeds that jumped (≥ 50%)\n\n${tableMd(jumpTable(pooled.results, task))}`);
   for (const n of pooled.notes) console.log(`note: ${n}`);
   console.log(`\n${pooled.results.runs.planned} runs from ${dirs.length} directories; results.json, results.md and report.html in ${out} (${html}), sources in pool.json`);
   return 0;

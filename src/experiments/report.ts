@@ -78,7 +78,7 @@ const PAPER: Record<string, PaperRow> = {
   multiplication_5: { label: 'Multiplication', shuffled: 0.484, baseline: 0.427, procedural: 0.635, proceduralArm: 'Union' },
 };
 
-function isNeedle(task: string): boolean {
+export function isNeedle(task: string): boolean {
   return task.startsWith('condattendstream');
 }
 
@@ -111,7 +111,7 @@ interface Table {
   muted?: Set<number>;
 }
 
-function tasksOf(results: ExperimentResults): string[] {
+export function tasksOf(results: ExperimentResults): string[] {
   const tasks: string[] = [];
   for (const a of results.arms) if (!tasks.includes(a.task)) tasks.push(a.task);
   return tasks;
@@ -346,7 +346,7 @@ function fmtP(p: number): string {
   return p >= 0.01 ? p.toFixed(2) : p.toExponential(1);
 }
 
-function tableMd(t: Table): string {
+export function tableMd(t: Table): string {
   const line = (cells: string[]) => `| ${cells.map(mdCell).join(' | ')} |`;
   return [line(t.headers), `|${t.headers.map(() => '---').join('|')}|`, ...t.rows.map(line)].join('\n');
 }
