@@ -12,7 +12,7 @@
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] [--steps N] [--rounds N] [--no-peers] [--profile] [--trace file.json]
  *   node --import tsx benchmarks/step.bench.ts needle [--steps N] [--rounds N] [--no-peers] [--no-dense] [--profile] [--buckets 1,2,auto]
  *   node --import tsx benchmarks/step.bench.ts [a|b|g|all] --precision [f16,bf16] [--steps N] [--rounds N] [--profile]
- *   node --import tsx benchmarks/step.bench.ts [a|b|g|needle|all] --gelu-ab [--steps N] [--rounds N]
+ *   node --import tsx benchmarks/step.bench.ts [a|b|g|needle|all] --gelu-ab|--attention-ab [--steps N] [--rounds N]
  *
  * `needle` is shape (b) with the downstream needle task's loss mask (one loss position per row): the
  * dense step and the sparse one (see GPT.uploadBatch) beside the PyTorch CPU peer; it prints last one
@@ -354,39 +354,48 @@ async function precisionMain(args: string[]): Promise<void> {
   }
 }
 
+/** The plan switches `--gelu-ab` and `--attention-ab` compare (a device option each, engine/plan.ts). */
+const PLAN_AB = {
+  gelu: { option: 'geluInProducts', off: 'GELU kernels', on: 'GELU in products', bench: 'gelu-ab', plan: (e: Engine) => e.plan.matmul.geluInProducts },
+  attention: { option: 'blockAttention', off: 'tiled/sg attention', on: 'block attention', bench: 'attention-ab', plan: (e: Engine) => e.plan.attention.block },
+} as const;
+
 /**
- * `--gelu-ab`: the step of each shape with the MLP's GELU inside its products and without
- * (`plan.matmul.geluInProducts` on one engine and off on another, the same adapter and plan kind),
- * alternating for `rounds` rounds, then the best of each, the ratio, the dispatch counts and the
- * losses (equal up to float32 rounding). On a GPU: what the fusion buys; on lavapipe the software
- * plan's default is off, so the A/B there measures the fused path on the software kernels.
+ * `--gelu-ab` / `--attention-ab`: the step of each shape with a plan switch on and off — the MLP's
+ * GELU inside its products (`plan.matmul.geluInProducts`), attention on the block kernels
+ * (`plan.attention.block`) — on two engines of one adapter and plan kind, alternating for `rounds`
+ * rounds, then the best of each, the ratio, the dispatch counts and the losses (equal up to float32
+ * rounding). On a GPU: what the change buys; on lavapipe the software plan's defaults are off, so
+ * the A/B there measures the new path on the software plan's other kernels.
  */
-async function geluAbMain(args: string[]): Promise<void> {
-  const { which, steps, rounds } = comparisonArgs(args, 3);
+async function planAbMain(args: string[], which: keyof typeof PLAN_AB): Promise<void> {
+  const ab = PLAN_AB[which];
+  const { which: shapes, steps, rounds } = comparisonArgs(args, 3);
   const base = await Engine.create();
-  const fusedByDefault = base.plan.matmul.geluInProducts;
-  const other = await Engine.create({ geluInProducts: !fusedByDefault });
+  const onByDefault = ab.plan(base);
+  const other = await Engine.create({ [ab.option]: !onByDefault });
   const engines = new Map<boolean, Engine>([
-    [fusedByDefault, base],
-    [!fusedByDefault, other],
+    [onByDefault, base],
+    [!onByDefault, other],
   ]);
-  console.log(`adapter: ${base.device.describe()}; GELU in products by default: ${fusedByDefault ? 'yes' : 'no'}`);
+  const w = Math.max(ab.off.length, ab.on.length);
+  console.log(`adapter: ${base.device.describe()}; ${ab.on} by default: ${onByDefault ? 'yes' : 'no'}`);
   const rows: string[] = [];
   try {
-    for (const s of comparisonShapes(which, base, true)) {
+    for (const s of comparisonShapes(shapes, base, true)) {
       const best = new Map<boolean, EngineStepResult>();
       for (let r = 0; r < rounds; r++)
-        for (const fused of [false, true]) {
-          const res = await benchEngineStep(engines.get(fused)!, s, steps);
-          console.log(`[${s.name}] round ${r + 1} ${fused ? 'GELU in products' : 'GELU kernels   '}: ${fmt(res.msPerStep)} ms/step, ${fmt(res.dispatchesPerStep, 0)} dispatches, loss ${res.loss.toFixed(5)}`);
-          if (!best.has(fused) || res.msPerStep < best.get(fused)!.msPerStep) best.set(fused, res);
+        for (const on of [false, true]) {
+          const res = await benchEngineStep(engines.get(on)!, s, steps);
+          console.log(`[${s.name}] round ${r + 1} ${(on ? ab.on : ab.off).padEnd(w)}: ${fmt(res.msPerStep)} ms/step, ${fmt(res.dispatchesPerStep, 0)} dispatches, loss ${res.loss.toFixed(5)}`);
+          if (!best.has(on) || res.msPerStep < best.get(on)!.msPerStep) best.set(on, res);
         }
       const off = best.get(false)!;
       const on = best.get(true)!;
-      rows.push(`${s.name}      ${fmt(off.msPerStep).padStart(9)}  ${fmt(on.msPerStep).padStart(9)}  ${fmt(off.msPerStep / on.msPerStep, 2).padStart(6)}×  ${fmt(off.dispatchesPerStep, 0).padStart(4)} → ${fmt(on.dispatchesPerStep, 0).padEnd(4)}  ${off.loss.toFixed(5)} / ${on.loss.toFixed(5)}`);
-      console.log(JSON.stringify({ bench: 'gelu-ab', shape: s.name, kernels_ms_per_step: off.msPerStep, fused_ms_per_step: on.msPerStep, kernels_dispatches: off.dispatchesPerStep, fused_dispatches: on.dispatchesPerStep }));
+      rows.push(`${s.name}      ${fmt(off.msPerStep).padStart(ab.off.length)}  ${fmt(on.msPerStep).padStart(ab.on.length)}  ${fmt(off.msPerStep / on.msPerStep, 2).padStart(6)}×  ${fmt(off.dispatchesPerStep, 0).padStart(4)} → ${fmt(on.dispatchesPerStep, 0).padEnd(4)}  ${off.loss.toFixed(5)} / ${on.loss.toFixed(5)}`);
+      console.log(JSON.stringify({ bench: ab.bench, shape: s.name, off_ms_per_step: off.msPerStep, on_ms_per_step: on.msPerStep, off_dispatches: off.dispatchesPerStep, on_dispatches: on.dispatchesPerStep }));
     }
-    console.log('\nshape  GELU kernels  in products  faster  dispatches   loss (kernels / in products)');
+    console.log(`\nshape  ${ab.off}  ${ab.on}  faster  dispatches   loss (${ab.off} / ${ab.on})`);
     for (const r of rows) console.log(r);
   } finally {
     base.destroy();
@@ -396,11 +405,12 @@ async function geluAbMain(args: string[]): Promise<void> {
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args.includes('--gelu-ab')) {
-    // Before the needle branch: `needle --gelu-ab` is a comparison too.
-    await geluAbMain(args);
-    return;
-  }
+  for (const which of ['gelu', 'attention'] as const)
+    if (args.includes(`--${which}-ab`)) {
+      // Before the needle branch: `needle --gelu-ab` is a comparison too.
+      await planAbMain(args, which);
+      return;
+    }
   if (args.includes('needle')) {
     const stepsArg = args.indexOf('--steps');
     const engine = await Engine.create();

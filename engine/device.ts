@@ -77,6 +77,11 @@ export interface DeviceOptions {
    */
   geluInProducts?: boolean;
   /**
+   * Attention on the block kernels where they run (env KINDLING_BLOCK_ATTENTION=1|0; default: on the
+   * hardware plan only; `plan.attention.block`, engine/plan.ts). Same results up to float32 rounding.
+   */
+  blockAttention?: boolean;
+  /**
    * Use at most these limits instead of the adapter's maxima (e.g. a smaller maxBufferSize, as a
    * smaller device has): they are requested (WebGPU raises a request below its default to the
    * default) and `Device.limits`, which the engine plans and checks buffers against, is capped to
@@ -329,11 +334,16 @@ export class Device {
     if (opts.geluInProducts === undefined && geluEnv !== undefined && geluEnv !== '0' && geluEnv !== '1')
       throw new Error(`KINDLING_GELU_IN_PRODUCTS must be "1" or "0", got "${geluEnv}"`);
     const geluInProducts = opts.geluInProducts ?? (geluEnv === undefined ? undefined : geluEnv === '1');
+    const blockEnv = process.env.KINDLING_BLOCK_ATTENTION;
+    if (opts.blockAttention === undefined && blockEnv !== undefined && blockEnv !== '0' && blockEnv !== '1')
+      throw new Error(`KINDLING_BLOCK_ATTENTION must be "1" or "0", got "${blockEnv}"`);
+    const blockAttention = opts.blockAttention ?? (blockEnv === undefined ? undefined : blockEnv === '1');
     const features = new Set([...gpu.features] as string[]);
     const plan = planFor(info, gpu.limits, features, {
       ...(planAs ? { planAs } : {}),
       textures: process.env.KINDLING_MATMUL_TEXTURE !== '0',
       ...(geluInProducts !== undefined ? { geluInProducts } : {}),
+      ...(blockAttention !== undefined ? { blockAttention } : {}),
     });
     return new Device(gpu, adapter, info, plan, opts.limits);
   }

@@ -19,11 +19,12 @@
  * Everything here is a pure function of its inputs: no device, no environment except the
  * documented defaults of `PlanOptions` read by `planFor`'s caller (engine/device.ts).
  */
+import * as KA from '../kernels/attention.ts';
 import * as KM from '../kernels/matmul.ts';
 
 export type PlanKind = 'software' | 'hardware';
 export type MatmulPass = 'fwd' | 'bwd';
-export type AttentionKernel = 'ref' | 'row' | 'tiled' | 'sg';
+export type AttentionKernel = 'ref' | 'row' | 'tiled' | 'sg' | 'block';
 export type RowKernel = 'thread' | 'wg';
 export type ReduceKernel = 'axis' | 'rows';
 
@@ -38,6 +39,8 @@ export interface PlanAdapter {
 /** The device limits the plan reads. */
 export interface PlanLimits {
   maxStorageBufferBindingSize: number;
+  /** Bytes of workgroup memory a workgroup may use (the attention block kernels' tiles; WebGPU's default 16 384 when absent). */
+  maxComputeWorkgroupStorageSize?: number;
 }
 
 export interface PlanOptions {
@@ -55,6 +58,13 @@ export interface PlanOptions {
    * `step.bench.ts --gelu-ab`.
    */
   geluInProducts?: boolean;
+  /**
+   * Attention on the block kernels (`attention.block`; default: on the hardware plan only; the device
+   * passes KINDLING_BLOCK_ATTENTION=0|1): where they run (hd a multiple of 64, no dropout, tiles that
+   * fit the workgroup memory), `choose` returns 'block' for both passes. Off gives the kernels
+   * measured on the H200 before them (tiled forward, sg backward): the A/B of `step.bench.ts --attention-ab`.
+   */
+  blockAttention?: boolean;
 }
 
 export interface ChunkPlan {
@@ -186,6 +196,13 @@ export interface AttentionPlan {
    * covering all T rows) when the plan runs the backward that way, else 0 (separate dq and dkv kernels).
    */
   sgFusedBackwardRows(T: number, hd: number, sg: number, split: number): number;
+  /** Whether `choose` takes the block kernels where they run (PlanOptions.blockAttention). */
+  readonly block: boolean;
+  /**
+   * Block kernels: the tiles (own rows × streamed rows per block) of a pass at head dim hd, the
+   * largest of BLOCK_TILES that fits the workgroup memory, or null where none fits or hd % 64 ≠ 0.
+   */
+  blockTiles(kernel: BlockKernel, hd: number): KA.BlockOptions | null;
 }
 
 export interface KernelPlan {
@@ -328,8 +345,29 @@ function matmulPlan(kind: PlanKind, subgroupVariants: boolean, textures: boolean
   };
 }
 
-function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean): AttentionPlan {
+/** The block attention kernels: forward, backward query side, backward key side. */
+export type BlockKernel = 'fwd' | 'dq' | 'dkv';
+
+/**
+ * Block attention tiles to try, largest first: own rows (a workgroup of 4·rows invocations) × rows
+ * streamed per block. Unmeasured on a GPU so far: at hd 64 the first takes 40–45 KiB of workgroup
+ * memory (the H200 offers 48 KiB), the second 27–29 KiB (lavapipe's 32 KiB); the smaller ones serve
+ * hd 128 (16 × 16 on the H200, 8 × 16 on lavapipe for the backward).
+ */
+export const BLOCK_TILES: Record<BlockKernel, readonly { rows: number; cols: number }[]> = {
+  fwd: [{ rows: 64, cols: 32 }, { rows: 32, cols: 32 }, { rows: 16, cols: 16 }, { rows: 8, cols: 16 }],
+  dq: [{ rows: 64, cols: 16 }, { rows: 32, cols: 16 }, { rows: 16, cols: 16 }, { rows: 8, cols: 16 }],
+  dkv: [{ rows: 32, cols: 32 }, { rows: 32, cols: 16 }, { rows: 16, cols: 16 }, { rows: 8, cols: 16 }],
+};
+
+function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean, storage: number, blockOpt?: boolean): AttentionPlan {
   const sw = kind === 'software';
+  const block = blockOpt ?? !sw;
+  const blockTiles = (k: BlockKernel, hd: number): KA.BlockOptions | null => {
+    if (hd % 64 !== 0 || hd < 64) return null;
+    const t = BLOCK_TILES[k].find((c) => KA.blockStorageBytes(k, { hd, ...c }) <= storage);
+    return t ? { hd, ...t } : null;
+  };
   // Hardware: 4 vec4s (16 channels) per lane (H200, hd 64: split 4 beats 2, 8 and 16; see
   // HW_SG_BACKWARD_MIN_HD); lavapipe: up to 8 vec4s per lane.
   const perLane = sw ? 8 : 4;
@@ -341,18 +379,20 @@ function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean): Atten
   };
   return {
     subgroupSize: sgSize,
-    runnable: sgSize ? ['ref', 'row', 'tiled', 'sg'] : ['ref', 'row', 'tiled'],
-    variants: sw ? ['ref', sgSize ? 'sg' : 'row'] : sgSize ? ['ref', 'tiled', 'sg'] : ['ref', 'tiled'],
+    runnable: sgSize ? ['ref', 'row', 'tiled', 'sg', 'block'] : ['ref', 'row', 'tiled', 'block'],
+    variants: [...(sw ? ['ref', sgSize ? 'sg' : 'row'] : sgSize ? ['ref', 'tiled', 'sg'] : ['ref', 'tiled']), ...(block ? ['block'] : [])] as AttentionKernel[],
     textures,
     sgVec4PerLane: perLane,
     /**
-     * Hardware plan: tiled, and the sg backward from HW_SG_BACKWARD_MIN_HD (no dropout, a lane per
-     * 16 channels fits the subgroup). Software plan: sg; without subgroups, row — whose unrolled
+     * Where `block` is on (the hardware plan's default) and the block kernels run (hd % 64 = 0, no
+     * dropout, tiles that fit): block, both passes. Otherwise, hardware plan: tiled, and the sg
+     * backward from HW_SG_BACKWARD_MIN_HD (no dropout, a lane per 16 channels fits the subgroup). Software plan: sg; without subgroups, row — whose unrolled
      * kernels lavapipe's LLVM takes minutes to compile at large head dims, so above ROW_MAX_HD the
      * scalar ref kernels. Unaligned or hd % 4 ≠ 0: ref.
      */
     choose: (hd, pass, { fast, dropout }) => {
       if (!fast) return 'ref';
+      if (block && !dropout && blockTiles('fwd', hd) && blockTiles('dq', hd) && blockTiles('dkv', hd)) return 'block';
       if (!sw) return pass === 'bwd' && sgSize && hd >= HW_SG_BACKWARD_MIN_HD && !dropout && hd / 16 <= sgSize ? 'sg' : 'tiled';
       return sgSize ? 'sg' : hd <= ROW_MAX_HD ? 'row' : 'ref';
     },
@@ -383,6 +423,8 @@ function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean): Atten
      */
     sgFusedBackwardRows: (T, hd, sg, split) =>
       sw && sg === 8 && split === 1 && T <= SW_FUSED_BACKWARD_MAX_T && hd <= SW_FUSED_BACKWARD_MAX_HD ? Math.max(1, Math.ceil(T / 8)) : 0,
+    block,
+    blockTiles,
   };
 }
 
@@ -420,7 +462,7 @@ export function planFor(adapter: PlanAdapter, limits: PlanLimits, features: Read
     kind,
     adapterSoftware: adapter.software,
     matmul: matmulPlan(kind, subgroupVariants, textures, limits, opts.geluInProducts),
-    attention: attentionPlan(kind, sgSize, textures),
+    attention: attentionPlan(kind, sgSize, textures, limits.maxComputeWorkgroupStorageSize ?? 16384, opts.blockAttention),
     layernorm: {
       // On a GPU a 128-lane workgroup per row leaves most lanes idle on narrow rows (d = 16: 16 of
       // 128): narrow and many rows get an invocation each, as the cross-entropy rows do below.
@@ -455,7 +497,7 @@ export function describePlan(p: KernelPlan): string {
     `kernel plan: ${p.kind}${p.kind !== (p.adapterSoftware ? 'software' : 'hardware') ? ` (adapter: ${p.adapterSoftware ? 'software' : 'hardware'}; KINDLING_PLAN_AS / planAs)` : ''}`,
     `  matmul:     ${m.variants.join(', ')}; split-K ${m.splitsK ? `from K ≥ ${SPLITK_MIN_K} (shared, shared128)` : 'off'}; textures ${m.textures ? 'on' : 'off'}; MLP GELU ${m.geluInProducts ? 'inside its products' : 'kernels'} (KINDLING_GELU_IN_PRODUCTS)`,
     `  colsum:     one pass up to ${sw ? COLSUM_ONE_PASS_ROWS : KM.COLSUM_CHUNK} rows; chunks of ${sw ? KM.COLSUM_CHUNK : `max(${KM.COLSUM_CHUNK}, √R)`} rows`,
-    `  attention:  ${a.variants.join(', ')} (runnable: ${a.runnable.join(', ')}); sg ${a.subgroupSize ? `${a.subgroupSize} lanes, ≤ ${a.sgVec4PerLane} vec4 per lane, rows per lane ${sw ? '4 fwd / 2 bwd' : '1'}` : 'off'}; qkv texture ${a.textures ? 'on' : 'off'}`,
+    `  attention:  ${a.variants.join(', ')} (runnable: ${a.runnable.join(', ')}); sg ${a.subgroupSize ? `${a.subgroupSize} lanes, ≤ ${a.sgVec4PerLane} vec4 per lane, rows per lane ${sw ? '4 fwd / 2 bwd' : '1'}` : 'off'}; qkv texture ${a.textures ? 'on' : 'off'}; block kernels ${a.block ? 'on where they run (hd % 64 = 0, no dropout)' : 'off'} (KINDLING_BLOCK_ATTENTION)`,
     `  layernorm:  ${sw ? 'thread' : `wg; thread for d ≤ ${ROW_THREAD_MAX_WIDTH} and rows ≥ ${ROW_THREAD_MIN_ROWS}`}; dγ/dβ ${sw ? `one pass up to ${LN_PARAMS_ONE_PASS_ROWS} rows, then chunks` : 'chunks'}`,
     `  rows (cross-entropy, argmax): ${sw ? 'thread' : `wg; thread for V ≤ ${ROW_THREAD_MAX_WIDTH} and N ≥ ${ROW_THREAD_MIN_ROWS}`}`,
     `  reduce:     ${p.reduce.variants.join(', ')}; ${p.reduce.targetThreads} invocations before chunking${p.reduce.sqrtCap ? ', ≤ √n chunks' : ''}; sum of squares ≤ ${p.reduce.sumsqThreads} invocations per region`,

@@ -42,6 +42,11 @@
  *              `backwardFusedSg`: dq, dk and dv in one kernel for rows of T ≤ 8R (one workgroup per
  *              (b, h)), each pair's probability computed once; the software plan's backward for
  *              short rows at small head dims (engine/plan.ts, `sgFusedBackwardRows`).
+ *   - `block`: flash-attention-2 style register tiles: a workgroup owns a block of rows, the other
+ *              side streams through workgroup memory a block at a time, and scores, P·V, dS·K,
+ *              Pᵀ·dY and dSᵀ·Q run as small matrix products in which each lane holds 4 rows × a few
+ *              columns, so every value read from workgroup memory feeds 4–8 FMAs instead of one.
+ *              hd a multiple of 64, no dropout; the hardware plan's default where it runs.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { PHILOX_WGSL } from './random.ts';
@@ -1032,6 +1037,312 @@ ${sgPrologue(o, ks.nvc)}
     }
   }
   ${ks.storeKeyRows()}
+}`,
+  });
+});
+
+// ======================================================================================= block (register-tiled products)
+
+/**
+ * Options of the block kernels: flash-attention-2 style, each workgroup multiplies small blocks of
+ * rows as matrix products with register tiles. A workgroup owns `rows` query rows (forward, dq) or
+ * key rows (dkv) in groups of 4 rows × 16 lanes (4·rows invocations); a lane owns 4 rows × the
+ * channels 4·(lane + 16c) of the outputs (hd/64 vec4s) and `cols`/16 columns of each score block.
+ * The other side's rows stream through workgroup memory `cols` at a time. Head dims that are a
+ * multiple of 64, no dropout.
+ */
+export interface BlockOptions {
+  hd: number;
+  /** Rows the workgroup owns: a multiple of 4 (4·rows invocations). */
+  rows: number;
+  /** Rows of the other side per block: a multiple of 16. */
+  cols: number;
+}
+
+const BLOCK_LANES = 16;
+
+function checkBlock(o: BlockOptions): { nv: number; cv: number; kt: number; rg: number } {
+  if (o.hd % 64 !== 0 || o.hd < 64) throw new Error(`attention: block kernels need hd % 64 == 0 (got ${o.hd})`);
+  if (o.rows % 4 !== 0 || o.rows < 4) throw new Error(`attention: block rows must be a multiple of 4 (got ${o.rows})`);
+  if (o.cols % BLOCK_LANES !== 0 || o.cols < BLOCK_LANES) throw new Error(`attention: block cols must be a multiple of 16 (got ${o.cols})`);
+  return { nv: o.hd / 4, cv: o.hd / 64, kt: o.cols / BLOCK_LANES, rg: o.rows / 4 };
+}
+
+/** Invocations per workgroup of a block kernel (4 rows per group of 16 lanes). */
+export const blockInvocations = (o: BlockOptions): number => (o.rows / 4) * BLOCK_LANES;
+
+/**
+ * Workgroup memory of a block kernel in bytes (the adapter's maxComputeWorkgroupStorageSize bounds
+ * it): own rows unpadded (read as broadcasts), streamed rows padded by one vec4 where lanes read
+ * different rows (no bank conflicts), the score block, and (dkv) the block's lse and D.
+ */
+export function blockStorageBytes(kind: 'fwd' | 'dq' | 'dkv', o: BlockOptions): number {
+  const { nv } = checkBlock(o);
+  const R = o.rows;
+  const C = o.cols;
+  if (kind === 'fwd') return 16 * (R * nv + C * (nv + 1) + C * nv) + 4 * R * C;
+  if (kind === 'dq') return 16 * (2 * R * nv + 2 * C * (nv + 1)) + 4 * R * C;
+  return 16 * (2 * R * nv + 2 * C * (nv + 1)) + 8 * R * C + 8 * C;
+}
+
+const blockName = (kind: string, o: BlockOptions): string => `attention.${kind}.block[hd${o.hd},r${o.rows},c${o.cols}]`;
+
+/** Prologue of the block kernels: (b, h), this lane's place, and the qkv / y column offsets. */
+const blockPrologue = (nv: number): string => /* wgsl */ `
+  let bh = wid.y + wid.z * nwg.y;
+  if (bh >= P.BH) { return; }        // uniform over the workgroup
+  let li = lid.x;
+  let tx = li % ${BLOCK_LANES}u;     // lane within its group of 16: columns tx + 16·c
+  let ty = li / ${BLOCK_LANES}u;     // row group: rows 4·ty .. 4·ty + 3 of the workgroup's
+  let b = bh / P.H;
+  let h = bh - b * P.H;
+  let rs = 3u * P.d4;
+  let qcol = b * P.T * rs + h * ${nv}u;
+  let kcol = qcol + P.d4;
+  let vcol = kcol + P.d4;
+  let ycol = b * P.T * P.d4 + h * ${nv}u;
+  let tm1 = P.T - 1u;`;
+
+/** Stage `n` rows × nv vec4s from global `src(row, c)` into `dst` with row stride `stride` (rows clamped to T − 1). */
+const stage = (dst: string, n: number, nv: number, stride: number, first: string, src: (row: string) => string): string => /* wgsl */ `
+  for (var e = li; e < ${n * nv}u; e = e + WG_X) {
+    let rr = e / ${nv}u;
+    let c = e - rr * ${nv}u;
+    let row = min(${first} + rr, tm1);
+    ${dst}[rr * ${stride}u + c] = ${src('row')};
+  }`;
+
+/** Sum of `x` over the 16 lanes of each row group through `buf` (rows × 16 floats); ends with a barrier. */
+const laneSums = (buf: string, xs: (r: number) => string, out: (r: number) => string, op = '+'): string => /* wgsl */ `
+  ${rep(4, (r) => `${buf}[(4u * ty + ${r}u) * 16u + tx] = ${xs(r)};`, '\n  ')}
+  workgroupBarrier();
+  ${rep(4, (r) => `var ${out(r)} = ${buf}[(4u * ty + ${r}u) * 16u];`, '\n  ')}
+  for (var t = 1u; t < 16u; t = t + 1u) {
+    ${rep(4, (r) => (op === '+' ? `${out(r)} = ${out(r)} + ${buf}[(4u * ty + ${r}u) * 16u + t];` : `${out(r)} = max(${out(r)}, ${buf}[(4u * ty + ${r}u) * 16u + t]);`), '\n    ')}
+  }
+  workgroupBarrier();`;
+
+/**
+ * Forward: a workgroup per `rows` query rows of one (b, h); key blocks of `cols` rows. Scores of
+ * 4 rows × cols/16 keys per lane from q·scale (workgroup memory) and K; the block's row maxima
+ * through workgroup memory (every lane of a row then rescales by the same max); P through workgroup
+ * memory into o += P·V, a lane owning 4 rows × its hd/64 vec4s of channels.
+ */
+export const forwardBlock = memo((o: BlockOptions): KernelSpec => {
+  const { nv, cv, kt } = checkBlock(o);
+  const R = o.rows;
+  const C = o.cols;
+  const ks = nv + 1;
+  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
+  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  return kernel({
+    name: blockName('fwd', o),
+    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    uniforms: FAST_UNIFORMS,
+    workgroupSize: [blockInvocations(o), 1, 1],
+    body: /* wgsl */ `
+var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
+var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
+var<workgroup> vt: array<vec4<f32>, ${C * nv}>;
+var<workgroup> pt: array<f32, ${R * C}>;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${blockPrologue(nv)}
+  let r0 = wid.x * ${R}u;
+  ${stage('qs', R, nv, nv, 'r0', (row) => `qkv[qcol + ${row} * rs + c] * P.scale`)}
+  ${rep(4, (r) => `let row${r} = r0 + 4u * ty + ${r}u;`, '\n  ')}
+  ${RC((r, c) => `var o${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
+  ${rep(4, (r) => `var m${r} = ${NEG};\n  var l${r} = 0.0;`, '\n  ')}
+  let jend = min(r0 + ${R}u, P.T);   // causal: keys up to the workgroup's last row
+  for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
+    workgroupBarrier();
+    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
+      let kr = e / ${nv}u;
+      let c = e - kr * ${nv}u;
+      let row = min(j0 + kr, tm1);
+      kt[kr * ${ks}u + c] = qkv[kcol + row * rs + c];
+      vt[e] = qkv[vcol + row * rs + c];
+    }
+    workgroupBarrier();
+    ${RK((r, k) => `var s${r}_${k} = 0.0;`)}
+    for (var c = 0u; c < ${nv}u; c = c + 1u) {
+      ${rep(4, (r) => `let q${r} = qs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
+      ${rep(kt, (k) => `let k${k} = kt[(tx + ${16 * k}u) * ${ks}u + c];`, '\n      ')}
+      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(q${r}, k${k});`, '\n      ')}
+    }
+    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${k}, tm1)] > 0.5);`)}
+    ${RK((r, k) => `let ok${r}_${k} = kok${k} && key${k} <= row${r};\n    s${r}_${k} = select(${NEG}, s${r}_${k}, ok${r}_${k});`)}
+    ${laneSums('pt', (r) => maxOf(rep(kt, (k) => `s${r}_${k}`, ',').split(',')), (r) => `bm${r}`, 'max')}
+    ${rep(4, (r) => `let mn${r} = max(m${r}, bm${r});\n    let al${r} = exp(m${r} - mn${r});\n    m${r} = mn${r};`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} - mn${r}), ok${r}_${k});\n    pt[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k};`)}
+    ${rep(4, (r) => `l${r} = l${r} * al${r} + ${rep(kt, (k) => `p${r}_${k}`, ' + ')};`)}
+    ${RC((r, c) => `o${r}_${c} = o${r}_${c} * al${r};`)}
+    workgroupBarrier();
+    for (var j = 0u; j < ${C}u; j = j + 1u) {
+      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C}u + j];`, '\n      ')}
+      ${rep(cv, (c) => `let v${c} = vt[j * ${nv}u + tx + ${16 * c}u];`, '\n      ')}
+      ${RC((r, c) => `o${r}_${c} = o${r}_${c} + p${r} * v${c};`, '\n      ')}
+    }
+  }
+  workgroupBarrier();
+  ${laneSums('pt', (r) => `l${r}`, (r) => `L${r}`)}
+  ${rep(
+    4,
+    (r) => `if (row${r} < P.T) {
+    let inv = select(0.0, 1.0 / L${r}, L${r} > 0.0);
+    ${rep(cv, (c) => `y[ycol + row${r} * P.d4 + tx + ${16 * c}u] = o${r}_${c} * inv;`, '\n    ')}
+    if (tx == 0u) { lse[bh * P.T + row${r}] = select(${LSE_EMPTY}, m${r} + log(L${r}), L${r} > 0.0); }
+  }`,
+    '\n  ',
+  )}
+}`,
+  });
+});
+
+/**
+ * Backward, query side: a workgroup per `rows` query rows, key blocks of `cols`. D = rowsum(dY ⊙ Y)
+ * (written for the dkv kernel), then per block the scores S = q·kᵀ and dP = dY·vᵀ as 4 × cols/16
+ * register tiles, dS = P ⊙ (dP − D) through workgroup memory into dq += dS·K.
+ */
+export const backwardDqBlock = memo((o: BlockOptions): KernelSpec => {
+  const { nv, cv, kt } = checkBlock(o);
+  const R = o.rows;
+  const C = o.cols;
+  const ks = nv + 1;
+  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
+  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  return kernel({
+    name: blockName('bwd.dq', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('y', 'array<vec4<f32>>'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      rw('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: FAST_UNIFORMS,
+    workgroupSize: [blockInvocations(o), 1, 1],
+    body: /* wgsl */ `
+var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
+var<workgroup> gs: array<vec4<f32>, ${R * nv}>;
+var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
+var<workgroup> vt: array<vec4<f32>, ${C * ks}>;
+var<workgroup> st: array<f32, ${R * C}>;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${blockPrologue(nv)}
+  let r0 = wid.x * ${R}u;
+  ${stage('qs', R, nv, nv, 'r0', (row) => `qkv[qcol + ${row} * rs + c]`)}
+  ${stage('gs', R, nv, nv, 'r0', (row) => `dy[ycol + ${row} * P.d4 + c]`)}
+  ${rep(4, (r) => `let row${r} = r0 + 4u * ty + ${r}u;\n  let rc${r} = min(row${r}, tm1);\n  let L${r} = lse[bh * P.T + rc${r}];`, '\n  ')}
+  ${laneSums('st', (r) => rep(cv, (c) => `dot(dy[ycol + rc${r} * P.d4 + tx + ${16 * c}u], y[ycol + rc${r} * P.d4 + tx + ${16 * c}u])`, ' + '), (r) => `D${r}`)}
+  ${rep(4, (r) => `if (tx == 0u && row${r} < P.T) { dD[bh * P.T + row${r}] = D${r}; }`, '\n  ')}
+  ${RC((r, c) => `var dq${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
+  let jend = min(r0 + ${R}u, P.T);
+  for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
+    workgroupBarrier();
+    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
+      let kr = e / ${nv}u;
+      let c = e - kr * ${nv}u;
+      let row = min(j0 + kr, tm1);
+      kt[kr * ${ks}u + c] = qkv[kcol + row * rs + c];
+      vt[kr * ${ks}u + c] = qkv[vcol + row * rs + c];
+    }
+    workgroupBarrier();
+    ${RK((r, k) => `var s${r}_${k} = 0.0;\n    var dp${r}_${k} = 0.0;`)}
+    for (var c = 0u; c < ${nv}u; c = c + 1u) {
+      ${rep(4, (r) => `let q${r} = qs[(4u * ty + ${r}u) * ${nv}u + c];\n      let g${r} = gs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
+      ${rep(kt, (k) => `let k${k} = kt[(tx + ${16 * k}u) * ${ks}u + c];\n      let v${k} = vt[(tx + ${16 * k}u) * ${ks}u + c];`, '\n      ')}
+      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(q${r}, k${k});\n      dp${r}_${k} = dp${r}_${k} + dot(g${r}, v${k});`, '\n      ')}
+    }
+    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${k}, tm1)] > 0.5);`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    st[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k} * (dp${r}_${k} - D${r});`)}
+    workgroupBarrier();
+    for (var j = 0u; j < ${C}u; j = j + 1u) {
+      ${rep(4, (r) => `let ds${r} = st[(4u * ty + ${r}u) * ${C}u + j];`, '\n      ')}
+      ${rep(cv, (c) => `let k${c} = kt[j * ${ks}u + tx + ${16 * c}u];`, '\n      ')}
+      ${RC((r, c) => `dq${r}_${c} = dq${r}_${c} + ds${r} * k${c};`, '\n      ')}
+    }
+  }
+  ${rep(4, (r) => `if (row${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[qcol + row${r} * rs + tx + ${16 * c}u] = dq${r}_${c} * P.scale;`, '\n    ')}\n  }`, '\n  ')}
+}`,
+  });
+});
+
+/**
+ * Backward, key side: a workgroup per `rows` key rows, query blocks of `cols` from the workgroup's
+ * first key on (causal). Per block Sᵀ = k·qᵀ and dPᵀ = v·dYᵀ as 4 × cols/16 register tiles, then P and
+ * dS through workgroup memory into dv += Pᵀ·dY and dk += dSᵀ·Q. Needs D from the dq kernel.
+ */
+export const backwardDkvBlock = memo((o: BlockOptions): KernelSpec => {
+  const { nv, cv, kt } = checkBlock(o);
+  const R = o.rows;
+  const C = o.cols;
+  const qsd = nv + 1;
+  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
+  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  return kernel({
+    name: blockName('bwd.dkv', o),
+    bindings: [
+      ro('qkv', 'array<vec4<f32>>'),
+      ro('kmask'),
+      ro('dy', 'array<vec4<f32>>'),
+      ro('lse'),
+      ro('dD'),
+      rw('dqkv', 'array<vec4<f32>>'),
+    ],
+    uniforms: FAST_UNIFORMS,
+    workgroupSize: [blockInvocations(o), 1, 1],
+    body: /* wgsl */ `
+var<workgroup> ks: array<vec4<f32>, ${R * nv}>;
+var<workgroup> vs: array<vec4<f32>, ${R * nv}>;
+var<workgroup> qt: array<vec4<f32>, ${C * qsd}>;
+var<workgroup> gt: array<vec4<f32>, ${C * qsd}>;
+var<workgroup> pt: array<f32, ${R * C}>;
+var<workgroup> st: array<f32, ${R * C}>;
+var<workgroup> lt: array<f32, ${C}>;
+var<workgroup> dt: array<f32, ${C}>;
+@compute @workgroup_size(WG_X, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${blockPrologue(nv)}
+  let k0 = wid.x * ${R}u;
+  ${stage('ks', R, nv, nv, 'k0', (row) => `qkv[kcol + ${row} * rs + c]`)}
+  ${stage('vs', R, nv, nv, 'k0', (row) => `qkv[vcol + ${row} * rs + c]`)}
+  ${rep(4, (r) => `let key${r} = k0 + 4u * ty + ${r}u;\n  let kok${r} = key${r} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${r}, tm1)] > 0.5);`, '\n  ')}
+  ${RC((r, c) => `var dk${r}_${c} = vec4<f32>(0.0);\n  var dv${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
+  for (var i0 = k0; i0 < P.T; i0 = i0 + ${C}u) {   // causal: queries from the workgroup's first key
+    workgroupBarrier();
+    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
+      let qr = e / ${nv}u;
+      let c = e - qr * ${nv}u;
+      let row = min(i0 + qr, tm1);
+      qt[qr * ${qsd}u + c] = qkv[qcol + row * rs + c];
+      gt[qr * ${qsd}u + c] = dy[ycol + row * P.d4 + c];
+    }
+    for (var e = li; e < ${C}u; e = e + WG_X) {
+      let row = min(i0 + e, tm1);
+      lt[e] = lse[bh * P.T + row];
+      dt[e] = dD[bh * P.T + row];
+    }
+    workgroupBarrier();
+    ${RK((r, k) => `var s${r}_${k} = 0.0;\n    var dp${r}_${k} = 0.0;`)}
+    for (var c = 0u; c < ${nv}u; c = c + 1u) {
+      ${rep(4, (r) => `let k${r} = ks[(4u * ty + ${r}u) * ${nv}u + c];\n      let v${r} = vs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
+      ${rep(kt, (k) => `let q${k} = qt[(tx + ${16 * k}u) * ${qsd}u + c];\n      let g${k} = gt[(tx + ${16 * k}u) * ${qsd}u + c];`, '\n      ')}
+      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(k${r}, q${k});\n      dp${r}_${k} = dp${r}_${k} + dot(v${r}, g${k});`, '\n      ')}
+    }
+    ${rep(kt, (k) => `let qi${k} = i0 + tx + ${16 * k}u;`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - lt[tx + ${16 * k}u]), kok${r} && qi${k} >= key${r} && qi${k} < P.T);\n    pt[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k};\n    st[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k} * (dp${r}_${k} - dt[tx + ${16 * k}u]);`)}
+    workgroupBarrier();
+    for (var i = 0u; i < ${C}u; i = i + 1u) {
+      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C}u + i];\n      let ds${r} = st[(4u * ty + ${r}u) * ${C}u + i];`, '\n      ')}
+      ${rep(cv, (c) => `let g${c} = gt[i * ${qsd}u + tx + ${16 * c}u];\n      let q${c} = qt[i * ${qsd}u + tx + ${16 * c}u];`, '\n      ')}
+      ${RC((r, c) => `dv${r}_${c} = dv${r}_${c} + p${r} * g${c};\n      dk${r}_${c} = dk${r}_${c} + ds${r} * q${c};`, '\n      ')}
+    }
+  }
+  ${rep(4, (r) => `if (key${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[kcol + key${r} * rs + tx + ${16 * c}u] = dk${r}_${c} * P.scale;\n    dqkv[vcol + key${r} * rs + tx + ${16 * c}u] = dv${r}_${c};`, '\n    ')}\n  }`, '\n  ')}
 }`,
   });
 });

@@ -8,6 +8,9 @@
 #                          python3 has torch), then the needle shape beside PyTorch
 #   OUT/gelu.txt           benchmarks/step.bench.ts all --gelu-ab: each step (a, b, needle, GPT-2 small) with the MLP's GELU inside its
 #                          products and with the GELU kernels, alternating (what the fusion buys)
+#   OUT/attention.txt      benchmarks/attention.bench.ts --sweep (the block kernels' tiles against tiled and sg at
+#                          GPT-2's shape, with their differences), then benchmarks/step.bench.ts g --attention-ab
+#                          (GPT-2 small with and without the block kernels, alternating)
 #   OUT/precision.txt      benchmarks/step.bench.ts all --precision --profile: each step in f32, f16 and bf16
 #                          (half matmul operands) alternating, with KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia
 #   OUT/stacked.txt        benchmarks/stacked.bench.ts: the needle step of 1, 4, 8, 16, 32 stacked models
@@ -69,6 +72,13 @@ t0=$(date +%s)
 node --import tsx benchmarks/step.bench.ts all --gelu-ab > "$out/gelu.txt" 2>&1
 echo "gpu-checks: GELU A/B in $(( $(date +%s) - t0 )) s → $out/gelu.txt"
 tail -n 5 "$out/gelu.txt"
+
+# Attention on the block kernels against the kernels before them: per layer, then the GPT-2 step.
+t0=$(date +%s)
+{ node --import tsx benchmarks/attention.bench.ts --sweep
+  node --import tsx benchmarks/step.bench.ts g --attention-ab; } > "$out/attention.txt" 2>&1
+echo "gpu-checks: attention A/B in $(( $(date +%s) - t0 )) s → $out/attention.txt"
+grep -E 'GPT-2 small|^g ' "$out/attention.txt" | tail -n 8
 
 # Mixed precision: the step in f32, f16 and bf16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
 t0=$(date +%s)

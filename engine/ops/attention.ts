@@ -15,7 +15,7 @@ import type { DispatchCost, Engine, TextureBinding } from '../engine.ts';
 import type { Tensor } from '../tensor.ts';
 import { engineOf, expectDtype, grid1d, TEX_SLOT, textureFits, toTexture, vec4able } from './common.ts';
 
-export type AttentionVariant = 'auto' | 'ref' | 'row' | 'tiled' | 'sg';
+export type AttentionVariant = 'auto' | 'ref' | 'row' | 'tiled' | 'sg' | 'block';
 
 export interface AttentionDropout {
   /** Probability of dropping an attention probability, 0 ≤ p < 1 (p = 0 disables dropout). */
@@ -49,6 +49,11 @@ export interface AttentionOptions {
    * choice (`plan.attention.sgFusedBackwardRows`); true forces it where it can run, false turns it off.
    */
   fused?: boolean;
+  /**
+   * block variant: tiles (own rows × streamed rows per block) per kernel instead of the plan's
+   * (`plan.attention.blockTiles`); each must fit the device's workgroup memory.
+   */
+  blockTiles?: Partial<Record<'fwd' | 'dq' | 'dkv', { rows: number; cols: number }>>;
 }
 
 interface Plan {
@@ -58,13 +63,15 @@ interface Plan {
   d: number;
   H: number;
   hd: number;
-  variant: 'ref' | 'row' | 'tiled' | 'sg';
+  variant: 'ref' | 'row' | 'tiled' | 'sg' | 'block';
   wg: number;
   kb: number;
   split: number | undefined;
   rowsPerLane: number | undefined;
   mask: Tensor | undefined;
   dropout: AttentionDropout | undefined;
+  /** block variant: the tiles of each kernel. */
+  tiles: Record<'fwd' | 'dq' | 'dkv', K.BlockOptions> | undefined;
   /** Query-key pairs visited (causal triangle), for the dispatch costs. */
   pairs: number;
 }
@@ -105,11 +112,25 @@ function plan(qkv: Tensor, nHead: number, opts: AttentionOptions, extra: Tensor[
   if (variant === 'auto') variant = e.plan.attention.choose(hd, pass, { fast: fastOk, dropout: !!(dropout && dropout.p > 0) });
   if (variant !== 'ref' && !fastOk) throw new Error(`causalSelfAttention: variant "${variant}" needs hd % 4 == 0 and 16-byte aligned tensors (hd = ${hd})`);
   if (variant === 'sg' && !sgSize) throw new Error('causalSelfAttention: variant "sg" needs the subgroups feature with a fixed subgroup size');
+  let tiles: Plan['tiles'];
+  if (variant === 'block') {
+    if (dropout) throw new Error('causalSelfAttention: variant "block" has no dropout (use sg, tiled, row or ref)');
+    const storage = e.device.limits.maxComputeWorkgroupStorageSize;
+    const tile = (k: 'fwd' | 'dq' | 'dkv'): K.BlockOptions => {
+      const given = opts.blockTiles?.[k];
+      const t = given ? { hd, ...given } : e.plan.attention.blockTiles(k, hd);
+      if (!t) throw new Error(`causalSelfAttention: variant "block" needs hd % 64 == 0 and tiles within the device's workgroup memory (hd = ${hd}, ${storage} bytes)`);
+      const bytes = K.blockStorageBytes(k, t); // also checks hd, rows and cols
+      if (bytes > storage) throw new Error(`causalSelfAttention: block tiles ${t.rows}×${t.cols} of the ${k} kernel need ${bytes} bytes of workgroup memory, the device has ${storage}`);
+      return t;
+    };
+    tiles = { fwd: tile('fwd'), dq: tile('dq'), dkv: tile('dkv') };
+  }
   const wg = variant === 'sg' ? sgSize : (opts.wg ?? (variant === 'tiled' ? TILED_WG : ROW_WG));
-  if (variant !== 'ref' && (wg % 4 !== 0 || wg < 4 || wg > e.device.limits.maxComputeInvocationsPerWorkgroup))
+  if (variant !== 'ref' && variant !== 'block' && (wg % 4 !== 0 || wg < 4 || wg > e.device.limits.maxComputeInvocationsPerWorkgroup))
     throw new Error(`causalSelfAttention: wg = ${wg} must be a multiple of 4 within the device limit`);
   const kb = opts.kb ?? (variant === 'tiled' ? 4 : 1); // row: 1 compiles much faster on lavapipe (docs/performance.md), its only auto use
-  return { e, B, T, d, H: nHead, hd, variant, wg, kb, split: opts.split, rowsPerLane: opts.rowsPerLane, mask, dropout, pairs: (B * nHead * T * (T + 1)) / 2 };
+  return { e, B, T, d, H: nHead, hd, variant, wg, kb, split: opts.split, rowsPerLane: opts.rowsPerLane, mask, dropout, tiles, pairs: (B * nHead * T * (T + 1)) / 2 };
 }
 
 function dropoutUniforms(p: Plan): Record<string, number> {
@@ -131,6 +152,17 @@ function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
   const bh = p.B * p.H;
   const rowsPerGroup = p.variant === 'sg' ? K.sgRowsPerWorkgroup(sgOpts(p, pass)) : p.wg;
   return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
+}
+
+/** The block kernels' tiles for a pass (chosen and checked by plan()). */
+function blockTiles(p: Plan, k: 'fwd' | 'dq' | 'dkv'): K.BlockOptions {
+  return p.tiles![k];
+}
+
+/** Grid of a block kernel: a workgroup per `rows` rows of each (b, h). */
+function blockGrid(p: Plan, rows: number): [number, number, number] {
+  const bh = p.B * p.H;
+  return [Math.ceil(p.T / rows), Math.min(bh, 65535), Math.ceil(bh / 65535)];
 }
 
 /** Lanes per row of the sg kernels: `split`, else the plan's (`plan.attention.sgSplit`). */
@@ -197,6 +229,9 @@ export function attentionForward(
   if (p.variant === 'ref') {
     const o = { dropout: !!p.dropout };
     e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
+  } else if (p.variant === 'block') {
+    const t = blockTiles(p, 'fwd');
+    e.dispatch(K.forwardBlock(t), [qkv, ...m, y, lse], fastUniforms(p), blockGrid(p, t.rows), cost);
   } else {
     const src = qkvSource(p, qkv, opts);
     const spec = p.variant === 'sg' ? K.forwardSg({ ...sgOpts(p, 'fwd'), tex: src !== qkv }) : K.forwardFast(fastOpts(p));
@@ -247,6 +282,12 @@ export function attentionBackward(
     e.dispatch(K.backwardRefD({}), [y, dy, D], u, g, { flops: 2 * y.numel, bytes: 8 * y.numel + rowBytes });
     e.dispatch(K.backwardRefDq(o), [qkv, ...m, dy, lse, D, dqkv], u, g, dqCost);
     e.dispatch(K.backwardRefDkv(o), [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
+  } else if (p.variant === 'block') {
+    const u = fastUniforms(p);
+    const dq = blockTiles(p, 'dq');
+    const dkv = blockTiles(p, 'dkv');
+    e.dispatch(K.backwardDqBlock(dq), [qkv, ...m, y, dy, lse, D, dqkv], u, blockGrid(p, dq.rows), dqCost);
+    e.dispatch(K.backwardDkvBlock(dkv), [qkv, ...m, dy, lse, D, dqkv], u, blockGrid(p, dkv.rows), dkvCost);
   } else {
     const sg = p.variant === 'sg';
     const u = fastUniforms(p);

@@ -76,8 +76,11 @@ function checkAgainstRef(got: Run, qkvData: Float32Array, dyData: Float32Array, 
   expect(relErr(visible(got.lse), visible(lseRef))).toBeLessThanOrEqual(tol);
 }
 
-/** Every variant: ref (scalar reference), row and tiled (no subgroups), sg (subgroups, lavapipe's default). */
-const VARIANTS = ['ref', 'row', 'tiled', 'sg'] as const;
+/**
+ * Every variant: ref (scalar reference), row and tiled (no subgroups), sg (subgroups, lavapipe's
+ * default), block (register-tiled products, the hardware plan's default at hd % 64 = 0).
+ */
+const VARIANTS = ['ref', 'row', 'tiled', 'sg', 'block'] as const;
 /**
  * Head dims (and kernel options) per variant. lavapipe's LLVM takes seconds to compile each unrolled
  * kernel, so the GPU variants (row, tiled) are checked at small head dims only — the same generated
@@ -95,6 +98,8 @@ const CONFIGS: Record<string, Map<number, AttentionOptions>> = {
     [4, { wg: 64, kb: 4 }],
     [8, { wg: 8, kb: 2 }],
   ]),
+  // The plan's tiles for this adapter's workgroup memory (every tile list entry: below).
+  block: new Map([[64, {}]]),
 };
 
 // ------------------------------------------------------------------ tests
@@ -208,6 +213,51 @@ describe('causal attention kernels', () => {
   });
 });
 
+describe('block kernels (register-tiled products)', () => {
+  // The plan's tiles on this adapter run in 'causal attention kernels' above (many T). Here: the
+  // H200's largest shapes (64 rows: 16 row groups; 32-row blocks: two key columns per lane), each in
+  // every kernel whose tiles fit this adapter's workgroup memory (the others take the plan's), and
+  // hd 128 (two vec4s per lane); rows and key blocks that end inside T = 70, a fully padded sequence
+  // and rows that see no key. A shape no kernel of which fits (64 × 32 in lavapipe's 32 KiB) is skipped.
+  const cases = [
+    { hd: 64, t: { rows: 64, cols: 32 } },
+    { hd: 64, t: { rows: 64, cols: 16 } },
+    { hd: 64, t: { rows: 16, cols: 32 } },
+    { hd: 128, t: { rows: 8, cols: 16 } },
+  ];
+  for (const { hd, t } of cases)
+    it(`hd ${hd}, ${t.rows} rows × ${t.cols}-row blocks: forward and backward match float64 (padding, rows without keys)`, async (ctx) => {
+      const e = await engine();
+      const storage = e.device.limits.maxComputeWorkgroupStorageSize;
+      const fits = (['fwd', 'dq', 'dkv'] as const).filter((k) => K.blockStorageBytes(k, { hd, ...t }) <= storage);
+      ctx.skip(fits.length === 0, `no block kernel fits ${t.rows} × ${t.cols} at hd ${hd} in this adapter's ${storage} bytes of workgroup memory`);
+      const blockTiles = Object.fromEntries(fits.map((k) => [k, t]));
+      const s: Shape = { B: 2, T: 70, H: 2, hd };
+      const d = s.H * s.hd;
+      const qkv = randArray(s.B * s.T * 3 * d, 900, -2, 2);
+      const dy = randArray(s.B * s.T * d, 910, -1, 1);
+      for (const mask of [undefined, makeMask(s.B, s.T, 920, true)]) {
+        try {
+          checkAgainstRef(await runGpu(e, qkv, dy, s, { variant: 'block', blockTiles }, mask), qkv, dy, s, mask);
+        } catch (err) {
+          throw new Error(`${JSON.stringify(blockTiles)} mask=${!!mask}: ${(err as Error).message}`);
+        }
+      }
+    });
+
+  it('refuses dropout, head dims that are not multiples of 64 and tiles beyond the workgroup memory', async () => {
+    const e = await engine();
+    const qkv = (hd: number) => e.tensor(randArray(2 * 8 * 3 * hd, 930, -1, 1), [2, 8, 3 * hd]);
+    expect(() => attentionForward(qkv(64), 1, { variant: 'block', dropout: { p: 0.1, seed: 1, step: 0 } })).toThrow(/no dropout/);
+    expect(() => attentionForward(qkv(32), 1, { variant: 'block' })).toThrow(/hd % 64/);
+    expect(() => attentionForward(qkv(64), 1, { variant: 'block', blockTiles: { fwd: { rows: 512, cols: 64 } } })).toThrow(/workgroup memory/);
+    expect(() => attentionForward(qkv(64), 1, { variant: 'block', blockTiles: { dq: { rows: 6, cols: 16 } } })).toThrow(/multiple of 4/);
+  });
+});
+
+/** The variants with dropout (block has none: refused, see 'block kernels'). */
+const dropoutVariants = (e: Engine) => availableAttentionVariants(e).filter((v) => v !== 'block');
+
 describe('attention dropout', () => {
   const s: Shape = { B: 2, T: 33, H: 2, hd: 4 };
   const d = s.H * s.hd;
@@ -216,7 +266,7 @@ describe('attention dropout', () => {
 
   it('p = 0 is exactly no dropout', async () => {
     const e = await engine();
-    for (const variant of availableAttentionVariants(e)) {
+    for (const variant of dropoutVariants(e)) {
       const a = await runGpu(e, qkv, dy, s, { variant });
       const b = await runGpu(e, qkv, dy, s, { variant, dropout: { p: 0, seed: 1, step: 2 } });
       expect(b.y).toEqual(a.y);
@@ -232,7 +282,7 @@ describe('attention dropout', () => {
       { p: 0.5, seed: 0xdeadbeef, step: 77, stream: 3 },
     ]) {
       const Z = dropoutFactors(s.B, s.H, s.T, dr);
-      for (const variant of availableAttentionVariants(e))
+      for (const variant of dropoutVariants(e))
         for (const m of [undefined, mask]) {
           const got = await runGpu(e, qkv, dy, s, { variant, dropout: dr }, m);
           checkAgainstRef(got, qkv, dy, s, m, Z);
@@ -404,7 +454,7 @@ describe('attention dropout', () => {
 
   it('is deterministic, and another step or stream draws another mask', async () => {
     const e = await engine();
-    for (const variant of availableAttentionVariants(e)) {
+    for (const variant of dropoutVariants(e)) {
       const base = { p: 0.3, seed: 9, step: 1 };
       const a = await runGpu(e, qkv, dy, s, { variant, dropout: base });
       const b = await runGpu(e, qkv, dy, s, { variant, dropout: base });

@@ -14,6 +14,7 @@ import { layerNorm } from '../../engine/ops/layernorm.ts';
 import { encodeMatmul } from '../../engine/ops/matmul.ts';
 import { reduceAxisInto, sum } from '../../engine/ops/reduce.ts';
 import { describePlan, planFor, type KernelPlan, type PlanKind } from '../../engine/plan.ts';
+import * as K from '../../kernels/attention.ts';
 import { takesSplitK } from '../../kernels/matmul.ts';
 import { poison, randArray, randn, relErr, useEnginesAs } from '../helpers/gpu.ts';
 import { refBackward, refForward, type Shape } from '../reference/attention.ts';
@@ -90,6 +91,69 @@ describe('the MLP GELU choice', () => {
     } finally {
       if (old === undefined) delete process.env.KINDLING_GELU_IN_PRODUCTS;
       else process.env.KINDLING_GELU_IN_PRODUCTS = old;
+      for (const e of made) e.destroy();
+    }
+  });
+});
+
+describe('the attention block choice', () => {
+  const STORAGE = (bytes: number) => ({ ...LIMITS, maxComputeWorkgroupStorageSize: bytes });
+  it('block follows the plan kind unless given, at hd % 64 = 0 without dropout, with tiles that fit; KINDLING_BLOCK_ATTENTION sets it', async () => {
+    const o = { fast: true, dropout: false };
+    const gpu = planFor(GPU, STORAGE(49152), SG);
+    expect(gpu.attention.block).toBe(true);
+    for (const pass of ['fwd', 'bwd'] as const) {
+      expect(gpu.attention.choose(64, pass, o)).toBe('block');
+      expect(gpu.attention.choose(128, pass, o)).toBe('block');
+      expect(gpu.attention.choose(64, pass, { fast: true, dropout: true })).toBe('tiled');
+      expect(gpu.attention.choose(32, pass, o)).toBe('tiled');
+      expect(planFor(GPU, STORAGE(49152), SG, { blockAttention: false }).attention.choose(64, pass, o)).toBe(pass === 'fwd' ? 'tiled' : 'sg');
+      expect(planFor(LAVAPIPE, STORAGE(32768), SG).attention.choose(64, pass, o)).toBe('sg');
+      expect(planFor(LAVAPIPE, STORAGE(32768), SG, { blockAttention: true }).attention.choose(64, pass, o)).toBe('block');
+    }
+    // The largest tiles of BLOCK_TILES that fit: the H200's 48 KiB, lavapipe's 32 KiB, WebGPU's default 16 KiB.
+    const tiles = (p: KernelPlan, hd: number) => (['fwd', 'dq', 'dkv'] as const).map((k) => p.attention.blockTiles(k, hd));
+    expect(tiles(gpu, 64)).toEqual([
+      { hd: 64, rows: 64, cols: 32 },
+      { hd: 64, rows: 64, cols: 16 },
+      { hd: 64, rows: 32, cols: 32 },
+    ]);
+    expect(tiles(planFor(GPU, STORAGE(32768), SG), 64)).toEqual([
+      { hd: 64, rows: 32, cols: 32 },
+      { hd: 64, rows: 32, cols: 16 },
+      { hd: 64, rows: 32, cols: 16 },
+    ]);
+    expect(tiles(planFor(GPU, LIMITS, SG), 64)).toEqual([
+      { hd: 64, rows: 16, cols: 16 },
+      { hd: 64, rows: 8, cols: 16 },
+      { hd: 64, rows: 8, cols: 16 },
+    ]);
+    for (const [p, hd] of [
+      [gpu, 64],
+      [gpu, 128],
+      [planFor(GPU, STORAGE(32768), SG), 128],
+    ] as const)
+      for (const [k, t] of tiles(p, hd).entries()) expect(K.blockStorageBytes((['fwd', 'dq', 'dkv'] as const)[k], t!)).toBeLessThanOrEqual(p === gpu ? 49152 : 32768);
+    // 16 KiB holds no hd-128 backward tile: not block there.
+    expect(planFor(GPU, LIMITS, SG).attention.choose(128, 'bwd', o)).toBe('sg');
+    expect(gpu.attention.blockTiles('fwd', 32)).toBeNull();
+
+    const old = process.env.KINDLING_BLOCK_ATTENTION;
+    const made: Engine[] = [];
+    try {
+      process.env.KINDLING_BLOCK_ATTENTION = '1';
+      made.push(await Engine.create({ planAs: 'software' }));
+      expect(made[0]!.plan.attention.block).toBe(true);
+      process.env.KINDLING_BLOCK_ATTENTION = '0';
+      made.push(await Engine.create({ planAs: 'hardware' }));
+      expect(made[1]!.plan.attention.block).toBe(false);
+      made.push(await Engine.create({ planAs: 'hardware', blockAttention: true }));
+      expect(made[2]!.plan.attention.block).toBe(true);
+      process.env.KINDLING_BLOCK_ATTENTION = 'on';
+      await expect(Engine.create()).rejects.toThrow(/KINDLING_BLOCK_ATTENTION must be "1" or "0", got "on"/);
+    } finally {
+      if (old === undefined) delete process.env.KINDLING_BLOCK_ATTENTION;
+      else process.env.KINDLING_BLOCK_ATTENTION = old;
       for (const e of made) e.destroy();
     }
   });
@@ -220,6 +284,7 @@ describe('every variant a plan can choose, on an engine following it, against fl
         for (const s of cases) {
           if ((variant === 'tiled' || variant === 'row' || variant === 'auto') && s.hd === 64 && kind === 'software') continue;
           if ((variant === 'tiled' || variant === 'row') && s.hd === 64) continue; // compile time on lavapipe; tiled at hd 64 runs in test/model/plans.test.ts
+          if (variant === 'block' && s.hd % 64 !== 0) continue; // block runs at hd % 64 = 0 only
           const d = s.H * s.hd;
           const qkvData = randArray(s.B * s.T * 3 * d, seed++, -2, 2);
           const dyData = randArray(s.B * s.T * d, seed++, -1, 1);

@@ -1,7 +1,7 @@
 /**
  * The GPU plan on the CPU: an engine created with `planAs: 'hardware'` picks the kernels and plans
- * a GPU gets (shared-memory matmul tiles with split-K for the weight gradients, tiled attention
- * forward and subgroup attention backward at hd 64, the GPU reduction plans), so this machine, which
+ * a GPU gets (shared-memory matmul tiles with split-K for the weight gradients, the block attention
+ * kernels at hd 64 — and without them the tiled forward and subgroup backward — the GPU reduction plans), so this machine, which
  * has no GPU, runs those paths end to end. One training step of a 2-layer GPT with hd 64 must give
  * the software plan's loss and gradients (each plan is checked against PyTorch elsewhere only at
  * small sizes).
@@ -27,8 +27,8 @@ const cfg = makeConfig({ size: '2_2_128', vocabSize: 256, nPositions: 64, tied: 
 const B = 16;
 const T = 64;
 
-async function step(planAs: 'hardware' | 'software') {
-  const e = await Engine.create({ planAs });
+async function step(planAs: 'hardware' | 'software', blockAttention?: boolean) {
+  const e = await Engine.create({ planAs, ...(blockAttention === undefined ? {} : { blockAttention }) });
   engines.push(e);
   const model = GPT.create(e, cfg, { seed: 3 });
   let x = 7;
@@ -57,22 +57,27 @@ async function step(planAs: 'hardware' | 'software') {
 }
 
 describe('kernel plans', () => {
-  it("the GPU plan's step equals the CPU plan's (loss and every gradient)", async () => {
-    const hw = await step('hardware');
+  it("the GPU plan's step equals the CPU plan's (loss and every gradient), with the block attention kernels and without", async () => {
     const sw = await step('software');
-    expect(hw.kind).toBe('hardware');
     expect(sw.kind).toBe('software');
-    // planAs changes the plan only: the adapter stays what it is.
-    expect(hw.software).toBe(sw.software);
-    if (hw.kernels.length) {
-      // The GPU paths this test exists for did run.
-      expect(hw.kernels.some((k) => k.startsWith('matmul.splitk_sum'))).toBe(true);
-      expect(hw.kernels.some((k) => k.startsWith('attention.fwd.tiled'))).toBe(true);
-      expect(hw.kernels.some((k) => /^attention\.bwd\.dkv\.sg\[hd64,sg\d+,split4\]/.test(k))).toBe(true);
-      expect(hw.kernels.some((k) => k.startsWith('matmul.shared'))).toBe(true);
+    for (const block of [true, false]) {
+      const hw = await step('hardware', block);
+      expect(hw.kind).toBe('hardware');
+      // planAs changes the plan only: the adapter stays what it is.
+      expect(hw.software).toBe(sw.software);
+      if (hw.kernels.length) {
+        // The GPU paths this test exists for did run.
+        expect(hw.kernels.some((k) => k.startsWith('matmul.splitk_sum'))).toBe(true);
+        expect(hw.kernels.some((k) => k.startsWith('matmul.shared'))).toBe(true);
+        if (block) for (const k of ['fwd', 'bwd.dq', 'bwd.dkv']) expect(hw.kernels.some((n) => n.startsWith(`attention.${k}.block[hd64,`))).toBe(true);
+        else {
+          expect(hw.kernels.some((k) => k.startsWith('attention.fwd.tiled'))).toBe(true);
+          expect(hw.kernels.some((k) => /^attention\.bwd\.dkv\.sg\[hd64,sg\d+,split4\]/.test(k))).toBe(true);
+        }
+      }
+      expect(Math.abs(hw.loss - sw.loss) / sw.loss).toBeLessThan(1e-5);
+      expect([...hw.grads.keys()].sort()).toEqual([...sw.grads.keys()].sort());
+      for (const [name, g] of sw.grads) expect(relErr(hw.grads.get(name)!, g), `${name} (block ${block})`).toBeLessThan(1e-4);
     }
-    expect(Math.abs(hw.loss - sw.loss) / sw.loss).toBeLessThan(1e-5);
-    expect([...hw.grads.keys()].sort()).toEqual([...sw.grads.keys()].sort());
-    for (const [name, g] of sw.grads) expect(relErr(hw.grads.get(name)!, g), name).toBeLessThan(1e-4);
   });
 });
