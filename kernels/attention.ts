@@ -1112,15 +1112,25 @@ const stage = (dst: string, n: number, nv: number, stride: number, first: string
     ${dst}[rr * ${stride}u + c] = ${src('row')};
   }`;
 
-/** Sum of `x` over the 16 lanes of each row group through `buf` (rows × 16 floats); ends with a barrier. */
-const laneSums = (buf: string, xs: (r: number) => string, out: (r: number) => string, op = '+'): string => /* wgsl */ `
-  ${rep(4, (r) => `${buf}[(4u * ty + ${r}u) * 16u + tx] = ${xs(r)};`, '\n  ')}
+/**
+ * Store scalar `v` at float index `i` of a workgroup array of vec4s (the score blocks are written a
+ * float per lane and read back four at a time).
+ */
+const put = (buf: string, i: string, v: string): string => `${buf}[(${i}) >> 2u][(${i}) & 3u] = ${v};`;
+
+/**
+ * Sum (or max) of `x` over the 16 lanes of each row group through `buf` (vec4s; rows × 16 floats
+ * used); ends with a barrier.
+ */
+const laneSums = (buf: string, xs: (r: number) => string, out: (r: number) => string, op: '+' | 'max' = '+'): string => {
+  const f = (a: string, b: string): string => (op === '+' ? `${a} + ${b}` : `max(${a}, ${b})`);
+  const red = (r: number, q: number): string => `${buf}[(4u * ty + ${r}u) * 4u + ${q}u]`;
+  return /* wgsl */ `
+  ${rep(4, (r) => put(buf, `(4u * ty + ${r}u) * 16u + tx`, xs(r)), '\n  ')}
   workgroupBarrier();
-  ${rep(4, (r) => `var ${out(r)} = ${buf}[(4u * ty + ${r}u) * 16u];`, '\n  ')}
-  for (var t = 1u; t < 16u; t = t + 1u) {
-    ${rep(4, (r) => (op === '+' ? `${out(r)} = ${out(r)} + ${buf}[(4u * ty + ${r}u) * 16u + t];` : `${out(r)} = max(${out(r)}, ${buf}[(4u * ty + ${r}u) * 16u + t]);`), '\n    ')}
-  }
+  ${rep(4, (r) => `let ${out(r)}4 = ${f(f(red(r, 0), red(r, 1)), f(red(r, 2), red(r, 3)))};\n  let ${out(r)} = ${f(f(`${out(r)}4.x`, `${out(r)}4.y`), f(`${out(r)}4.z`, `${out(r)}4.w`))};`, '\n  ')}
   workgroupBarrier();`;
+};
 
 /**
  * Forward: a workgroup per `rows` query rows of one (b, h); key blocks of `cols` rows. Scores of
@@ -1144,7 +1154,7 @@ export const forwardBlock = memo((o: BlockOptions): KernelSpec => {
 var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
 var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
 var<workgroup> vt: array<vec4<f32>, ${C * nv}>;
-var<workgroup> pt: array<f32, ${R * C}>;
+var<workgroup> pt: array<vec4<f32>, ${(R * C) / 4}>;
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${blockPrologue(nv)}
@@ -1174,14 +1184,14 @@ ${blockPrologue(nv)}
     ${RK((r, k) => `let ok${r}_${k} = kok${k} && key${k} <= row${r};\n    s${r}_${k} = select(${NEG}, s${r}_${k}, ok${r}_${k});`)}
     ${laneSums('pt', (r) => maxOf(rep(kt, (k) => `s${r}_${k}`, ',').split(',')), (r) => `bm${r}`, 'max')}
     ${rep(4, (r) => `let mn${r} = max(m${r}, bm${r});\n    let al${r} = exp(m${r} - mn${r});\n    m${r} = mn${r};`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} - mn${r}), ok${r}_${k});\n    pt[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k};`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} - mn${r}), ok${r}_${k});\n    ${put('pt', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k}`)}`)}
     ${rep(4, (r) => `l${r} = l${r} * al${r} + ${rep(kt, (k) => `p${r}_${k}`, ' + ')};`)}
     ${RC((r, c) => `o${r}_${c} = o${r}_${c} * al${r};`)}
     workgroupBarrier();
-    for (var j = 0u; j < ${C}u; j = j + 1u) {
-      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C}u + j];`, '\n      ')}
-      ${rep(cv, (c) => `let v${c} = vt[j * ${nv}u + tx + ${16 * c}u];`, '\n      ')}
-      ${RC((r, c) => `o${r}_${c} = o${r}_${c} + p${r} * v${c};`, '\n      ')}
+    for (var j = 0u; j < ${C / 4}u; j = j + 1u) {   // 4 keys per step: P as vec4s
+      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C / 4}u + j];`, '\n      ')}
+      ${rep(4, (t) => rep(cv, (c) => `let v${t}_${c} = vt[(4u * j + ${t}u) * ${nv}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
+      ${RC((r, c) => `o${r}_${c} = o${r}_${c} + ${rep(4, (t) => `p${r}[${t}] * v${t}_${c}`, ' + ')};`, '\n      ')}
     }
   }
   workgroupBarrier();
@@ -1229,7 +1239,7 @@ var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
 var<workgroup> gs: array<vec4<f32>, ${R * nv}>;
 var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
 var<workgroup> vt: array<vec4<f32>, ${C * ks}>;
-var<workgroup> st: array<f32, ${R * C}>;
+var<workgroup> st: array<vec4<f32>, ${(R * C) / 4}>;
 @compute @workgroup_size(WG_X, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
 ${blockPrologue(nv)}
@@ -1258,12 +1268,12 @@ ${blockPrologue(nv)}
       ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(q${r}, k${k});\n      dp${r}_${k} = dp${r}_${k} + dot(g${r}, v${k});`, '\n      ')}
     }
     ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${k}, tm1)] > 0.5);`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    st[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k} * (dp${r}_${k} - D${r});`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    ${put('st', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k} * (dp${r}_${k} - D${r})`)}`)}
     workgroupBarrier();
-    for (var j = 0u; j < ${C}u; j = j + 1u) {
-      ${rep(4, (r) => `let ds${r} = st[(4u * ty + ${r}u) * ${C}u + j];`, '\n      ')}
-      ${rep(cv, (c) => `let k${c} = kt[j * ${ks}u + tx + ${16 * c}u];`, '\n      ')}
-      ${RC((r, c) => `dq${r}_${c} = dq${r}_${c} + ds${r} * k${c};`, '\n      ')}
+    for (var j = 0u; j < ${C / 4}u; j = j + 1u) {   // 4 keys per step: dS as vec4s
+      ${rep(4, (r) => `let ds${r} = st[(4u * ty + ${r}u) * ${C / 4}u + j];`, '\n      ')}
+      ${rep(4, (t) => rep(cv, (c) => `let k${t}_${c} = kt[(4u * j + ${t}u) * ${ks}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
+      ${RC((r, c) => `dq${r}_${c} = dq${r}_${c} + ${rep(4, (t) => `ds${r}[${t}] * k${t}_${c}`, ' + ')};`, '\n      ')}
     }
   }
   ${rep(4, (r) => `if (row${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[qcol + row${r} * rs + tx + ${16 * c}u] = dq${r}_${c} * P.scale;`, '\n    ')}\n  }`, '\n  ')}
@@ -1300,8 +1310,8 @@ var<workgroup> ks: array<vec4<f32>, ${R * nv}>;
 var<workgroup> vs: array<vec4<f32>, ${R * nv}>;
 var<workgroup> qt: array<vec4<f32>, ${C * qsd}>;
 var<workgroup> gt: array<vec4<f32>, ${C * qsd}>;
-var<workgroup> pt: array<f32, ${R * C}>;
-var<workgroup> st: array<f32, ${R * C}>;
+var<workgroup> pt: array<vec4<f32>, ${(R * C) / 4}>;
+var<workgroup> st: array<vec4<f32>, ${(R * C) / 4}>;
 var<workgroup> lt: array<f32, ${C}>;
 var<workgroup> dt: array<f32, ${C}>;
 @compute @workgroup_size(WG_X, 1, 1)
@@ -1334,12 +1344,12 @@ ${blockPrologue(nv)}
       ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(k${r}, q${k});\n      dp${r}_${k} = dp${r}_${k} + dot(v${r}, g${k});`, '\n      ')}
     }
     ${rep(kt, (k) => `let qi${k} = i0 + tx + ${16 * k}u;`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - lt[tx + ${16 * k}u]), kok${r} && qi${k} >= key${r} && qi${k} < P.T);\n    pt[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k};\n    st[(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u] = p${r}_${k} * (dp${r}_${k} - dt[tx + ${16 * k}u]);`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - lt[tx + ${16 * k}u]), kok${r} && qi${k} >= key${r} && qi${k} < P.T);\n    ${put('pt', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k}`)}\n    ${put('st', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k} * (dp${r}_${k} - dt[tx + ${16 * k}u])`)}`)}
     workgroupBarrier();
-    for (var i = 0u; i < ${C}u; i = i + 1u) {
-      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C}u + i];\n      let ds${r} = st[(4u * ty + ${r}u) * ${C}u + i];`, '\n      ')}
-      ${rep(cv, (c) => `let g${c} = gt[i * ${qsd}u + tx + ${16 * c}u];\n      let q${c} = qt[i * ${qsd}u + tx + ${16 * c}u];`, '\n      ')}
-      ${RC((r, c) => `dv${r}_${c} = dv${r}_${c} + p${r} * g${c};\n      dk${r}_${c} = dk${r}_${c} + ds${r} * q${c};`, '\n      ')}
+    for (var i = 0u; i < ${C / 4}u; i = i + 1u) {   // 4 queries per step: P and dS as vec4s
+      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C / 4}u + i];\n      let ds${r} = st[(4u * ty + ${r}u) * ${C / 4}u + i];`, '\n      ')}
+      ${rep(4, (t) => rep(cv, (c) => `let g${t}_${c} = gt[(4u * i + ${t}u) * ${qsd}u + tx + ${16 * c}u];\n      let q${t}_${c} = qt[(4u * i + ${t}u) * ${qsd}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
+      ${RC((r, c) => `dv${r}_${c} = dv${r}_${c} + ${rep(4, (t) => `p${r}[${t}] * g${t}_${c}`, ' + ')};\n      dk${r}_${c} = dk${r}_${c} + ${rep(4, (t) => `ds${r}[${t}] * q${t}_${c}`, ' + ')};`, '\n      ')}
     }
   }
   ${rep(4, (r) => `if (key${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[kcol + key${r} * rs + tx + ${16 * c}u] = dk${r}_${c} * P.scale;\n    dqkv[vcol + key${r} * rs + tx + ${16 * c}u] = dv${r}_${c};`, '\n    ')}\n  }`, '\n  ')}
