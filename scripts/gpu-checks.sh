@@ -29,6 +29,9 @@
 # runs, the others' checkpoints every 500 steps) resumes when that file is put into KIT for the next call.
 # JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU;
 # STACK (default 1) trains up to that many seeds of an arm as one stacked model (--stack).
+# GPU_CHECKS_ONLY (comma-separated: step, gelu, attention, precision, stacked, arms, needle; default
+# all) runs only those parts, so that the whole set can be split over calls of a limited length
+# (adapter.txt is written every time), e.g. GPU_CHECKS_ONLY=step,attention,gelu first.
 set -u
 cd "$(dirname "$0")/.."
 out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS] [STACK]}
@@ -36,6 +39,15 @@ kit=${2:-}
 secs=${3:-300}
 jobs=${4:-9}
 stack=${5:-1}
+only=",${GPU_CHECKS_ONLY:-step,gelu,attention,precision,stacked,arms,needle},"
+gco=${GPU_CHECKS_ONLY:-}
+for part in ${gco//,/ }; do
+  case ",step,gelu,attention,precision,stacked,arms,needle," in
+    *",$part,"*) ;;
+    *) echo "gpu-checks: GPU_CHECKS_ONLY: unknown part \"$part\" (step, gelu, attention, precision, stacked, arms, needle)" >&2; exit 2 ;;
+  esac
+done
+want() { [[ "$only" == *",$1,"* ]]; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
@@ -61,41 +73,55 @@ fi
 cat "$out/adapter.txt"
 grep -q '^WebGPU adapter: ' "$out/adapter.txt" || { echo "gpu-checks: no WebGPU adapter (see $out/adapter.txt)" >&2; exit 1; }
 
-t0=$(date +%s)
-{ node --import tsx benchmarks/step.bench.ts all --profile
-  node --import tsx benchmarks/step.bench.ts needle; } > "$out/step.txt" 2>&1
-echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
-grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
 
-# The MLP's GELU inside its matmuls against the GELU kernels, alternating on one GPU.
-t0=$(date +%s)
-node --import tsx benchmarks/step.bench.ts all --gelu-ab > "$out/gelu.txt" 2>&1
-echo "gpu-checks: GELU A/B in $(( $(date +%s) - t0 )) s → $out/gelu.txt"
-tail -n 5 "$out/gelu.txt"
+if want step; then
+  t0=$(date +%s)
+  { node --import tsx benchmarks/step.bench.ts all --profile
+    node --import tsx benchmarks/step.bench.ts needle; } > "$out/step.txt" 2>&1
+  echo "gpu-checks: step benchmarks in $(( $(date +%s) - t0 )) s → $out/step.txt"
+  grep -E 'ms/step|"shape"' "$out/step.txt" | head -40
+fi
 
-# Attention on the block kernels against the kernels before them: per layer, then the GPT-2 step.
-t0=$(date +%s)
-{ node --import tsx benchmarks/attention.bench.ts --sweep
-  node --import tsx benchmarks/step.bench.ts g --attention-ab; } > "$out/attention.txt" 2>&1
-echo "gpu-checks: attention A/B in $(( $(date +%s) - t0 )) s → $out/attention.txt"
-grep -E 'GPT-2 small|^g ' "$out/attention.txt" | tail -n 8
+if want gelu; then
+  # The MLP's GELU inside its matmuls against the GELU kernels, alternating on one GPU.
+  t0=$(date +%s)
+  node --import tsx benchmarks/step.bench.ts all --gelu-ab > "$out/gelu.txt" 2>&1
+  echo "gpu-checks: GELU A/B in $(( $(date +%s) - t0 )) s → $out/gelu.txt"
+  tail -n 5 "$out/gelu.txt"
+fi
 
-# Mixed precision: the step in f32, f16 and bf16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
-t0=$(date +%s)
-KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia node --import tsx benchmarks/step.bench.ts all --precision --profile > "$out/precision.txt" 2>&1
-echo "gpu-checks: precision benchmark in $(( $(date +%s) - t0 )) s → $out/precision.txt"
-tail -n 10 "$out/precision.txt"
+if want attention; then
+  # Attention on the block kernels against the kernels before them: per layer, then the GPT-2 step.
+  t0=$(date +%s)
+  { node --import tsx benchmarks/attention.bench.ts --sweep
+    node --import tsx benchmarks/step.bench.ts g --attention-ab; } > "$out/attention.txt" 2>&1
+  echo "gpu-checks: attention A/B in $(( $(date +%s) - t0 )) s → $out/attention.txt"
+  grep -E 'GPT-2 small|^g ' "$out/attention.txt" | tail -n 8
+fi
 
-t0=$(date +%s)
-node --import tsx benchmarks/stacked.bench.ts --profile 16 > "$out/stacked.txt" 2>&1
-echo "gpu-checks: stacked benchmark in $(( $(date +%s) - t0 )) s → $out/stacked.txt"
-grep -E '^\||"bench"' "$out/stacked.txt" | head -12
+if want precision; then
+  # Mixed precision: the step in f32, f16 and bf16 alternating (Dawn offers shader-f16 on NVIDIA only behind this toggle).
+  t0=$(date +%s)
+  KINDLING_DAWN_TOGGLES=vulkan_enable_f16_on_nvidia node --import tsx benchmarks/step.bench.ts all --precision --profile > "$out/precision.txt" 2>&1
+  echo "gpu-checks: precision benchmark in $(( $(date +%s) - t0 )) s → $out/precision.txt"
+  tail -n 10 "$out/precision.txt"
+fi
 
-t0=$(date +%s)
-node --import tsx benchmarks/arms.bench.ts > "$out/arms.txt" 2>&1
-echo "gpu-checks: arms benchmark in $(( $(date +%s) - t0 )) s → $out/arms.txt"
-grep -E '^\||"bench"' "$out/arms.txt"
+if want stacked; then
+  t0=$(date +%s)
+  node --import tsx benchmarks/stacked.bench.ts --profile 16 > "$out/stacked.txt" 2>&1
+  echo "gpu-checks: stacked benchmark in $(( $(date +%s) - t0 )) s → $out/stacked.txt"
+  grep -E '^\||"bench"' "$out/stacked.txt" | head -12
+fi
 
+if want arms; then
+  t0=$(date +%s)
+  node --import tsx benchmarks/arms.bench.ts > "$out/arms.txt" 2>&1
+  echo "gpu-checks: arms benchmark in $(( $(date +%s) - t0 )) s → $out/arms.txt"
+  grep -E '^\||"bench"' "$out/arms.txt"
+fi
+
+want needle || exit 0
 dir=/tmp/kindling-needle
 [ -n "$kit" ] && [ -f "$kit/needle-runs.tar.xz" ] && [ ! -d "$dir" ] && tar -C /tmp -xJf "$kit/needle-runs.tar.xz"
 t0=$(date +%s)
