@@ -15,6 +15,7 @@ import { ExperimentError } from '../experiments/schema.ts';
 import { ConfigError } from '../train/config.ts';
 import { DEVICE_ENV } from './env.ts';
 import { runCompareCommand } from './compare.ts';
+import { runHeadsCommand } from './heads.ts';
 import { runCorporaCommand } from './corpora.ts';
 import { runDataCommand } from './data.ts';
 import { runDeviceCommand } from './device.ts';
@@ -37,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   experiment: { summary: 'run an experiment file or preset (quick, paper): arms × sweeps × seeds, then results.json and report.html', run: runExperimentCommand },
   score: { summary: 'mean next-token loss and argmax predictions of a checkpoint on token sequences', run: runScoreCommand },
   compare: { summary: "per-parameter distance of a checkpoint from another one or from a seed's initial weights (norms, |A - B| / |B|)", run: runCompareCommand },
+  heads: { summary: 'per attention head of a checkpoint: norms and the identity alignment of its QK and OV circuits (attends to its own kind? copies?)', run: runHeadsCommand },
 };
 
 export const MAIN_SPEC: CommandSpec = {
