@@ -351,7 +351,7 @@ export type BlockKernel = 'fwd' | 'dq' | 'dkv';
 /**
  * Block attention tiles to try, largest first: own rows (a workgroup of 4·rows invocations) × rows
  * streamed per block. Unmeasured on a GPU so far: at hd 64 the first takes 40–45 KiB of workgroup
- * memory (the H200 offers 48 KiB), the second 27–29 KiB (lavapipe's 32 KiB); the smaller ones serve
+ * memory (the H200 offers 48 KiB), the second 26.5–29 KiB (lavapipe's 32 KiB); the smaller ones serve
  * hd 128 (16 × 16 on the H200, 8 × 16 on lavapipe for the backward).
  */
 export const BLOCK_TILES: Record<BlockKernel, readonly { rows: number; cols: number }[]> = {

@@ -1061,38 +1061,101 @@ export interface BlockOptions {
 
 const BLOCK_LANES = 16;
 
-function checkBlock(o: BlockOptions): { nv: number; cv: number; kt: number; rg: number } {
-  if (o.hd % 64 !== 0 || o.hd < 64) throw new Error(`attention: block kernels need hd % 64 == 0 (got ${o.hd})`);
-  if (o.rows % 4 !== 0 || o.rows < 4) throw new Error(`attention: block rows must be a multiple of 4 (got ${o.rows})`);
-  if (o.cols % BLOCK_LANES !== 0 || o.cols < BLOCK_LANES) throw new Error(`attention: block cols must be a multiple of 16 (got ${o.cols})`);
-  return { nv: o.hd / 4, cv: o.hd / 64, kt: o.cols / BLOCK_LANES, rg: o.rows / 4 };
-}
-
 /** Invocations per workgroup of a block kernel (4 rows per group of 16 lanes). */
 export const blockInvocations = (o: BlockOptions): number => (o.rows / 4) * BLOCK_LANES;
 
 /**
  * Workgroup memory of a block kernel in bytes (the adapter's maxComputeWorkgroupStorageSize bounds
- * it): own rows unpadded (read as broadcasts), streamed rows padded by one vec4 where lanes read
- * different rows (no bank conflicts), the score block, and (dkv) the block's lse and D.
+ * it): own rows unpadded (read as broadcasts: every lane of a group reads the same row), streamed rows
+ * padded by one vec4 (the 16 lanes of a group read 16 different rows: no bank conflicts), the score
+ * blocks, and (dkv) the block's lse and D.
  */
 export function blockStorageBytes(kind: 'fwd' | 'dq' | 'dkv', o: BlockOptions): number {
-  const { nv } = checkBlock(o);
-  const R = o.rows;
-  const C = o.cols;
-  if (kind === 'fwd') return 16 * (R * nv + C * (nv + 1) + C * nv) + 4 * R * C;
-  if (kind === 'dq') return 16 * (2 * R * nv + 2 * C * (nv + 1)) + 4 * R * C;
-  return 16 * (2 * R * nv + 2 * C * (nv + 1)) + 8 * R * C + 8 * C;
+  const { nv, R, C } = blockParts(o);
+  const own = kind === 'fwd' ? 1 : 2;
+  const scores = kind === 'dkv' ? 2 : 1;
+  return 16 * (own * R * nv + 2 * C * (nv + 1)) + 4 * scores * R * C + (kind === 'dkv' ? 8 * C : 0);
 }
 
 const blockName = (kind: string, o: BlockOptions): string => `attention.${kind}.block[hd${o.hd},r${o.rows},c${o.cols}]`;
+
+/**
+ * The shapes of a block kernel and its code generators. A lane's registers: 4 own rows (r) × kt =
+ * cols/16 streamed rows (k, its columns tx + 16k of a score block) and 4 own rows × cv = hd/64 vec4
+ * channels (c: channels 4·(tx + 16c)) of an output. Arrays: own rows `nv` vec4s apart, streamed
+ * rows `pad` = nv + 1 apart, score blocks `cols` floats per own row, stored as vec4s.
+ */
+function blockParts(o: BlockOptions) {
+  if (o.hd % 64 !== 0 || o.hd < 64) throw new Error(`attention: block kernels need hd % 64 == 0 (got ${o.hd})`);
+  if (o.rows % 4 !== 0 || o.rows < 4) throw new Error(`attention: block rows must be a multiple of 4 (got ${o.rows})`);
+  if (o.cols % BLOCK_LANES !== 0 || o.cols < BLOCK_LANES) throw new Error(`attention: block cols must be a multiple of 16 (got ${o.cols})`);
+  const nv = o.hd / 4;
+  const cv = o.hd / 64;
+  const kt = o.cols / BLOCK_LANES;
+  const R = o.rows;
+  const C = o.cols;
+  const pad = nv + 1;
+  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
+  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  /** Own row r of this lane's group, and its float index in a score block. */
+  const own = (r: number): string => `(4u * ty + ${r}u)`;
+  const cell = (r: number, k: number): string => `${own(r)} * ${C}u + tx + ${16 * k}u`;
+  return {
+    nv,
+    cv,
+    kt,
+    R,
+    C,
+    pad,
+    RK,
+    RC,
+    cell,
+    /** Declarations: own-row arrays (R × nv vec4s), streamed arrays (C × pad), score blocks (R × C floats as vec4s). */
+    decl: (owned: string[], streamed: string[], scores: string[]): string =>
+      [
+        ...owned.map((a) => `var<workgroup> ${a}: array<vec4<f32>, ${R * nv}>;`),
+        ...streamed.map((a) => `var<workgroup> ${a}: array<vec4<f32>, ${C * pad}>;`),
+        ...scores.map((a) => `var<workgroup> ${a}: array<vec4<f32>, ${(R * C) / 4}>;`),
+      ].join('\n'),
+    /** Copy `n` rows from `first` on (clamped to T − 1) into arrays with row stride `stride`: [array, global expression of (row, c)]. */
+    load: (n: number, stride: number, first: string, pairs: [string, (row: string) => string][]): string => /* wgsl */ `
+    for (var e = li; e < ${n * nv}u; e = e + WG_X) {
+      let rr = e / ${nv}u;
+      let c = e - rr * ${nv}u;
+      let row = min(${first} + rr, tm1);
+      ${pairs.map(([dst, src]) => `${dst}[rr * ${stride}u + c] = ${src('row')};`).join('\n      ')}
+    }`,
+    /**
+     * Score tiles: for each [accumulator, own array, streamed array], acc_r_k = Σ_c own[r]·streamed[k]
+     * over the head dim (a vec4 dot per step; 4 + kt reads per array pair give 4·kt dots).
+     */
+    scores: (pairs: [string, string, string][]): string => /* wgsl */ `
+    ${pairs.map(([acc]) => RK((r, k) => `var ${acc}${r}_${k} = 0.0;`)).join('\n    ')}
+    for (var c = 0u; c < ${nv}u; c = c + 1u) {
+      ${pairs.map(([acc, ownArr]) => rep(4, (r) => `let ${acc}o${r} = ${ownArr}[${own(r)} * ${nv}u + c];`, '\n      ')).join('\n      ')}
+      ${pairs.map(([acc, , st]) => rep(kt, (k) => `let ${acc}t${k} = ${st}[(tx + ${16 * k}u) * ${pad}u + c];`, '\n      ')).join('\n      ')}
+      ${pairs.map(([acc]) => RK((r, k) => `${acc}${r}_${k} = ${acc}${r}_${k} + dot(${acc}o${r}, ${acc}t${k});`, '\n      ')).join('\n      ')}
+    }`,
+    /**
+     * Products with the streamed rows: for each [accumulator, score block, streamed array],
+     * acc_r_c += Σ_j score[r][j]·streamed[j][channels c], four streamed rows per step (a vec4 of the
+     * score block; 4 + 4·cv reads give 16·cv vec4 FMAs).
+     */
+    products: (pairs: [string, string, string][]): string => /* wgsl */ `
+    for (var j = 0u; j < ${C / 4}u; j = j + 1u) {
+      ${pairs.map(([acc, sc]) => rep(4, (r) => `let ${acc}s${r} = ${sc}[${own(r)} * ${C / 4}u + j];`, '\n      ')).join('\n      ')}
+      ${pairs.map(([acc, , st]) => rep(4, (t) => rep(cv, (c) => `let ${acc}t${t}_${c} = ${st}[(4u * j + ${t}u) * ${pad}u + tx + ${16 * c}u];`, '\n      '), '\n      ')).join('\n      ')}
+      ${pairs.map(([acc]) => RC((r, c) => `${acc}${r}_${c} = ${acc}${r}_${c} + ${rep(4, (t) => `${acc}s${r}[${t}] * ${acc}t${t}_${c}`, ' + ')};`, '\n      ')).join('\n      ')}
+    }`,
+  };
+}
 
 /** Prologue of the block kernels: (b, h), this lane's place, and the qkv / y column offsets. */
 const blockPrologue = (nv: number): string => /* wgsl */ `
   let bh = wid.y + wid.z * nwg.y;
   if (bh >= P.BH) { return; }        // uniform over the workgroup
   let li = lid.x;
-  let tx = li % ${BLOCK_LANES}u;     // lane within its group of 16: columns tx + 16·c
+  let tx = li % ${BLOCK_LANES}u;     // lane within its group of 16: columns tx + 16·k, channels 4·(tx + 16·c)
   let ty = li / ${BLOCK_LANES}u;     // row group: rows 4·ty .. 4·ty + 3 of the workgroup's
   let b = bh / P.H;
   let h = bh - b * P.H;
@@ -1103,14 +1166,7 @@ const blockPrologue = (nv: number): string => /* wgsl */ `
   let ycol = b * P.T * P.d4 + h * ${nv}u;
   let tm1 = P.T - 1u;`;
 
-/** Stage `n` rows × nv vec4s from global `src(row, c)` into `dst` with row stride `stride` (rows clamped to T − 1). */
-const stage = (dst: string, n: number, nv: number, stride: number, first: string, src: (row: string) => string): string => /* wgsl */ `
-  for (var e = li; e < ${n * nv}u; e = e + WG_X) {
-    let rr = e / ${nv}u;
-    let c = e - rr * ${nv}u;
-    let row = min(${first} + rr, tm1);
-    ${dst}[rr * ${stride}u + c] = ${src('row')};
-  }`;
+const BLOCK_MAIN = '@compute @workgroup_size(WG_X, 1, 1)\nfn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {';
 
 /**
  * Store scalar `v` at float index `i` of a workgroup array of vec4s (the score blocks are written a
@@ -1132,67 +1188,51 @@ const laneSums = (buf: string, xs: (r: number) => string, out: (r: number) => st
   workgroupBarrier();`;
 };
 
+/** Key padding test of key `j` (clamped into the mask). */
+const keyOk = (j: string): string => `(P.useMask == 0u || kmask[b * P.T + min(${j}, tm1)] > 0.5)`;
+
 /**
  * Forward: a workgroup per `rows` query rows of one (b, h); key blocks of `cols` rows. Scores of
  * 4 rows × cols/16 keys per lane from q·scale (workgroup memory) and K; the block's row maxima
  * through workgroup memory (every lane of a row then rescales by the same max); P through workgroup
- * memory into o += P·V, a lane owning 4 rows × its hd/64 vec4s of channels.
+ * memory into o += P·V, a lane owning 4 rows × its hd/64 vec4s of channels. The row sums stay per
+ * lane until the end.
  */
 export const forwardBlock = memo((o: BlockOptions): KernelSpec => {
-  const { nv, cv, kt } = checkBlock(o);
-  const R = o.rows;
-  const C = o.cols;
-  const ks = nv + 1;
-  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
-  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  const g = blockParts(o);
+  const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('fwd', o),
     bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
-var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
-var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
-var<workgroup> vt: array<vec4<f32>, ${C * nv}>;
-var<workgroup> pt: array<vec4<f32>, ${(R * C) / 4}>;
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${g.decl(['qs'], ['kt', 'vt'], ['pt'])}
+${BLOCK_MAIN}
 ${blockPrologue(nv)}
   let r0 = wid.x * ${R}u;
-  ${stage('qs', R, nv, nv, 'r0', (row) => `qkv[qcol + ${row} * rs + c] * P.scale`)}
+  ${g.load(R, nv, 'r0', [['qs', (row) => `qkv[qcol + ${row} * rs + c] * P.scale`]])}
   ${rep(4, (r) => `let row${r} = r0 + 4u * ty + ${r}u;`, '\n  ')}
   ${RC((r, c) => `var o${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
   ${rep(4, (r) => `var m${r} = ${NEG};\n  var l${r} = 0.0;`, '\n  ')}
   let jend = min(r0 + ${R}u, P.T);   // causal: keys up to the workgroup's last row
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
     workgroupBarrier();
-    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
-      let kr = e / ${nv}u;
-      let c = e - kr * ${nv}u;
-      let row = min(j0 + kr, tm1);
-      kt[kr * ${ks}u + c] = qkv[kcol + row * rs + c];
-      vt[e] = qkv[vcol + row * rs + c];
-    }
+    ${g.load(C, g.pad, 'j0', [
+      ['kt', (row) => `qkv[kcol + ${row} * rs + c]`],
+      ['vt', (row) => `qkv[vcol + ${row} * rs + c]`],
+    ])}
     workgroupBarrier();
-    ${RK((r, k) => `var s${r}_${k} = 0.0;`)}
-    for (var c = 0u; c < ${nv}u; c = c + 1u) {
-      ${rep(4, (r) => `let q${r} = qs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
-      ${rep(kt, (k) => `let k${k} = kt[(tx + ${16 * k}u) * ${ks}u + c];`, '\n      ')}
-      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(q${r}, k${k});`, '\n      ')}
-    }
-    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${k}, tm1)] > 0.5);`)}
+    ${g.scores([['s', 'qs', 'kt']])}
+    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && ${keyOk(`key${k}`)};`)}
     ${RK((r, k) => `let ok${r}_${k} = kok${k} && key${k} <= row${r};\n    s${r}_${k} = select(${NEG}, s${r}_${k}, ok${r}_${k});`)}
     ${laneSums('pt', (r) => maxOf(rep(kt, (k) => `s${r}_${k}`, ',').split(',')), (r) => `bm${r}`, 'max')}
     ${rep(4, (r) => `let mn${r} = max(m${r}, bm${r});\n    let al${r} = exp(m${r} - mn${r});\n    m${r} = mn${r};`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} - mn${r}), ok${r}_${k});\n    ${put('pt', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k}`)}`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} - mn${r}), ok${r}_${k});\n    ${put('pt', g.cell(r, k), `p${r}_${k}`)}`)}
     ${rep(4, (r) => `l${r} = l${r} * al${r} + ${rep(kt, (k) => `p${r}_${k}`, ' + ')};`)}
     ${RC((r, c) => `o${r}_${c} = o${r}_${c} * al${r};`)}
     workgroupBarrier();
-    for (var j = 0u; j < ${C / 4}u; j = j + 1u) {   // 4 keys per step: P as vec4s
-      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C / 4}u + j];`, '\n      ')}
-      ${rep(4, (t) => rep(cv, (c) => `let v${t}_${c} = vt[(4u * j + ${t}u) * ${nv}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
-      ${RC((r, c) => `o${r}_${c} = o${r}_${c} + ${rep(4, (t) => `p${r}[${t}] * v${t}_${c}`, ' + ')};`, '\n      ')}
-    }
+    ${g.products([['o', 'pt', 'vt']])}
   }
   workgroupBarrier();
   ${laneSums('pt', (r) => `l${r}`, (r) => `L${r}`)}
@@ -1215,12 +1255,8 @@ ${blockPrologue(nv)}
  * register tiles, dS = P ⊙ (dP − D) through workgroup memory into dq += dS·K.
  */
 export const backwardDqBlock = memo((o: BlockOptions): KernelSpec => {
-  const { nv, cv, kt } = checkBlock(o);
-  const R = o.rows;
-  const C = o.cols;
-  const ks = nv + 1;
-  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
-  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  const g = blockParts(o);
+  const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('bwd.dq', o),
     bindings: [
@@ -1235,17 +1271,14 @@ export const backwardDqBlock = memo((o: BlockOptions): KernelSpec => {
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
-var<workgroup> qs: array<vec4<f32>, ${R * nv}>;
-var<workgroup> gs: array<vec4<f32>, ${R * nv}>;
-var<workgroup> kt: array<vec4<f32>, ${C * ks}>;
-var<workgroup> vt: array<vec4<f32>, ${C * ks}>;
-var<workgroup> st: array<vec4<f32>, ${(R * C) / 4}>;
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${g.decl(['qs', 'gs'], ['kt', 'vt'], ['st'])}
+${BLOCK_MAIN}
 ${blockPrologue(nv)}
   let r0 = wid.x * ${R}u;
-  ${stage('qs', R, nv, nv, 'r0', (row) => `qkv[qcol + ${row} * rs + c]`)}
-  ${stage('gs', R, nv, nv, 'r0', (row) => `dy[ycol + ${row} * P.d4 + c]`)}
+  ${g.load(R, nv, 'r0', [
+    ['qs', (row) => `qkv[qcol + ${row} * rs + c]`],
+    ['gs', (row) => `dy[ycol + ${row} * P.d4 + c]`],
+  ])}
   ${rep(4, (r) => `let row${r} = r0 + 4u * ty + ${r}u;\n  let rc${r} = min(row${r}, tm1);\n  let L${r} = lse[bh * P.T + rc${r}];`, '\n  ')}
   ${laneSums('st', (r) => rep(cv, (c) => `dot(dy[ycol + rc${r} * P.d4 + tx + ${16 * c}u], y[ycol + rc${r} * P.d4 + tx + ${16 * c}u])`, ' + '), (r) => `D${r}`)}
   ${rep(4, (r) => `if (tx == 0u && row${r} < P.T) { dD[bh * P.T + row${r}] = D${r}; }`, '\n  ')}
@@ -1253,28 +1286,19 @@ ${blockPrologue(nv)}
   let jend = min(r0 + ${R}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
     workgroupBarrier();
-    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
-      let kr = e / ${nv}u;
-      let c = e - kr * ${nv}u;
-      let row = min(j0 + kr, tm1);
-      kt[kr * ${ks}u + c] = qkv[kcol + row * rs + c];
-      vt[kr * ${ks}u + c] = qkv[vcol + row * rs + c];
-    }
+    ${g.load(C, g.pad, 'j0', [
+      ['kt', (row) => `qkv[kcol + ${row} * rs + c]`],
+      ['vt', (row) => `qkv[vcol + ${row} * rs + c]`],
+    ])}
     workgroupBarrier();
-    ${RK((r, k) => `var s${r}_${k} = 0.0;\n    var dp${r}_${k} = 0.0;`)}
-    for (var c = 0u; c < ${nv}u; c = c + 1u) {
-      ${rep(4, (r) => `let q${r} = qs[(4u * ty + ${r}u) * ${nv}u + c];\n      let g${r} = gs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
-      ${rep(kt, (k) => `let k${k} = kt[(tx + ${16 * k}u) * ${ks}u + c];\n      let v${k} = vt[(tx + ${16 * k}u) * ${ks}u + c];`, '\n      ')}
-      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(q${r}, k${k});\n      dp${r}_${k} = dp${r}_${k} + dot(g${r}, v${k});`, '\n      ')}
-    }
-    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${k}, tm1)] > 0.5);`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    ${put('st', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k} * (dp${r}_${k} - D${r})`)}`)}
+    ${g.scores([
+      ['s', 'qs', 'kt'],
+      ['dp', 'gs', 'vt'],
+    ])}
+    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && ${keyOk(`key${k}`)};`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    ${put('st', g.cell(r, k), `p${r}_${k} * (dp${r}_${k} - D${r})`)}`)}
     workgroupBarrier();
-    for (var j = 0u; j < ${C / 4}u; j = j + 1u) {   // 4 keys per step: dS as vec4s
-      ${rep(4, (r) => `let ds${r} = st[(4u * ty + ${r}u) * ${C / 4}u + j];`, '\n      ')}
-      ${rep(4, (t) => rep(cv, (c) => `let k${t}_${c} = kt[(4u * j + ${t}u) * ${ks}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
-      ${RC((r, c) => `dq${r}_${c} = dq${r}_${c} + ${rep(4, (t) => `ds${r}[${t}] * k${t}_${c}`, ' + ')};`, '\n      ')}
-    }
+    ${g.products([['dq', 'st', 'kt']])}
   }
   ${rep(4, (r) => `if (row${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[qcol + row${r} * rs + tx + ${16 * c}u] = dq${r}_${c} * P.scale;`, '\n    ')}\n  }`, '\n  ')}
 }`,
@@ -1287,12 +1311,8 @@ ${blockPrologue(nv)}
  * dS through workgroup memory into dv += Pᵀ·dY and dk += dSᵀ·Q. Needs D from the dq kernel.
  */
 export const backwardDkvBlock = memo((o: BlockOptions): KernelSpec => {
-  const { nv, cv, kt } = checkBlock(o);
-  const R = o.rows;
-  const C = o.cols;
-  const qsd = nv + 1;
-  const RK = (f: (r: number, k: number) => string, sep = '\n    '): string => rep(4, (r) => rep(kt, (k) => f(r, k), sep), sep);
-  const RC = (f: (r: number, c: number) => string, sep = '\n    '): string => rep(4, (r) => rep(cv, (c) => f(r, c), sep), sep);
+  const g = blockParts(o);
+  const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('bwd.dkv', o),
     bindings: [
@@ -1306,51 +1326,41 @@ export const backwardDkvBlock = memo((o: BlockOptions): KernelSpec => {
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
-var<workgroup> ks: array<vec4<f32>, ${R * nv}>;
-var<workgroup> vs: array<vec4<f32>, ${R * nv}>;
-var<workgroup> qt: array<vec4<f32>, ${C * qsd}>;
-var<workgroup> gt: array<vec4<f32>, ${C * qsd}>;
-var<workgroup> pt: array<vec4<f32>, ${(R * C) / 4}>;
-var<workgroup> st: array<vec4<f32>, ${(R * C) / 4}>;
+${g.decl(['ks', 'vs'], ['qt', 'gt'], ['pt', 'st'])}
 var<workgroup> lt: array<f32, ${C}>;
 var<workgroup> dt: array<f32, ${C}>;
-@compute @workgroup_size(WG_X, 1, 1)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+${BLOCK_MAIN}
 ${blockPrologue(nv)}
   let k0 = wid.x * ${R}u;
-  ${stage('ks', R, nv, nv, 'k0', (row) => `qkv[kcol + ${row} * rs + c]`)}
-  ${stage('vs', R, nv, nv, 'k0', (row) => `qkv[vcol + ${row} * rs + c]`)}
-  ${rep(4, (r) => `let key${r} = k0 + 4u * ty + ${r}u;\n  let kok${r} = key${r} < P.T && (P.useMask == 0u || kmask[b * P.T + min(key${r}, tm1)] > 0.5);`, '\n  ')}
+  ${g.load(R, nv, 'k0', [
+    ['ks', (row) => `qkv[kcol + ${row} * rs + c]`],
+    ['vs', (row) => `qkv[vcol + ${row} * rs + c]`],
+  ])}
+  ${rep(4, (r) => `let key${r} = k0 + 4u * ty + ${r}u;\n  let kok${r} = key${r} < P.T && ${keyOk(`key${r}`)};`, '\n  ')}
   ${RC((r, c) => `var dk${r}_${c} = vec4<f32>(0.0);\n  var dv${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
   for (var i0 = k0; i0 < P.T; i0 = i0 + ${C}u) {   // causal: queries from the workgroup's first key
     workgroupBarrier();
-    for (var e = li; e < ${C * nv}u; e = e + WG_X) {
-      let qr = e / ${nv}u;
-      let c = e - qr * ${nv}u;
-      let row = min(i0 + qr, tm1);
-      qt[qr * ${qsd}u + c] = qkv[qcol + row * rs + c];
-      gt[qr * ${qsd}u + c] = dy[ycol + row * P.d4 + c];
-    }
+    ${g.load(C, g.pad, 'i0', [
+      ['qt', (row) => `qkv[qcol + ${row} * rs + c]`],
+      ['gt', (row) => `dy[ycol + ${row} * P.d4 + c]`],
+    ])}
     for (var e = li; e < ${C}u; e = e + WG_X) {
       let row = min(i0 + e, tm1);
       lt[e] = lse[bh * P.T + row];
       dt[e] = dD[bh * P.T + row];
     }
     workgroupBarrier();
-    ${RK((r, k) => `var s${r}_${k} = 0.0;\n    var dp${r}_${k} = 0.0;`)}
-    for (var c = 0u; c < ${nv}u; c = c + 1u) {
-      ${rep(4, (r) => `let k${r} = ks[(4u * ty + ${r}u) * ${nv}u + c];\n      let v${r} = vs[(4u * ty + ${r}u) * ${nv}u + c];`, '\n      ')}
-      ${rep(kt, (k) => `let q${k} = qt[(tx + ${16 * k}u) * ${qsd}u + c];\n      let g${k} = gt[(tx + ${16 * k}u) * ${qsd}u + c];`, '\n      ')}
-      ${RK((r, k) => `s${r}_${k} = s${r}_${k} + dot(k${r}, q${k});\n      dp${r}_${k} = dp${r}_${k} + dot(v${r}, g${k});`, '\n      ')}
-    }
+    ${g.scores([
+      ['s', 'ks', 'qt'],
+      ['dp', 'vs', 'gt'],
+    ])}
     ${rep(kt, (k) => `let qi${k} = i0 + tx + ${16 * k}u;`)}
-    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - lt[tx + ${16 * k}u]), kok${r} && qi${k} >= key${r} && qi${k} < P.T);\n    ${put('pt', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k}`)}\n    ${put('st', `(4u * ty + ${r}u) * ${C}u + tx + ${16 * k}u`, `p${r}_${k} * (dp${r}_${k} - dt[tx + ${16 * k}u])`)}`)}
+    ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - lt[tx + ${16 * k}u]), kok${r} && qi${k} >= key${r} && qi${k} < P.T);\n    ${put('pt', g.cell(r, k), `p${r}_${k}`)}\n    ${put('st', g.cell(r, k), `p${r}_${k} * (dp${r}_${k} - dt[tx + ${16 * k}u])`)}`)}
     workgroupBarrier();
-    for (var i = 0u; i < ${C / 4}u; i = i + 1u) {   // 4 queries per step: P and dS as vec4s
-      ${rep(4, (r) => `let p${r} = pt[(4u * ty + ${r}u) * ${C / 4}u + i];\n      let ds${r} = st[(4u * ty + ${r}u) * ${C / 4}u + i];`, '\n      ')}
-      ${rep(4, (t) => rep(cv, (c) => `let g${t}_${c} = gt[(4u * i + ${t}u) * ${qsd}u + tx + ${16 * c}u];\n      let q${t}_${c} = qt[(4u * i + ${t}u) * ${qsd}u + tx + ${16 * c}u];`, '\n      '), '\n      ')}
-      ${RC((r, c) => `dv${r}_${c} = dv${r}_${c} + ${rep(4, (t) => `p${r}[${t}] * g${t}_${c}`, ' + ')};\n      dk${r}_${c} = dk${r}_${c} + ${rep(4, (t) => `ds${r}[${t}] * q${t}_${c}`, ' + ')};`, '\n      ')}
-    }
+    ${g.products([
+      ['dv', 'pt', 'gt'],
+      ['dk', 'st', 'qt'],
+    ])}
   }
   ${rep(4, (r) => `if (key${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[kcol + key${r} * rs + tx + ${16 * c}u] = dk${r}_${c} * P.scale;\n    dqkv[vcol + key${r} * rs + tx + ${16 * c}u] = dv${r}_${c};`, '\n    ')}\n  }`, '\n  ')}
 }`,
