@@ -67,6 +67,31 @@ describe('plan kind and adapter kind', () => {
   });
 });
 
+/**
+ * A plan switch's variable: `=1` turns it on over the software plan's default, `=0` off over the
+ * hardware plan's, the device option wins over the variable, and another value is refused by name.
+ */
+async function checkPlanSwitch(variable: string, option: 'geluInProducts' | 'blockAttention', read: (e: Engine) => boolean): Promise<void> {
+  const old = process.env[variable];
+  const made: Engine[] = [];
+  try {
+    process.env[variable] = '1';
+    made.push(await Engine.create({ planAs: 'software' }));
+    expect(read(made[0]!)).toBe(true);
+    process.env[variable] = '0';
+    made.push(await Engine.create({ planAs: 'hardware' }));
+    expect(read(made[1]!)).toBe(false);
+    made.push(await Engine.create({ planAs: 'hardware', [option]: true }));
+    expect(read(made[2]!)).toBe(true);
+    process.env[variable] = 'yes';
+    await expect(Engine.create()).rejects.toThrow(new RegExp(`${variable} must be "1" or "0", got "yes"`));
+  } finally {
+    if (old === undefined) delete process.env[variable];
+    else process.env[variable] = old;
+    for (const e of made) e.destroy();
+  }
+}
+
 describe('the MLP GELU choice', () => {
   it('geluInProducts follows the plan kind unless given; KINDLING_GELU_IN_PRODUCTS sets it and refuses other values', async () => {
     expect(planFor(LAVAPIPE, LIMITS, SG).matmul.geluInProducts).toBe(false);
@@ -74,25 +99,7 @@ describe('the MLP GELU choice', () => {
     expect(planFor(LAVAPIPE, LIMITS, SG, { planAs: 'hardware' }).matmul.geluInProducts).toBe(true);
     expect(planFor(GPU, LIMITS, SG, { geluInProducts: false }).matmul.geluInProducts).toBe(false);
     expect(planFor(LAVAPIPE, LIMITS, SG, { geluInProducts: true }).matmul.geluInProducts).toBe(true);
-    const old = process.env.KINDLING_GELU_IN_PRODUCTS;
-    const made: Engine[] = [];
-    try {
-      process.env.KINDLING_GELU_IN_PRODUCTS = '1';
-      made.push(await Engine.create({ planAs: 'software' }));
-      expect(made[0]!.plan.matmul.geluInProducts).toBe(true);
-      process.env.KINDLING_GELU_IN_PRODUCTS = '0';
-      made.push(await Engine.create({ planAs: 'hardware' }));
-      expect(made[1]!.plan.matmul.geluInProducts).toBe(false);
-      // The option wins over the variable.
-      made.push(await Engine.create({ planAs: 'hardware', geluInProducts: true }));
-      expect(made[2]!.plan.matmul.geluInProducts).toBe(true);
-      process.env.KINDLING_GELU_IN_PRODUCTS = 'yes';
-      await expect(Engine.create()).rejects.toThrow(/KINDLING_GELU_IN_PRODUCTS must be "1" or "0", got "yes"/);
-    } finally {
-      if (old === undefined) delete process.env.KINDLING_GELU_IN_PRODUCTS;
-      else process.env.KINDLING_GELU_IN_PRODUCTS = old;
-      for (const e of made) e.destroy();
-    }
+    await checkPlanSwitch('KINDLING_GELU_IN_PRODUCTS', 'geluInProducts', (e) => e.plan.matmul.geluInProducts);
   });
 });
 
@@ -138,24 +145,7 @@ describe('the attention block choice', () => {
     expect(planFor(GPU, LIMITS, SG).attention.choose(128, 'bwd', o)).toBe('sg');
     expect(gpu.attention.blockTiles('fwd', 32)).toBeNull();
 
-    const old = process.env.KINDLING_BLOCK_ATTENTION;
-    const made: Engine[] = [];
-    try {
-      process.env.KINDLING_BLOCK_ATTENTION = '1';
-      made.push(await Engine.create({ planAs: 'software' }));
-      expect(made[0]!.plan.attention.block).toBe(true);
-      process.env.KINDLING_BLOCK_ATTENTION = '0';
-      made.push(await Engine.create({ planAs: 'hardware' }));
-      expect(made[1]!.plan.attention.block).toBe(false);
-      made.push(await Engine.create({ planAs: 'hardware', blockAttention: true }));
-      expect(made[2]!.plan.attention.block).toBe(true);
-      process.env.KINDLING_BLOCK_ATTENTION = 'on';
-      await expect(Engine.create()).rejects.toThrow(/KINDLING_BLOCK_ATTENTION must be "1" or "0", got "on"/);
-    } finally {
-      if (old === undefined) delete process.env.KINDLING_BLOCK_ATTENTION;
-      else process.env.KINDLING_BLOCK_ATTENTION = old;
-      for (const e of made) e.destroy();
-    }
+    await checkPlanSwitch('KINDLING_BLOCK_ATTENTION', 'blockAttention', (e) => e.plan.attention.block);
   });
 });
 
