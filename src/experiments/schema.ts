@@ -76,6 +76,8 @@ export interface TransferSpec {
   mixture: MixtureSpec | null;
   /** Blocks whose selected tensors are transferred (null: every block). */
   layers: number[] | null;
+  /** Weight surgery after the transfer: parameter-name substring → factor (stage 2's `transfer_scale`; null: none). */
+  scale: Record<string, number> | null;
 }
 
 export interface ArmDef {
@@ -141,7 +143,7 @@ export const STAGE1_PLACEHOLDER = '<stage-1 checkpoint>';
 
 const TOP_KEYS = ['name', 'description', 'task', 'seeds', 'learned_threshold', 'stage1', 'transfer', 'stage2', 'arms', 'sweeps'] as const;
 const ARM_KEYS = ['name', 'role', 'task', 'stage1', 'stage2', 'transfer'] as const;
-const TRANSFER_KEYS = ['components', 'embedding_init', 'trained', 'layers', 'mixture'] as const;
+const TRANSFER_KEYS = ['components', 'embedding_init', 'trained', 'layers', 'mixture', 'scale'] as const;
 const MIXTURE_KEYS = ['attn', 'ffn', 'layer_norm', 'positions', 'token_embeddings'] as const;
 /** Keys the runner sets itself (with what to use instead). */
 const STAGE1_RESERVED: Record<string, string> = {
@@ -158,6 +160,7 @@ const STAGE2_RESERVED: Record<string, string> = {
   weights_to_be_trained: 'use transfer.trained',
   embedding_init_strategy: 'use transfer.embedding_init',
   transfer_layers: 'use transfer.layers',
+  transfer_scale: 'use transfer.scale',
 };
 
 
@@ -205,6 +208,19 @@ function layerList(x: unknown, path: string): number[] | null {
   return items as number[];
 }
 
+/** transfer.scale: {NAME: FACTOR, ...} (parameter-name substrings, finite numbers), or null. */
+function scaleMap(x: unknown, path: string): Record<string, number> | null {
+  if (x === null) return null;
+  const m = mapping(x, path);
+  const entries = Object.entries(m);
+  if (entries.length === 0) throw new ExperimentError(`${path}: expected a mapping of parameter-name substrings to factors, e.g. {h.1.attn.c_proj.weight: -1}`);
+  for (const [k, v] of entries) {
+    if (k.includes('=') || k.trim() === '') throw new ExperimentError(`${path}: "${k}" is not a parameter-name substring`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ExperimentError(`${path}.${k}: expected a finite number, got ${JSON.stringify(v)}`);
+  }
+  return m as Record<string, number>;
+}
+
 function strList(x: unknown, path: string, choices: readonly string[]): string[] {
   const items = typeof x === 'string' ? [x] : x;
   if (!Array.isArray(items) || items.length === 0) throw new ExperimentError(`${path}: expected a non-empty list, got ${JSON.stringify(x)}`);
@@ -233,9 +249,9 @@ function wrap<T>(fn: () => T): T {
   }
 }
 
-const DEFAULT_TRANSFER: TransferSpec = { components: ['everything'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null };
+const DEFAULT_TRANSFER: TransferSpec = { components: ['everything'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null, scale: null };
 /** Semantic arms (spec §7): attention, MLP and LayerNorm transfer; embeddings (token and position) fresh. */
-const SEMANTIC_TRANSFER: TransferSpec = { components: ['attn', 'ffn', 'ln'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null };
+const SEMANTIC_TRANSFER: TransferSpec = { components: ['attn', 'ffn', 'ln'], embedding_init: 'average', trained: ['everything'], mixture: null, layers: null, scale: null };
 
 /** The stage-2 schema of a task and the keys the runner sets in it. */
 function stage2Schema(task: string | null): { schema: ConfigSchema; reserved: Record<string, string> } {
@@ -273,6 +289,7 @@ function transferBlock(raw: unknown, path: string, base: TransferSpec): Transfer
   if ('embedding_init' in t) out.embedding_init = str(t.embedding_init, `${path}.embedding_init`, { choices: EMB_INITS });
   if ('trained' in t) out.trained = strList(t.trained, `${path}.trained`, COMPONENTS);
   if ('layers' in t) out.layers = layerList(t.layers, `${path}.layers`);
+  if ('scale' in t) out.scale = scaleMap(t.scale, `${path}.scale`);
   if ('mixture' in t) {
     if (t.mixture === null) out.mixture = null;
     else {
@@ -341,6 +358,7 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
     }
     const armTransfer = transferBlock(a.transfer, `${path}.transfer`, transfer);
     if (semantic && armTransfer.layers) throw new ExperimentError(`${path}.transfer.layers: implemented for algorithmic tasks only`);
+    if (semantic && armTransfer.scale) throw new ExperimentError(`${path}.transfer.scale: implemented for algorithmic tasks only`);
     let armStage1: Values | null = stageBlock(PROCEDURAL_SCHEMA, a.stage1, `${path}.stage1`, STAGE1_RESERVED);
     if (role === 'baseline') {
       if (a.stage1 !== undefined) throw new ExperimentError(`${path}.stage1: a baseline arm has no stage 1`);
@@ -395,7 +413,7 @@ export function parseExperiment(text: string, source = 'experiment'): Experiment
     let canon = key;
     const values = list.map((v, j) => {
       if (stage === 'transfer') {
-        if (key === 'mixture' || !(TRANSFER_KEYS as readonly string[]).includes(key)) throw unknown('sweeps.transfer', key, TRANSFER_KEYS.filter((x) => x !== 'mixture'));
+        if (key === 'mixture' || key === 'scale' || !(TRANSFER_KEYS as readonly string[]).includes(key)) throw unknown('sweeps.transfer', key, TRANSFER_KEYS.filter((x) => x !== 'mixture' && x !== 'scale'));
         if (key === 'layers') {
           if (semantic) throw new ExperimentError(`${path}: transfer.layers is implemented for algorithmic tasks only`);
           return layerList(v, `${path}[${j}]`);
@@ -573,6 +591,7 @@ export function planExperiment(exp: Experiment): PlannedRun[] {
           weights_to_be_trained: transfer.trained,
           embedding_init_strategy: transfer.embedding_init,
           transfer_layers: transferring && !mixture && transfer.layers ? transfer.layers.map(String) : [],
+          transfer_scale: transferring && transfer.scale ? Object.entries(transfer.scale).map(([k, f]) => `${k}=${f}`) : [],
         };
         stage2 = resolve<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, stage2Values, `arms[${ai}] (${arm.name}) stage 2`);
         }

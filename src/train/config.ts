@@ -34,7 +34,7 @@ import { contextLength, isTaskName, MIN_TRAINING_LENGTH, modelVocabSize, resolve
 import { HF_MODEL_SIZES, makeConfig, parseSize, type GPTConfig } from '../model/config.ts';
 import { WEIGHT_DECAY_RULES } from '../model/hf_names.ts';
 import { HF_KINDS, PROCEDURAL_KINDS, type HfKind, type ProceduralKind, type ScheduleSpec } from './schedule.ts';
-import { COMPONENTS, EMB_INITS } from './transfer.ts';
+import { COMPONENTS, EMB_INITS, parseWeightScales } from './transfer.ts';
 import { checkRange as checkRangeCore, closest, coerceValue, scanArgs, UsageError, type CommandSpec, type OptionSpec, type Scanned } from '../util/args.ts';
 import { inputFileProblem } from '../util/files.ts';
 
@@ -526,6 +526,11 @@ const ALGORITHMIC_KEYS = {
   weights_to_be_trained: { type: 'list', default: ['everything'], choices: COMPONENTS, aliases: ['weights_to_train'], doc: 'components that train' },
   embedding_init_strategy: { type: 'string', default: 'average', choices: EMB_INITS, aliases: ['initialization_strategy'], doc: 'token-embedding init' },
   transfer_layers: { type: 'list', default: [], doc: 'blocks (0-based) whose transferred tensors are loaded; empty: every block' },
+  transfer_scale: {
+    type: 'list',
+    default: [],
+    doc: 'NAME=FACTOR entries: after the transfer, multiply the initial weights whose names contain NAME by FACTOR (e.g. h.1.attn.c_proj.weight=-1; not in the reference)',
+  },
   all_components: { type: 'bool', default: false, doc: 'also accept ln, attn+ln, heads (the reference rejects them [quirk])' },
   ...ignoredKeys('wandb_project', 'calc_pca', 'device', 'eval_accumulation_steps', 'weight_frozen', 'eval_strategy', 'experiment_config_path', 'random_str'),
 } as const satisfies Record<string, KeySpec>;
@@ -560,6 +565,13 @@ export const ALGORITHMIC_SCHEMA: ConfigSchema = {
     if (layers.length > 0 && (v.weights_to_be_transferred as string[]).length === 0) {
       throw new ConfigError('transfer_layers needs weights_to_be_transferred (the components whose tensors it restricts to those blocks)');
     }
+    const scales = v.transfer_scale as string[];
+    try {
+      parseWeightScales(scales);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    if (scales.length > 0 && !v.pretrained_model_path) throw new ConfigError('transfer_scale needs a transfer (pretrained_model_path): it scales transferred weights');
   },
 };
 

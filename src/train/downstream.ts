@@ -34,7 +34,7 @@ import { ALGORITHMIC_RESUME_MAY_CHANGE, type AlgorithmicConfig, algorithmicModel
 import { METRICS_FILE, openStageRunDir, type StageOptions, truncateMetrics } from './rundir.ts';
 import { makeSchedule } from './schedule.ts';
 import { Trainer, type EvalResult, type StepLog } from './trainer.ts';
-import { type Component, type EmbInit, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
+import { type Component, type EmbInit, parseWeightScales, scaleWeights, toStateDict, transferInit, transferMixture, type TransferResult } from './transfer.ts';
 import { assertDownstreamFits } from './fits.ts';
 
 export type MixtureOrigin = 'attn' | 'ffn' | 'random';
@@ -72,8 +72,15 @@ export interface DownstreamResult {
 }
 
 
-/** The §5 transfer or weight mixture a run starts from (null: fresh HF initialisation). */
+/** The §5 transfer or weight mixture a run starts from (null: fresh HF initialisation), then `transfer_scale`. */
 export function initialWeights(c: AlgorithmicConfig, opts: DownstreamOptions): TransferResult | null {
+  const r = transferredWeights(c, opts);
+  const scales = parseWeightScales(c.transfer_scale as string[]);
+  if (r && scales.length) scaleWeights(r, scales);
+  return r;
+}
+
+function transferredWeights(c: AlgorithmicConfig, opts: DownstreamOptions): TransferResult | null {
   const target = algorithmicModelConfig(c);
   const train = c.weights_to_be_trained as Component[];
   if (opts.mixture) {

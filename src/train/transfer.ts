@@ -70,6 +70,42 @@ export class TransferError extends Error {
   }
 }
 
+/** One `transfer_scale` entry: the initial weights whose names contain `match` are multiplied by `factor`. */
+export interface WeightScale {
+  match: string;
+  factor: number;
+}
+
+/** `transfer_scale` entries "NAME=FACTOR" (NAME a substring of parameter names, FACTOR a finite number); errors name the entry. */
+export function parseWeightScales(entries: readonly string[]): WeightScale[] {
+  return entries.map((e) => {
+    const i = e.lastIndexOf('=');
+    const match = i > 0 ? e.slice(0, i).trim() : '';
+    const f = i > 0 ? e.slice(i + 1).trim() : '';
+    const factor = f === '' ? NaN : Number(f);
+    if (!match || !Number.isFinite(factor)) throw new TransferError(`transfer_scale: "${e}" is not NAME=FACTOR (a parameter-name substring and a finite number, e.g. h.1.attn.c_proj.weight=-1)`);
+    return { match, factor };
+  });
+}
+
+/**
+ * Weight surgery after a transfer (ablations of what is handed over): each parameter whose name
+ * contains an entry's `match` is multiplied by its `factor` (several entries multiply), e.g. −1 on a
+ * head block's c_proj.weight turns copying heads into suppressing ones and back (`kindling heads`), 0
+ * removes a tensor. `origin` records it ('source×-1'). An entry that matches no parameter is an error.
+ */
+export function scaleWeights(result: TransferResult, scales: readonly WeightScale[]): void {
+  for (const { match, factor } of scales) {
+    const names = [...result.state.keys()].filter((n) => n.includes(match));
+    if (names.length === 0) throw new TransferError(`transfer_scale: "${match}" matches no parameter of the model`);
+    for (const n of names) {
+      const t = result.state.get(n)!;
+      result.state.set(n, { shape: t.shape, data: t.data.map((x) => x * factor) });
+      result.origin.set(n, `${result.origin.get(n) ?? 'init'}×${factor}`);
+    }
+  }
+}
+
 const WTE = 'transformer.wte.weight';
 const WPE = 'transformer.wpe.weight';
 const LM_HEAD = 'lm_head.weight';

@@ -119,6 +119,20 @@ arms:
     expect(error(`${BASE}  - {name: mix, role: procedural, transfer: {mixture: {attn: dyck, ffn: dyck}, layers: [0]}}\n`)).toMatch(/^arms\[3\]\.transfer\.layers: not implemented for weight mixtures/);
   });
 
+  it('transfer.scale: passed to stage 2 as transfer_scale NAME=FACTOR entries; not swept, not semantic, bad values named', () => {
+    const arm = '{name: dyck, role: procedural, transfer: {components: [attn], layers: [1], scale: {h.1.attn.c_proj.weight: -1, h.1.attn.c_attn: 0.5}}}';
+    const plan = planExperiment(parseExperiment(BASE.replace('{name: dyck, role: procedural}', arm)));
+    expect(plan.find((r) => r.baseArm === 'dyck')!.stage2!.transfer_scale).toEqual(['h.1.attn.c_proj.weight=-1', 'h.1.attn.c_attn=0.5']);
+    expect(plan.find((r) => r.baseArm === 'dyck-shuffled')!.stage2!.transfer_scale).toEqual([]);
+    expect(plan.find((r) => r.baseArm === 'none')!.stage2!.transfer_scale).toEqual([]);
+    const bad = (scale: string) => error(BASE.replace('{name: dyck, role: procedural}', `{name: dyck, role: procedural, transfer: {scale: ${scale}}}`));
+    expect(bad('{c_proj: yes}')).toBe('arms[1].transfer.scale.c_proj: expected a finite number, got "yes"');
+    expect(bad('{}')).toMatch(/^arms\[1\]\.transfer\.scale: expected a mapping of parameter-name substrings to factors/);
+    expect(bad('[c_proj]')).toMatch(/^arms\[1\]\.transfer\.scale: expected a mapping/);
+    expect(error(`${BASE}sweeps: {transfer.scale: [{c_proj: 1}, {c_proj: -1}]}`)).toMatch(/^sweeps\.transfer\.scale: unknown key/);
+    expect(error(BASE.replace('stage2: {', 'stage2: {transfer_scale: [c_proj=-1], '))).toMatch(/^stage2\.transfer_scale: set by the runner \(use transfer\.scale\)/);
+  });
+
   it('resolves weight-mixture parts to the referenced arms\' stage 1', () => {
     const exp = parseExperiment(`
 name: mix

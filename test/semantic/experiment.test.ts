@@ -78,6 +78,10 @@ describe('semantic experiments', () => {
     expect(() => parseExperiment(base.replace('validation_data: b', 'validation_data: b, pretrained_path: p'))).toThrow(/stage2.pretrained_path: set by the runner/);
     expect(() => parseExperiment(base.replace('role: baseline}', 'role: baseline, task: needle_10}'))).toThrow(ExperimentError);
     expect(() => parseExperiment(base.replace('{train_data: a, validation_data: b}', '{validation_data: b}'))).toThrow(/train_data is required/);
+    // Block selection and weight surgery are algorithmic-only.
+    const arm = (t: string) => base.replace('arms: [{name: none, role: baseline}]', `arms: [{name: set, role: procedural, transfer: ${t}}]`);
+    expect(() => parseExperiment(arm('{layers: [0]}'))).toThrow(/arms\[0\]\.transfer\.layers: implemented for algorithmic tasks only/);
+    expect(() => parseExperiment(arm('{scale: {c_proj: -1}}'))).toThrow(/arms\[0\]\.transfer\.scale: implemented for algorithmic tasks only/);
   });
 
   it('fails before creating DIR when the English corpus is missing, telling how to build it', async () => {

@@ -245,6 +245,15 @@ describe('algorithmic downstream config (§6)', () => {
     expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('[1]', '[0, 0]') })).toThrow(/transfer_layers: \["0","0"\] lists a block twice/);
     expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'transfer_layers: [0]' })).toThrow(/transfer_layers needs weights_to_be_transferred/);
   });
+
+  it('transfer_scale: NAME=FACTOR entries, needing a transfer; malformed entries named', () => {
+    const text = 'pretrained_model_path: x\nweights_to_be_transferred: [attn]\ntransfer_scale: [h.1.attn.c_proj.weight=-1]';
+    expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, { text }).values.transfer_scale).toEqual(['h.1.attn.c_proj.weight=-1']);
+    expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {}).values.transfer_scale).toEqual([]);
+    for (const entry of ['c_proj', 'c_proj=', '=2', 'c_proj=x', 'c_proj=Infinity'])
+      expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('h.1.attn.c_proj.weight=-1', entry) }), entry).toThrow(/transfer_scale: ".*" is not NAME=FACTOR/);
+    expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'transfer_scale: [c_proj=2]' })).toThrow(/transfer_scale needs a transfer \(pretrained_model_path\)/);
+  });
 });
 
 describe('semantic configs (§7)', () => {

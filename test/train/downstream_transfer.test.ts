@@ -41,4 +41,30 @@ describe('runDownstream: transfer from a checkpoint', () => {
     expect(t.loaded.sort()).toEqual(['transformer.h.1.attn.c_attn.bias', 'transformer.h.1.attn.c_attn.weight', 'transformer.h.1.attn.c_proj.bias', 'transformer.h.1.attn.c_proj.weight']);
     expect(r.steps).toBe(1);
   });
+
+  it('transfer_scale: the transferred block-1 c_proj negated and c_attn halved, the rest as transferred; a name that matches nothing is refused', async () => {
+    const proc = makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true });
+    const specs = paramSpecs(proc);
+    const params = new Map(specs.map((s, i) => [s.name, randArray(s.shape.reduce((a, b) => a * b, 1), 300 + i)]));
+    const src = join(tmp, 'stage1-scale');
+    saveCheckpoint(src, { config: { tied: true }, params, shapes: Object.fromEntries(specs.map((s) => [s.name, [...s.shape]])), step: 10 }, { fsync: false });
+    const config = (scale: string[]) =>
+      loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {
+        overrides: {
+          task: 'condattendstream_2', seed: 5, max_steps: 1, eval_steps: 1, eval_size: 8, per_device_train_batch_size: 4, per_device_eval_batch_size: 8,
+          warmup_steps: 0, pretrained_model_path: src, weights_to_be_transferred: ['attn'], transfer_layers: [1], transfer_scale: scale,
+        },
+      }).values;
+    const c = config(['h.1.attn.c_proj.weight=-1', 'h.1.attn.c_attn.weight=0.5']);
+    const t = (await runDownstream(await engine(), c, { runDir: join(tmp, 'run-scale') })).transfer!;
+    const init = freshState(makeConfig({ size: '2_4_16', vocabSize: c.vocab_size, nPositions: c.n_positions, tied: c.tie_emb, dropout: 0 }), 5);
+    for (const name of t.state.keys()) {
+      const factor = name === 'transformer.h.1.attn.c_proj.weight' ? -1 : name === 'transformer.h.1.attn.c_attn.weight' ? 0.5 : 1;
+      const fromSource = /\.h\.1\.attn\.c_(attn|proj)\./.test(name);
+      expect(t.origin.get(name), name).toBe(fromSource ? (factor === 1 ? 'source' : `source×${factor}`) : 'init');
+      const want = fromSource ? params.get(name)! : init.get(name)!.data;
+      expect(t.state.get(name)!.data, name).toEqual(want.map((x) => x * factor));
+    }
+    await expect(runDownstream(await engine(), config(['h.9.attn=2']), { runDir: join(tmp, 'run-scale-bad') })).rejects.toThrow(/transfer_scale: "h\.9\.attn" matches no parameter of the model/);
+  });
 });
