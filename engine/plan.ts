@@ -386,9 +386,10 @@ function attentionPlan(kind: PlanKind, sgSize: number, textures: boolean, storag
     /**
      * Where `block` is on (the hardware plan's default) and the block kernels run (hd % 64 = 0, no
      * dropout, tiles that fit): block, both passes. Otherwise, hardware plan: tiled, and the sg
-     * backward from HW_SG_BACKWARD_MIN_HD (no dropout, a lane per 16 channels fits the subgroup). Software plan: sg; without subgroups, row — whose unrolled
-     * kernels lavapipe's LLVM takes minutes to compile at large head dims, so above ROW_MAX_HD the
-     * scalar ref kernels. Unaligned or hd % 4 ≠ 0: ref.
+     * backward from HW_SG_BACKWARD_MIN_HD (no dropout, a lane per 16 channels fits the subgroup).
+     * Software plan: sg; without subgroups, row — whose unrolled kernels lavapipe's LLVM takes
+     * minutes to compile at large head dims, so above ROW_MAX_HD the scalar ref kernels. Unaligned
+     * or hd % 4 ≠ 0: ref.
      */
     choose: (hd, pass, { fast, dropout }) => {
       if (!fast) return 'ref';
