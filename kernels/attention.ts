@@ -50,7 +50,7 @@
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { PHILOX_WGSL } from './random.ts';
-import { FLAT_INDEX, kernel, memo, ro, rw, tex, type KernelSpec } from './spec.ts';
+import { FLAT_INDEX, kernel, memo, ro, rw, tex, type BindingDecl, type KernelSpec } from './spec.ts';
 
 export const ATTN_REF_WG = 64;
 /** Score assigned to a masked key before the select that zeroes its probability. */
@@ -297,6 +297,21 @@ const FAST_UNIFORMS: [string, 'u32' | 'f32'][] = [
   ['useMask', 'u32'],
 ];
 
+/** qkv as the vec4 kernels (row/tiled, sg, block) read it: a buffer, or (sg) a texture. */
+const qkvBinding = (texture = false): BindingDecl => (texture ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'));
+/** Bindings of the vec4 kernels: forward, backward query side (writes D), backward key side (reads it). */
+const fwdBindings = (texture = false): BindingDecl[] => [qkvBinding(texture), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')];
+const dqBindings = (texture = false): BindingDecl[] => [
+  qkvBinding(texture),
+  ro('kmask'),
+  ro('y', 'array<vec4<f32>>'),
+  ro('dy', 'array<vec4<f32>>'),
+  ro('lse'),
+  rw('dD'),
+  rw('dqkv', 'array<vec4<f32>>'),
+];
+const dkvBindings = (texture = false): BindingDecl[] => [qkvBinding(texture), ro('kmask'), ro('dy', 'array<vec4<f32>>'), ro('lse'), ro('dD'), rw('dqkv', 'array<vec4<f32>>')];
+
 /** Prologue of the row/tiled kernels: workgroup (x = row block, y/z = b·H + h), lane = row. */
 const fastPrologue = (nv: number): string => /* wgsl */ `
   let bh = wid.y + wid.z * nwg.y;
@@ -413,7 +428,7 @@ export const forwardFast = memo((o: FastOptions): KernelSpec => {
     m = mn;`;
   return kernel({
     name: fastName('fwd', o),
-    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    bindings: fwdBindings(),
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: wgsl`
@@ -462,15 +477,7 @@ export const backwardDqFast = memo((o: FastOptions): KernelSpec => {
     ${rep(nv, (c) => `dq${c} = dq${c} + ${keys((t) => `ds${t} * k${t}_${c}`, ' + ')};`, '\n    ')}`;
   return kernel({
     name: fastName('bwd.dq', o),
-    bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('y', 'array<vec4<f32>>'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      rw('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dqBindings(),
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: wgsl`
@@ -523,14 +530,7 @@ export const backwardDkvFast = memo((o: FastOptions): KernelSpec => {
     ${rep(nv, (c) => `dk${c} = dk${c} + ${qs((t) => `ds${t} * q${t}_${c}`, ' + ')};`, '\n    ')}`;
   return kernel({
     name: fastName('bwd.dkv', o),
-    bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      ro('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dkvBindings(),
     uniforms: [...FAST_UNIFORMS, ...(o.tiled ? TILE_UNIFORM : []), ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.wg, 1, 1],
     body: wgsl`
@@ -693,7 +693,7 @@ export const forwardSg = memo((o: SubgroupOptions): KernelSpec => {
   const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
   return kernel({
     name: sgName('fwd', o),
-    bindings: [o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    bindings: fwdBindings(o.tex),
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
@@ -762,15 +762,7 @@ export const backwardDqSg = memo((o: SubgroupOptions): KernelSpec => {
   const rows = (f: (k: number) => string, sep = '\n    '): string => rep(R, f, sep);
   return kernel({
     name: sgName('bwd.dq', o),
-    bindings: [
-      o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('y', 'array<vec4<f32>>'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      rw('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dqBindings(o.tex),
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
@@ -916,14 +908,7 @@ export const backwardDkvSg = memo((o: SubgroupOptions): KernelSpec => {
   const { C, RB, groups, vecs, qrows, rows } = ks;
   return kernel({
     name: sgName('bwd.dkv', o),
-    bindings: [
-      o.tex ? tex('qkv') : ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      ro('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dkvBindings(o.tex),
     uniforms: [...FAST_UNIFORMS, ...(o.dropout ? DROPOUT_UNIFORMS : [])],
     workgroupSize: [o.sg, 1, 1],
     requires: ['subgroups'],
@@ -1203,7 +1188,7 @@ export const forwardBlock = memo((o: BlockOptions): KernelSpec => {
   const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('fwd', o),
-    bindings: [ro('qkv', 'array<vec4<f32>>'), ro('kmask'), rw('y', 'array<vec4<f32>>'), rw('lse')],
+    bindings: fwdBindings(),
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
@@ -1259,15 +1244,7 @@ export const backwardDqBlock = memo((o: BlockOptions): KernelSpec => {
   const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('bwd.dq', o),
-    bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('y', 'array<vec4<f32>>'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      rw('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dqBindings(),
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
@@ -1315,14 +1292,7 @@ export const backwardDkvBlock = memo((o: BlockOptions): KernelSpec => {
   const { nv, cv, kt, R, C, RK, RC } = g;
   return kernel({
     name: blockName('bwd.dkv', o),
-    bindings: [
-      ro('qkv', 'array<vec4<f32>>'),
-      ro('kmask'),
-      ro('dy', 'array<vec4<f32>>'),
-      ro('lse'),
-      ro('dD'),
-      rw('dqkv', 'array<vec4<f32>>'),
-    ],
+    bindings: dkvBindings(),
     uniforms: FAST_UNIFORMS,
     workgroupSize: [blockInvocations(o), 1, 1],
     body: /* wgsl */ `
