@@ -93,7 +93,9 @@ export async function runAttentionBench(
       try {
         const { y, lse } = attentionForward(qkv, s.H, o);
         if (opts.check) {
-          const out = { y: (await y.read()) as Float32Array, g: (await e.tidy(() => attentionBackward(qkv, y, lse, dy, s.H, o)).read()) as Float32Array };
+          const dqkv = e.tidy(() => attentionBackward(qkv, y, lse, dy, s.H, o));
+          const out = { y: (await y.read()) as Float32Array, g: (await dqkv.read()) as Float32Array };
+          dqkv.dispose();
           first ??= out;
           diff = `  Δy ${relMaxDiff(out.y, first.y).toExponential(1)} Δdqkv ${relMaxDiff(out.g, first.g).toExponential(1)}`;
         }

@@ -1135,6 +1135,20 @@ function blockParts(o: BlockOptions) {
   };
 }
 
+/**
+ * A block kernel: its workgroup arrays (`decls`), then `main` with the block prologue followed by
+ * `body` (which closes `main`).
+ */
+function blockKernel(kind: string, o: BlockOptions, bindings: BindingDecl[], decls: string, body: string): KernelSpec {
+  return kernel({
+    name: blockName(kind, o),
+    bindings,
+    uniforms: FAST_UNIFORMS,
+    workgroupSize: [blockInvocations(o), 1, 1],
+    body: `${decls}\n${BLOCK_MAIN}\n${blockPrologue(o.hd / 4)}\n${body}`,
+  });
+}
+
 /** Prologue of the block kernels: (b, h), this lane's place, and the qkv / y column offsets. */
 const blockPrologue = (nv: number): string => /* wgsl */ `
   let bh = wid.y + wid.z * nwg.y;
@@ -1176,6 +1190,18 @@ const laneSums = (buf: string, xs: (r: number) => string, out: (r: number) => st
 /** Key padding test of key `j` (clamped into the mask). */
 const keyOk = (j: string): string => `(P.useMask == 0u || kmask[b * P.T + min(${j}, tm1)] > 0.5)`;
 
+/** Forward and dq: the key block from j0 (K and V rows) into workgroup memory, between barriers. */
+const keyBlock = (g: ReturnType<typeof blockParts>): string => /* wgsl */ `workgroupBarrier();
+    ${g.load(g.C, g.pad, 'j0', [
+      ['kt', (row) => `qkv[kcol + ${row} * rs + c]`],
+      ['vt', (row) => `qkv[vcol + ${row} * rs + c]`],
+    ])}
+    workgroupBarrier();`;
+
+/** Forward and dq: this lane's keys in the block (key_k = j0 + tx + 16k) and whether each is a visible key. */
+const keyColumns = (kt: number): string =>
+  rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && ${keyOk(`key${k}`)};`, '\n    ');
+
 /**
  * Forward: a workgroup per `rows` query rows of one (b, h); key blocks of `cols` rows. Scores of
  * 4 rows × cols/16 keys per lane from q·scale (workgroup memory) and K; the block's row maxima
@@ -1186,15 +1212,7 @@ const keyOk = (j: string): string => `(P.useMask == 0u || kmask[b * P.T + min(${
 export const forwardBlock = memo((o: BlockOptions): KernelSpec => {
   const g = blockParts(o);
   const { nv, cv, kt, R, C, RK, RC } = g;
-  return kernel({
-    name: blockName('fwd', o),
-    bindings: fwdBindings(),
-    uniforms: FAST_UNIFORMS,
-    workgroupSize: [blockInvocations(o), 1, 1],
-    body: /* wgsl */ `
-${g.decl(['qs'], ['kt', 'vt'], ['pt'])}
-${BLOCK_MAIN}
-${blockPrologue(nv)}
+  return blockKernel('fwd', o, fwdBindings(), g.decl(['qs'], ['kt', 'vt'], ['pt']), /* wgsl */ `
   let r0 = wid.x * ${R}u;
   ${g.load(R, nv, 'r0', [['qs', (row) => `qkv[qcol + ${row} * rs + c] * P.scale`]])}
   ${rep(4, (r) => `let row${r} = r0 + 4u * ty + ${r}u;`, '\n  ')}
@@ -1202,14 +1220,9 @@ ${blockPrologue(nv)}
   ${rep(4, (r) => `var m${r} = ${NEG};\n  var l${r} = 0.0;`, '\n  ')}
   let jend = min(r0 + ${R}u, P.T);   // causal: keys up to the workgroup's last row
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
-    workgroupBarrier();
-    ${g.load(C, g.pad, 'j0', [
-      ['kt', (row) => `qkv[kcol + ${row} * rs + c]`],
-      ['vt', (row) => `qkv[vcol + ${row} * rs + c]`],
-    ])}
-    workgroupBarrier();
+    ${keyBlock(g)}
     ${g.scores([['s', 'qs', 'kt']])}
-    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && ${keyOk(`key${k}`)};`)}
+    ${keyColumns(kt)}
     ${RK((r, k) => `let ok${r}_${k} = kok${k} && key${k} <= row${r};\n    s${r}_${k} = select(${NEG}, s${r}_${k}, ok${r}_${k});`)}
     ${laneSums('pt', (r) => maxOf(rep(kt, (k) => `s${r}_${k}`, ',').split(',')), (r) => `bm${r}`, 'max')}
     ${rep(4, (r) => `let mn${r} = max(m${r}, bm${r});\n    let al${r} = exp(m${r} - mn${r});\n    m${r} = mn${r};`)}
@@ -1230,8 +1243,7 @@ ${blockPrologue(nv)}
   }`,
     '\n  ',
   )}
-}`,
-  });
+}`);
 });
 
 /**
@@ -1242,15 +1254,7 @@ ${blockPrologue(nv)}
 export const backwardDqBlock = memo((o: BlockOptions): KernelSpec => {
   const g = blockParts(o);
   const { nv, cv, kt, R, C, RK, RC } = g;
-  return kernel({
-    name: blockName('bwd.dq', o),
-    bindings: dqBindings(),
-    uniforms: FAST_UNIFORMS,
-    workgroupSize: [blockInvocations(o), 1, 1],
-    body: /* wgsl */ `
-${g.decl(['qs', 'gs'], ['kt', 'vt'], ['st'])}
-${BLOCK_MAIN}
-${blockPrologue(nv)}
+  return blockKernel('bwd.dq', o, dqBindings(), g.decl(['qs', 'gs'], ['kt', 'vt'], ['st']), /* wgsl */ `
   let r0 = wid.x * ${R}u;
   ${g.load(R, nv, 'r0', [
     ['qs', (row) => `qkv[qcol + ${row} * rs + c]`],
@@ -1262,24 +1266,18 @@ ${blockPrologue(nv)}
   ${RC((r, c) => `var dq${r}_${c} = vec4<f32>(0.0);`, '\n  ')}
   let jend = min(r0 + ${R}u, P.T);
   for (var j0 = 0u; j0 < jend; j0 = j0 + ${C}u) {
-    workgroupBarrier();
-    ${g.load(C, g.pad, 'j0', [
-      ['kt', (row) => `qkv[kcol + ${row} * rs + c]`],
-      ['vt', (row) => `qkv[vcol + ${row} * rs + c]`],
-    ])}
-    workgroupBarrier();
+    ${keyBlock(g)}
     ${g.scores([
       ['s', 'qs', 'kt'],
       ['dp', 'gs', 'vt'],
     ])}
-    ${rep(kt, (k) => `let key${k} = j0 + tx + ${16 * k}u;\n    let kok${k} = key${k} < P.T && ${keyOk(`key${k}`)};`)}
+    ${keyColumns(kt)}
     ${RK((r, k) => `let p${r}_${k} = select(0.0, exp(s${r}_${k} * P.scale - L${r}), kok${k} && key${k} <= row${r});\n    ${put('st', g.cell(r, k), `p${r}_${k} * (dp${r}_${k} - D${r})`)}`)}
     workgroupBarrier();
     ${g.products([['dq', 'st', 'kt']])}
   }
   ${rep(4, (r) => `if (row${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[qcol + row${r} * rs + tx + ${16 * c}u] = dq${r}_${c} * P.scale;`, '\n    ')}\n  }`, '\n  ')}
-}`,
-  });
+}`);
 });
 
 /**
@@ -1290,17 +1288,8 @@ ${blockPrologue(nv)}
 export const backwardDkvBlock = memo((o: BlockOptions): KernelSpec => {
   const g = blockParts(o);
   const { nv, cv, kt, R, C, RK, RC } = g;
-  return kernel({
-    name: blockName('bwd.dkv', o),
-    bindings: dkvBindings(),
-    uniforms: FAST_UNIFORMS,
-    workgroupSize: [blockInvocations(o), 1, 1],
-    body: /* wgsl */ `
-${g.decl(['ks', 'vs'], ['qt', 'gt'], ['pt', 'st'])}
-var<workgroup> lt: array<f32, ${C}>;
-var<workgroup> dt: array<f32, ${C}>;
-${BLOCK_MAIN}
-${blockPrologue(nv)}
+  const decls = `${g.decl(['ks', 'vs'], ['qt', 'gt'], ['pt', 'st'])}\nvar<workgroup> lt: array<f32, ${C}>;\nvar<workgroup> dt: array<f32, ${C}>;`;
+  return blockKernel('bwd.dkv', o, dkvBindings(), decls, /* wgsl */ `
   let k0 = wid.x * ${R}u;
   ${g.load(R, nv, 'k0', [
     ['ks', (row) => `qkv[kcol + ${row} * rs + c]`],
@@ -1333,6 +1322,5 @@ ${blockPrologue(nv)}
     ])}
   }
   ${rep(4, (r) => `if (key${r} < P.T) {\n    ${rep(cv, (c) => `dqkv[kcol + key${r} * rs + tx + ${16 * c}u] = dk${r}_${c} * P.scale;\n    dqkv[vcol + key${r} * rs + tx + ${16 * c}u] = dv${r}_${c};`, '\n    ')}\n  }`, '\n  ')}
-}`,
-  });
+}`);
 });

@@ -154,11 +154,6 @@ function fastGrid(p: Plan, pass: 'fwd' | 'bwd'): [number, number, number] {
   return [Math.ceil(p.T / rowsPerGroup), Math.min(bh, 65535), Math.ceil(bh / 65535)];
 }
 
-/** The block kernels' tiles for a pass (chosen and checked by plan()). */
-function blockTiles(p: Plan, k: 'fwd' | 'dq' | 'dkv'): K.BlockOptions {
-  return p.tiles![k];
-}
-
 /** Grid of a block kernel: a workgroup per `rows` rows of each (b, h). */
 function blockGrid(p: Plan, rows: number): [number, number, number] {
   const bh = p.B * p.H;
@@ -230,7 +225,7 @@ export function attentionForward(
     const o = { dropout: !!p.dropout };
     e.dispatch(K.forwardRef(o), [qkv, ...m, y, lse], refUniforms(p), grid1d(B * H * T, K.ATTN_REF_WG), cost);
   } else if (p.variant === 'block') {
-    const t = blockTiles(p, 'fwd');
+    const t = p.tiles!.fwd;
     e.dispatch(K.forwardBlock(t), [qkv, ...m, y, lse], fastUniforms(p), blockGrid(p, t.rows), cost);
   } else {
     const src = qkvSource(p, qkv, opts);
@@ -284,8 +279,7 @@ export function attentionBackward(
     e.dispatch(K.backwardRefDkv(o), [qkv, ...m, dy, lse, D, dqkv], u, g, dkvCost);
   } else if (p.variant === 'block') {
     const u = fastUniforms(p);
-    const dq = blockTiles(p, 'dq');
-    const dkv = blockTiles(p, 'dkv');
+    const { dq, dkv } = p.tiles!;
     e.dispatch(K.backwardDqBlock(dq), [qkv, ...m, y, dy, lse, D, dqkv], u, blockGrid(p, dq.rows), dqCost);
     e.dispatch(K.backwardDkvBlock(dkv), [qkv, ...m, dy, lse, D, dqkv], u, blockGrid(p, dkv.rows), dkvCost);
   } else {

@@ -10,8 +10,7 @@
 import type { GPTConfig } from '../model/config.ts';
 import { initParams, paramShapes } from '../model/hf_names.ts';
 import { formatHelp, parseCommand, UsageError, type CommandSpec } from '../util/args.ts';
-import { inputDirProblem } from '../util/files.ts';
-import { loadModelWeights } from './score.ts';
+import { checkInputDir, loadModelWeights } from './score.ts';
 
 export const COMPARE_SPEC = {
   command: 'kindling compare',
@@ -79,11 +78,8 @@ export async function runCompareCommand(argv: string[]): Promise<number> {
   }
   const v = args.options;
   if ((v.against === undefined) === (v['init-seed'] === undefined)) throw new UsageError('give exactly one of --against DIR and --init-seed S', 'against');
-  for (const [key, dir] of [['checkpoint', v.checkpoint], ['against', v.against]] as const) {
-    if (dir === undefined) continue;
-    const problem = inputDirProblem(dir);
-    if (problem) throw new UsageError(`--${key}: ${dir} ${problem}`, key);
-  }
+  checkInputDir('checkpoint', v.checkpoint);
+  if (v.against !== undefined) checkInputDir('against', v.against);
   const warn = (w: string) => process.stderr.write(`${w}\n`);
   const A = loadModelWeights(v.checkpoint, warn);
   let B: { config: GPTConfig; weights: Map<string, Float32Array> };

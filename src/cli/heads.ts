@@ -15,8 +15,7 @@
  */
 import type { GPTConfig } from '../model/config.ts';
 import { formatHelp, parseCommand, UsageError, type CommandSpec } from '../util/args.ts';
-import { inputDirProblem } from '../util/files.ts';
-import { loadModelWeights } from './score.ts';
+import { checkInputDir, loadModelWeights } from './score.ts';
 
 export const HEADS_SPEC = {
   command: 'kindling heads',
@@ -82,29 +81,16 @@ export function headCircuits(config: Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd
     const W = get('c_attn'); // [d, 3d]
     const O = get('c_proj'); // [d, d]: row = input (head) channel
     for (let h = 0; h < H; h++) {
+      // The head's d × hd blocks: W_Q, W_K, W_V (columns of c_attn) and W_Oᵀ (rows of c_proj).
       const col = (part: number) => (i: number, c: number) => W[i * 3 * d + part * d + h * hd + c]!;
-      const o = (i: number, c: number) => O[(h * hd + c) * d + i]!; // W_Oᵀ as a d × hd block
-      let nq = 0;
-      let nk = 0;
-      let nv = 0;
-      let no = 0;
-      for (let i = 0; i < d; i++)
-        for (let c = 0; c < hd; c++) {
-          nq += col(0)(i, c) ** 2;
-          nk += col(1)(i, c) ** 2;
-          nv += col(2)(i, c) ** 2;
-          no += o(i, c) ** 2;
-        }
-      out.push({
-        layer: l,
-        head: h,
-        normQ: Math.sqrt(nq),
-        normK: Math.sqrt(nk),
-        normV: Math.sqrt(nv),
-        normO: Math.sqrt(no),
-        qk: alignment(d, hd, col(0), col(1)),
-        ov: alignment(d, hd, col(2), o),
-      });
+      const [q, k, v] = [col(0), col(1), col(2)];
+      const o = (i: number, c: number) => O[(h * hd + c) * d + i]!;
+      const norm = (x: (i: number, c: number) => number): number => {
+        let s = 0;
+        for (let i = 0; i < d; i++) for (let c = 0; c < hd; c++) s += x(i, c) ** 2;
+        return Math.sqrt(s);
+      };
+      out.push({ layer: l, head: h, normQ: norm(q), normK: norm(k), normV: norm(v), normO: norm(o), qk: alignment(d, hd, q, k), ov: alignment(d, hd, v, o) });
     }
   }
   return out;
@@ -117,8 +103,7 @@ export async function runHeadsCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const v = args.options;
-  const problem = inputDirProblem(v.checkpoint);
-  if (problem) throw new UsageError(`--checkpoint: ${v.checkpoint} ${problem}`, 'checkpoint');
+  checkInputDir('checkpoint', v.checkpoint);
   const { config, weights } = loadModelWeights(v.checkpoint, (w) => process.stderr.write(`${w}\n`));
   if (v.layer !== undefined && v.layer >= config.nLayer) throw new UsageError(`--layer: ${v.layer} is not a layer of this ${config.nLayer}-layer model (0..${config.nLayer - 1})`, 'layer');
   const rows = headCircuits(config, weights, v.layer === undefined ? undefined : [v.layer]);

@@ -37,6 +37,12 @@ export const SCORE_SPEC = {
  * warning through `warn`: nothing checks its files (and a kindling checkpoint without it is an
  * interrupted save).
  */
+/** A usage error naming `--key` when `dir` is not a readable directory (a checkpoint to read). */
+export function checkInputDir(key: string, dir: string): void {
+  const problem = inputDirProblem(dir);
+  if (problem) throw new UsageError(`--${key}: ${dir} ${problem}`, key);
+}
+
 export function loadModelWeights(dir: string, warn: (line: string) => void = () => undefined): { config: GPTConfig; weights: Map<string, Float32Array> } {
   if (existsSync(join(dir, SIDECAR_FILE))) {
     const ck = loadCheckpoint(dir);
@@ -76,8 +82,7 @@ export async function runScoreCommand(argv: string[]): Promise<number> {
   const values = args.options;
   const inputProblem = inputFileProblem(values.input);
   if (inputProblem) throw new UsageError(`--input: ${values.input} ${inputProblem}`, 'input');
-  const ckProblem = inputDirProblem(values.checkpoint);
-  if (ckProblem) throw new UsageError(`--checkpoint: ${values.checkpoint} ${ckProblem}`, 'checkpoint');
+  checkInputDir('checkpoint', values.checkpoint);
   const lines = readSequences(values.input);
   const seqs = lines.map((l) => l.ids);
   const { config, weights } = loadModelWeights(values.checkpoint, (w) => process.stderr.write(`${w}\n`));

@@ -16,14 +16,18 @@ const tmp = mkdtempSync(join(tmpdir(), 'kindling-dstransfer-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const engine = useEngine();
 
+/** A "stage-1" checkpoint of a procedural-shaped model (2_4_16, V 102, 129 positions) with distinct values (seeds from `seed`). */
+function stage1Checkpoint(name: string, seed: number): { src: string; params: Map<string, Float32Array> } {
+  const specs = paramSpecs(makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true }));
+  const params = new Map(specs.map((s, i) => [s.name, randArray(s.shape.reduce((a, b) => a * b, 1), seed + i)]));
+  const src = join(tmp, name);
+  saveCheckpoint(src, { config: { tied: true }, params, shapes: Object.fromEntries(specs.map((s) => [s.name, [...s.shape]])), step: 10 }, { fsync: false });
+  return { src, params };
+}
+
 describe('runDownstream: transfer from a checkpoint', () => {
   it('transfer_layers [1] with attn: block 1 attention from the checkpoint, block 0 the run seed\'s init', async () => {
-    // A "stage-1" checkpoint of a procedural-shaped model (2_4_16, V 102, 129 positions) with distinct values.
-    const proc = makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true });
-    const specs = paramSpecs(proc);
-    const params = new Map(specs.map((s, i) => [s.name, randArray(s.shape.reduce((a, b) => a * b, 1), 100 + i)]));
-    const src = join(tmp, 'stage1');
-    saveCheckpoint(src, { config: { tied: true }, params, shapes: Object.fromEntries(specs.map((s) => [s.name, [...s.shape]])), step: 10 }, { fsync: false });
+    const { src, params } = stage1Checkpoint('stage1', 100);
     const c = loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {
       overrides: {
         task: 'condattendstream_2', seed: 5, max_steps: 1, eval_steps: 1, eval_size: 8, per_device_train_batch_size: 4,
@@ -43,11 +47,7 @@ describe('runDownstream: transfer from a checkpoint', () => {
   });
 
   it('transfer_scale: the transferred block-1 c_proj negated and c_attn halved, the rest as transferred; a name that matches nothing is refused', async () => {
-    const proc = makeConfig({ size: '2_4_16', vocabSize: 102, nPositions: 129, tied: true });
-    const specs = paramSpecs(proc);
-    const params = new Map(specs.map((s, i) => [s.name, randArray(s.shape.reduce((a, b) => a * b, 1), 300 + i)]));
-    const src = join(tmp, 'stage1-scale');
-    saveCheckpoint(src, { config: { tied: true }, params, shapes: Object.fromEntries(specs.map((s) => [s.name, [...s.shape]])), step: 10 }, { fsync: false });
+    const { src, params } = stage1Checkpoint('stage1-scale', 300);
     const config = (scale: string[]) =>
       loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {
         overrides: {
