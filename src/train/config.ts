@@ -529,7 +529,7 @@ const ALGORITHMIC_KEYS = {
   transfer_scale: {
     type: 'list',
     default: [],
-    doc: 'NAME=FACTOR entries: after the transfer, multiply the initial weights whose names contain NAME by FACTOR (e.g. h.1.attn.c_proj.weight=-1; not in the reference)',
+    doc: 'NAME=FACTOR or NAME[START:END]=FACTOR entries: after the transfer, multiply the initial weights whose names contain NAME (or their last axis from START to END) by FACTOR (e.g. h.1.attn.c_proj.weight=-1; not in the reference)',
   },
   all_components: { type: 'bool', default: false, doc: 'also accept ln, attn+ln, heads (the reference rejects them [quirk])' },
   ...ignoredKeys('wandb_project', 'calc_pca', 'device', 'eval_accumulation_steps', 'weight_frozen', 'eval_strategy', 'experiment_config_path', 'random_str'),

@@ -70,38 +70,58 @@ export class TransferError extends Error {
   }
 }
 
-/** One `transfer_scale` entry: the initial weights whose names contain `match` are multiplied by `factor`. */
+/**
+ * One `transfer_scale` entry: the initial weights whose names contain `match` are multiplied by
+ * `factor`, all of each tensor or, with `slice`, the entries whose index on the last axis lies in
+ * [start, end) (e.g. the key columns of a block's c_attn, which packs Q, K and V along its last axis).
+ */
 export interface WeightScale {
   match: string;
   factor: number;
+  slice: { start: number; end: number } | null;
 }
 
-/** `transfer_scale` entries "NAME=FACTOR" (NAME a substring of parameter names, FACTOR a finite number); errors name the entry. */
+const SCALE_ENTRY = /^(.*?)(?:\[\s*(\d+)\s*:\s*(\d+)\s*\])?$/;
+
+/**
+ * `transfer_scale` entries "NAME=FACTOR" or "NAME[START:END]=FACTOR" (NAME a substring of parameter
+ * names, START < END indices on the tensors' last axis, FACTOR a finite number); errors name the entry.
+ */
 export function parseWeightScales(entries: readonly string[]): WeightScale[] {
   return entries.map((e) => {
     const i = e.lastIndexOf('=');
-    const match = i > 0 ? e.slice(0, i).trim() : '';
+    const lhs = i > 0 ? e.slice(0, i).trim() : '';
     const f = i > 0 ? e.slice(i + 1).trim() : '';
     const factor = f === '' ? NaN : Number(f);
-    if (!match || !Number.isFinite(factor)) throw new TransferError(`transfer_scale: "${e}" is not NAME=FACTOR (a parameter-name substring and a finite number, e.g. h.1.attn.c_proj.weight=-1)`);
-    return { match, factor };
+    const m = SCALE_ENTRY.exec(lhs)!;
+    const match = m[1]!.trim();
+    if (!match || match.includes('[') || !Number.isFinite(factor))
+      throw new TransferError(`transfer_scale: "${e}" is not NAME=FACTOR or NAME[START:END]=FACTOR (a parameter-name substring, optionally a range of its last axis, and a finite number, e.g. h.1.attn.c_proj.weight=-1)`);
+    const slice = m[2] === undefined ? null : { start: Number(m[2]), end: Number(m[3]) };
+    if (slice && slice.start >= slice.end) throw new TransferError(`transfer_scale: "${e}": the range [${slice.start}:${slice.end}] is empty (START must be below END)`);
+    return { match, factor, slice };
   });
 }
 
 /**
  * Weight surgery after a transfer (ablations of what is handed over): each parameter whose name
- * contains an entry's `match` is multiplied by its `factor` (several entries multiply), e.g. −1 on a
- * head block's c_proj.weight turns copying heads into suppressing ones and back (`kindling heads`), 0
- * removes a tensor. `origin` records it ('source×-1'). An entry that matches no parameter is an error.
+ * contains an entry's `match` is multiplied by its `factor` (several entries multiply), all of it or
+ * the slice of its last axis the entry names. E.g. −1 on a block's c_proj.weight turns copying heads
+ * into suppressing ones and back (`kindling heads`); −1 on the key columns of its c_attn negates every
+ * attention score; 0 removes a tensor. `origin` records it ('source×-1', 'source×-1[64:128]'). An
+ * entry that matches no parameter, or whose range runs past a matched tensor's last axis, is an error.
  */
 export function scaleWeights(result: TransferResult, scales: readonly WeightScale[]): void {
-  for (const { match, factor } of scales) {
+  for (const { match, factor, slice } of scales) {
     const names = [...result.state.keys()].filter((n) => n.includes(match));
     if (names.length === 0) throw new TransferError(`transfer_scale: "${match}" matches no parameter of the model`);
     for (const n of names) {
       const t = result.state.get(n)!;
-      result.state.set(n, { shape: t.shape, data: t.data.map((x) => x * factor) });
-      result.origin.set(n, `${result.origin.get(n) ?? 'init'}×${factor}`);
+      const last = t.shape.at(-1) ?? 1;
+      if (slice && slice.end > last) throw new TransferError(`transfer_scale: "${match}[${slice.start}:${slice.end}]" runs past the last axis of ${n} (shape [${t.shape.join(', ')}])`);
+      const data = slice ? t.data.map((x, j) => (j % last >= slice.start && j % last < slice.end ? x * factor : x)) : t.data.map((x) => x * factor);
+      result.state.set(n, { shape: t.shape, data });
+      result.origin.set(n, `${result.origin.get(n) ?? 'init'}×${factor}${slice ? `[${slice.start}:${slice.end}]` : ''}`);
     }
   }
 }

@@ -42,6 +42,7 @@ import {
   type ProceduralConfig,
 } from '../../src/train/config.ts';
 import { makeSchedule } from '../../src/train/schedule.ts';
+import { parseWeightScales } from '../../src/train/transfer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kindling-cfg-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -251,8 +252,15 @@ describe('algorithmic downstream config (§6)', () => {
     expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, { text }).values.transfer_scale).toEqual(['h.1.attn.c_proj.weight=-1']);
     expect(loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {}).values.transfer_scale).toEqual([]);
     for (const entry of ['c_proj', 'c_proj=', '=2', 'c_proj=x', 'c_proj=Infinity'])
-      expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('h.1.attn.c_proj.weight=-1', entry) }), entry).toThrow(/transfer_scale: ".*" is not NAME=FACTOR/);
+      expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: text.replace('h.1.attn.c_proj.weight=-1', entry) }), entry).toThrow(/transfer_scale: ".*" is not NAME=FACTOR or NAME\[START:END\]=FACTOR/);
     expect(() => loadConfig(ALGORITHMIC_SCHEMA, { text: 'transfer_scale: [c_proj=2]' })).toThrow(/transfer_scale needs a transfer \(pretrained_model_path\)/);
+    expect(parseWeightScales(['h.1.attn.c_attn[64:128]=-1', 'c_proj.weight=0.5', 'c_attn[ 0 : 16 ] = 2'])).toEqual([
+      { match: 'h.1.attn.c_attn', factor: -1, slice: { start: 64, end: 128 } },
+      { match: 'c_proj.weight', factor: 0.5, slice: null },
+      { match: 'c_attn', factor: 2, slice: { start: 0, end: 16 } },
+    ]);
+    for (const entry of ['c_attn[64:64]=1', 'c_attn[9:3]=1']) expect(() => parseWeightScales([entry]), entry).toThrow(/the range \[\d+:\d+\] is empty/);
+    for (const entry of ['c_attn[64]=1', 'c_attn[a:b]=1', 'c_attn[-1:3]=1', '[0:3]=1']) expect(() => parseWeightScales([entry]), entry).toThrow(/is not NAME=FACTOR or NAME\[START:END\]=FACTOR/);
   });
 });
 

@@ -46,7 +46,7 @@ describe('runDownstream: transfer from a checkpoint', () => {
     expect(r.steps).toBe(1);
   });
 
-  it('transfer_scale: the transferred block-1 c_proj negated and c_attn halved, the rest as transferred; a name that matches nothing is refused', async () => {
+  it('transfer_scale: the transferred block-1 c_proj negated and c_attn halved, the rest as transferred; a slice of the last axis (the key columns); a name that matches nothing and a range past the axis are refused', async () => {
     const { src, params } = stage1Checkpoint('stage1-scale', 300);
     const config = (scale: string[]) =>
       loadConfig<AlgorithmicConfig>(ALGORITHMIC_SCHEMA, {
@@ -66,5 +66,18 @@ describe('runDownstream: transfer from a checkpoint', () => {
       expect(t.state.get(name)!.data, name).toEqual(want.map((x) => x * factor));
     }
     await expect(runDownstream(await engine(), config(['h.9.attn=2']), { runDir: join(tmp, 'run-scale-bad') })).rejects.toThrow(/transfer_scale: "h\.9\.attn" matches no parameter of the model/);
+    // A slice of the last axis: block 1's key columns (c_attn packs Q, K, V: [16, 48] at d 16) negated, weight and bias.
+    const k = (await runDownstream(await engine(), config(['h.1.attn.c_attn[16:32]=-1']), { runDir: join(tmp, 'run-scale-k') })).transfer!;
+    for (const name of ['transformer.h.1.attn.c_attn.weight', 'transformer.h.1.attn.c_attn.bias']) {
+      expect(k.origin.get(name), name).toBe('source×-1[16:32]');
+      const src = params.get(name)!;
+      const want = Array.from(src, (x, j) => (j % 48 >= 16 && j % 48 < 32 ? -x : x));
+      expect(Array.from(k.state.get(name)!.data), name).toEqual(want);
+      expect(want.filter((x, j) => x !== src[j]).length, name).toBe(src.length / 3);
+    }
+    expect(k.origin.get('transformer.h.1.attn.c_proj.weight')).toBe('source');
+    await expect(runDownstream(await engine(), config(['h.1.attn.c_attn[40:56]=-1']), { runDir: join(tmp, 'run-scale-past') })).rejects.toThrow(
+      /transfer_scale: "h\.1\.attn\.c_attn\[40:56\]" runs past the last axis of transformer\.h\.1\.attn\.c_attn\.weight \(shape \[16, 48\]\)/,
+    );
   });
 });
