@@ -36,7 +36,7 @@ import {
   PROCEDURAL_SCHEMA,
   type ProceduralConfig,
 } from '../train/config.ts';
-import { COMPONENTS, EMB_INITS } from '../train/transfer.ts';
+import { COMPONENTS, EMB_INITS, parseWeightScales } from '../train/transfer.ts';
 import { isSemanticTask, SEMANTIC_RUNNER_KEYS, SEMANTIC_SCHEMAS, SEMANTIC_TASKS, type SemanticConfig, type SemanticTask } from '../train/semantic.ts';
 import type { ArmRole } from './types.ts';
 import { levenshtein } from '../util/args.ts';
@@ -217,6 +217,11 @@ function scaleMap(x: unknown, path: string): Record<string, number> | null {
   for (const [k, v] of entries) {
     if (k.includes('=') || k.trim() === '') throw new ExperimentError(`${path}: "${k}" is not a parameter-name substring`);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new ExperimentError(`${path}.${k}: expected a finite number, got ${JSON.stringify(v)}`);
+    try {
+      parseWeightScales([`${k}=${v}`]);
+    } catch (e) {
+      throw new ExperimentError(`${path}: ${(e as Error).message.replace(/^transfer_scale: /, '')}`);
+    }
   }
   return m as Record<string, number>;
 }
