@@ -31,18 +31,18 @@ export const SCORE_SPEC = {
   env: DEVICE_ENV,
 } as const satisfies CommandSpec;
 
-/**
- * The weights of a kindling checkpoint (verified against the checksums of its kindling.json) or of a
- * Hugging Face directory. A directory without kindling.json is read as a Hugging Face one, with a
- * warning through `warn`: nothing checks its files (and a kindling checkpoint without it is an
- * interrupted save).
- */
 /** A usage error naming `--key` when `dir` is not a readable directory (a checkpoint to read). */
 export function checkInputDir(key: string, dir: string): void {
   const problem = inputDirProblem(dir);
   if (problem) throw new UsageError(`--${key}: ${dir} ${problem}`, key);
 }
 
+/**
+ * The weights of a kindling checkpoint (verified against the checksums of its kindling.json) or of a
+ * Hugging Face directory. A directory without kindling.json is read as a Hugging Face one, with a
+ * warning through `warn`: nothing checks its files (and a kindling checkpoint without it is an
+ * interrupted save).
+ */
 export function loadModelWeights(dir: string, warn: (line: string) => void = () => undefined): { config: GPTConfig; weights: Map<string, Float32Array> } {
   if (existsSync(join(dir, SIDECAR_FILE))) {
     const ck = loadCheckpoint(dir);

@@ -208,14 +208,13 @@ function layerList(x: unknown, path: string): number[] | null {
   return items as number[];
 }
 
-/** transfer.scale: {NAME: FACTOR, ...} (parameter-name substrings, finite numbers), or null. */
+/** transfer.scale: {NAME: FACTOR, ...} (parameter-name substrings, optionally NAME[START:END]; finite numbers), or null. */
 function scaleMap(x: unknown, path: string): Record<string, number> | null {
   if (x === null) return null;
   const m = mapping(x, path);
   const entries = Object.entries(m);
   if (entries.length === 0) throw new ExperimentError(`${path}: expected a mapping of parameter-name substrings to factors, e.g. {h.1.attn.c_proj.weight: -1}`);
   for (const [k, v] of entries) {
-    if (k.includes('=') || k.trim() === '') throw new ExperimentError(`${path}: "${k}" is not a parameter-name substring`);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new ExperimentError(`${path}.${k}: expected a finite number, got ${JSON.stringify(v)}`);
     try {
       parseWeightScales([`${k}=${v}`]);

@@ -95,7 +95,7 @@ export function parseWeightScales(entries: readonly string[]): WeightScale[] {
     const factor = f === '' ? NaN : Number(f);
     const m = SCALE_ENTRY.exec(lhs)!;
     const match = m[1]!.trim();
-    if (!match || match.includes('[') || !Number.isFinite(factor))
+    if (!match || /[[=]/.test(match) || !Number.isFinite(factor))
       throw new TransferError(`transfer_scale: "${e}" is not NAME=FACTOR or NAME[START:END]=FACTOR (a parameter-name substring, optionally a range of its last axis, and a finite number, e.g. h.1.attn.c_proj.weight=-1)`);
     const slice = m[2] === undefined ? null : { start: Number(m[2]), end: Number(m[3]) };
     if (slice && slice.start >= slice.end) throw new TransferError(`transfer_scale: "${e}": the range [${slice.start}:${slice.end}] is empty (START must be below END)`);

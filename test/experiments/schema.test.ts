@@ -132,6 +132,8 @@ arms:
     const sliced = planExperiment(parseExperiment(BASE.replace('{name: dyck, role: procedural}', `{name: dyck, role: procedural, transfer: {components: [attn], scale: {'h.1.attn.c_attn[16:32]': -1}}}`)));
     expect(sliced.find((r) => r.baseArm === 'dyck')!.stage2!.transfer_scale).toEqual(['h.1.attn.c_attn[16:32]=-1']);
     expect(bad("{'c_attn[9:3]': -1}")).toBe('arms[1].transfer.scale: "c_attn[9:3]=-1": the range [9:3] is empty (START must be below END)');
+    expect(bad("{'c=proj': -1}")).toMatch(/^arms\[1\]\.transfer\.scale: "c=proj=-1" is not NAME=FACTOR/);
+    expect(bad("{'': -1}")).toMatch(/^arms\[1\]\.transfer\.scale: "=-1" is not NAME=FACTOR/);
     expect(bad("{'c_attn[a:3]': -1}")).toMatch(/^arms\[1\]\.transfer\.scale: "c_attn\[a:3\]=-1" is not NAME=FACTOR or NAME\[START:END\]=FACTOR/);
     expect(error(`${BASE}sweeps: {transfer.scale: [{c_proj: 1}, {c_proj: -1}]}`)).toMatch(/^sweeps\.transfer\.scale: unknown key/);
     expect(error(BASE.replace('stage2: {', 'stage2: {transfer_scale: [c_proj=-1], '))).toMatch(/^stage2\.transfer_scale: set by the runner \(use transfer\.scale\)/);

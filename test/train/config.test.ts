@@ -260,7 +260,7 @@ describe('algorithmic downstream config (§6)', () => {
       { match: 'c_attn', factor: 2, slice: { start: 0, end: 16 } },
     ]);
     for (const entry of ['c_attn[64:64]=1', 'c_attn[9:3]=1']) expect(() => parseWeightScales([entry]), entry).toThrow(/the range \[\d+:\d+\] is empty/);
-    for (const entry of ['c_attn[64]=1', 'c_attn[a:b]=1', 'c_attn[-1:3]=1', '[0:3]=1']) expect(() => parseWeightScales([entry]), entry).toThrow(/is not NAME=FACTOR or NAME\[START:END\]=FACTOR/);
+    for (const entry of ['c_attn[64]=1', 'c_attn[a:b]=1', 'c_attn[-1:3]=1', '[0:3]=1', 'c_proj=x=2']) expect(() => parseWeightScales([entry]), entry).toThrow(/is not NAME=FACTOR or NAME\[START:END\]=FACTOR/);
   });
 });
 
