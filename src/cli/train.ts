@@ -9,7 +9,7 @@
  */
 import { Engine } from '../../engine/engine.ts';
 import { ConfigError, describeConfig, loadConfig, PROCEDURAL_SCHEMA, schemaCommand, type ProceduralConfig } from '../train/config.ts';
-import { openProceduralRun, runProcedural } from '../train/procedural.ts';
+import { closingAccuracy, openProceduralRun, runProcedural } from '../train/procedural.ts';
 import type { StopRequest } from '../train/trainer.ts';
 import { formatHelp, wantsHelp } from '../util/args.ts';
 import { DEVICE_ENV } from './env.ts';
@@ -100,10 +100,14 @@ export async function runTrainCommand(argv: string[]): Promise<number> {
       }
       const last = r.evals[r.evals.length - 1];
       const loss = r.losses[r.losses.length - 1];
+      // Dyck: the accuracy on closing-bracket targets, which the prefix determines (spec §14), is what
+      // says whether the language was learned; the experiment runner's stage-1 gate reads the same.
+      const closing = await closingAccuracy(run.trainer, loaded.values, run.validation);
       console.log(
         `done: ${r.steps} steps${r.stoppedEarly ? ' (early stop)' : ''}${r.skippedSteps ? ` (${r.skippedSteps} non-finite steps skipped)` : ''}` +
           (loss ? `; final train loss ${loss.loss.toFixed(4)}` : '') +
           (last ? `; validation loss ${last.loss.toFixed(4)}, accuracy ${(100 * last.accuracy).toFixed(2)}%` : '') +
+          (closing !== null ? `; closing-bracket accuracy ${(100 * closing).toFixed(2)}% (final weights; near 100% once the language is learned)` : '') +
           `\nrun directory: ${run.runDir}`,
       );
       run.trainer.destroy();

@@ -225,10 +225,15 @@ export interface Stage1Gate {
   learned: boolean;
 }
 
+/** Dyck and Dyck-shuffle: the trained model's accuracy on closing-bracket targets of the validation batches; null for other tasks. */
+export async function closingAccuracy(trainer: Trainer, c: ProceduralConfig, validation: readonly Batch[]): Promise<number | null> {
+  if (!isDyckTask(c.task)) return null;
+  return (await trainer.evaluate(validation.map((b) => closingBatch(b, c.k)))).accuracy;
+}
+
 /** Whether stage 1 learned its language: evaluates the trained model on the validation batches. */
 export async function stage1Gate(trainer: Trainer, c: ProceduralConfig, validation: readonly Batch[], threshold: number): Promise<Stage1Gate> {
   const all = await trainer.evaluate(validation);
-  let closing: number | null = null;
-  if (isDyckTask(c.task)) closing = (await trainer.evaluate(validation.map((b) => closingBatch(b, c.k)))).accuracy;
+  const closing = await closingAccuracy(trainer, c, validation);
   return { accuracy: all.accuracy, closingAccuracy: closing, learned: (closing ?? all.accuracy) >= threshold };
 }

@@ -200,3 +200,18 @@ describe('kindling train: one run per run directory', () => {
     expect(lossSteps(runDir)).toEqual([2, 4, 6]);
   });
 });
+
+describe('kindling train: the final line', () => {
+  it('names the closing-bracket accuracy for Dyck (the language gate of spec §14), and only for Dyck', () => {
+    const dyck = train(join(tmp, 'dyck'), ['--task', 'dyck', '--k', '2', '--seq_length', '8']);
+    expect(dyck.status, dyck.stderr).toBe(0);
+    const m = /; closing-bracket accuracy (\d+\.\d\d)% \(final weights; near 100% once the language is learned\)\nrun directory: /.exec(dyck.stdout);
+    expect(m, dyck.stdout).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(0);
+    expect(Number(m![1])).toBeLessThanOrEqual(100);
+    const sort = train(join(tmp, 'sort'));
+    expect(sort.status, sort.stderr).toBe(0);
+    expect(sort.stdout).toMatch(/; validation loss \d+\.\d{4}, accuracy \d+\.\d\d%\nrun directory: /);
+    expect(sort.stdout).not.toContain('closing-bracket');
+  });
+});
