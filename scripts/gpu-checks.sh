@@ -27,7 +27,7 @@
 # without them); without it, node and node_modules must already be here. NEEDLE_SECONDS (default 300)
 # bounds the experiment: then its processes are killed, and what OUT/needle-runs.tar.xz holds (finished
 # runs, the others' checkpoints every 500 steps) resumes when that file is put into KIT for the next call.
-# JOBS (default 9: every needle run at once) is the number of worker processes sharing the GPU;
+# JOBS (default 15: every needle run at once) is the number of worker processes sharing the GPU;
 # STACK (default 1) trains up to that many seeds of an arm as one stacked model (--stack).
 # GPU_CHECKS_ONLY (comma-separated: step, gelu, attention, precision, stacked, arms, needle; default
 # all) runs only those parts, so that the whole set can be split over calls of a limited length
@@ -37,7 +37,7 @@ cd "$(dirname "$0")/.."
 out=${1:?usage: bash scripts/gpu-checks.sh OUT [KIT] [NEEDLE_SECONDS] [JOBS] [STACK]}
 kit=${2:-}
 secs=${3:-300}
-jobs=${4:-9}
+jobs=${4:-15}
 stack=${5:-1}
 only=",${GPU_CHECKS_ONLY:-step,gelu,attention,precision,stacked,arms,needle},"
 gco=${GPU_CHECKS_ONLY:-}

@@ -188,8 +188,8 @@ arms:
     const { experiment } = loadExperiment('paper');
     const plan = planExperiment(experiment);
     const needle = selectArms(plan, ['needle-*'], experiment);
-    expect(needle.length).toBe(9); // 3 arms × 3 seeds
-    expect(new Set(needle.map((r) => r.arm))).toEqual(new Set(['needle-none', 'needle-dyck', 'needle-dyck-shuffled']));
+    expect(needle.length).toBe(15); // 5 arms × 3 seeds
+    expect(new Set(needle.map((r) => r.arm))).toEqual(new Set(['needle-none', 'needle-dyck', 'needle-dyck-shuffled', 'needle-dyck-attn', 'needle-dyck-attn-shuffled']));
     const two = selectArms(plan, ['needle-none', 'addition-eca'], experiment);
     expect(two.length).toBe(6);
     expect(new Set(two.map((r) => r.arm))).toEqual(new Set(['needle-none', 'addition-eca']));
