@@ -66,7 +66,7 @@ interface TaskOption extends OptionSpec {
   tasks?: readonly TaskName[];
 }
 
-const ALGO: readonly TaskName[] = ['sort', 'reverse', 'identity', 'set', 'union', 'delete', 'stack', 'ww'];
+const ALGO: readonly TaskName[] = ['sort', 'reverse', 'identity', 'set', 'union', 'delete', 'stack', 'ww', 'uniform'];
 const DYCK: readonly TaskName[] = ['dyck', 'dyck_shuffle'];
 
 const scoped = (o: TaskOption): TaskOption => ({ ...o, group: 'task options', doc: o.tasks ? `${o.doc} [${o.tasks.join(', ')}]` : o.doc });
@@ -118,7 +118,7 @@ no de-duplication).`;
 export const DATA_SPEC: CommandSpec = {
   command: 'kindling data',
   summary:
-    'Procedural pretraining data (sort reverse identity set union delete stack dyck dyck_shuffle ww eca) and the ' +
+    `Procedural pretraining data (${TASK_NAMES.join(' ')}) and the ` +
     'downstream algorithmic tasks (condattendstream_N additionstream_N forwardaddition_N multiplication_N sort_N; ' +
     'e.g. condattendstream_30). Run `kindling data <command> --help` for the options of a command.',
   subcommands: {

@@ -257,8 +257,9 @@ function gateThreshold(arm: ArmSummary): number | undefined {
 export function stage1Warnings(results: ExperimentResults): string[] {
   const out: string[] = [];
   for (const a of results.arms) {
-    // A shuffled control is meant not to be learnable: its ✗ is in the arm table, not a warning.
-    if (!a.stage1 || a.stage1.learned || a.role === 'shuffled') continue;
+    // A shuffled control, and the uniform task, are meant not to be learnable: their ✗ is in the arm
+    // table, not a warning.
+    if (!a.stage1 || a.stage1.learned || a.role === 'shuffled' || a.stage1.task === 'uniform') continue;
     const t = gateThreshold(a);
     const bound = t === undefined ? 'threshold' : `threshold ${t}`;
     let what: string;

@@ -145,7 +145,7 @@ describe('results.md', () => {
     expect(checkpointSteps([])).toEqual([]);
   });
 
-  it('a warning for every procedural arm whose stage 1 did not learn (not for the shuffled control)', () => {
+  it('a warning for every procedural arm whose stage 1 did not learn (not for the shuffled or uniform controls)', () => {
     expect(stage1Warnings(results)).toEqual([]);
     const recs = needleSet();
     for (const seed of [0, 1]) {
@@ -153,6 +153,8 @@ describe('results.md', () => {
       recs.push(
         record({ arm: 'union', seed, stage1: stage1({ task: 'union', learned: seed === 0, closing_accuracy: null, accuracy: 0.4, settings: { learned_threshold: 0.9 } }) }),
       );
+      // The uniform task has nothing to learn: never learned, never warned about.
+      recs.push(record({ arm: 'uniform', seed, stage1: stage1({ task: 'uniform', learned: false, closing_accuracy: null, accuracy: 0.06, settings: { task: 'uniform', vocab_size: 17 } }) }));
     }
     const w = stage1Warnings(aggregate(recs, 'e'));
     expect(w).toEqual([

@@ -32,6 +32,23 @@ describe('ww (§2.9)', () => {
   });
 });
 
+describe('uniform (ours: the no-structure control)', () => {
+  it('is L independent draws from 1..V-1 with loss on all positions but the last', () => {
+    // np.random.RandomState(42).randint(1, 17, size=8).tolist(); sample idx 3: RandomState(45)
+    const task = createTask('uniform', { seqLength: 8, vocabSize: 17 });
+    const s = task.sample(0);
+    expect(Array.from(s.ids)).toEqual([7, 4, 13, 15, 11, 8, 13, 5]);
+    expect(Array.from(task.sample(3).ids)).toEqual([12, 15, 4, 13, 1, 16, 14, 6]);
+    expect(lossPositions(s)).toEqual(range(0, 6));
+    expect(Array.from(s.targets)).toEqual([4, 13, 15, 11, 8, 13, 5, 18]);
+    expect(s.attentionMask.every((m) => m === 1)).toBe(true);
+    expect([task.vocabSize, task.contextLength, task.padId, task.sepId]).toEqual([19, 8, 18, undefined]);
+  });
+  it('needs L >= 2 to train on anything', () => {
+    expect(lossPositions(createTask('uniform', { seqLength: 1 }).sample(0))).toEqual([]);
+  });
+});
+
 describe('eca (§2.10)', () => {
   // Python reference used for both constants:
   //   def eca(seed, L, rule, rows, burn):
@@ -129,6 +146,7 @@ describe('registry', () => {
       dyck_shuffle: [129, 2048],
       ww: [102, 128],
       eca: [4, 129],
+      uniform: [102, 64],
     };
     for (const name of TASK_NAMES) {
       const task = createTask(name);

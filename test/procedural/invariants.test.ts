@@ -122,6 +122,9 @@ describe('the checkers reject corrupted samples', () => {
     expect(validateSample(eca, corrupt(e, 10, 1 - e.ids[10])).length).toBeGreaterThan(0);
     const ww = createTask('ww', { seqLength: 8, vocabSize: 10 });
     expect(validateSample(ww, corrupt(ww.sample(0), 15, 1)).length).toBeGreaterThan(0);
+    const uniform = createTask('uniform', { seqLength: 8, vocabSize: 10 });
+    expect(validateSample(uniform, corrupt(uniform.sample(0), 3, 10))).toEqual(['uniform: a token outside the content range 1..9']);
+    expect(validateSample(uniform, { ...uniform.sample(0), lossMask: new Uint8Array(8).fill(1, 1, 7) })).toEqual(['uniform: loss is not on all positions but the last']);
     // A broken target shift is structural.
     const bad = { ...s, targets: s.targets.slice().fill(0) };
     expect(validateSample(sort, bad).join()).toMatch(/targets/);

@@ -176,3 +176,15 @@ export function generateWW(rng: NumpyRandomState, L: number, V: number, lossOnAl
   ids.copyWithin(L, 0, L);
   return makeSample(ids, rangeMask(ids.length, lossOnAll ? 0 : L - 1, 2 * L - 2), pad, 'ones');
 }
+
+/**
+ * uniform (ours, not in the paper): ids = L independent draws from 1..V-1 (length L, no SEP, no PAD),
+ * loss on 0..L-2. Nothing in a sequence predicts the next token beyond the unigram (loss ln(V-1) at
+ * best): the no-structure control, a stream of the same shape as Dyck's with no language to learn.
+ */
+export function generateUniform(rng: NumpyRandomState, L: number, V: number): Sample {
+  const { pad } = algorithmicTokens(V);
+  const ids = new Int32Array(L);
+  rng.fillRandint(ids, 1, V, 0, L);
+  return makeSample(ids, rangeMask(L, 0, L - 2), pad, 'ones');
+}

@@ -270,6 +270,15 @@ export function validateSample(task: ProceduralTask, sample: Sample): string[] {
       add(onesRange(sample.lossMask, lossOnAll ? 0 : L - 1, 2 * L - 2), 'loss positions wrong');
       break;
     }
+    case 'uniform': {
+      const L = genLength(task);
+      const V = (task.config as AlgorithmicConfig).vocabSize;
+      add(ids.length === L, 'wrong length');
+      add(ids.every((t) => t >= 1 && t < V), `a token outside the content range 1..${V - 1}`);
+      add(onesRange(sample.lossMask, 0, L - 2), 'loss is not on all positions but the last');
+      add(sample.attentionMask.every((m) => m === 1), 'attention mask is not all ones');
+      break;
+    }
     case 'eca': {
       const c = task.config as EcaConfig;
       add(ecaRowsFollowRule(ids, genLength(task), c.rows, c.rule), `rows do not follow rule ${c.rule}`);

@@ -1,7 +1,7 @@
 // Registry of the procedural tasks, keyed by the reference's task names, with typed configs, spec
 // defaults, derived model vocabulary / context length, and a uniform sampling interface.
 //
-//   random-access tasks (sort reverse identity set union delete stack ww eca):
+//   random-access tasks (sort reverse identity set union delete stack ww eca uniform):
 //       sample(idx) = generator(RandomState(seed + idx))            — independent, O(1) per sample
 //   stream tasks (dyck dyck_shuffle):
 //       sample(idx) = call number idx after random.seed(seed)      — sequential; random access replays
@@ -15,6 +15,7 @@ import {
   generateSet,
   generateSort,
   generateStack,
+  generateUniform,
   generateUnion,
   generateWW,
 } from './algorithmic.ts';
@@ -36,6 +37,7 @@ export const TASK_NAMES = [
   'dyck_shuffle',
   'ww',
   'eca',
+  'uniform',
 ] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
 
@@ -110,6 +112,7 @@ export interface TaskConfigs {
   dyck_shuffle: DyckConfig;
   ww: WWConfig;
   eca: EcaConfig;
+  uniform: AlgorithmicConfig;
 }
 
 export type TaskConfig = TaskConfigs[TaskName];
@@ -130,6 +133,7 @@ export const DEFAULT_CONFIGS: { readonly [N in TaskName]: Readonly<TaskConfigs[N
   dyck_shuffle: DYCK_DEFAULTS,
   ww: Object.freeze({ ...ALGO_DEFAULTS, lossOnAll: false }),
   eca: Object.freeze({ seqLength: 64, rule: 110, rows: 2, burnIn: 0, seed: 42, shuffled: false }),
+  uniform: ALGO_DEFAULTS,
 };
 
 /** One-line description of what each task trains (used by the CLI and docs). */
@@ -145,6 +149,7 @@ export const TASK_SKILLS: { readonly [N in TaskName]: string } = {
   dyck_shuffle: 'k-Dyck shuffle: interleaved, crossing bracket dependencies (counting, depth <= max_depth)',
   ww: 'WW: a random string followed by its copy (pure in-context copying)',
   eca: 'elementary cellular automaton (rule 110 by default): predict the next state (local rule execution)',
+  uniform: 'uniform random tokens, loss on every position: nothing to learn beyond the unigram (the no-structure control; not in the paper)',
 };
 
 /** How samples are indexed: random access (fresh RNG per sample) or one sequential stream. */
@@ -152,11 +157,11 @@ export function taskAccess(name: TaskName): 'random' | 'stream' {
   return name === 'dyck' || name === 'dyck_shuffle' ? 'stream' : 'random';
 }
 
-function algorithmic(name: TaskName): name is AlgorithmicTaskName | 'ww' {
-  return (ALGORITHMIC_TASKS as readonly string[]).includes(name) || name === 'ww';
+function algorithmic(name: TaskName): name is AlgorithmicTaskName | 'ww' | 'uniform' {
+  return (ALGORITHMIC_TASKS as readonly string[]).includes(name) || name === 'ww' || name === 'uniform';
 }
 
-/** The model vocabulary size the task needs: V+2 (algorithmic, WW), 2k+1 (Dyck), 4 (ECA). */
+/** The model vocabulary size the task needs: V+2 (algorithmic, WW, uniform), 2k+1 (Dyck), 4 (ECA). */
 export function modelVocabSize(name: TaskName, config: Readonly<TaskConfig>): number {
   if (name === 'dyck' || name === 'dyck_shuffle') return 2 * (config as DyckConfig).k + 1;
   if (name === 'eca') return ECA_VOCAB;
@@ -165,8 +170,9 @@ export function modelVocabSize(name: TaskName, config: Readonly<TaskConfig>): nu
 
 /**
  * The model context length (n_positions, §2.1): 2L+1 for all algorithmic tasks except union (2L+2) and
- * delete (2L+3) — stack sequences are 2L long but keep 2L+1 —, the length n for Dyck, 2L for WW, and
- * T·L + T-1 for ECA (2L+1 for the default T = 2). Always that of the full seqLength, curriculum or not.
+ * delete (2L+3) — stack sequences are 2L long but keep 2L+1 —, the length n for Dyck, 2L for WW, L for
+ * uniform, and T·L + T-1 for ECA (2L+1 for the default T = 2). Always that of the full seqLength,
+ * curriculum or not.
  */
 export function contextLength(name: TaskName, config: Readonly<TaskConfig>): number {
   switch (name) {
@@ -179,6 +185,8 @@ export function contextLength(name: TaskName, config: Readonly<TaskConfig>): num
     }
     case 'ww':
       return 2 * (config as WWConfig).seqLength;
+    case 'uniform':
+      return (config as AlgorithmicConfig).seqLength;
     case 'union':
       return 2 * (config as AlgorithmicConfig).seqLength + 2;
     case 'delete':
@@ -205,6 +213,7 @@ export const MIN_TRAINING_LENGTH: { readonly [N in TaskName]: { readonly min: nu
   dyck_shuffle: { min: 2, why: 'the loss is on positions 0..n-2, none for n = 1' },
   ww: { min: 1 },
   eca: { min: 1 },
+  uniform: { min: 2, why: 'the loss is on positions 0..L-2, none for L = 1' },
 };
 
 /** Special token ids: PAD always, SEP where the task has one. */
@@ -212,7 +221,7 @@ export function specialTokens(name: TaskName, config: Readonly<TaskConfig>): { p
   if (name === 'dyck' || name === 'dyck_shuffle') return { pad: 2 * (config as DyckConfig).k };
   if (name === 'eca') return { pad: ECA_PAD, sep: ECA_SEP };
   const V = (config as AlgorithmicConfig).vocabSize;
-  return name === 'ww' ? { pad: V + 1 } : { pad: V + 1, sep: V };
+  return name === 'ww' || name === 'uniform' ? { pad: V + 1 } : { pad: V + 1, sep: V };
 }
 
 function requireInt(value: unknown, what: string, min: number, max = Number.MAX_SAFE_INTEGER): void {
@@ -315,6 +324,8 @@ function randomAccessGenerator(name: TaskName, config: TaskConfig): RandomAccess
       const e = config as EcaConfig;
       return (rng, L) => generateEca(rng, L, e.rule, e.rows, e.burnIn);
     }
+    case 'uniform':
+      return (rng, L) => generateUniform(rng, L, V);
     default:
       throw new Error(`${name} is not a random-access task`);
   }
