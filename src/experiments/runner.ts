@@ -242,7 +242,7 @@ class Context {
       };
       writeJsonAtomic(join(dir, STAGE1_FILE), stored);
       const gateText = gate.closingAccuracy !== null ? `closing accuracy ${(100 * gate.closingAccuracy).toFixed(1)}%` : `accuracy ${(100 * gate.accuracy).toFixed(1)}%`;
-      this.log(`stage 1 ${p.key} (${p.arm}, seed ${c.seed}): ${r.result.steps} steps, ${gateText}${gate.learned ? '' : c.task === 'uniform' ? ' (the uniform control: nothing to learn)' : ` — below learned_threshold ${this.experiment.learned_threshold}: did NOT learn its language`}`);
+      this.log(`stage 1 ${p.key} (${p.arm}, seed ${c.seed}): ${r.result.steps} steps, ${gateText}${gate.learned ? '' : p.shuffled || c.task === 'uniform' ? ` (${p.shuffled ? 'the shuffled' : 'the uniform'} control: nothing to learn by design)` : ` — below learned_threshold ${this.experiment.learned_threshold}: did NOT learn its language`}`);
     } finally {
       r.trainer.destroy();
       r.model.destroy();

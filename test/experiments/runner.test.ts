@@ -137,6 +137,26 @@ describe('experiment runner', () => {
     expect(results.arms.find((a) => a.name === 'mix')!.stage1!.closing_accuracy).toBe(part.closing_accuracy);
   });
 
+  it('the shuffled and uniform controls: their stage-1 log line says "nothing to learn by design", not "did NOT learn"', async () => {
+    const e = await engine();
+    const text = TINY.replace('name: tiny', 'name: tiny-controls')
+      .replace('seeds: [0, 1]', 'seeds: [0]')
+      .replace(/  - \{name: dyck, .*\n/, '  - {name: dyck-shuffled, role: shuffled}\n')
+      .replace(/  - \{name: dyck-lr.*\n/, '  - {name: uniform, role: procedural, stage1: {task: uniform, vocab_size: 5}}\n');
+    const dir = join(tmp, 'controls');
+    const logs: string[] = [];
+    const r = await runExperiment({ experiment: parseExperiment(text), text, dir, engine: e, board: { ...quiet, log: (line: string) => logs.push(line) } });
+    expect(r.completed).toBe(2);
+    const gates = logs.filter((l) => l.startsWith('stage 1 '));
+    expect(gates).toHaveLength(2);
+    expect(gates.find((l) => l.includes('(dyck-shuffled, seed 0)'))).toMatch(/closing accuracy [\d.]+% \(the shuffled control: nothing to learn by design\)$/);
+    expect(gates.find((l) => l.includes('(uniform, seed 0)'))).toMatch(/: 20 steps, accuracy [\d.]+% \(the uniform control: nothing to learn by design\)$/);
+    const u = records(dir).get('uniform/seed-0')!.stage1!;
+    expect(u.task).toBe('uniform');
+    expect(u.learned).toBe(false);
+    expect(u.closing_accuracy).toBeNull();
+  });
+
   it('a killed experiment rerun with --resume ends with the uninterrupted results', async () => {
     const dir = join(tmp, 'b');
     const cli = ['--import', 'tsx', 'src/cli/main.ts', 'experiment', file, '--out', dir];
