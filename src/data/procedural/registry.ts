@@ -149,7 +149,7 @@ export const TASK_SKILLS: { readonly [N in TaskName]: string } = {
   dyck_shuffle: 'k-Dyck shuffle: interleaved, crossing bracket dependencies (counting, depth <= max_depth)',
   ww: 'WW: a random string followed by its copy (pure in-context copying)',
   eca: 'elementary cellular automaton (rule 110 by default): predict the next state (local rule execution)',
-  uniform: 'uniform random tokens, loss on every position: nothing to learn beyond the unigram (the no-structure control; not in the paper)',
+  uniform: 'uniform random tokens, loss on all positions but the last: nothing to learn beyond the unigram (the no-structure control; not in the paper)',
 };
 
 /** How samples are indexed: random access (fresh RNG per sample) or one sequential stream. */
