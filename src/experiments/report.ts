@@ -10,6 +10,7 @@ import { basename, join, resolve } from 'node:path';
 import { aggregate, readRunRecords } from './aggregate.ts';
 import { fisherExactTwoSided, median } from './stats.ts';
 import type { ArmRole, ArmSummary, DataSaved, ExperimentResults } from './types.ts';
+import { controlStream } from '../data/procedural/registry.ts';
 import { isSemanticTask } from '../train/semantic.ts';
 import { makeDirs } from '../util/dirs.ts';
 
@@ -257,9 +258,8 @@ function gateThreshold(arm: ArmSummary): number | undefined {
 export function stage1Warnings(results: ExperimentResults): string[] {
   const out: string[] = [];
   for (const a of results.arms) {
-    // A shuffled control, and the uniform task, are meant not to be learnable: their ✗ is in the arm
-    // table, not a warning.
-    if (!a.stage1 || a.stage1.learned || a.role === 'shuffled' || a.stage1.task === 'uniform') continue;
+    // A control stream (shuffled, uniform) is meant not to be learnable: its ✗ is in the arm table, not a warning.
+    if (!a.stage1 || a.stage1.learned || controlStream(String(a.stage1.task), a.role === 'shuffled')) continue;
     const t = gateThreshold(a);
     const bound = t === undefined ? 'threshold' : `threshold ${t}`;
     let what: string;

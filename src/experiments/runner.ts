@@ -30,6 +30,7 @@ import { assertSemanticFits, checkSemanticInputs, runSemantic, SEMANTIC_RUNNER_K
 import { type DownstreamMixture, type DownstreamOptions, type DownstreamResult, runDownstream } from '../train/downstream.ts';
 import { runDownstreamStacked, StackError } from '../train/stacked.ts';
 import { runProcedural, stage1Gate } from '../train/procedural.ts';
+import { controlStream } from '../data/procedural/registry.ts';
 import { aggregate } from './aggregate.ts';
 import { type BoardSink, IpcBoard, ProgressBoard, relay } from './board.ts';
 import { lockOwner, tryLock } from './lock.ts';
@@ -241,8 +242,9 @@ class Context {
         elapsed_s: (performance.now() - t0) / 1000,
       };
       writeJsonAtomic(join(dir, STAGE1_FILE), stored);
+      const control = controlStream(c.task, c.shuffled);
       const gateText = gate.closingAccuracy !== null ? `closing accuracy ${(100 * gate.closingAccuracy).toFixed(1)}%` : `accuracy ${(100 * gate.accuracy).toFixed(1)}%`;
-      this.log(`stage 1 ${p.key} (${p.arm}, seed ${c.seed}): ${r.result.steps} steps, ${gateText}${gate.learned ? '' : p.shuffled || c.task === 'uniform' ? ` (${p.shuffled ? 'the shuffled' : 'the uniform'} control: nothing to learn by design)` : ` — below learned_threshold ${this.experiment.learned_threshold}: did NOT learn its language`}`);
+      this.log(`stage 1 ${p.key} (${p.arm}, seed ${c.seed}): ${r.result.steps} steps, ${gateText}${gate.learned ? '' : control ? ` (${control}: nothing to learn by design)` : ` — below learned_threshold ${this.experiment.learned_threshold}: did NOT learn its language`}`);
     } finally {
       r.trainer.destroy();
       r.model.destroy();

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   TASK_NAMES,
   contextLength,
+  controlStream,
   createTask,
   lossPositions,
   modelVocabSize,
@@ -46,6 +47,11 @@ describe('uniform (ours: the no-structure control)', () => {
   });
   it('needs L >= 2 to train on anything', () => {
     expect(lossPositions(createTask('uniform', { seqLength: 1 }).sample(0))).toEqual([]);
+  });
+  it('is a control stream, as every shuffled task is; the structured tasks are not', () => {
+    expect(controlStream('uniform', false)).toBe('the uniform control');
+    expect(controlStream('dyck', true)).toBe('the shuffled control');
+    expect(TASK_NAMES.filter((n) => controlStream(n, false) !== null)).toEqual(['uniform']);
   });
 });
 

@@ -152,6 +152,16 @@ export const TASK_SKILLS: { readonly [N in TaskName]: string } = {
   uniform: 'uniform random tokens, loss on all positions but the last: nothing to learn beyond the unigram (the no-structure control; not in the paper)',
 };
 
+/**
+ * The control a stage-1 stream is, when it has nothing to learn by design — the shuffled control of any
+ * task (§2.11), or the uniform task — or null for a task with a language to learn. Reports and logs
+ * use it not to flag such a stage 1 as having failed to learn.
+ */
+export function controlStream(task: string, shuffled: boolean): 'the shuffled control' | 'the uniform control' | null {
+  if (shuffled) return 'the shuffled control';
+  return task === 'uniform' ? 'the uniform control' : null;
+}
+
 /** How samples are indexed: random access (fresh RNG per sample) or one sequential stream. */
 export function taskAccess(name: TaskName): 'random' | 'stream' {
   return name === 'dyck' || name === 'dyck_shuffle' ? 'stream' : 'random';
